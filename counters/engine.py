@@ -1,0 +1,156 @@
+"""The counting engine: applies normalized changes to a subscription's state (SPEC §2, §4, §5).
+
+Pure and synchronous: the offline replay and the live count stage call the same ``apply``, so they can
+never disagree. Ordering rules make it safe under redelivery and late events: every record field is
+last-writer-wins by event time, deletes leave tombstones, the logged-in mark is sticky; applying the
+same change twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from counters import individuals
+from counters.classify import CLASSES, OwnedDomains
+from counters.levels import highest_reached, next_level
+from counters.state import Record, SubscriptionState
+from schemas.changes import Change
+from schemas.outputs import CapacityEvent, format_instant
+
+_EVENT_NAMESPACE = uuid.UUID("6f1c2a57-4a0e-4a43-9d1e-2f6a3c1d8b90")
+
+
+def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
+    """Apply one change and return the capacity-change events it causes, in order."""
+    if change.invalid_email:
+        state.invalid_emails += 1
+    if change.kind == "config":
+        return _apply_config(state, change)
+    if change.kind == "anonymous":
+        state.sessions.add(change.record)
+        return []
+    _apply_record_change(state, change)
+    return [e for c in CLASSES if (e := _follow_level(state, c, change)) is not None]
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+def _apply_record_change(state: SubscriptionState, change: Change) -> None:
+    ref, time = change.record, change.time
+    record = state.records.get(ref)
+    if record is None:
+        tombstone = state.tombstones.get(ref)
+        if tombstone is not None and time <= tombstone:
+            return  # older than the delete: the record stays deleted
+        if change.kind == "delete":
+            state.tombstones[ref] = time
+            state.dirty.add(ref)
+            return
+        record = state.records[ref] = Record(change.runtime, change.provider, time)
+        state.tombstones.pop(ref, None)
+    elif change.kind == "delete":
+        if time >= record.updated:  # unless a newer event already changed it
+            individuals.refresh(state, ref, removing=True)
+            del state.records[ref]
+            state.tombstones[ref] = time
+            state.dirty.add(ref)
+        return
+    _set_fields(record, change)
+    state.dirty.add(ref)
+    individuals.refresh(state, ref)
+
+
+def _set_fields(record: Record, change: Change) -> None:
+    """Each field is set only by an event that is not older than the one that last set it."""
+    time, fields, kind = change.time, change.fields, change.kind
+    if kind == "login":
+        record.logged_in = True
+    if kind == "deactivate" or kind == "activate":
+        if time >= record.active_t:
+            record.active, record.active_t = kind == "activate", time
+    else:
+        if "email" in fields and time >= record.email_t:
+            record.email, record.email_t = fields["email"], time
+        if "username" in fields and time >= record.username_t:
+            record.username, record.username_t = fields["username"], time
+        if "active" in fields and time >= record.active_t:
+            record.active, record.active_t = fields["active"], time
+        if "default_tenant" in fields and time >= record.default_tenant_t:
+            record.default_tenant, record.default_tenant_t = fields["default_tenant"], time
+    if time > record.updated:
+        record.updated = time
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
+    settings, new = state.settings, change.fields
+    policy_before = (settings.platform, dict(settings.runtimes))
+    thresholds_before = settings.thresholds
+    if "platform" in new:
+        settings.platform = new["platform"]
+    if "runtimes" in new:
+        settings.runtimes.update(new["runtimes"])
+    if "capacity" in new:
+        settings.capacity.update(new["capacity"])
+    if "thresholds" in new:
+        settings.thresholds = tuple(new["thresholds"])
+    if "hysteresis" in new:
+        settings.hysteresis = new["hysteresis"]
+    if (settings.platform, settings.runtimes) != policy_before:
+        individuals.rebuild(state)  # platform or versions may change every record's facts
+    if "domains" in new and tuple(new["domains"]) != settings.domains.entries:
+        settings.domains = OwnedDomains(new["domains"])
+        individuals.reclassify(state)
+    thresholds_changed = set(settings.thresholds) != set(thresholds_before)
+    events = []
+    for user_class in CLASSES:
+        if settings.capacity[user_class] is None:
+            state.levels[user_class] = 0  # unlimited: no level, and no event for leaving one
+            continue
+        event = _follow_level(state, user_class, change, without_hysteresis=thresholds_changed)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+# --- levels ---------------------------------------------------------------------------------------
+
+
+def _follow_level(
+    state: SubscriptionState, user_class: str, change: Change, without_hysteresis: bool = False
+) -> CapacityEvent | None:
+    settings = state.settings
+    capacity = settings.capacity[user_class]
+    if capacity is None:
+        return None
+    count, level = state.count(user_class), state.levels[user_class]
+    if without_hysteresis:
+        new_level = highest_reached(count, capacity, settings.thresholds)
+    else:
+        new_level = next_level(level, count, capacity, settings.thresholds, settings.hysteresis)
+    if new_level == level:
+        return None
+    state.levels[user_class] = new_level
+    state.sequence[user_class] += 1
+    return CapacityEvent(
+        id=capacity_event_id(state.subscription, user_class, state.sequence[user_class], level, new_level),
+        subscription=state.subscription,
+        user_class=user_class,  # type: ignore[arg-type]
+        previous_level=level,
+        level=new_level,
+        direction="up" if new_level > level else "down",
+        count=count,
+        capacity=capacity,
+        exceeded=count > capacity,
+        time=format_instant(change.time),
+        trigger=change.event_id,
+    )
+
+
+def capacity_event_id(subscription: str, user_class: str, sequence: int, previous: int, level: int) -> str:
+    """Deterministic: the n-th level change of a class is the same change however often it is
+    recomputed (the count stage applies each change exactly once, in order), so it gets the same id."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{subscription}\x1f{user_class}\x1f{sequence}\x1f{previous}\x1f{level}"))
+

@@ -1,0 +1,238 @@
+"""SPEC §3: emails, usernames, domains and phones in their normalized forms.
+
+Normalization decides identity: two records are the same person exactly when their normalized
+identifiers are equal, so every comparison in the engine goes through these functions and nothing else.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import lru_cache
+from typing import Any
+
+import idna
+
+from schemas.changes import Change
+from schemas.codec import Rejection
+from schemas.events import ConfigEvent, InputEvent, LoginEvent, ProfileEvent, VisitEvent
+
+DEVELOPMENT_SECRET = b"endusers-development-secret-change-me"
+
+
+def normalize_domain(domain: str) -> str | None:
+    """Lowercased IDNA ASCII form without a trailing dot; None when it is not a dotted domain name."""
+    return _domain(domain.strip())
+
+
+@lru_cache(maxsize=65_536)
+def _domain(domain: str) -> str | None:
+    if domain.endswith("."):
+        domain = domain[:-1]
+    if not domain or "." not in domain or any(c.isspace() for c in domain):
+        return None
+    labels = domain.split(".")
+    if any(not label for label in labels):
+        return None
+    if domain.isascii():
+        ascii_domain = domain.lower()
+    else:
+        try:
+            ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+        except (idna.IDNAError, UnicodeError, ValueError):
+            return None
+    if len(ascii_domain) > 253:
+        return None
+    return ascii_domain
+
+
+def normalize_email(email: str) -> str | None:
+    """The normalized address, or None when the address is not valid (SPEC §3).
+
+    Valid: one ``@`` outside double quotes, no whitespace, a non-empty local part, a domain with a dot.
+    The whole address is lowercased; no plus-tag or dot stripping (that would merge different people).
+    """
+    email = email.strip()
+    if not email or any(c.isspace() for c in email):
+        return None
+    at = _single_unquoted_at(email)
+    if at is None or at == 0:
+        return None
+    domain = _domain(email[at + 1 :])
+    if domain is None:
+        return None
+    return f"{email[:at].lower()}@{domain}"
+
+
+def _single_unquoted_at(text: str) -> int | None:
+    position = None
+    quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == "@" and not quoted:
+            if position is not None:
+                return None
+            position = index
+    return None if quoted else position
+
+
+def email_domain(normalized_email: str) -> str:
+    """The domain of an already normalized email."""
+    return normalized_email.rsplit("@", 1)[1]
+
+
+def normalize_username(username: str) -> str | None:
+    """Trimmed and case-folded; an empty username is no username."""
+    folded = username.strip().casefold()
+    return folded or None
+
+
+def normalize_phone(phone: str) -> str | None:
+    """Digits only, keeping a leading ``+``; None when the phone has no digit."""
+    phone = phone.strip()
+    digits = "".join(c for c in phone if c.isdigit() and c.isascii())
+    if not digits:
+        return None
+    return ("+" if phone.startswith("+") else "") + digits
+
+
+def normalize_owned_domain(entry: str) -> str | None:
+    """An owned-domain entry: a leading ``@`` dropped; ``*.`` kept as the wildcard marker."""
+    entry = entry.strip()
+    if entry.startswith("@"):
+        entry = entry[1:]
+    if entry.startswith("*."):
+        base = _domain(entry[2:])
+        return None if base is None else "*." + base
+    return _domain(entry)
+
+
+class Digester:
+    """Keyed digests of identifiers and record keys, so no personal data is stored at rest.
+
+    HMAC-SHA256 truncated to 64 bits: collisions within one subscription's million identifiers have a
+    probability near 3e-8, and the secret keeps digests from being reversed by a dictionary attack.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes = DEVELOPMENT_SECRET) -> None:
+        self._key = secret
+
+    def __call__(self, *parts: str) -> str:
+        message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+        return hmac.digest(self._key, message, "sha256")[:8].hex()
+
+
+# --- events into changes -------------------------------------------------------------------------
+
+VISITOR_PROVIDER = "visitor"
+
+
+def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
+    """Normalize a validated event; ``arrival_time`` is its time when it carries none (SPEC §2)."""
+    time = event.time if event.time is not None else arrival_time
+    if isinstance(event, ConfigEvent):
+        return _config_change(event, time)
+    if isinstance(event, VisitEvent):
+        return _visit_change(event, digest, time)
+    return _record_change(event, digest, time)
+
+
+def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int) -> Change:
+    kind = "login" if isinstance(event, LoginEvent) else event.op
+    change = Change(
+        kind=kind,  # type: ignore[arg-type]
+        subscription=event.subscription,
+        time=time,
+        event_id=event.id,
+        record=digest(event.runtime, event.tenant, event.provider, event.user_id),
+        runtime=event.runtime,
+        provider=event.provider,
+    )
+    if kind in ("login", "upsert"):
+        given = event.model_fields_set
+        _identity_fields(change, given, event.email, event.username, digest)
+        if "default_tenant" in given and event.default_tenant is not None:
+            change.fields["default_tenant"] = event.default_tenant
+        if isinstance(event, ProfileEvent) and "active" in given and event.active is not None:
+            change.fields["active"] = event.active
+    return change
+
+
+def _identity_fields(
+    change: Change, given: set[str], email: str | None, username: str | None, digest: Digester
+) -> None:
+    if "email" in given:
+        normalized = normalize_email(email) if email is not None else None
+        change.invalid_email = email is not None and normalized is None
+        change.fields["email"] = None if normalized is None else [digest(normalized), email_domain(normalized)]
+    if "username" in given:
+        login = normalize_username(username) if username is not None else None
+        if login is None:
+            change.fields["username"] = None
+        else:
+            as_email = normalize_email(login)
+            change.fields["username"] = [digest(login), email_domain(as_email) if as_email else None]
+
+
+def _visit_change(event: VisitEvent, digest: Digester, time: int) -> Change:
+    """A visit that shares personal data upserts a visitor record; otherwise it is anonymous."""
+    email = normalize_email(event.email) if event.email is not None else None
+    phone = normalize_phone(event.phone) if event.phone is not None else None
+    named = event.name is not None and event.name.strip() != ""
+    common: dict[str, Any] = {"subscription": event.subscription, "time": time, "event_id": event.id}
+    if email is None and phone is None and not named:
+        return Change(kind="anonymous", record=digest(event.session_id), runtime=event.runtime,
+                      invalid_email=event.email is not None, **common)
+    user_id = email or phone or event.session_id
+    change = Change(
+        kind="upsert",
+        record=digest(event.runtime, event.tenant, VISITOR_PROVIDER, user_id),
+        runtime=event.runtime,
+        provider=VISITOR_PROVIDER,
+        **common,
+    )
+    given = {"email"} if event.email is not None else set()
+    _identity_fields(change, given, event.email, None, digest)
+    if event.default_tenant is not None:
+        change.fields["default_tenant"] = event.default_tenant
+    return change
+
+
+def parse_version(version: str) -> list[int]:
+    return [int(part) for part in version.split(".")]
+
+
+def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
+    settings: dict[str, Any] = {}
+    given = event.model_fields_set
+    if "platform" in given and event.platform is not None:
+        settings["platform"] = event.platform
+    if "domains" in given and event.domains is not None:
+        domains = []
+        for position, entry in enumerate(event.domains):
+            normalized = normalize_owned_domain(entry)
+            if normalized is None:
+                return Rejection(f"domains.{position}: {entry[:60]!r} is not a domain name")
+            domains.append(normalized)
+        settings["domains"] = sorted(set(domains))
+    if "capacity" in given:
+        capacity = event.capacity
+        settings["capacity"] = {} if capacity is None else {
+            key: getattr(capacity, key) for key in ("internal", "external") if key in capacity.model_fields_set
+        }
+        if capacity is None:  # "capacity": null makes both classes unlimited
+            settings["capacity"] = {"internal": None, "external": None}
+    if "thresholds" in given and event.thresholds is not None:
+        if not event.thresholds:
+            return Rejection("thresholds: must list at least one percentage")
+        settings["thresholds"] = sorted(set(event.thresholds))
+    if "hysteresis" in given and event.hysteresis is not None:
+        settings["hysteresis"] = event.hysteresis
+    if "runtimes" in given and event.runtimes is not None:
+        settings["runtimes"] = {
+            runtime: None if setting.version is None else parse_version(setting.version)
+            for runtime, setting in event.runtimes.items()
+        }
+    return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, fields=settings)

@@ -1,0 +1,175 @@
+"""A subscription's state: the facts that must persist, and the structures derived from them.
+
+Persisted (what a store saves and loads): settings, records, tombstones, levels, level-change
+sequence numbers, anonymous sessions. Derived (rebuilt from records on load, maintained incrementally
+by the engine): the identifier index, the per-scope signature histograms and totals, record and
+provider counts. Keeping the derived part out of storage halves the bytes per record at rest and means
+a store can never hold an index that disagrees with its records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from counters.classify import CLASSES, OwnedDomains
+from schemas.outputs import ScopeCounts, SubscriptionCounts
+
+NEVER = -(2**62)
+"""The time of a field nobody set: older than any event, so any explicit value wins."""
+
+DEFAULT_THRESHOLDS = (80, 90, 100)
+
+
+class Record:
+    """One user row in one runtime; each field remembers the time of the event that set it.
+
+    ``email`` and ``username`` hold ``[digest, domain-or-None]`` (or None). ``facts`` is what the
+    index currently holds for this record (None: not countable); the engine alone maintains it.
+    """
+
+    __slots__ = (
+        "runtime", "provider", "email", "email_t", "username", "username_t", "active", "active_t",
+        "default_tenant", "default_tenant_t", "logged_in", "updated", "facts",
+    )
+
+    def __init__(self, runtime: str, provider: str, updated: int) -> None:
+        self.runtime = runtime
+        self.provider = provider
+        self.email: list[Any] | None = None
+        self.email_t = NEVER
+        self.username: list[Any] | None = None
+        self.username_t = NEVER
+        self.active = True
+        self.active_t = NEVER
+        self.default_tenant = True
+        self.default_tenant_t = NEVER
+        self.logged_in = False
+        self.updated = updated
+        self.facts: Facts | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.runtime, self.provider, self.email, self.email_t, self.username, self.username_t,
+                self.active, self.active_t, self.default_tenant, self.default_tenant_t, self.logged_in,
+                self.updated]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> Record:
+        record = cls(values[0], values[1], values[11])
+        (record.email, record.email_t, record.username, record.username_t, record.active,
+         record.active_t, record.default_tenant, record.default_tenant_t, record.logged_in) = values[2:11]
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the counting rules need of a countable record under the current settings."""
+
+    eligible: bool
+    identifiers: tuple[str, ...]
+    domain: str | None
+    unclassified: bool
+
+
+@dataclass
+class Settings:
+    """SPEC §2 ``config``: each key present in a config event replaces the current value."""
+
+    platform: str = "o11"
+    domains: OwnedDomains = field(default_factory=OwnedDomains)
+    capacity: dict[str, int | None] = field(default_factory=lambda: {"internal": None, "external": None})
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+    hysteresis: float = 1
+    runtimes: dict[str, list[int] | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
+                "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Settings:
+        return cls(platform=values["platform"], domains=OwnedDomains(values["domains"]),
+                   capacity=dict(values["capacity"]), thresholds=tuple(values["thresholds"]),
+                   hysteresis=values["hysteresis"], runtimes=dict(values["runtimes"]))
+
+
+class Sessions(Protocol):
+    """Distinct anonymous sessions: exact in memory, a HyperLogLog in Redis (SPEC allows 2%)."""
+
+    def add(self, session: str) -> None: ...
+
+    def count(self) -> int: ...
+
+
+class ExactSessions:
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def add(self, session: str) -> None:
+        self._seen.add(session)
+
+    def count(self) -> int:
+        return len(self._seen)
+
+
+@dataclass
+class Scope:
+    """Derived counts of one scope (a runtime, or the whole subscription)."""
+
+    histogram: Counter[str] = field(default_factory=Counter)
+    totals: Counter[str] = field(default_factory=Counter)
+    records: int = 0
+
+    def counts(self) -> ScopeCounts:
+        return {"internal": self.totals["internal"], "external": self.totals["external"], "records": self.records}
+
+
+SUBSCRIPTION_SCOPE = None
+
+
+class SubscriptionState:
+    """Everything known about one subscription. The engine mutates it; stores persist it."""
+
+    def __init__(self, subscription: str, sessions: Sessions | None = None) -> None:
+        self.subscription = subscription
+        self.settings = Settings()
+        self.records: dict[str, Record] = {}
+        self.tombstones: dict[str, int] = {}
+        self.levels: dict[str, int] = {c: 0 for c in CLASSES}
+        self.sequence: dict[str, int] = {c: 0 for c in CLASSES}
+        self.sessions: Sessions = sessions if sessions is not None else ExactSessions()
+        self.invalid_emails = 0
+        # derived
+        self.index: dict[str, str | set[str]] = {}
+        self.scopes: dict[str | None, Scope] = {SUBSCRIPTION_SCOPE: Scope()}
+        self.providers: Counter[str] = Counter()
+        # what changed since the store last saved (records and tombstones by reference)
+        self.dirty: set[str] = set()
+
+    def scope(self, runtime: str | None) -> Scope:
+        found = self.scopes.get(runtime)
+        if found is None:
+            found = self.scopes[runtime] = Scope()
+        return found
+
+    def count(self, user_class: str) -> int:
+        """The subscription-scope count that capacities apply to."""
+        return self.scopes[SUBSCRIPTION_SCOPE].totals[user_class]
+
+    def summary(self) -> SubscriptionCounts:
+        """The SPEC §6 per-subscription object; zero runtimes and providers are omitted."""
+        whole = self.scopes[SUBSCRIPTION_SCOPE].counts()
+        return {
+            "internal": whole["internal"],
+            "external": whole["external"],
+            "records": whole["records"],
+            "runtimes": {
+                runtime: scope.counts()
+                for runtime, scope in sorted(self.scopes.items(), key=lambda item: str(item[0]))
+                if runtime is not None and scope.records > 0
+            },
+            "providers": {p: n for p, n in sorted(self.providers.items()) if n > 0},
+            "anonymous_sessions": self.sessions.count(),
+            "levels": dict(self.levels),
+        }

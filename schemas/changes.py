@@ -1,0 +1,50 @@
+"""The normalized change: what ingest forwards to the count stage (topic ``<prefix>.changes``).
+
+It carries digests instead of emails and logins, so personal data never travels past ingest, and it is
+already stamped with its effective time, so the count stage is deterministic given its input order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+ChangeKind = Literal["login", "upsert", "deactivate", "activate", "delete", "anonymous", "config"]
+
+
+@dataclass(slots=True)
+class Ident:
+    """A normalized identifier's digest and, when it is a valid email, its domain."""
+
+    digest: str
+    domain: str | None
+
+
+@dataclass(slots=True)
+class Change:
+    """One normalized input event.
+
+    ``record`` is the digest of ``(runtime, tenant, provider, user_id)`` for record changes and of the
+    session id for ``anonymous``. ``fields`` holds only what the event carries: ``email`` and
+    ``username`` as ``[digest, domain]`` or null (cleared), ``active`` and ``default_tenant`` as bools;
+    for ``config`` it holds the normalized settings.
+    """
+
+    kind: ChangeKind
+    subscription: str
+    time: int
+    event_id: str | None = None
+    record: str = ""
+    runtime: str = ""
+    provider: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    invalid_email: bool = False
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Change:
+        return cls(**orjson.loads(raw))

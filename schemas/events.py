@@ -1,0 +1,140 @@
+"""Input event contracts (SPEC §2) as typed models.
+
+The models are the single source of truth: the JSON Schema files under ``schemas/json/`` are generated
+from them (``python -m schemas.export``) and a test keeps the two in sync, so producers in other
+languages read the same contract the processor enforces.
+
+Validation is strict: no coercion of ``"true"`` into a bool or ``"12"`` into an int, because a producer
+that sends the wrong type has a bug we want reported, not guessed around. Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+MAX_STRING = 256
+MAX_EMAIL = 254
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(value: object) -> int:
+    """An RFC 3339 instant as integer microseconds since the epoch.
+
+    An offset is required: a local time without one is not an instant, and guessing a zone would
+    silently reorder a producer's events.
+    """
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 string")
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError("not an RFC 3339 instant (e.g. 2026-11-01T09:00:00Z)")
+    date, clock, fraction, offset = match.groups()
+    fraction = (fraction or ".0")[:7].ljust(7, "0")
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        instant = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
+    except ValueError as exc:
+        raise ValueError(f"not a valid date or time: {exc}") from None
+    return int(instant.timestamp()) * 1_000_000 + instant.microsecond
+
+
+def _user_id(value: object) -> object:
+    """An integer user id is taken as its decimal string (bool is not an integer)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_STRING)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STRING)]
+EmailText = Annotated[str, StringConstraints(max_length=MAX_EMAIL)]
+Instant = Annotated[int, BeforeValidator(parse_rfc3339)]
+UserId = Annotated[Name, BeforeValidator(_user_id)]
+Version = Annotated[str, StringConstraints(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    subscription: Name
+    id: Text | None = None
+    time: Instant | None = Field(default=None, description="RFC 3339 instant; absent = arrival order")
+
+
+class _RecordEvent(_Event):
+    runtime: Name = "default"
+    tenant: Name = "default"
+    default_tenant: bool | None = None
+    provider: Name = "default"
+    user_id: UserId
+    username: Text | None = None
+    email: EmailText | None = None
+    phone: Text | None = None
+    name: Text | None = None
+
+
+class LoginEvent(_RecordEvent):
+    """The user authenticated: creates the record if absent and marks it logged in (sticky)."""
+
+    type: Literal["login"]
+
+
+class ProfileEvent(_RecordEvent):
+    """User administration changed a user: upsert, deactivate, activate or delete."""
+
+    type: Literal["profile"]
+    op: Literal["upsert", "deactivate", "activate", "delete"]
+    active: bool | None = None
+
+
+class VisitEvent(_Event):
+    """Activity without login; anonymous unless it shares personal data."""
+
+    type: Literal["visit"]
+    runtime: Name = "default"
+    tenant: Name = "default"
+    default_tenant: bool | None = None
+    session_id: Name
+    email: EmailText | None = None
+    phone: Text | None = None
+    name: Text | None = None
+
+
+class Capacity(BaseModel):
+    """Licensed capacities; each key present replaces its value, null means unlimited."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    internal: Annotated[int, Field(ge=0)] | None = None
+    external: Annotated[int, Field(ge=0)] | None = None
+
+
+class RuntimeSetting(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    version: Version | None = None
+
+
+class ConfigEvent(_Event):
+    """Subscription settings; each key present replaces the current value, absent keys keep it."""
+
+    type: Literal["config"]
+    platform: Literal["o11", "odc"] | None = None
+    domains: Annotated[list[Text], Field(max_length=10_000)] | None = None
+    capacity: Capacity | None = None
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=100)] | None = None
+    hysteresis: Annotated[float, Field(ge=0, le=100)] | None = None
+    runtimes: dict[Name, RuntimeSetting] | None = None
+
+
+InputEvent = Annotated[
+    Union[LoginEvent, ProfileEvent, VisitEvent, ConfigEvent], Field(discriminator="type")
+]
+RecordEvent = LoginEvent | ProfileEvent

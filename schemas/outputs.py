@@ -1,0 +1,61 @@
+"""Output contracts: capacity-change events (``<prefix>.capacity``) and counts (SPEC §5-6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal, TypedDict
+
+import orjson
+
+
+def format_instant(microseconds: int) -> str:
+    """Integer microseconds since the epoch as an RFC 3339 UTC instant."""
+    instant = datetime.fromtimestamp(microseconds / 1_000_000, tz=timezone.utc).replace(
+        microsecond=microseconds % 1_000_000
+    )
+    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    if instant.microsecond:
+        text += f".{instant.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityEvent:
+    """A level change of one class of one subscription; ``id`` is the same whenever the change is."""
+
+    id: str
+    subscription: str
+    user_class: Literal["internal", "external"]
+    previous_level: int
+    level: int
+    direction: Literal["up", "down"]
+    count: int
+    capacity: int
+    exceeded: bool
+    time: str
+    trigger: str | None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return orjson.loads(self.to_bytes())  # type: ignore[no-any-return]
+
+
+class ScopeCounts(TypedDict):
+    internal: int
+    external: int
+    records: int
+
+
+class SubscriptionCounts(TypedDict):
+    """The per-subscription object of SPEC §6."""
+
+    internal: int
+    external: int
+    records: int
+    runtimes: dict[str, ScopeCounts]
+    providers: dict[str, int]
+    anonymous_sessions: int
+    levels: dict[str, int]
