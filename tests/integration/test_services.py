@@ -1,0 +1,131 @@
+"""The local services answer like the real thing: Kafka 4 through aiokafka and Faust, Redis with AOF."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.fixtures.services import Services
+
+pytestmark = pytest.mark.integration
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def test_kafka_produce_and_consume(services: Services) -> None:
+    topic = _unique("it-roundtrip")
+    payloads = [f"user-{i}@example.org".encode() for i in range(5)]
+
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        batch = [await producer.send(topic, value=v, key=b"org-1") for v in payloads]
+        metadata = await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+    assert [m.offset for m in metadata] == [0, 1, 2, 3, 4]
+    assert {m.topic for m in metadata} == {topic}
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=services.kafka_bootstrap,
+        group_id=_unique("it-group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        got: list[tuple[bytes | None, bytes | None]] = []
+        async with asyncio.timeout(30):
+            while len(got) < len(payloads):
+                batches = await consumer.getmany(timeout_ms=1000)
+                for records in batches.values():
+                    got.extend((r.key, r.value) for r in records)
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    assert got == [(b"org-1", v) for v in payloads]
+
+
+async def test_faust_declares_topic_with_partitions(services: Services, tmp_path: Path) -> None:
+    import faust
+
+    name = _unique("it-faust-topic")
+    app = faust.App(
+        _unique("endusers-it"),
+        broker=services.kafka_url,
+        store="memory://",
+        datadir=str(tmp_path / "faust"),
+        web_enabled=False,
+        topic_replication_factor=1,
+    )
+    topic = app.topic(name, partitions=3, value_serializer="raw")
+    try:
+        await topic.maybe_declare()
+    finally:
+        await app.producer.stop()
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka_bootstrap)
+    await admin.start()
+    try:
+        assert name in await admin.list_topics()
+        (described,) = await admin.describe_topics([name])
+    finally:
+        await admin.close()
+    assert described["error_code"] == 0
+    assert described["topic"] == name
+    assert sorted(p["partition"] for p in described["partitions"]) == [0, 1, 2]
+    assert all(p["leader"] == 1 and p["replicas"] == [1] for p in described["partitions"])
+
+
+async def test_redis_set_get_and_lua(services: Services) -> None:
+    client = aioredis.from_url(services.redis_url, decode_responses=True)
+    key = _unique("it:users")
+    try:
+        assert await client.set(f"{key}:name", "alice") is True
+        assert await client.get(f"{key}:name") == "alice"
+
+        # add a member to a set and return the new cardinality, atomically
+        sha = await client.script_load(
+            "redis.call('SADD', KEYS[1], ARGV[1]); return redis.call('SCARD', KEYS[1])"
+        )
+        assert await client.script_exists(sha) == [True]
+        assert await client.evalsha(sha, 1, f"{key}:set", "u1") == 1
+        assert await client.evalsha(sha, 1, f"{key}:set", "u2") == 2
+        assert await client.evalsha(sha, 1, f"{key}:set", "u1") == 2
+        assert await client.smembers(f"{key}:set") == {"u1", "u2"}
+    finally:
+        await client.delete(f"{key}:name", f"{key}:set")
+        await client.aclose()
+
+
+async def test_redis_data_survives_restart(services: Services) -> None:
+    key = _unique("it:durable")
+    client = aioredis.from_url(services.redis_url, decode_responses=True)
+    try:
+        assert await client.config_get("appendonly") == {"appendonly": "yes"}
+        await client.set(f"{key}:s", "kept")
+        await client.hset(f"{key}:h", mapping={"org": "acme", "users": "42"})
+        pid_before = (await client.info("server"))["process_id"]
+    finally:
+        await client.aclose()
+
+    await asyncio.to_thread(services.run, "restart-redis")
+
+    client = aioredis.from_url(services.redis_url, decode_responses=True)
+    try:
+        pid_after = (await client.info("server"))["process_id"]
+        assert pid_after != pid_before, "redis was not restarted"
+        assert await client.get(f"{key}:s") == "kept"
+        assert await client.hgetall(f"{key}:h") == {"org": "acme", "users": "42"}
+    finally:
+        await client.delete(f"{key}:s", f"{key}:h")
+        await client.aclose()
