@@ -50,16 +50,27 @@ class Record:
         self.facts: Facts | None = None
 
     def to_list(self) -> list[Any]:
-        return [self.runtime, self.provider, self.email, self.email_t, self.username, self.username_t,
-                self.active, self.active_t, self.default_tenant, self.default_tenant_t, self.logged_in,
-                self.updated]
+        """Compact persisted form; unset times as null."""
+        return [self.runtime, self.provider, self.email, _t(self.email_t), self.username, _t(self.username_t),
+                self.active, _t(self.active_t), self.default_tenant, _t(self.default_tenant_t),
+                self.logged_in, self.updated]
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Record:
         record = cls(values[0], values[1], values[11])
-        (record.email, record.email_t, record.username, record.username_t, record.active,
-         record.active_t, record.default_tenant, record.default_tenant_t, record.logged_in) = values[2:11]
+        (record.email, email_t, record.username, username_t, record.active, active_t,
+         record.default_tenant, default_tenant_t, record.logged_in) = values[2:11]
+        record.email_t, record.username_t = _time(email_t), _time(username_t)
+        record.active_t, record.default_tenant_t = _time(active_t), _time(default_tenant_t)
         return record
+
+
+def _t(time: int) -> int | None:
+    return None if time == NEVER else time
+
+
+def _time(value: int | None) -> int:
+    return NEVER if value is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,8 @@ class SubscriptionState:
         self.sequence: dict[str, int] = {c: 0 for c in CLASSES}
         self.sessions: Sessions = sessions if sessions is not None else ExactSessions()
         self.invalid_emails = 0
+        self.positions: dict[str, int] = {}
+        """How far each input partition has been applied (kept by stores, ignored by the engine)."""
         # derived
         self.index: dict[str, str | set[str]] = {}
         self.scopes: dict[str | None, Scope] = {SUBSCRIPTION_SCOPE: Scope()}

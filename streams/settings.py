@@ -1,0 +1,57 @@
+"""Settings from the environment (SPEC §7); each field names its variable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from counters.normalize import DEVELOPMENT_SECRET
+
+log = logging.getLogger(__name__)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092"))
+    redis: str = field(default_factory=lambda: _env("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0"))
+    topic_prefix: str = field(default_factory=lambda: _env("ENDUSERS_TOPIC_PREFIX", "enduser"))
+    web_port: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_PORT", "6066")))
+    web_host: str = field(default_factory=lambda: _env("ENDUSERS_WEB_HOST", "127.0.0.1"))
+    partitions: int = field(default_factory=lambda: int(_env("ENDUSERS_PARTITIONS", "4")))
+    app_id: str = field(default_factory=lambda: _env("ENDUSERS_APP_ID", "endusers"))
+    secret: bytes = field(default_factory=lambda: _env("ENDUSERS_SECRET", "").encode() or DEVELOPMENT_SECRET)
+    batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "2000")))
+    batch_within: float = field(default_factory=lambda: float(_env("ENDUSERS_BATCH_WITHIN", "0.05")))
+    # Kafka security, passed to the clients as they support it
+    kafka_security_protocol: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SASL_MECHANISM", ""))
+    kafka_username: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_USERNAME", ""))
+    kafka_password: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_PASSWORD", ""))
+    kafka_cafile: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_CAFILE", ""))
+
+    def topic(self, name: str) -> str:
+        """``logins`` -> ``enduser.logins`` (prefix from ENDUSERS_TOPIC_PREFIX)."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``kafka://a:9092;b:9092`` in the aiokafka form ``a:9092,b:9092``."""
+        servers = self.kafka.split("://", 1)[-1]
+        return ",".join(s.strip() for s in servers.replace(";", ",").split(",") if s.strip())
+
+    def warn_if_development_secret(self) -> None:
+        if self.secret == DEVELOPMENT_SECRET:
+            log.warning(
+                "ENDUSERS_SECRET is not set: identifiers are digested with the built-in DEVELOPMENT "
+                "secret. Set ENDUSERS_SECRET to a long random value in production (and keep it: "
+                "changing it later splits every person in two)."
+            )
+
+
+SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
+"""Event ``type`` -> source topic name (without prefix)."""

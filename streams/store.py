@@ -1,0 +1,255 @@
+"""The Redis store: subscription states at rest, committed batch by batch, exactly once in effect.
+
+Every key of a subscription shares the hash tag ``{subscription}``, so the commit script's keys sit in
+one slot and the step stays atomic on Redis Cluster. The worker keeps the states of the subscriptions it
+counts in memory (the engine needs the identifier index to regroup); Redis holds the facts the
+index is rebuilt from. A commit is refused when the stored position is not the one the worker's copy
+was built from: a replayed batch, or a worker that lost its partition, writes nothing and reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from counters import individuals
+from counters.state import Record, Settings, SubscriptionState
+from counters.store import Position
+from schemas.outputs import CapacityEvent
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS_KEY = "endusers:subscriptions"
+HISTORY_EVERY_MS = 10_000
+HISTORY_LENGTH = 360  # one hour of samples
+RECENT_EVENTS = 100
+LOAD_CHUNK = 10_000
+POSITION = "position:"
+
+_COMMIT = """
+local meta, records, tombstones, outbox, hll, counts, recent, history =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local source, expected, nxt = ARGV[1], ARGV[2], ARGV[3]
+if source ~= '' then
+  local stored = redis.call('HGET', meta, source)
+  if stored == false then stored = '' end
+  if stored ~= expected then return {0, stored} end
+  redis.call('HSET', meta, source, nxt)
+end
+local i = 4
+local function take()
+  local n = tonumber(ARGV[i]); i = i + 1; return n
+end
+for _ = 1, take() do redis.call('HSET', meta, ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, take() do redis.call('HSET', records, ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, take() do redis.call('HDEL', records, ARGV[i]); i = i + 1 end
+for _ = 1, take() do redis.call('HSET', tombstones, ARGV[i], ARGV[i + 1]); i = i + 2 end
+for _ = 1, take() do redis.call('HDEL', tombstones, ARGV[i]); i = i + 1 end
+local events = take()
+for _ = 1, events do
+  redis.call('RPUSH', outbox, ARGV[i]); redis.call('LPUSH', recent, ARGV[i]); i = i + 1
+end
+if events > 0 then redis.call('LTRIM', recent, 0, %(recent)d) end
+local sessions = take()
+local j = 0
+while j < sessions do
+  local last = math.min(j + 500, sessions)
+  redis.call('PFADD', hll, unpack(ARGV, i + j, i + last - 1))
+  j = last
+end
+i = i + sessions
+local anonymous = redis.call('PFCOUNT', hll)
+local snapshot = ARGV[i]
+local doc = cjson.decode(snapshot)
+doc['anonymous_sessions'] = anonymous
+redis.call('SET', counts, cjson.encode(doc))
+local sample = ARGV[i + 1]
+if sample ~= '' then
+  redis.call('RPUSH', history, sample); redis.call('LTRIM', history, -%(history)d, -1)
+end
+return {1, anonymous}
+""" % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH}
+
+
+class Keys:
+    """The keys of one subscription, all under its hash tag."""
+
+    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history")
+
+    def __init__(self, subscription: str) -> None:
+        base = "endusers:{%s}:" % subscription
+        self.meta = base + "meta"
+        self.records = base + "records"
+        self.tombstones = base + "tombstones"
+        self.outbox = base + "outbox"
+        self.sessions = base + "sessions"
+        self.counts = base + "counts"
+        self.recent = base + "recent"
+        self.history = base + "history"
+
+    def commit_keys(self) -> list[str]:
+        return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
+                self.recent, self.history]
+
+
+class RedisSessions:
+    """Anonymous sessions: added to the HyperLogLog at commit; the count is the one the commit saw."""
+
+    def __init__(self, known: int = 0) -> None:
+        self.pending: list[str] = []
+        self.known = known
+
+    def add(self, session: str) -> None:
+        self.pending.append(session)
+
+    def count(self) -> int:
+        return self.known
+
+
+class RedisStore:
+    """``counters.store.Store`` over Redis, plus the read side used by the CLI, API and dashboard."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._states: dict[str, SubscriptionState] = {}
+        self._last_sample: dict[str, int] = {}
+        self._commit = redis.register_script(_COMMIT)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        return cls(Redis.from_url(url))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # --- the write side ---------------------------------------------------------------------------
+
+    async def load(self, subscription: str) -> SubscriptionState:
+        state = self._states.get(subscription)
+        if state is None:
+            state = self._states[subscription] = await self._read(subscription)
+        return state
+
+    def forget(self, subscription: str) -> None:
+        self._states.pop(subscription, None)
+
+    def cached(self, subscription: str) -> SubscriptionState | None:
+        return self._states.get(subscription)
+
+    async def _read(self, subscription: str) -> SubscriptionState:
+        keys = Keys(subscription)
+        meta = {k.decode(): v for k, v in (await self.redis.hgetall(keys.meta)).items()}
+        state = SubscriptionState(subscription, RedisSessions(await self.redis.pfcount(keys.sessions)))
+        if "settings" in meta:
+            state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
+            state.levels = orjson.loads(meta["levels"])
+            state.sequence = orjson.loads(meta["sequence"])
+            state.invalid_emails = int(meta.get("invalid_emails", b"0"))
+        state.positions = {k[len(POSITION) :]: int(v) for k, v in meta.items() if k.startswith(POSITION)}
+        async for ref, packed in self.redis.hscan_iter(keys.records, count=LOAD_CHUNK):
+            state.records[ref.decode()] = Record.from_list(orjson.loads(packed))
+        async for ref, tombstone in self.redis.hscan_iter(keys.tombstones, count=LOAD_CHUNK):
+            state.tombstones[ref.decode()] = int(tombstone)
+        individuals.rebuild(state)
+        individuals.reclassify(state)
+        return state
+
+    async def commit(
+        self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent]
+    ) -> bool:
+        keys = Keys(state.subscription)
+        args: list[Any] = []
+        if position is None:
+            args += ["", "", ""]
+        else:
+            source = POSITION + position.source
+            args += [source, "" if position.expected is None else str(position.expected), str(position.next)]
+        meta = {
+            "settings": orjson.dumps(state.settings.to_dict()),
+            "levels": orjson.dumps(state.levels),
+            "sequence": orjson.dumps(state.sequence),
+            "invalid_emails": str(state.invalid_emails),
+        }
+        args.append(len(meta))
+        for field, value in meta.items():
+            args += [field, value]
+        put_records, del_records, put_tombs, del_tombs = [], [], [], []
+        for ref in state.dirty:
+            record = state.records.get(ref)
+            if record is not None:
+                put_records += [ref, orjson.dumps(record.to_list())]
+                del_tombs.append(ref)
+            elif ref in state.tombstones:
+                put_tombs += [ref, str(state.tombstones[ref])]
+                del_records.append(ref)
+        args += [len(put_records) // 2, *put_records, len(del_records), *del_records]
+        args += [len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
+        args += [len(events), *(e.to_bytes() for e in events)]
+        sessions = state.sessions
+        pending = sessions.pending if isinstance(sessions, RedisSessions) else []
+        args += [len(pending), *pending]
+        summary = state.summary()
+        args.append(orjson.dumps(summary))
+        now = int(time.time() * 1000)
+        if now - self._last_sample.get(state.subscription, 0) >= HISTORY_EVERY_MS:
+            args.append(orjson.dumps([now, summary["internal"], summary["external"]]))
+            self._last_sample[state.subscription] = now
+        else:
+            args.append("")
+        ok, value = await self._commit(keys=keys.commit_keys(), args=args)
+        if not ok:
+            log.info("commit refused for %s: stored position %r, expected %r",
+                     state.subscription, value, position)
+            return False
+        if position is not None:
+            state.positions[position.source] = position.next
+        state.dirty.clear()
+        if isinstance(sessions, RedisSessions):
+            sessions.pending.clear()
+            sessions.known = int(value)
+        await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
+        return True
+
+    # --- the outbox -------------------------------------------------------------------------------
+
+    async def outbox(self, subscription: str) -> list[bytes]:
+        return list(await self.redis.lrange(Keys(subscription).outbox, 0, -1))
+
+    async def outbox_sent(self, subscription: str, count: int) -> None:
+        """Drop the first ``count`` entries, once Kafka has acknowledged them."""
+        await self.redis.ltrim(Keys(subscription).outbox, count, -1)
+
+    # --- the read side (CLI, API, dashboard) ------------------------------------------------------
+
+    async def subscriptions(self) -> list[str]:
+        return sorted(m.decode() for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
+
+    async def counts(self, subscription: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(Keys(subscription).counts)
+        return None if raw is None else _fix_empty(orjson.loads(raw))
+
+    async def settings(self, subscription: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(Keys(subscription).meta, "settings")
+        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+
+    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
+        return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).recent, 0, limit - 1)]
+
+    async def history(self, subscription: str) -> list[list[int]]:
+        return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).history, 0, -1)]
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+
+def _fix_empty(document: dict[str, Any]) -> dict[str, Any]:
+    """Lua's cjson writes an empty object as ``[]``; the contract says ``{}``."""
+    for key in ("runtimes", "providers"):
+        if document.get(key) == []:
+            document[key] = {}
+    return document

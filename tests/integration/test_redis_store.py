@@ -1,0 +1,100 @@
+"""The engine on the Redis store gives what it gives in memory, survives a reload, and commits
+exactly once: a replayed or stale batch is refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from counters import engine
+from counters.state import SubscriptionState
+from counters.store import MemoryStore, Position, Store
+from schemas.changes import Change
+from streams.store import RedisStore
+from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
+from tests.fixtures.factories import changes, config, lines, login
+
+pytestmark = pytest.mark.integration
+TEST_DB = 15
+
+
+@pytest.fixture
+async def redis(services) -> AsyncIterator[Redis]:  # type: ignore[no-untyped-def]
+    client = Redis.from_url(services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}")
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, redis: Redis) -> Store:
+    return MemoryStore() if request.param == "memory" else RedisStore(redis)
+
+
+async def run_batches(store: Store, items: list[Change], batch: int = 3) -> list[dict]:  # type: ignore[type-arg]
+    """Apply changes in batches, committing each with its position, like the count stage."""
+    emitted = []
+    for start in range(0, len(items), batch):
+        for offset, change in enumerate(items[start : start + batch], start=start):
+            state = await store.load(change.subscription)
+            expected = state.positions.get("changes:0")
+            events = engine.apply(state, change)
+            assert await store.commit(state, Position("changes:0", expected, offset + 1), events)
+            emitted += [e.to_dict() for e in events]
+    return emitted
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda p: p.stem)
+async def test_examples_on_each_store(store: Store, path: Path) -> None:
+    expected = expected_for(path)
+    emitted = await run_batches(store, list(changes(path.read_bytes().splitlines())))
+    assert_events_match(emitted, expected["capacity_events"])
+    for name in expected["subscriptions"]:
+        store.forget(name)  # the Redis store reloads from what it committed
+    actual = {name: (await store.load(name)).summary() for name in expected["subscriptions"]}
+    assert_counts_match(actual, expected["subscriptions"])
+
+
+async def test_counts_snapshot_is_readable_after_commit(redis: Redis) -> None:
+    path = next(p for p in example_files() if "anonymous" in p.name)
+    store = RedisStore(redis)
+    await run_batches(store, list(changes(path.read_bytes().splitlines())))
+    assert await store.subscriptions() == ["acme"]
+    assert_counts_match({"acme": await store.counts("acme")}, expected_for(path)["subscriptions"])
+
+
+async def test_a_replayed_batch_is_refused_and_changes_nothing(redis: Redis) -> None:
+    writer = RedisStore(redis)
+    first = list(changes(lines([config(domains=["example.com"]), login("1", email="a@x.org")])))
+    state = await writer.load("acme")
+    for change in first:
+        engine.apply(state, change)
+    assert await writer.commit(state, Position("changes:0", None, 2), [])
+    # a second worker that still believes nothing was committed must not write
+    stale = RedisStore(redis)
+    stale_state = await stale.load("acme")
+    stale_state.positions.clear()
+    engine.apply(stale_state, next(changes(lines([login("2", email="b@x.org")]))))
+    assert not await stale.commit(stale_state, Position("changes:0", None, 2), [])
+    fresh = await RedisStore(redis).load("acme")
+    assert fresh.summary()["external"] == 1
+    assert fresh.positions == {"changes:0": 2}
+
+
+async def test_a_reload_rebuilds_individuals_from_records(redis: Redis) -> None:
+    """Records merged transitively (email, then login) stay one individual after a reload."""
+    store = RedisStore(redis)
+    items = list(changes(lines([
+        config(domains=["example.com"]),
+        login("a", email="p@partner.io"),
+        login("b", email="P@partner.io", username="pat"),
+        login("c", username="PAT"),
+    ])))
+    await run_batches(store, items, batch=10)
+    reloaded: SubscriptionState = await RedisStore(redis).load("acme")
+    assert reloaded.summary()["external"] == 1
+    assert reloaded.summary()["records"] == 3
