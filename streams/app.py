@@ -1,0 +1,164 @@
+"""The Faust app run by ``endusers worker``: topics, agents, timers and web views.
+
+Agents decode raw bytes themselves (value_serializer="raw"), so a malformed message becomes a dead
+letter instead of killing the agent, and they work in batches (``take_events``) so Redis and Kafka are
+touched once per batch rather than once per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaClient
+from faust.types import EventT
+
+from counters.normalize import Digester
+from streams import metrics
+from streams.pipeline import Inbound, Pipeline
+from streams.settings import SOURCE_TOPICS, Settings
+from streams.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    settings = settings or Settings()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka,
+        broker_credentials=_credentials(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_linger_ms=5,
+        producer_max_batch_size=1024 * 1024,
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        autodiscover=False,
+        store="memory://",
+    )
+    store = RedisStore.from_url(settings.redis)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(settings.topic(name), partitions=settings.partitions, key_type=bytes, value_type=bytes,
+                         internal=True)
+
+    outputs = {name: topic(name) for name in (*OUTPUT_TOPICS, "changes")}
+
+    async def send(name: str, key: bytes | None, value: bytes) -> Any:
+        return await outputs[name.rsplit(".", 1)[-1]].send(key=key, value=value, force=True)
+
+    pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
+    sources = app.topic(*(settings.topic(t) for t in SOURCE_TOPICS.values()),
+                        partitions=settings.partitions, key_type=bytes, value_type=bytes, internal=True)
+    app.pipeline = pipeline  # type: ignore[attr-defined]
+
+    @app.agent(sources)
+    async def ingest(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await pipeline.ingest([_inbound(e) for e in batch])
+
+    @app.agent(outputs["changes"])
+    async def count(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await pipeline.count([_inbound(e) for e in batch])
+
+    @app.task
+    async def declare_outputs() -> None:
+        """Source and changes topics are declared by the conductor (internal=True); outputs here."""
+        for output in outputs.values():
+            await output.maybe_declare()
+        settings.warn_if_development_secret()
+
+    @app.timer(1.0)
+    async def publish_counts() -> None:
+        await pipeline.publish_counts()
+        _observe_lag(app)
+
+    @app.timer(5.0)
+    async def sweep_outboxes() -> None:
+        try:
+            await pipeline.sweep_outboxes()
+        except Exception as exc:  # Redis or Kafka away: the next sweep retries
+            log.warning("outbox sweep failed: %s", exc)
+
+    probes: list[AIOKafkaClient] = []
+
+    async def kafka_answers() -> None:
+        """A real metadata round trip on a client of its own (created in the running loop)."""
+        if not probes:
+            client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=2000)
+            await client.bootstrap()
+            probes.append(client)
+        await probes[0].fetch_all_metadata()
+
+    async def readiness() -> dict[str, bool]:
+        return {"kafka": await _answers(kafka_answers()), "redis": await _answers(store.ping())}
+
+    from streams.web import install_views
+
+    install_views(app, store, readiness)
+    return app
+
+
+async def _answers(probe: Any) -> bool:
+    try:
+        await asyncio.wait_for(probe, timeout=2.0)
+        return True
+    except Exception:
+        return False
+
+
+def _inbound(event: EventT) -> Inbound:
+    message = event.message
+    return Inbound(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(round((message.timestamp or 0) * 1000)),
+        key=message.key,
+        value=message.value,
+    )
+
+
+def _observe_lag(app: faust.App) -> None:
+    consumer = app.consumer
+    try:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            read = consumer._read_offset.get(tp)  # faust keeps no public accessor for it
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (read or 0) - 1))
+    except Exception:  # lag is best effort: never let metrics stop a timer
+        pass
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.kafka_security_protocol == "PLAINTEXT" and not settings.kafka_username:
+        return None
+    ssl_context = None
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        ssl_context = faust.auth.ssl.create_default_context(cafile=settings.kafka_cafile or None)  # type: ignore[attr-defined]
+    if settings.kafka_username:
+        return faust.SASLCredentials(
+            username=settings.kafka_username,
+            password=settings.kafka_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
+    """Start the app as a Faust worker in this process (``endusers worker``)."""
+    app = create_app(settings)
+    faust.Worker(app, loglevel=loglevel).execute_from_commandline()

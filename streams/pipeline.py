@@ -1,0 +1,186 @@
+"""The live pipeline's stages, apart from Faust wiring: ingest, count, outbox and counts publishing.
+
+Ingest turns raw source messages into normalized changes keyed by subscription, or dead letters; the
+count stage applies changes with the engine and commits each subscription's batch atomically with its
+position and its capacity events (the outbox); the outbox is published to Kafka and only then
+trimmed, so a crash repeats a capacity event (same id) but never loses one. No counting rule lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from counters import engine
+from counters.normalize import Digester, to_change
+from counters.store import Position
+from schemas.changes import Change
+from schemas.codec import Rejection, decode
+from schemas.outputs import CapacityEvent
+from streams import metrics
+from streams.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_VALUE_LIMIT = 64 * 1024
+"""Raw bytes kept in a dead letter: enough to diagnose, small enough to stay under Kafka's limits."""
+
+Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+"""``send(topic, key, value)`` queues a message and returns an awaitable of its delivery."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One consumed Kafka message, whatever the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Pipeline:
+    def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str]) -> None:
+        self.store = store
+        self.digest = digest
+        self.send = send
+        self.topic = topic
+        self._changed: set[str] = set()
+        self._outbox_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- ingest -----------------------------------------------------------------------------------
+
+    async def ingest(self, messages: Sequence[Inbound]) -> None:
+        """Validate and normalize a batch; forward changes in order, dead-letter the rest; return once
+        Kafka has every message (the batch is acknowledged only then: at least once)."""
+        started = time.perf_counter()
+        deliveries = []
+        for message in messages:
+            metrics.EVENTS.labels(message.topic).inc()
+            result = self._normalize(message)
+            if isinstance(result, Rejection):
+                metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
+                deliveries.append(await self.send(self.topic("deadletter"), message.key, dead_letter(message, result.reason)))
+                metrics.DEAD_LETTERS.inc()
+            else:
+                deliveries.append(await self.send(self.topic("changes"), result.subscription.encode(), result.to_bytes()))
+        await asyncio.gather(*deliveries)
+        metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
+
+    def _normalize(self, message: Inbound) -> Change | Rejection:
+        if message.value is None:
+            return Rejection("empty message (null value or tombstone)")
+        event = decode(message.value)
+        if isinstance(event, Rejection):
+            return event
+        return to_change(event, self.digest, message.timestamp_ms * 1000)
+
+    # --- count ------------------------------------------------------------------------------------
+
+    async def count(self, messages: Sequence[Inbound]) -> None:
+        """Apply a batch of changes, one atomic commit per subscription and partition."""
+        started = time.perf_counter()
+        groups: dict[tuple[str, str], list[tuple[int, Change]]] = {}
+        for message in messages:
+            try:
+                change = Change.from_bytes(message.value or b"")
+            except Exception as exc:  # not ours: never crash the stage over it
+                await self._dead_letter(message, f"not a change: {exc}")
+                continue
+            source = f"{message.topic}:{message.partition}"
+            groups.setdefault((change.subscription, source), []).append((message.offset, change))
+        for (subscription, source), items in groups.items():
+            await self._count_subscription(subscription, source, items)
+        metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
+
+    async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, Change]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                state = await self.store.load(subscription)
+                expected = state.positions.get(source)
+                todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
+                if not todo:
+                    return  # already applied (redelivery after a crash or a rebalance)
+                events: list[CapacityEvent] = []
+                for _, change in todo:
+                    events += engine.apply(state, change)
+                if await self.store.commit(state, Position(source, expected, todo[-1][0] + 1), events):
+                    break
+                self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
+            except (RedisError, OSError) as exc:
+                self.store.forget(subscription)
+                attempt += 1
+                log.warning("Redis unavailable while counting %s (%s); retrying", subscription, exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+        self._changed.add(subscription)
+        metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
+        if events:
+            for event in events:
+                metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
+            await self.flush_outbox(subscription)
+
+    # --- outputs ----------------------------------------------------------------------------------
+
+    async def flush_outbox(self, subscription: str) -> int:
+        """Publish the committed capacity events in order, then trim what Kafka acknowledged."""
+        async with self._outbox_locks[subscription]:
+            pending = await self.store.outbox(subscription)
+            if not pending:
+                return 0
+            deliveries = [await self.send(self.topic("capacity"), subscription.encode(), e) for e in pending]
+            await asyncio.gather(*deliveries)
+            await self.store.outbox_sent(subscription, len(pending))
+            return len(pending)
+
+    async def sweep_outboxes(self) -> None:
+        """Publish what a worker committed but died before publishing."""
+        for subscription in await self.store.subscriptions():
+            await self.flush_outbox(subscription)
+
+    async def publish_counts(self) -> None:
+        """At most once per call (a 1 s timer): each changed subscription's counts to ``counts``."""
+        changed, self._changed = self._changed, set()
+        deliveries = []
+        for subscription in changed:
+            state = self.store.cached(subscription)
+            if state is not None:
+                document = {"subscription": subscription, **state.summary()}
+                deliveries.append(await self.send(self.topic("counts"), subscription.encode(), orjson.dumps(document)))
+        await asyncio.gather(*deliveries)
+
+    async def _dead_letter(self, message: Inbound, reason: str) -> None:
+        metrics.DEAD_LETTERS.inc()
+        await (await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason)))
+
+
+def dead_letter(message: Inbound, reason: str) -> bytes:
+    """The rejected message with where it came from and why (SPEC §7)."""
+    value = message.value or b""
+    document: dict[str, Any] = {
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp": message.timestamp_ms,
+        "reason": reason,
+        "key": None if message.key is None else message.key.decode("utf-8", "replace"),
+        "value_size": None if message.value is None else len(value),
+        "truncated": len(value) > DEAD_LETTER_VALUE_LIMIT,
+    }
+    kept = value[:DEAD_LETTER_VALUE_LIMIT]
+    try:
+        document["value"] = None if message.value is None else kept.decode("utf-8")
+    except UnicodeDecodeError:
+        document["value_base64"] = base64.b64encode(kept).decode("ascii")
+    return orjson.dumps(document)
