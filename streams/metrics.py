@@ -1,0 +1,210 @@
+"""Prometheus metrics of the stream processor (SPEC §7 ``GET /metrics``).
+
+Everything lives in a dedicated :data:`REGISTRY` (not the process-global default), so tests and several
+apps in one process never collide, and ``/metrics`` shows exactly the series this service defines.
+
+The pipeline calls the module-level objects directly::
+
+    EVENTS.labels(topic).inc(n)
+    REJECTIONS.labels(reason_category(rejection.reason)).inc()
+    DEAD_LETTERS.inc()
+    with BATCH_SECONDS.labels("apply").time(): ...
+    CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
+    CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+    observe_counts(subscription, counts, settings["capacity"])
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CLASSES = ("internal", "external")
+
+EVENTS = Counter(
+    "endusers_events_processed_total",
+    "Input events consumed, per source topic (valid or not).",
+    ["topic"],
+    registry=REGISTRY,
+)
+REJECTIONS = Counter(
+    "endusers_rejections_total",
+    "Input events rejected as invalid, per reason category (see streams.metrics.reason_category).",
+    ["reason"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "endusers_dead_letters_total",
+    "Rejected messages published to the dead-letter topic.",
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "endusers_batch_seconds",
+    "Time spent on one batch of events, per processing stage.",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+CAPACITY_EVENTS = Counter(
+    "endusers_capacity_events_total",
+    "Capacity-change events emitted (SPEC §5), per subscription, class and direction.",
+    ["subscription", "user_class", "direction"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "endusers_consumer_lag",
+    "Messages not yet consumed (high-water mark minus committed offset), per source partition.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+
+USERS = Gauge(
+    "endusers_users",
+    "Licensed end users (deduplicated individuals) of a subscription, per class.",
+    ["subscription", "user_class"],
+    registry=REGISTRY,
+)
+RECORDS = Gauge(
+    "endusers_records",
+    "Countable user records of a subscription (no deduplication).",
+    ["subscription"],
+    registry=REGISTRY,
+)
+RUNTIME_USERS = Gauge(
+    "endusers_runtime_users",
+    "End users (individuals) of one runtime, per class (the per-runtime estimate).",
+    ["subscription", "runtime", "user_class"],
+    registry=REGISTRY,
+)
+RUNTIME_RECORDS = Gauge(
+    "endusers_runtime_records",
+    "Countable user records of one runtime.",
+    ["subscription", "runtime"],
+    registry=REGISTRY,
+)
+PROVIDER_RECORDS = Gauge(
+    "endusers_provider_records",
+    "Countable user records per user provider (no deduplication).",
+    ["subscription", "provider"],
+    registry=REGISTRY,
+)
+ANONYMOUS_SESSIONS = Gauge(
+    "endusers_anonymous_sessions",
+    "Distinct anonymous sessions of a subscription (an estimate within 2%).",
+    ["subscription"],
+    registry=REGISTRY,
+)
+CAPACITY = Gauge(
+    "endusers_capacity",
+    "Licensed capacity per class; no series when the capacity is unlimited.",
+    ["subscription", "user_class"],
+    registry=REGISTRY,
+)
+LEVEL = Gauge(
+    "endusers_level",
+    "Current capacity level (the highest threshold percent held, 0 if none) per class.",
+    ["subscription", "user_class"],
+    registry=REGISTRY,
+)
+
+# label sets currently exported per subscription, so that runtimes/providers that vanish are removed
+_LOCK = threading.Lock()
+_EXPORTED: dict[str, dict[Gauge, set[tuple[str, ...]]]] = {}
+
+# Human reasons produced by schemas/codec.py -> short, bounded label values.
+_REASON_PREFIXES = (
+    ("not json", "not_json"),
+    ("not a json object", "not_object"),
+    ("type: unknown event type", "unknown_type"),
+    ("type: required field missing", "missing_type"),
+    ("op:", "unknown_op"),
+    ("time:", "bad_time"),
+    ("too large", "too_large"),
+    ("message too large", "too_large"),
+)
+
+
+def reason_category(reason: str) -> str:
+    """A rejection reason as a short category (bounded label cardinality).
+
+    ``"not JSON: ..."`` -> ``not_json``, ``"type: unknown event type ..."`` -> ``unknown_type``,
+    ``"time: ..."`` -> ``bad_time``, a string longer than allowed -> ``too_large``, a missing required
+    field -> ``missing_field``; anything else -> ``invalid``.
+    """
+    text = reason.strip().lower()
+    for prefix, category in _REASON_PREFIXES:
+        if text.startswith(prefix):
+            return category
+    if "at most" in text and "character" in text:  # pydantic: "String should have at most 256 characters"
+        return "too_large"
+    if "required field missing" in text:
+        return "missing_field"
+    return "invalid"
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mapping[str, int | None]) -> None:
+    """Set the count gauges of one subscription from its SPEC §6 object.
+
+    ``capacity`` is the subscription's ``{"internal": int|None, "external": int|None}``; a null
+    capacity removes the ``endusers_capacity`` series. Runtimes and providers absent from ``counts``
+    lose their series.
+    """
+    series: dict[Gauge, dict[tuple[str, ...], float]] = {gauge: {} for gauge in _PER_SUBSCRIPTION}
+    levels = counts.get("levels") or {}
+    for user_class in CLASSES:
+        series[USERS][(subscription, user_class)] = _number(counts.get(user_class))
+        series[LEVEL][(subscription, user_class)] = _number(levels.get(user_class))
+        limit = capacity.get(user_class) if capacity else None
+        if limit is not None:
+            series[CAPACITY][(subscription, user_class)] = _number(limit)
+    series[RECORDS][(subscription,)] = _number(counts.get("records"))
+    series[ANONYMOUS_SESSIONS][(subscription,)] = _number(counts.get("anonymous_sessions"))
+    for runtime, scope in (counts.get("runtimes") or {}).items():
+        for user_class in CLASSES:
+            series[RUNTIME_USERS][(subscription, runtime, user_class)] = _number(scope.get(user_class))
+        series[RUNTIME_RECORDS][(subscription, runtime)] = _number(scope.get("records"))
+    for provider, number in (counts.get("providers") or {}).items():
+        series[PROVIDER_RECORDS][(subscription, provider)] = _number(number)
+
+    with _LOCK:
+        exported = _EXPORTED.setdefault(subscription, {})
+        for gauge, values in series.items():
+            for labels, value in values.items():
+                gauge.labels(*labels).set(value)
+            for labels in exported.get(gauge, set()) - values.keys():
+                _remove(gauge, labels)
+            exported[gauge] = set(values)
+
+
+def forget_subscription(subscription: str) -> None:
+    """Remove every count gauge series of a subscription (e.g. when it is deleted)."""
+    with _LOCK:
+        for gauge, labels in _EXPORTED.pop(subscription, {}).items():
+            for label_values in labels:
+                _remove(gauge, label_values)
+
+
+def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
+
+
+_PER_SUBSCRIPTION = (USERS, RECORDS, RUNTIME_USERS, RUNTIME_RECORDS, PROVIDER_RECORDS, ANONYMOUS_SESSIONS,
+                     CAPACITY, LEVEL)
+
+
+def render() -> tuple[bytes, str]:
+    """The Prometheus text exposition of :data:`REGISTRY`: ``(body, content_type)``."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,99 @@
+"""Human-readable rendering of counts for the terminal (``endusers counts`` without ``--json``)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+CLASSES = ("internal", "external")
+
+
+def _int(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _style(level: int, capacity: int | None) -> str:
+    if capacity is None:
+        return ""
+    if level >= 100:
+        return "bold red"
+    if level > 0:
+        return "yellow"
+    return "green"
+
+
+def _against(count: Any, capacity: Any, known: bool) -> str:
+    """``120 / 150 (80%)``; ``120 / unlimited``; just ``120`` when the capacity is not known."""
+    if not known:
+        return _int(count)
+    if capacity is None:
+        return f"{_int(count)} / unlimited"
+    if capacity == 0:
+        return f"{_int(count)} / 0" + (" (over)" if count else "")
+    return f"{_int(count)} / {_int(capacity)} ({count * 100 / capacity:.0f}%)"
+
+
+def _capacity_of(entry: Mapping[str, Any], given: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if given is not None:
+        return given
+    settings = entry.get("settings")
+    if isinstance(settings, Mapping) and isinstance(settings.get("capacity"), Mapping):
+        return settings["capacity"]  # type: ignore[no-any-return]
+    if isinstance(entry.get("capacity"), Mapping):
+        return entry["capacity"]  # type: ignore[no-any-return]
+    return None
+
+
+def counts_table(
+    document: Mapping[str, Any],
+    *,
+    capacities: Mapping[str, Mapping[str, int | None]] | None = None,
+    color: bool = False,
+    width: int = 100,
+) -> str:
+    """Render ``{"subscriptions": {id: §6 object}}`` as a table: one row per subscription, then one
+    indented row per runtime.
+
+    Capacities come from ``capacities[id]``, else from the entry's ``settings.capacity`` (the API
+    object), else are unknown and the count is shown alone. ``color`` adds ANSI styles by level
+    (green normal, yellow warning, red critical); pass ``sys.stdout.isatty()``.
+    """
+    subscriptions: Mapping[str, Any] = document.get("subscriptions") or {}
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("Subscription", overflow="fold")
+    table.add_column("Internal", justify="right")
+    table.add_column("External", justify="right")
+    table.add_column("Records", justify="right")
+    table.add_column("Anonymous", justify="right")
+    table.add_column("Levels", justify="right")
+    for name in sorted(subscriptions):
+        entry = subscriptions[name] or {}
+        capacity = _capacity_of(entry, (capacities or {}).get(name))
+        levels = entry.get("levels") or {}
+        cells: list[Text | str] = [Text(name, style="bold")]
+        for user_class in CLASSES:
+            limit = capacity.get(user_class) if capacity is not None else None
+            text = _against(entry.get(user_class, 0), limit, capacity is not None)
+            cells.append(Text(text, style=_style(levels.get(user_class, 0), limit) if capacity is not None else ""))
+        cells.append(_int(entry.get("records")))
+        cells.append(_int(entry.get("anonymous_sessions")))
+        cells.append(f"int {levels.get('internal', 0)}% · ext {levels.get('external', 0)}%")
+        table.add_row(*cells)
+        runtimes: Mapping[str, Any] = entry.get("runtimes") or {}
+        for runtime in sorted(runtimes):
+            scope = runtimes[runtime] or {}
+            table.add_row(Text(f"  └ {runtime}", style="dim"), _int(scope.get("internal")),
+                          _int(scope.get("external")), _int(scope.get("records")), "", "", style="dim")
+    if not subscriptions:
+        return "No subscriptions.\n"
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color, color_system="standard"
+                      if color else None, highlight=False, emoji=False)
+    console.print(table)
+    return buffer.getvalue()

@@ -1,0 +1,284 @@
+// Live end-user dashboard: plain JS, no framework, nothing fetched but this server's own endpoints.
+// Data arrives by Server-Sent Events on /api/v1/stream (see streams/web.py for the message shape):
+// a "full" message carries each subscription's last-hour history; later ones carry one "point" each,
+// which is appended here. Cards are built once per subscription and updated in place.
+"use strict";
+
+(function () {
+  const HOUR = 3600 * 1000;
+  const STALE_AFTER = 10000;   // ms without a message before the page reconnects by itself
+  const cards = new Map();     // subscription id -> {root, refs, history, data}
+  const $ = (id) => document.getElementById(id);
+  const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
+  let source = null;
+  let lastMessage = 0;
+  let retryDelay = 1000;
+
+  // --- levels ----------------------------------------------------------------------------------
+  // Level is the threshold percent the engine currently holds: 0 normal, >0 warning (80 by default),
+  // >=100 critical. A null capacity is unlimited (no level is ever raised).
+  function severity(level, capacity) {
+    if (capacity === null || capacity === undefined) return "unlimited";
+    if (level >= 100) return "critical";
+    if (level > 0) return "warning";
+    return "normal";
+  }
+  const RANK = { unlimited: 0, normal: 1, warning: 2, critical: 3 };
+
+  // --- DOM -------------------------------------------------------------------------------------
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function createCard(id) {
+    const root = $("card-template").content.firstElementChild.cloneNode(true);
+    root.dataset.subscription = id;
+    root.dataset.testid = "card-" + id;
+    const q = (sel) => root.querySelector(sel);
+    q(".name").textContent = id;
+    const refs = { name: q(".name"), platform: q(".platform"), records: q(".records"),
+      anonymous: q(".anonymous"), thresholds: q(".thresholds"), chart: q(".chart"),
+      runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
+      classes: {} };
+    refs.records.dataset.testid = "records-" + id;
+    refs.anonymous.dataset.testid = "anonymous-" + id;
+    refs.chart.dataset.testid = "chart-" + id;
+    q(".runtimes").dataset.testid = "runtimes-" + id;
+    q(".providers").dataset.testid = "providers-" + id;
+    q(".events").dataset.testid = "events-" + id;
+    for (const box of root.querySelectorAll(".klass")) {
+      const cls = box.dataset.class;
+      const r = { box, count: box.querySelector(".count"), capacity: box.querySelector(".capacity"),
+        fill: box.querySelector(".fill"), pct: box.querySelector(".pct"), badge: box.querySelector(".badge") };
+      r.count.dataset.testid = `count-${id}-${cls}`;
+      r.capacity.dataset.testid = `capacity-${id}-${cls}`;
+      r.badge.dataset.testid = `level-${id}-${cls}`;
+      refs.classes[cls] = r;
+    }
+    return { root, refs, history: [], data: null };
+  }
+
+  function updateClass(r, count, capacity, level) {
+    const sev = severity(level, capacity);
+    r.box.className = "klass lvl-" + sev;
+    r.count.textContent = fmt(count);
+    r.badge.textContent = sev === "unlimited" ? "unlimited" : level > 0 ? `level ${level}%` : "normal";
+    if (capacity === null || capacity === undefined) {
+      r.capacity.textContent = "/ unlimited";
+      r.pct.textContent = "no capacity limit";
+      r.fill.style.width = "0";
+    } else if (capacity === 0) {
+      r.capacity.textContent = "/ 0";
+      r.pct.textContent = count > 0 ? "over: none licensed" : "none licensed";
+      r.fill.style.width = count > 0 ? "100%" : "0";
+    } else {
+      const pct = (count * 100) / capacity;
+      r.capacity.textContent = "/ " + fmt(capacity);
+      r.pct.textContent = `${pct.toFixed(1)}% of capacity` + (count > capacity ? ` (${fmt(count - capacity)} over)` : "");
+      r.fill.style.width = Math.min(100, pct).toFixed(2) + "%";
+    }
+    return sev;
+  }
+
+  function fillRows(tbody, rows, columns) {
+    const frag = document.createDocumentFragment();
+    if (rows.length === 0) {
+      const tr = el("tr");
+      const td = el("td", "none", "none");
+      td.colSpan = columns;
+      tr.appendChild(td);
+      frag.appendChild(tr);
+    }
+    for (const row of rows) {
+      const tr = el("tr");
+      for (const cell of row) tr.appendChild(cell instanceof Node ? wrapTd(cell) : el("td", cell));
+      frag.appendChild(tr);
+    }
+    tbody.replaceChildren(frag);
+  }
+  function wrapTd(node) { const td = el("td"); td.appendChild(node); return td; }
+
+  function eventTime(text) {
+    const d = new Date(text);
+    if (isNaN(d)) return text || "";
+    const clock = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    if (new Date().toDateString() === d.toDateString()) return clock;
+    return d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + clock;
+  }
+
+  function updateCard(card, data) {
+    card.data = data;
+    const r = card.refs;
+    const settings = data.settings || {};
+    const capacity = settings.capacity || {};
+    const levels = data.levels || {};
+    r.platform.textContent = (settings.platform || "").toUpperCase();
+    let worst = "unlimited";
+    for (const cls of ["internal", "external"]) {
+      const cap = capacity[cls] === undefined ? null : capacity[cls];
+      const sev = updateClass(r.classes[cls], data[cls] || 0, cap, levels[cls] || 0);
+      if (RANK[sev] > RANK[worst]) worst = sev;
+    }
+    card.root.className = "card level-" + (worst === "unlimited" ? "normal" : worst);
+    r.records.textContent = fmt(data.records);
+    r.anonymous.textContent = fmt(data.anonymous_sessions);
+    r.thresholds.textContent = (settings.thresholds || [80, 90, 100]).map((t) => t + "%").join(" ");
+    const runtimes = Object.entries(data.runtimes || {}).sort((a, b) => a[0].localeCompare(b[0]));
+    fillRows(r.runtimes, runtimes.map(([name, s]) => [name, fmt(s.internal), fmt(s.external), fmt(s.records)]), 4);
+    const providers = Object.entries(data.providers || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    fillRows(r.providers, providers.map(([name, n]) => [name, fmt(n)]), 2);
+    fillRows(r.events, (data.events || []).map((e) => {
+      const change = el("span", `${e.previous_level}% → ${e.level}%`, e.direction === "up" ? "up" : "down");
+      const ratio = el("span", `${fmt(e.count)} / ${fmt(e.capacity)}`);
+      if (e.exceeded) ratio.append(" ", el("span", "exceeded", "tag"));
+      return [eventTime(e.time), e.user_class, change, ratio];
+    }), 4);
+    drawChart(card);
+  }
+
+  // --- chart (inline SVG) ------------------------------------------------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function niceCeil(v) {
+    if (v <= 5) return 5;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+  function drawChart(card) {
+    const node = card.refs.chart;
+    const w = Math.max(200, Math.round(node.clientWidth || 320));
+    const h = Math.max(80, Math.round(node.clientHeight || 130));
+    const pad = { l: 4, r: 4, t: 8, b: 4 };
+    const now = Date.now();
+    const points = card.history.filter((p) => p[0] >= now - HOUR);
+    const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
+    let top = 0;
+    for (const p of points) top = Math.max(top, p[1], p[2]);
+    const caps = ["internal", "external"].filter((c) => typeof capacity[c] === "number" &&
+      capacity[c] > 0 && capacity[c] <= Math.max(top, 1) * 1.5);
+    for (const c of caps) top = Math.max(top, capacity[c]);
+    top = niceCeil(top * 1.05);
+    const x = (t) => pad.l + ((t - (now - HOUR)) / HOUR) * (w - pad.l - pad.r);
+    const y = (v) => h - pad.b - (v / top) * (h - pad.t - pad.b);
+    const parts = [];
+    for (const frac of [0, 0.5, 1]) {
+      const yy = y(top * frac).toFixed(1);
+      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "grid" }));
+      if (frac > 0) parts.push(svg("text", { x: pad.l + 2, y: (+yy + 10).toFixed(1) }, fmt(Math.round(top * frac))));
+    }
+    for (const c of caps) {
+      const yy = y(capacity[c]).toFixed(1);
+      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "cap " + c }));
+    }
+    ["internal", "external"].forEach((c, i) => {
+      if (points.length === 0) return;
+      const coords = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[i + 1]).toFixed(1)}`);
+      if (points.length === 1) coords.push(`${x(now).toFixed(1)},${y(points[0][i + 1]).toFixed(1)}`);
+      parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
+    });
+    node.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    node.replaceChildren(...parts);
+  }
+
+  // --- messages --------------------------------------------------------------------------------
+  function applyFilter() {
+    const text = $("filter").value.trim().toLowerCase();
+    for (const [id, card] of cards) card.root.hidden = text !== "" && !id.toLowerCase().includes(text);
+  }
+
+  function onCounts(message) {
+    const container = $("cards");
+    const subs = message.subscriptions || {};
+    const ids = Object.keys(subs).sort();
+    for (const [id, card] of cards) {
+      if (!(id in subs)) { card.root.remove(); cards.delete(id); }
+    }
+    let previous = null;
+    for (const id of ids) {
+      const entry = subs[id];
+      let card = cards.get(id);
+      if (!card) {
+        card = createCard(id);
+        cards.set(id, card);
+      }
+      // keep DOM order = sorted ids
+      const expectedAfter = previous ? previous.root : null;
+      if ((expectedAfter ? expectedAfter.nextElementSibling : container.firstElementChild) !== card.root) {
+        container.insertBefore(card.root, expectedAfter ? expectedAfter.nextElementSibling : container.firstElementChild);
+      }
+      if (Array.isArray(entry.history)) card.history = entry.history.slice();
+      if (Array.isArray(entry.point)) {
+        const last = card.history[card.history.length - 1];
+        if (!last || entry.point[0] > last[0]) card.history.push(entry.point);
+      }
+      const cutoff = (message.time || Date.now()) - HOUR;
+      while (card.history.length && card.history[0][0] < cutoff) card.history.shift();
+      updateCard(card, entry);
+      previous = card;
+    }
+    $("empty").hidden = ids.length > 0;
+    if (ids.length === 0) $("empty").textContent = "No subscriptions yet.";
+    applyFilter();
+    const when = new Date(message.time || Date.now());
+    $("updated").textContent = `${ids.length} subscription${ids.length === 1 ? "" : "s"} · updated ${when.toLocaleTimeString([], { hour12: false })}`;
+  }
+
+  function setStatus(kind, text) {
+    const node = $("status");
+    node.className = "status " + kind;
+    node.textContent = text;
+  }
+
+  function showProblem(text) {
+    const node = $("problem");
+    node.hidden = !text;
+    node.textContent = text || "";
+  }
+
+  function connect() {
+    if (source) source.close();
+    setStatus("connecting", "connecting");
+    source = new EventSource("/api/v1/stream");
+    source.addEventListener("open", () => { retryDelay = 1000; });
+    source.addEventListener("counts", (ev) => {
+      lastMessage = Date.now();
+      setStatus("live", "live");
+      showProblem("");
+      try { onCounts(JSON.parse(ev.data)); } catch (err) { console.error(err); }
+    });
+    source.addEventListener("problem", (ev) => {
+      lastMessage = Date.now();
+      setStatus("down", "store unavailable");
+      try { showProblem(JSON.parse(ev.data).error); } catch (err) { showProblem("store unavailable"); }
+    });
+    source.addEventListener("error", () => {
+      setStatus("down", "reconnecting");
+      if (source.readyState === EventSource.CLOSED) {   // the browser gave up: retry ourselves
+        setTimeout(connect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 15000);
+      }
+    });
+  }
+
+  setInterval(() => {   // a silent connection (proxy, sleeping laptop) is replaced
+    if (lastMessage && Date.now() - lastMessage > STALE_AFTER) {
+      lastMessage = Date.now();
+      setStatus("down", "reconnecting");
+      connect();
+    }
+  }, 2000);
+  window.addEventListener("resize", () => { for (const card of cards.values()) drawChart(card); });
+  document.addEventListener("DOMContentLoaded", () => {
+    $("filter").addEventListener("input", applyFilter);
+    connect();
+  });
+})();

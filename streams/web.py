@@ -1,0 +1,331 @@
+"""HTTP interface of every worker (SPEC §7): JSON API, health, metrics, a live dashboard.
+
+The handlers are plain aiohttp handlers (Faust's web driver *is* aiohttp: ``app.web.web_app`` is the
+:class:`aiohttp.web.Application`), because the dashboard needs a streaming response (Server-Sent
+Events) and static files, which Faust's ``View`` does not offer. :func:`install_views` mounts them on
+a Faust app; :func:`create_app` builds a standalone aiohttp application (tests, or serving the
+dashboard from a process that is not a worker).
+
+Routes (also described in ``streams/static/openapi.json``)::
+
+    GET /                              dashboard page
+    GET /static/{file}                 dashboard assets (package data, never a CDN)
+    GET /api/v1/subscriptions          {"subscriptions": [ids]}
+    GET /api/v1/subscriptions/{id}     SPEC §6 object + "subscription" + "settings"; 404 if unknown
+    GET /api/v1/stream                 Server-Sent Events, see below
+    GET /healthz                       200 {"status": "ok"} while the process serves HTTP
+    GET /readyz                        200 when every dependency answers, else 503 with the dict
+    GET /metrics                       Prometheus text format
+    GET /openapi.json                  OpenAPI 3.1 description of all of the above
+
+The stream sends ``event: counts`` immediately at connect and then every ``interval`` seconds. Its
+data is ``{"time": unix_ms, "full": bool, "subscriptions": {id: {...counts, "settings", "events",
+("history" | "point")}}}``: the first message (``full: true``) carries each subscription's
+``history`` (``[[unix_ms, internal, external], ...]``, oldest first, last hour); later messages carry
+only ``point`` (the current ``[time, internal, external]``), which the page appends. A subscription
+that appears later gets its ``history`` in the first message that includes it. ``events`` are the 10
+newest capacity-change events. When the store fails, the stream sends ``event: problem`` with
+``{"error": ...}`` and keeps trying. One poll loop per process feeds all connected clients, so the
+store load does not grow with the number of open dashboards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from streams import metrics
+
+if TYPE_CHECKING:
+    import faust
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STREAM_EVENTS = 10
+READINESS_TIMEOUT = 5.0
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class CountsReader(Protocol):
+    """Read access to the live counts, implemented over Redis by the store."""
+
+    async def subscriptions(self) -> list[str]:
+        """Subscription ids, sorted."""
+        ...
+
+    async def counts(self, subscription: str) -> dict[str, Any] | None:
+        """The SPEC §6 per-subscription object, None if unknown."""
+        ...
+
+    async def settings(self, subscription: str) -> dict[str, Any] | None:
+        """``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds", "hysteresis",
+        "runtimes"}``, None if unknown."""
+        ...
+
+    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first, as ``CapacityEvent.to_dict()``."""
+        ...
+
+    async def history(self, subscription: str) -> list[list[int]]:
+        """``[[unix_ms, internal, external], ...]`` oldest first, the last hour."""
+        ...
+
+
+ROUTES: tuple[str, ...] = (
+    "/",
+    "/static/{file}",
+    "/api/v1/subscriptions",
+    "/api/v1/subscriptions/{id}",
+    "/api/v1/stream",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+)
+"""Every path served (the OpenAPI document must describe exactly these)."""
+
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json",
+                        headers=_NO_CACHE)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Views:
+    """The handlers, bound to one reader and one readiness probe."""
+
+    def __init__(self, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> None:
+        self.reader = reader
+        self.readiness = readiness
+        self.interval = interval
+        self._clients: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    # --- mounting ---------------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        router = app.router
+        router.add_get("/", self.index)
+        router.add_get("/static/{file}", self.static)
+        router.add_get("/api/v1/subscriptions", self.subscriptions)
+        router.add_get("/api/v1/subscriptions/{id}", self.subscription)
+        router.add_get("/api/v1/stream", self.stream)
+        router.add_get("/healthz", self.healthz)
+        router.add_get("/readyz", self.readyz)
+        router.add_get("/metrics", self.metrics)
+        router.add_get("/openapi.json", self.openapi)
+        app.on_shutdown.append(self.close)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        """End open event streams (so a shutting-down server does not wait for them)."""
+        self._closing.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    # --- JSON API ---------------------------------------------------------------------------------
+
+    async def subscriptions(self, request: web.Request) -> web.Response:
+        try:
+            ids = await self.reader.subscriptions()
+        except Exception as exc:
+            return self._store_error(exc)
+        return _json({"subscriptions": list(ids)})
+
+    async def subscription(self, request: web.Request) -> web.Response:
+        subscription = request.match_info["id"]
+        try:
+            counts, settings = await asyncio.gather(self.reader.counts(subscription),
+                                                    self.reader.settings(subscription))
+        except Exception as exc:
+            return self._store_error(exc)
+        if counts is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        return _json({**counts, "subscription": subscription, "settings": settings})
+
+    def _store_error(self, exc: BaseException) -> web.Response:
+        log.warning("store read failed: %r", exc)
+        return _json({"error": f"store unavailable: {type(exc).__name__}: {exc}"}, status=503)
+
+    # --- operations -------------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        try:
+            checks = dict(await asyncio.wait_for(self.readiness(), READINESS_TIMEOUT))
+        except Exception as exc:
+            return _json({"error": f"readiness check failed: {type(exc).__name__}: {exc}"}, status=503)
+        ready = bool(checks) and all(value is True for value in checks.values())
+        return _json(checks, status=200 if ready else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        response = web.Response(body=body, headers=_NO_CACHE)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    # --- files ------------------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return self._file(STATIC_DIR / "index.html")
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return self._file(STATIC_DIR / "openapi.json")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["file"]
+        path = (STATIC_DIR / name).resolve()
+        if name.startswith(".") or path.parent != STATIC_DIR or not path.is_file():
+            return _json({"error": f"no such file {name!r}"}, status=404)
+        return self._file(path)
+
+    @staticmethod
+    def _file(path: Path) -> web.StreamResponse:
+        return web.FileResponse(path, headers=_NO_CACHE)
+
+    # --- live stream ------------------------------------------------------------------------------
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # tell nginx-like proxies not to buffer
+        })
+        await response.prepare(request)
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1)
+        known: set[str] = set()
+        try:
+            await response.write(b"retry: 2000\n\n")
+            kind, data = await self._snapshot(full_for=None)
+            if kind == "counts":
+                known = set(data["subscriptions"])
+            await response.write(_sse(kind, data))
+            self._subscribe(queue)
+            while not self._closing.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                closing = asyncio.ensure_future(self._closing.wait())
+                done, _ = await asyncio.wait({getter, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    closing.cancel()
+                    break
+                closing.cancel()
+                kind, data = getter.result()
+                if kind == "counts":
+                    new = set(data["subscriptions"]) - known
+                    if new:  # a subscription that appeared since: send its whole history once
+                        data = await self._with_history(data, new)
+                    known = set(data["subscriptions"])
+                await response.write(_sse(kind, data))
+        except (ConnectionResetError, ConnectionError):
+            pass  # the client went away
+        finally:
+            self._unsubscribe(queue)
+        return response
+
+    def _subscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        self._clients.add(queue)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.ensure_future(self._poll())
+
+    def _unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        self._clients.discard(queue)
+        if not self._clients and self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self) -> None:
+        """One snapshot per interval for every connected client; a slow client gets only the newest."""
+        while self._clients:
+            await asyncio.sleep(self.interval)
+            message = await self._snapshot(full_for=set())
+            for queue in list(self._clients):
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(message)
+
+    async def _snapshot(self, full_for: set[str] | None) -> tuple[str, dict[str, Any]]:
+        """``("counts", data)``; history for ``full_for`` (None: every subscription); or a problem."""
+        now = _now_ms()
+        try:
+            ids = await self.reader.subscriptions()
+            entries = await asyncio.gather(*(self._entry(s, now, full_for is None or s in full_for) for s in ids))
+        except Exception as exc:
+            log.warning("dashboard stream: store read failed: %r", exc)
+            return "problem", {"time": now, "error": f"store unavailable: {type(exc).__name__}: {exc}"}
+        subscriptions = {s: e for s, e in zip(ids, entries, strict=True) if e is not None}
+        return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
+
+    async def _entry(self, subscription: str, now: int, with_history: bool) -> dict[str, Any] | None:
+        counts, settings, events = await asyncio.gather(
+            self.reader.counts(subscription), self.reader.settings(subscription),
+            self.reader.recent_capacity_events(subscription, limit=STREAM_EVENTS))
+        if counts is None:
+            return None
+        entry: dict[str, Any] = {**counts, "settings": settings, "events": list(events)[:STREAM_EVENTS]}
+        if with_history:
+            entry["history"] = await self.reader.history(subscription)
+        else:
+            entry["point"] = [now, int(counts.get("internal", 0)), int(counts.get("external", 0))]
+        return entry
+
+    async def _with_history(self, data: dict[str, Any], new: set[str]) -> dict[str, Any]:
+        subscriptions = dict(data["subscriptions"])
+        try:
+            histories = await asyncio.gather(*(self.reader.history(s) for s in sorted(new)))
+        except Exception as exc:
+            log.warning("dashboard stream: history read failed: %r", exc)
+            return data
+        for subscription, history in zip(sorted(new), histories, strict=True):
+            entry = dict(subscriptions[subscription])
+            entry.pop("point", None)
+            entry["history"] = history
+            subscriptions[subscription] = entry
+        return {**data, "subscriptions": subscriptions}
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> web.Application:
+    """A standalone aiohttp application serving every route (no Faust needed)."""
+    app = web.Application()
+    Views(reader, readiness, interval=interval).add_routes(app)
+    return app
+
+
+def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> None:
+    """Mount every route on a Faust app's web server. Call before the worker starts.
+
+    Faust's own index blueprints mounted at ``/`` (the production index, or the statistics page when
+    ``web_stats_enabled``) are dropped, because the dashboard is served at ``/``. The handlers run in
+    the worker's event loop, so the reader may share the worker's Redis client; keep ``web_in_thread``
+    off (the default), or give the reader its own client.
+    """
+    faust_web = app.web
+    web_app = getattr(faust_web, "web_app", None)
+    if not isinstance(web_app, web.Application):
+        raise TypeError(f"install_views needs Faust's aiohttp web driver (web={app.conf.web!s})")
+    blueprints = faust_web.blueprints
+    if blueprints.applied:
+        raise RuntimeError("install_views must be called before the web server starts")
+    blueprints._enabled = [(prefix, bp) for prefix, bp in blueprints._enabled if prefix not in ("", "/")]
+    Views(reader, readiness, interval=interval).add_routes(web_app)
