@@ -125,16 +125,19 @@ def _replay(deployment: Deployment, *files: Path) -> dict[str, Any]:
     return orjson.loads(deployment.cli("replay", *map(str, files)).stdout)  # type: ignore[no-any-return]
 
 
-def _wait_until_some_progress(deployment: Deployment, at_least: int, timeout: float = 120) -> None:
+def _applied(deployment: Deployment) -> int:
+    """Changes committed so far, from the positions stored with the counts."""
     redis = deployment.redis()
+    return sum(int(v) for key in redis.scan_iter("endusers:*:meta")
+               for k, v in redis.hgetall(key).items() if k.startswith(b"position:"))
+
+
+def _wait_until_some_progress(deployment: Deployment, at_least: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = 0
-        for key in redis.scan_iter("endusers:*:meta"):
-            done += sum(int(v) for k, v in redis.hgetall(key).items() if k.startswith(b"position:"))
-        if done >= at_least:
+        if _applied(deployment) >= at_least:
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     pytest.fail("no progress before the kill")
 
 
@@ -149,6 +152,7 @@ def _crash_run(deployment: Deployment, tmp_path: Path, workers: int) -> None:
                                   env=deployment.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_until_some_progress(deployment, at_least=5_000)
     started[0].kill()
+    assert _applied(deployment) < len(stream), "the kill must land in the middle of the stream"
     assert publishing.wait(timeout=300) == 0, publishing.stderr.read() if publishing.stderr else ""
     if workers == 1:
         deployment.start_worker()

@@ -1,0 +1,95 @@
+"""An in-memory :class:`streams.web.CountsReader` for tests of the HTTP views and the dashboard."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+
+def counts(internal: int = 0, external: int = 0, *, runtimes: dict[str, Any] | None = None,
+           providers: dict[str, int] | None = None, anonymous: int = 0,
+           levels: dict[str, int] | None = None) -> dict[str, Any]:
+    """A SPEC §6 per-subscription object."""
+    if runtimes is None:
+        runtimes = {"default": {"internal": internal, "external": external, "records": internal + external}}
+    return {"internal": internal, "external": external, "records": internal + external, "runtimes": runtimes,
+            "providers": providers if providers is not None else {"default": internal + external},
+            "anonymous_sessions": anonymous, "levels": levels or {"internal": 0, "external": 0}}
+
+
+def settings(internal: int | None = None, external: int | None = None, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"platform": "o11", "domains": ["example.com"],
+                            "capacity": {"internal": internal, "external": external},
+                            "thresholds": [80, 90, 100], "hysteresis": 1, "runtimes": {}}
+    base.update(extra)
+    return base
+
+
+class FakeReader:
+    """Subscriptions held in dicts; tests mutate them and the views see the change."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+        self.settings_by: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.histories: dict[str, list[list[int]]] = {}
+        self.fail: Exception | None = None
+        self.calls = 0
+
+    def put(self, subscription: str, value: dict[str, Any], setting: dict[str, Any] | None = None,
+            events: list[dict[str, Any]] | None = None, history: list[list[int]] | None = None) -> None:
+        self.data[subscription] = value
+        self.settings_by[subscription] = setting if setting is not None else settings()
+        self.events[subscription] = events or []
+        now = int(time.time() * 1000)
+        self.histories[subscription] = history if history is not None else [
+            [now - 60_000 * (30 - i), value["internal"] * i // 30, value["external"] * i // 30] for i in range(31)]
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+
+    async def subscriptions(self) -> list[str]:
+        self._check()
+        return sorted(self.data)
+
+    async def counts(self, subscription: str) -> dict[str, Any] | None:
+        self._check()
+        value = self.data.get(subscription)
+        return copy.deepcopy(value) if value is not None else None
+
+    async def settings(self, subscription: str) -> dict[str, Any] | None:
+        self._check()
+        return copy.deepcopy(self.settings_by.get(subscription))
+
+    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
+        self._check()
+        return copy.deepcopy(self.events.get(subscription, [])[:limit])
+
+    async def history(self, subscription: str) -> list[list[int]]:
+        self._check()
+        return copy.deepcopy(self.histories.get(subscription, []))
+
+
+def capacity_event(subscription: str, user_class: str, previous: int, level: int, count: int, capacity: int,
+                   time_text: str = "2026-11-01T09:00:00Z") -> dict[str, Any]:
+    return {"id": f"{subscription}-{user_class}-{level}", "subscription": subscription, "user_class": user_class,
+            "previous_level": previous, "level": level, "direction": "up" if level > previous else "down",
+            "count": count, "capacity": capacity, "exceeded": count > capacity, "time": time_text, "trigger": None}
+
+
+def sample_reader() -> FakeReader:
+    """Two subscriptions: one near its internal capacity, one unlimited."""
+    reader = FakeReader()
+    reader.put("acme", counts(1234, 56, runtimes={
+        "prod": {"internal": 1200, "external": 50, "records": 1300},
+        "dev": {"internal": 80, "external": 6, "records": 90}},
+        providers={"default": 1100, "azure-ad": 280, "visitor": 10}, anonymous=987,
+        levels={"internal": 80, "external": 100}),
+        settings(1500, 50, platform="o11"),
+        events=[capacity_event("acme", "external", 90, 100, 56, 50, "2026-11-01T10:05:00Z"),
+                capacity_event("acme", "internal", 0, 80, 1200, 1500, "2026-11-01T09:40:00Z")])
+    reader.put("globex", counts(42, 7, anonymous=3), settings(platform="odc"))
+    return reader

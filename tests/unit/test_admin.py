@@ -1,0 +1,144 @@
+"""streams/admin.py: config events and the CSV user-table import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from schemas.codec import validate
+from schemas.events import ConfigEvent, LoginEvent, ProfileEvent
+from streams.admin import UNSET, InvalidInput, config_event, header_column, import_users, import_users_text
+
+
+# --- config events ---------------------------------------------------------------------------------
+
+def test_full_config_event_is_normalized_and_valid() -> None:
+    event = config_event("acme", domains=["@Example.COM", "*.Eu.Example.com", "example.com"],
+                         capacity_internal="1500", capacity_external="unlimited", thresholds=[100, 80, 90, 80],
+                         hysteresis=2, platform="ODC", runtimes={"prod": "11.14.0", "dev": {"version": None}})
+    assert event == {
+        "type": "config", "subscription": "acme", "platform": "odc",
+        "domains": ["example.com", "*.eu.example.com"],
+        "capacity": {"internal": 1500, "external": None},
+        "thresholds": [80, 90, 100], "hysteresis": 2.0,
+        "runtimes": {"prod": {"version": "11.14.0"}, "dev": {"version": None}},
+    }
+    assert isinstance(validate(event), ConfigEvent)
+
+
+def test_only_given_keys_are_present() -> None:
+    assert config_event("acme", capacity_external=0) == {
+        "type": "config", "subscription": "acme", "capacity": {"external": 0}}
+    assert config_event("acme", capacity_internal=None, capacity_external=UNSET) == {
+        "type": "config", "subscription": "acme", "capacity": {"internal": None}}
+    assert config_event("acme", domains=[]) == {"type": "config", "subscription": "acme", "domains": []}
+    assert config_event("acme", capacity_internal="None")["capacity"] == {"internal": None}
+    assert config_event("acme", domains="a.com, b.org")["domains"] == ["a.com", "b.org"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"domains": ["example"]}, "domains: 'example' is not a valid domain"),
+    ({"domains": ["exa mple.com"]}, "domains: 'exa mple.com'"),
+    ({"capacity_internal": "-1"}, "capacity.internal: expected a whole number >= 0"),
+    ({"capacity_external": -5}, "capacity.external: must be 0 or more"),
+    ({"capacity_external": "lots"}, "capacity.external: expected a whole number"),
+    ({"thresholds": [80, 0]}, "thresholds: each must be a whole percent from 1 to 1000, got 0"),
+    ({"thresholds": []}, "thresholds: give at least one"),
+    ({"hysteresis": 101}, "hysteresis: must be a number of percentage points from 0 to 100"),
+    ({"platform": "o12"}, "platform: expected 'o11' or 'odc'"),
+    ({"runtimes": {"prod": "latest"}}, "runtimes.prod.version"),
+    ({}, "nothing to change"),
+])
+def test_invalid_config_names_the_field(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        config_event("acme", **kwargs)
+    assert message in str(caught.value)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, click.BadParameter)
+
+
+def test_subscription_required() -> None:
+    with pytest.raises(ValueError, match="subscription"):
+        config_event("  ", platform="odc")
+
+
+# --- CSV import ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header, column", [
+    ("UserId", "user_id"), ("user id", "user_id"), ("USER_ID", "user_id"), ("Is_Active", "active"),
+    ("E-mail", "email"), ("Email Address", "email"), ("Logged In", "logged_in"), ("HasLoggedIn", "logged_in"),
+    ("Default Tenant", "default_tenant"), ("User Provider", "provider"), ("Full Name", "name"),
+    ("Username", "username"), ("favourite colour", None),
+])
+def test_header_spellings(header: str, column: str | None) -> None:
+    assert header_column(header) == column
+
+
+def test_import_rows_become_upserts_and_logins(tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text(
+        "\ufeffRuntime,Tenant,Default_Tenant,Provider,UserId,Username,Email,Phone,Name,Is_Active,Logged_In,Notes\n"
+        "prod,,,,17,Ann,ann@example.com,+351 912,Ann A,true,yes,vip\n"
+        "prod,t2,false,ldap,18,bob,,,,0,no,\n"
+        "\n"
+        ",,,,19,,,,,,,\n", encoding="utf-8")
+    rows = list(import_users(path, "acme"))
+    assert [line for line, _ in rows] == [2, 2, 3, 5]
+    upsert, login, second, third = (event for _, event in rows)
+    assert upsert == {"type": "profile", "op": "upsert", "subscription": "acme", "runtime": "prod",
+                      "user_id": "17", "username": "Ann", "email": "ann@example.com", "phone": "+351 912",
+                      "name": "Ann A", "active": True}
+    assert login == {"type": "login", "subscription": "acme", "runtime": "prod", "user_id": "17"}
+    assert second["tenant"] == "t2" and second["provider"] == "ldap" and second["default_tenant"] is False
+    assert second["active"] is False and second["email"] is None  # empty cell: null (the export is the truth)
+    assert third == {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "19",
+                     "username": None, "email": None, "phone": None, "name": None}
+    assert isinstance(validate(upsert), ProfileEvent) and isinstance(validate(login), LoginEvent)
+
+
+def test_import_errors_name_line_and_field() -> None:
+    text = ("user id;email;active;logged in\n"
+            "1;a@example.com;yes;true\n"
+            ";b@example.com;yes;\n"
+            "3;c@example.com;perhaps;\n"
+            "4;d@example.com;yes;sometimes\n"
+            "5;" + "e" * 250 + "@example.com;yes;\n"
+            "6;f@example.com;yes;no;extra\n"
+            '"7";"g@example.com";"1";"0"\n')
+    rows = list(import_users_text(text, "acme"))
+    errors = {line: value for line, value in rows if isinstance(value, str)}
+    assert errors == {
+        3: "user_id: empty (required)",
+        4: "active: 'perhaps' is not a boolean (true/false, yes/no, 1/0)",
+        5: "logged_in: 'sometimes' is not a boolean (true/false, yes/no, 1/0)",
+        6: "email: String should have at most 254 characters",
+        7: "5 cells but the header has 4 (a delimiter inside an unquoted value?)",
+    }
+    good = [(line, value) for line, value in rows if not isinstance(value, str)]
+    assert [(line, value["type"]) for line, value in good] == [(2, "profile"), (2, "login"), (8, "profile")]
+
+
+def test_line_numbers_follow_multiline_cells() -> None:
+    text = 'user_id,name\n1,"two\nlines"\n,x\n'
+    rows = list(import_users_text(text, "acme"))
+    assert rows[0] == (2, {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "1",
+                           "name": "two\nlines"})
+    assert rows[1] == (4, "user_id: empty (required)")
+
+
+def test_header_problems() -> None:
+    assert list(import_users_text("email,name\na@b.com,A\n", "acme")) == [
+        (1, "header: no user_id column (found 'email', 'name'; recognised: subscription, runtime, tenant, "
+            "default_tenant, provider, user_id, username, email, phone, name, active, logged_in)")]
+    assert list(import_users_text("", "acme")) == [
+        (1, "header: the file is empty (expected a header row with at least user_id)")]
+    assert list(import_users_text("UserId,user_id\n1,1\n", "acme")) == [
+        (1, "header: columns 'UserId' and 'user_id' both mean user_id")]
+    assert list(import_users_text("user_id\n1\n")) == [(1, "header: no subscription column and no subscription given")]
+
+
+def test_subscription_column() -> None:
+    rows = list(import_users_text("Subscription,UserId\nacme,1\n,2\n", None))
+    assert rows[0][1]["subscription"] == "acme"  # type: ignore[index]
+    assert rows[1] == (3, "subscription: empty (and no subscription given)")

@@ -1,0 +1,84 @@
+"""The dashboard in a real browser (Debian's chromium) against the in-memory reader: it renders the
+counts, updates by itself when they change, needs nothing from outside its server, and fits a phone."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from streams.web import create_app
+from tests.browser.dashboard_check import chromium_available, open_dashboard
+from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (apt-get install chromium)"),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[str, FakeReader]]:
+    reader = sample_reader()
+
+    async def readiness() -> dict[str, bool]:
+        return {"kafka": True, "redis": True}
+
+    runner = web.AppRunner(create_app(reader, readiness, interval=0.5), shutdown_timeout=1)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}/", reader
+    finally:
+        await runner.cleanup()
+
+
+async def test_dashboard_renders_and_updates_by_itself(served: tuple[str, FakeReader]) -> None:
+    url, reader = served
+    async with await open_dashboard(url, ARTIFACTS / "dashboard.png") as dash:
+        assert await dash.count("acme", "internal") == 1234
+        assert await dash.count("acme", "external") == 56
+        assert await dash.count("globex", "internal") == 42
+        assert await dash.text("capacity-acme-internal") == "/ 1,500"
+        assert await dash.text("capacity-globex-internal") == "/ unlimited"
+        assert await dash.text("level-acme-external") == "level 100%"
+        assert await dash.text("level-globex-internal") == "unlimited"
+        assert "critical" in (await dash.get_by_test_id("card-acme").get_attribute("class") or "")
+        assert await dash.get_by_test_id("runtimes-acme").locator("tbody tr").count() == 2
+        assert await dash.get_by_test_id("events-acme").locator("tbody tr").count() == 2
+        assert await dash.get_by_test_id("chart-acme").locator("polyline").count() == 2
+
+        reader.data["acme"] = counts(1501, 56, levels={"internal": 100, "external": 100})
+        reader.events["acme"].insert(0, capacity_event("acme", "internal", 90, 100, 1501, 1500,
+                                                           "2026-11-01T10:15:00Z"))
+        took = await dash.wait_for_count("acme", "internal", 1501, timeout=5)
+        assert took < 5
+        assert await dash.get_by_test_id("events-acme").locator("tbody tr").count() == 3
+
+        reader.put("initech", counts(5, 1))
+        await dash.wait_for_count("initech", "internal", 5, timeout=5)
+        await dash.save(ARTIFACTS / "dashboard.png")
+        assert dash.errors == []
+        assert dash.external_requests == []
+
+
+async def test_dashboard_fits_a_phone(served: tuple[str, FakeReader]) -> None:
+    url, _ = served
+    async with await open_dashboard(url, ARTIFACTS / "dashboard-phone.png", width=360, height=780) as dash:
+        overflow = await dash.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a 360px phone"
+        assert await dash.count("acme", "internal") == 1234
+        assert dash.errors == []

@@ -1,0 +1,78 @@
+"""streams/metrics.py: reason categories and the per-subscription count gauges."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.codec import decode
+from streams import metrics
+from tests.unit.fake_counts import counts
+
+
+def samples(name: str, subscription: str) -> dict[tuple[tuple[str, str], ...], float]:
+    body, _ = metrics.render()
+    found = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("subscription") == subscription:
+                found[tuple(sorted((k, v) for k, v in sample.labels.items() if k != "subscription"))] = sample.value
+    return found
+
+
+@pytest.mark.parametrize("raw, category", [
+    (b"{", "not_json"),
+    (b"[1]", "not_object"),
+    (b'{"type": "zap", "subscription": "s"}', "unknown_type"),
+    (b'{"subscription": "s"}', "missing_type"),
+    (b'{"type": "login", "subscription": "s"}', "missing_field"),
+    (b'{"type": "profile", "subscription": "s", "user_id": "u", "op": "zap"}', "unknown_op"),
+    (b'{"type": "login", "subscription": "s", "user_id": "u", "time": "yesterday"}', "bad_time"),
+    (b'{"type": "login", "subscription": "s", "user_id": "u", "name": "' + b"x" * 300 + b'"}', "too_large"),
+    (b'{"type": "login", "subscription": "s", "user_id": true}', "invalid"),
+])
+def test_reason_category_of_codec_reasons(raw: bytes, category: str) -> None:
+    rejection = decode(raw)
+    assert metrics.reason_category(rejection.reason) == category  # type: ignore[union-attr]
+
+
+def test_observe_counts_sets_and_removes_series() -> None:
+    value = counts(10, 3, runtimes={"prod": {"internal": 8, "external": 3, "records": 11},
+                                    "dev": {"internal": 2, "external": 0, "records": 2}},
+                   providers={"default": 12, "visitor": 1}, anonymous=5, levels={"internal": 80, "external": 0})
+    metrics.observe_counts("m1", value, {"internal": 12, "external": None})
+    assert samples("endusers_users", "m1") == {(("user_class", "internal"),): 10, (("user_class", "external"),): 3}
+    assert samples("endusers_records", "m1") == {(): 13}
+    assert samples("endusers_anonymous_sessions", "m1") == {(): 5}
+    assert samples("endusers_capacity", "m1") == {(("user_class", "internal"),): 12}
+    assert samples("endusers_level", "m1")[(("user_class", "internal"),)] == 80
+    assert samples("endusers_runtime_records", "m1") == {(("runtime", "dev"),): 2, (("runtime", "prod"),): 11}
+    assert samples("endusers_runtime_users", "m1")[(("runtime", "prod"), ("user_class", "external"))] == 3
+    assert samples("endusers_provider_records", "m1") == {(("provider", "default"),): 12,
+                                                          (("provider", "visitor"),): 1}
+
+    value = counts(9, 3, runtimes={"prod": {"internal": 9, "external": 3, "records": 12}},
+                   providers={"default": 12})
+    metrics.observe_counts("m1", value, {"internal": None, "external": None})
+    assert samples("endusers_runtime_records", "m1") == {(("runtime", "prod"),): 12}
+    assert set(samples("endusers_runtime_users", "m1")) == {(("runtime", "prod"), ("user_class", c))
+                                                            for c in ("internal", "external")}
+    assert samples("endusers_provider_records", "m1") == {(("provider", "default"),): 12}
+    assert samples("endusers_capacity", "m1") == {}
+
+    metrics.forget_subscription("m1")
+    assert samples("endusers_users", "m1") == {}
+
+
+def test_counters_and_histogram_render() -> None:
+    metrics.REJECTIONS.labels("not_json").inc()
+    metrics.DEAD_LETTERS.inc()
+    metrics.CAPACITY_EVENTS.labels("m2", "internal", "up").inc()
+    metrics.CONSUMER_LAG.labels("enduser.logins", "0").set(7)
+    metrics.BATCH_SECONDS.labels("apply").observe(0.003)
+    body, content_type = metrics.render()
+    text = body.decode()
+    assert content_type.startswith("text/plain")
+    for name in ("endusers_rejections_total", "endusers_dead_letters_total", "endusers_capacity_events_total",
+                 "endusers_consumer_lag", 'endusers_batch_seconds_bucket{le="0.005",stage="apply"}'):
+        assert name in text

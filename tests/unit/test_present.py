@@ -1,0 +1,40 @@
+"""streams/present.py: the terminal table of ``endusers counts``."""
+
+from __future__ import annotations
+
+from streams.present import counts_table
+from tests.unit.fake_counts import counts
+
+
+def document() -> dict:
+    acme = counts(1200, 3, runtimes={"prod": {"internal": 1000, "external": 3, "records": 1100},
+                                     "dev": {"internal": 200, "external": 0, "records": 210}},
+                  anonymous=42, levels={"internal": 80, "external": 0})
+    return {"subscriptions": {"acme": acme, "beta": counts(1, 0)}}
+
+
+def test_rows_runtimes_and_levels() -> None:
+    text = counts_table(document())
+    lines = text.splitlines()
+    assert lines[0].split() == ["Subscription", "Internal", "External", "Records", "Anonymous", "Levels"]
+    acme = next(line for line in lines if line.startswith("acme"))
+    assert "1,200" in acme and "1,203" in acme and "42" in acme and "int 80%" in acme
+    runtime_rows = [line for line in lines if "└" in line]
+    assert [row.split()[1] for row in runtime_rows] == ["dev", "prod", "default"]
+    assert "1,000" in runtime_rows[1] and "1,100" in runtime_rows[1]
+    assert lines.index(acme) < lines.index(runtime_rows[0]) < [i for i, l in enumerate(lines) if l.startswith("beta")][0]
+    assert "\x1b[" not in text  # plain unless asked
+
+
+def test_capacity_from_settings_or_argument() -> None:
+    doc = document()
+    doc["subscriptions"]["acme"]["settings"] = {"capacity": {"internal": 1500, "external": None}}
+    text = counts_table(doc, capacities={"beta": {"internal": 0, "external": 10}})
+    assert "1,200 / 1,500 (80%)" in text
+    assert "3 / unlimited" in text
+    assert "1 / 0 (over)" in text and "0 / 10 (0%)" in text
+
+
+def test_color_and_empty() -> None:
+    assert "\x1b[" in counts_table(document(), capacities={"acme": {"internal": 1000, "external": 1}}, color=True)
+    assert counts_table({"subscriptions": {}}) == "No subscriptions.\n"

@@ -1,0 +1,245 @@
+"""The HTTP views (streams/web.py) against an in-memory reader: JSON API, health, metrics, files, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import faust
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from streams import metrics
+from streams.web import ROUTES, STATIC_DIR, create_app, install_views
+from tests.unit.fake_counts import FakeReader, counts, sample_reader
+
+
+def ready(**checks: bool) -> Any:
+    async def probe() -> dict[str, bool]:
+        return dict(checks)
+    return probe
+
+
+@pytest.fixture
+async def reader() -> FakeReader:
+    return sample_reader()
+
+
+@pytest.fixture
+async def client(reader: FakeReader) -> Any:
+    app = create_app(reader, ready(kafka=True, redis=True), interval=0.05)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def read_events(response: Any, count: int, timeout: float = 5.0) -> list[tuple[str, Any]]:
+    """Parse ``count`` SSE messages (event name, JSON data) from a streaming response."""
+    events: list[tuple[str, Any]] = []
+    name, data = None, []
+
+    async def collect() -> None:
+        nonlocal name, data
+        while len(events) < count:
+            line = (await response.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line == "" and name is not None:
+                events.append((name, json.loads("\n".join(data))))
+                name, data = None, []
+
+    await asyncio.wait_for(collect(), timeout)
+    return events
+
+
+async def test_subscriptions_lists_ids(client: Any) -> None:
+    response = await client.get("/api/v1/subscriptions")
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    assert await response.json() == {"subscriptions": ["acme", "globex"]}
+
+
+async def test_subscription_object(client: Any, reader: FakeReader) -> None:
+    response = await client.get("/api/v1/subscriptions/acme")
+    assert response.status == 200
+    body = await response.json()
+    assert body["subscription"] == "acme"
+    assert body["internal"] == 1234 and body["external"] == 56
+    assert body["runtimes"]["prod"] == {"internal": 1200, "external": 50, "records": 1300}
+    assert body["levels"] == {"internal": 80, "external": 100}
+    assert body["settings"]["capacity"] == {"internal": 1500, "external": 50}
+    assert set(body) >= {"internal", "external", "records", "runtimes", "providers", "anonymous_sessions", "levels"}
+
+
+async def test_unknown_subscription_is_404_json(client: Any) -> None:
+    response = await client.get("/api/v1/subscriptions/nope")
+    assert response.status == 404
+    assert "nope" in (await response.json())["error"]
+
+
+async def test_store_failure_is_503_json(client: Any, reader: FakeReader) -> None:
+    reader.fail = ConnectionError("redis down")
+    for path in ("/api/v1/subscriptions", "/api/v1/subscriptions/acme"):
+        response = await client.get(path)
+        assert response.status == 503
+        assert "redis down" in (await response.json())["error"]
+
+
+async def test_healthz(client: Any) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200 and await response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("checks, status", [
+    ({"kafka": True, "redis": True}, 200),
+    ({"kafka": True, "redis": False}, 503),
+    ({"kafka": False, "redis": False}, 503),
+    ({}, 503),
+])
+async def test_readyz(checks: dict[str, bool], status: int) -> None:
+    app = create_app(FakeReader(), ready(**checks))
+    async with TestClient(TestServer(app)) as test_client:
+        response = await test_client.get("/readyz")
+        assert response.status == status
+        assert await response.json() == checks
+
+
+async def test_readyz_probe_that_raises_is_503() -> None:
+    async def broken() -> dict[str, bool]:
+        raise RuntimeError("no kafka client")
+    async with TestClient(TestServer(create_app(FakeReader(), broken))) as test_client:
+        response = await test_client.get("/readyz")
+        assert response.status == 503
+        assert "no kafka client" in (await response.json())["error"]
+
+
+async def test_metrics_text(client: Any) -> None:
+    metrics.EVENTS.labels("enduser.logins").inc()
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    assert "endusers_events_processed_total" in text
+    assert 'topic="enduser.logins"' in text
+
+
+async def test_dashboard_and_static_files(client: Any) -> None:
+    page = await client.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    html = await page.text()
+    assert "/static/dashboard.js" in html and "/static/dashboard.css" in html
+    assert "http://" not in html and "https://" not in html  # no CDN
+    for name, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
+        response = await client.get(f"/static/{name}")
+        assert response.status == 200
+        assert kind in response.content_type
+        assert (await response.read()) == (STATIC_DIR / name).read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fweb.py", "/static/.hidden"])
+async def test_static_refuses_unknown_and_escaping_paths(client: Any, path: str) -> None:
+    response = await client.get(path)
+    assert response.status == 404
+
+
+async def test_openapi_served(client: Any) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    assert (await response.json())["openapi"].startswith("3.1")
+
+
+async def test_stream_sends_full_then_points(client: Any, reader: FakeReader) -> None:
+    response = await client.get("/api/v1/stream")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    (first_name, first), (second_name, second) = await read_events(response, 2)
+    assert first_name == second_name == "counts"
+    assert first["full"] is True and isinstance(first["time"], int)
+    acme = first["subscriptions"]["acme"]
+    assert acme["internal"] == 1234 and acme["settings"]["capacity"]["external"] == 50
+    assert len(acme["history"]) == 31 and "point" not in acme
+    assert [e["level"] for e in acme["events"]] == [100, 80]
+    assert second["full"] is False
+    assert "history" not in second["subscriptions"]["acme"]
+    assert second["subscriptions"]["acme"]["point"][1:] == [1234, 56]
+
+    reader.data["acme"] = counts(1300, 56)
+    reader.put("initech", counts(5, 0))
+    later = await read_events(response, 2)
+    latest = later[-1][1]["subscriptions"]
+    assert latest["acme"]["internal"] == 1300
+    assert "history" in latest["initech"] or "history" in later[0][1]["subscriptions"]["initech"]
+    response.close()
+
+
+async def test_stream_reports_store_problems_and_recovers(client: Any, reader: FakeReader) -> None:
+    response = await client.get("/api/v1/stream")
+    await read_events(response, 1)
+    reader.fail = ConnectionError("redis down")
+    names = [name for name, _ in await read_events(response, 2)]
+    assert "problem" in names
+    reader.fail = None
+    for _ in range(5):
+        name, data = (await read_events(response, 1))[0]
+        if name == "counts":
+            break
+    assert name == "counts" and data["subscriptions"]["acme"]["internal"] == 1234
+    response.close()
+
+
+async def test_one_poller_serves_many_clients(client: Any, reader: FakeReader) -> None:
+    streams = [await client.get("/api/v1/stream") for _ in range(5)]
+    for response in streams:
+        await read_events(response, 2)
+    before = reader.calls
+    await asyncio.sleep(0.5)  # about 10 ticks at 50 ms
+    per_tick = 1 + 3 * len(reader.data)  # subscriptions() + counts/settings/events per subscription
+    assert reader.calls - before <= per_tick * 14  # one poll loop, not five
+    for response in streams:
+        response.close()
+
+
+async def test_routes_match_openapi_document() -> None:
+    document = json.loads((STATIC_DIR / "openapi.json").read_text())
+    assert set(document["paths"]) == set(ROUTES)
+    app = create_app(FakeReader(), ready(ok=True))
+    served = {route.resource.canonical for route in app.router.routes() if route.method == "GET"}
+    assert served == set(ROUTES)
+    for path, item in document["paths"].items():
+        assert "get" in item and item["get"]["responses"], path
+
+
+def test_openapi_references_resolve() -> None:
+    document = json.loads((STATIC_DIR / "openapi.json").read_text())
+    schemas = document["components"]["schemas"]
+    text = json.dumps(document)
+    import re
+    for ref in set(re.findall(r'"\$ref": "#/components/schemas/([A-Za-z]+)"', text)):
+        assert ref in schemas, ref
+
+
+async def test_install_views_on_a_faust_app(reader: FakeReader) -> None:
+    app = faust.App("endusers-web-test", broker="memory://", store="memory://", web_enabled=True)
+    install_views(app, reader, ready(kafka=True, redis=True))
+    app.web.init_server()  # applies Faust's blueprints, as the worker does at start
+    web_app = app.web.web_app
+    assert isinstance(web_app, web.Application)
+    index_routes = [r for r in web_app.router.routes()
+                    if r.method == "GET" and r.resource is not None and r.resource.canonical == "/"]
+    assert len(index_routes) == 1  # Faust's own "/" index was dropped in favour of the dashboard
+    async with TestClient(TestServer(web_app)) as test_client:
+        page = await test_client.get("/")
+        assert "End users" in await page.text()
+        body = await (await test_client.get("/api/v1/subscriptions")).json()
+        assert body == {"subscriptions": ["acme", "globex"]}
+        assert (await test_client.get("/router")).status in (200, 404)  # Faust's other blueprints stay
+
+
+async def test_install_views_after_start_is_refused(reader: FakeReader) -> None:
+    app = faust.App("endusers-web-test-2", broker="memory://", store="memory://", web_enabled=True)
+    app.web.init_server()
+    with pytest.raises(RuntimeError):
+        install_views(app, reader, ready(ok=True))
