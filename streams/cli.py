@@ -84,10 +84,102 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
         finally:
             await store.close()
 
+    async def capacities(names: list[str]) -> dict[str, dict[str, int | None]]:
+        store = RedisStore.from_url(Settings().redis)
+        try:
+            found = {name: await store.settings(name) for name in names}
+            return {name: value["capacity"] for name, value in found.items() if value is not None}
+        finally:
+            await store.close()
+
     document = asyncio.run(read())
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     else:
         from streams.present import counts_table
 
-        click.echo(counts_table(document))
+        limits = asyncio.run(capacities(list(document["subscriptions"])))  # type: ignore[arg-type]
+        click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
+
+
+@main.group()
+def config() -> None:
+    """Subscription settings (published as config events)."""
+
+
+@config.command("set")
+@click.argument("subscription")
+@click.option("--domains", help="Owned domains, comma separated ('' clears); *.example.com for subdomains.")
+@click.option("--capacity-internal", help="Licensed internal end users (N, 0, or 'unlimited').")
+@click.option("--capacity-external", help="Licensed external end users (N, 0, or 'unlimited').")
+@click.option("--thresholds", help="Percentages, comma separated (default 80,90,100).")
+@click.option("--hysteresis", type=float, help="Percentage points a count must fall below a threshold.")
+@click.option("--platform", type=click.Choice(["o11", "odc"], case_sensitive=False))
+@click.option("--runtime", "runtimes", multiple=True, metavar="NAME=VERSION",
+              help="A runtime's platform version, e.g. prod=11.14.0 (NAME= for no version).")
+@click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
+def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
+               thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
+               dry_run: bool) -> None:
+    """Validate and publish a config event for SUBSCRIPTION."""
+    import asyncio
+
+    from streams.admin import UNSET, InvalidInput, config_event
+    from streams.publish import publish_documents
+
+    versions: dict[str, object] = {}
+    for item in runtimes:
+        name, _, version = item.partition("=")
+        if not name:
+            raise click.BadParameter(f"expected NAME=VERSION, got {item!r}", param_hint="--runtime")
+        versions[name] = {"version": version or None}
+    try:
+        parsed = [int(t) for t in thresholds.split(",") if t.strip()] if thresholds is not None else None
+    except ValueError:
+        raise click.BadParameter(f"expected whole percentages like 80,90,100, got {thresholds!r}",
+                                 param_hint="--thresholds") from None
+    try:
+        event = config_event(
+            subscription,
+            domains=[d for d in domains.split(",") if d.strip()] if domains is not None else None,
+            capacity_internal=UNSET if capacity_internal is None else capacity_internal,
+            capacity_external=UNSET if capacity_external is None else capacity_external,
+            thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
+        )
+    except InvalidInput as exc:
+        raise click.UsageError(exc.message) from None
+    if dry_run:
+        click.echo(orjson.dumps(event).decode())
+        return
+    asyncio.run(publish_documents([event]))
+    click.echo(f"published config for {subscription}: {orjson.dumps(event).decode()}")
+
+
+@main.command("import-users")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--subscription", "-s", help="Subscription of rows without a subscription column.")
+@click.option("--dry-run", is_flag=True, help="Print the events as JSONL instead of publishing them.")
+def import_users(file: Path, subscription: str | None, dry_run: bool) -> None:
+    """Turn a user-table CSV export into profile (and login) events and publish them."""
+    import asyncio
+
+    from streams.admin import import_users as rows
+    from streams.publish import publish_documents
+
+    events, errors = [], 0
+    for line, item in rows(file, subscription):
+        if isinstance(item, str):
+            errors += 1
+            click.echo(f"{file}:{line}: {item}", err=True)
+        else:
+            events.append(item)
+    if dry_run:
+        for event in events:
+            click.echo(orjson.dumps(event).decode())
+    else:
+        result = asyncio.run(publish_documents(events))
+        for topic, sent in sorted(result.sent.items()):
+            click.echo(f"{topic}: {sent} event(s)")
+    click.echo(f"{len(events)} event(s) from {file}; {errors} row(s) rejected", err=dry_run)
+    if errors:
+        sys.exit(1)

@@ -90,6 +90,31 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
     return result
 
 
+async def publish_documents(documents: list[dict[str, object]], settings: Settings | None = None) -> PublishResult:
+    """Send already validated events (``config set``, ``import-users``) to their source topics."""
+    settings = settings or Settings()
+    result = PublishResult()
+    clock = PublishClock()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        deliveries = []
+        for document in documents:
+            routed = route(orjson.dumps(document))
+            if isinstance(routed, str):
+                result.unroutable.append(routed)
+                continue
+            topic, key = routed
+            deliveries.append(await producer.send(settings.topic(topic), orjson.dumps(document), key=key,
+                                                  timestamp_ms=clock()))
+            result.sent[settings.topic(topic)] += 1
+        for delivery in deliveries:
+            await delivery
+    finally:
+        await producer.stop()
+    return result
+
+
 class _Bar:
     def __init__(self, total: int) -> None:
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn

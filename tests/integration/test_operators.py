@@ -1,0 +1,102 @@
+"""Operators' surface against a running worker on the real Kafka and Redis: API, health, metrics,
+OpenAPI, and the live dashboard in Debian's chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.browser.dashboard_check import chromium_available, open_dashboard
+from tests.fixtures.generate import write_jsonl
+from tests.fixtures.pipeline import Deployment, Worker
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def _logins(first: int, last: int, domain: str) -> list[dict[str, object]]:
+    return [{"type": "login", "subscription": "ops", "user_id": str(n), "email": f"u{n}@{domain}"}
+            for n in range(first, last)]
+
+
+@pytest.fixture
+def running(deployment_factory, tmp_path: Path) -> tuple[Deployment, Worker]:  # type: ignore[no-untyped-def]
+    deployment: Deployment = deployment_factory()
+    worker = deployment.start_worker()
+    events = [{"type": "config", "subscription": "ops", "domains": ["corp.example"],
+               "capacity": {"internal": 10, "external": 5}}]
+    events += _logins(0, 4, "corp.example") + _logins(4, 9, "client.example")
+    deployment.cli("publish", str(write_jsonl(tmp_path / "ops.jsonl", events)))
+    deployment.wait_caught_up()
+    return deployment, worker
+
+
+def test_api_health_metrics_and_openapi(running: tuple[Deployment, Worker]) -> None:
+    deployment, worker = running
+    with httpx.Client(base_url=worker.url, timeout=5) as http:
+        assert http.get("/healthz").status_code == 200
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"kafka": True, "redis": True}
+        assert http.get("/api/v1/subscriptions").json() == {"subscriptions": ["ops"]}
+        body = http.get("/api/v1/subscriptions/ops").json()
+        assert (body["internal"], body["external"], body["records"]) == (4, 5, 9)
+        assert body["levels"] == {"internal": 0, "external": 100}
+        assert body == {**deployment.counts()["ops"], **{k: body[k] for k in body if k not in deployment.counts()["ops"]}}
+        missing = http.get("/api/v1/subscriptions/nobody")
+        assert missing.status_code == 404 and "error" in missing.json()
+        metrics = http.get("/metrics").text
+        assert 'endusers_users{subscription="ops",user_class="external"} 5.0' in metrics
+        assert 'endusers_level{subscription="ops",user_class="external"} 100.0' in metrics
+        assert f'endusers_events_processed_total{{topic="{deployment.topic("logins")}"}} 9.0' in metrics
+        assert "endusers_batch_seconds_bucket" in metrics
+        assert 'endusers_capacity_events_total{direction="up",subscription="ops",user_class="external"}' in metrics
+        spec = http.get("/openapi.json").json()
+        assert spec["openapi"].startswith("3.")
+        assert {"/api/v1/subscriptions", "/api/v1/subscriptions/{id}", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+
+
+def test_readyz_fails_when_redis_does_not_answer(running: tuple[Deployment, Worker], services) -> None:  # type: ignore[no-untyped-def]
+    """Pointing a second worker at a Redis port nobody listens on: ready must say no."""
+    deployment, _ = running
+    from tests.fixtures.pipeline import free_port
+
+    deployment.redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    broken = deployment.start_worker(wait=False)
+    deadline = time.monotonic() + 60
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(broken.url + "/readyz", timeout=8)
+            status = response.status_code, response.json()
+            break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    broken.stop()
+    assert status is not None and status[0] == 503 and status[1]["redis"] is False
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not chromium_available() and not os.environ.get("ENDUSERS_REQUIRE_BROWSER"),
+                    reason="needs /usr/bin/chromium (apt-get install chromium)")
+def test_dashboard_count_changes_after_events_are_published(running: tuple[Deployment, Worker], tmp_path: Path) -> None:
+    deployment, worker = running
+
+    async def scenario() -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        async with await open_dashboard(worker.url + "/", ARTIFACTS / "dashboard-before.png") as page:
+            await page.wait_for_count("ops", "external", 5, timeout=10)
+            more = write_jsonl(tmp_path / "more.jsonl", _logins(9, 12, "client.example"))
+            await asyncio.to_thread(deployment.cli, "publish", str(more))
+            await page.wait_for_count("ops", "external", 8, timeout=30)
+            await page.save(ARTIFACTS / "dashboard.png")
+            assert not page.external_requests
+            assert not [e for e in page.errors if "pageerror" in e]
+
+    asyncio.run(scenario())
+    assert orjson.loads(deployment.cli("counts", "--json").stdout)["subscriptions"]["ops"]["external"] == 8
