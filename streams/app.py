@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
         autodiscover=False,
         store="memory://",
+        datadir=settings.data_dir,
     )
     store = RedisStore.from_url(settings.redis)
 

@@ -23,6 +23,9 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_PORT", "6066")))
     web_host: str = field(default_factory=lambda: _env("ENDUSERS_WEB_HOST", "127.0.0.1"))
     partitions: int = field(default_factory=lambda: int(_env("ENDUSERS_PARTITIONS", "4")))
+    data_dir: str = field(default_factory=lambda: _env(
+        "ENDUSERS_DATA_DIR", os.path.join(os.path.expanduser("~"), ".local", "share", "endusers", "worker")))
+    """Faust's own data folder (no tables are kept there; the state lives in Redis)."""
     app_id: str = field(default_factory=lambda: _env("ENDUSERS_APP_ID", "endusers"))
     secret: bytes = field(default_factory=lambda: _env("ENDUSERS_SECRET", "").encode() or DEVELOPMENT_SECRET)
     batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "2000")))
