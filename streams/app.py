@@ -58,8 +58,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     outputs = {name: topic(name) for name in (*OUTPUT_TOPICS, "changes")}
 
-    async def send(name: str, key: bytes | None, value: bytes) -> Any:
-        return await outputs[name.rsplit(".", 1)[-1]].send(key=key, value=value, force=True)
+    async def send(topic_name: str, key: bytes | None, value: bytes) -> Any:
+        """Queue on the app's producer (no per-message Faust bookkeeping); await the result to know
+        Kafka has it."""
+        return await app.producer.send(topic_name, key, value, None, None, None)
 
     pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
     sources = app.topic(*(settings.topic(t) for t in SOURCE_TOPICS.values()),
