@@ -65,15 +65,17 @@ class Pipeline:
         """Validate and normalize a batch; forward changes in order, dead-letter the rest; return once
         Kafka has every message (the batch is acknowledged only then: at least once).
 
-        The batch holds messages of all four source topics; they are forwarded in record-timestamp
-        order (stable), so events a producer published in sequence across topics keep that sequence
-        whenever they are consumed in the same batch.
+        The batch holds messages of all four source topics; they are forwarded in (record timestamp,
+        event time) order, stable, so events a producer published in sequence across topics keep that
+        sequence whenever they are consumed in the same batch (``publish`` stamps untimed events with
+        strictly increasing microseconds).
         """
         started = time.perf_counter()
+        results = [(message, self._normalize(message)) for message in messages]
+        results.sort(key=_arrival)
         deliveries = []
-        for message in sorted(messages, key=_timestamp):
+        for message, result in results:
             metrics.EVENTS.labels(message.topic).inc()
-            result = self._normalize(message)
             if isinstance(result, Rejection):
                 metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
                 deliveries.append(await self.send(self.topic("deadletter"), message.key, dead_letter(message, result.reason)))
@@ -170,8 +172,9 @@ class Pipeline:
         await (await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason)))
 
 
-def _timestamp(message: Inbound) -> int:
-    return message.timestamp_ms
+def _arrival(item: tuple[Inbound, Change | Rejection]) -> tuple[int, int]:
+    message, result = item
+    return message.timestamp_ms, result.time if isinstance(result, Change) else 0
 
 
 def dead_letter(message: Inbound, reason: str) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,19 +9,9 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from counters.replay import ArrivalClock
+from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, Settings
-
-
-class PublishClock:
-    """Strictly increasing Kafka timestamps (ms), so an event without ``time`` keeps its place in the
-    file's order even when its neighbours go to other topics."""
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def __call__(self) -> int:
-        self._last = max(time.time_ns() // 1_000_000, self._last + 1)
-        return self._last
 
 
 @dataclass
@@ -32,8 +21,8 @@ class PublishResult:
     unreadable: bool = False
 
 
-def route(line: bytes) -> tuple[str, bytes | None] | str:
-    """The source topic (without prefix) and key of a line, or why it cannot be routed."""
+def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
+    """The source topic (without prefix), key and parsed event of a line, or why it cannot be routed."""
     try:
         document = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -44,13 +33,21 @@ def route(line: bytes) -> tuple[str, bytes | None] | str:
     if topic is None:
         return f"unknown type {document.get('type')!r}"
     subscription = document.get("subscription")
-    return topic, subscription.encode() if isinstance(subscription, str) else None
+    return topic, subscription.encode() if isinstance(subscription, str) else None, document
+
+
+def stamped(line: bytes, document: dict[str, object], now: int) -> bytes:
+    """The line as published: an event without ``time`` gets its publish time (microseconds, strictly
+    increasing), so the file's order holds across topics however fast the file is sent."""
+    if "time" in document:
+        return line
+    return orjson.dumps({**document, "time": format_instant(now)})
 
 
 async def publish_files(files: list[Path], settings: Settings | None = None, progress: bool = False) -> PublishResult:
     settings = settings or Settings()
     result = PublishResult()
-    clock = PublishClock()
+    clock = ArrivalClock()
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5,
                                 max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
     await producer.start()
@@ -72,8 +69,10 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                 if isinstance(routed, str):
                     result.unroutable.append(f"{path}:{number}: not routed: {routed}")
                     continue
-                topic, key = routed
-                pending.append(await producer.send(settings.topic(topic), stripped, key=key, timestamp_ms=clock()))
+                topic, key, document = routed
+                now = clock()
+                pending.append(await producer.send(settings.topic(topic), stamped(stripped, document, now), key=key,
+                                                   timestamp_ms=now // 1000))
                 result.sent[settings.topic(topic)] += 1
                 if bar is not None:
                     bar.update(len(line) + 1)
@@ -94,19 +93,21 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
     """Send already validated events (``config set``, ``import-users``) to their source topics."""
     settings = settings or Settings()
     result = PublishResult()
-    clock = PublishClock()
+    clock = ArrivalClock()
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         deliveries = []
         for document in documents:
-            routed = route(orjson.dumps(document))
+            line = orjson.dumps(document)
+            routed = route(line)
             if isinstance(routed, str):
                 result.unroutable.append(routed)
                 continue
-            topic, key = routed
-            deliveries.append(await producer.send(settings.topic(topic), orjson.dumps(document), key=key,
-                                                  timestamp_ms=clock()))
+            topic, key, _ = routed
+            now = clock()
+            deliveries.append(await producer.send(settings.topic(topic), stamped(line, document, now),
+                                                  key=key, timestamp_ms=now // 1000))
             result.sent[settings.topic(topic)] += 1
         for delivery in deliveries:
             await delivery
