@@ -112,6 +112,12 @@ LEVEL = Gauge(
     ["subscription", "user_class"],
     registry=REGISTRY,
 )
+INVALID_EMAILS = Gauge(
+    "endusers_invalid_emails",
+    "Events that carried an invalid email (treated as no email): a data-quality problem to fix upstream.",
+    ["subscription"],
+    registry=REGISTRY,
+)
 
 # label sets currently exported per subscription, so that runtimes/providers that vanish are removed
 _LOCK = threading.Lock()

@@ -133,6 +133,7 @@ class Pipeline:
                 await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
         self._changed.add(subscription)
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
+        metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
         if events:
             for event in events:
                 metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
