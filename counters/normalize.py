@@ -33,13 +33,10 @@ def _domain(domain: str) -> str | None:
     labels = domain.split(".")
     if any(not label for label in labels):
         return None
-    if domain.isascii():
-        ascii_domain = domain.lower()
-    else:
-        try:
-            ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
-        except (idna.IDNAError, UnicodeError, ValueError):
-            return None
+    try:  # IDNA (UTS 46) for every domain, so ASCII names obey the same hostname rules
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
     if len(ascii_domain) > 253:
         return None
     return ascii_domain
@@ -123,7 +120,7 @@ class Digester:
         self._cached = lru_cache(maxsize=262_144)(self._digest)
 
     def __call__(self, *parts: str) -> str:
-        return self._cached(parts)  # type: ignore[no-any-return]
+        return self._cached(parts)
 
     def _digest(self, parts: tuple[str, ...]) -> str:
         message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
@@ -133,6 +130,8 @@ class Digester:
 # --- events into changes -------------------------------------------------------------------------
 
 VISITOR_PROVIDER = "visitor"
+DEFAULT_THRESHOLDS = (80, 90, 100)
+DEFAULT_HYSTERESIS = 1
 
 
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
@@ -148,7 +147,7 @@ def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change 
 def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int) -> Change:
     kind = "login" if isinstance(event, LoginEvent) else event.op
     change = Change(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         subscription=event.subscription,
         time=time,
         event_id=event.id,
@@ -211,13 +210,15 @@ def parse_version(version: str) -> list[int]:
 
 
 def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
+    """Each key present replaces the current value; a key given as null restores its default
+    (``capacity: null`` makes both classes unlimited; ``runtimes`` merge, so null changes none)."""
     settings: dict[str, Any] = {}
     given = event.model_fields_set
-    if "platform" in given and event.platform is not None:
-        settings["platform"] = event.platform
-    if "domains" in given and event.domains is not None:
+    if "platform" in given:
+        settings["platform"] = event.platform or "o11"
+    if "domains" in given:
         domains = []
-        for position, entry in enumerate(event.domains):
+        for position, entry in enumerate(event.domains or ()):
             normalized = normalize_owned_domain(entry)
             if normalized is None:
                 return Rejection(f"domains.{position}: {entry[:60]!r} is not a domain name")
@@ -225,20 +226,18 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
         settings["domains"] = sorted(set(domains))
     if "capacity" in given:
         capacity = event.capacity
-        settings["capacity"] = {} if capacity is None else {
+        settings["capacity"] = {"internal": None, "external": None} if capacity is None else {
             key: getattr(capacity, key) for key in ("internal", "external") if key in capacity.model_fields_set
         }
-        if capacity is None:  # "capacity": null makes both classes unlimited
-            settings["capacity"] = {"internal": None, "external": None}
-    if "thresholds" in given and event.thresholds is not None:
-        if not event.thresholds:
+    if "thresholds" in given:
+        if event.thresholds is not None and not event.thresholds:
             return Rejection("thresholds: must list at least one percentage")
-        settings["thresholds"] = sorted(set(event.thresholds))
-    if "hysteresis" in given and event.hysteresis is not None:
-        settings["hysteresis"] = event.hysteresis
-    if "runtimes" in given and event.runtimes is not None:
+        settings["thresholds"] = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
+    if "hysteresis" in given:
+        settings["hysteresis"] = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
+    if "runtimes" in given:
         settings["runtimes"] = {
             runtime: None if setting.version is None else parse_version(setting.version)
-            for runtime, setting in event.runtimes.items()
+            for runtime, setting in (event.runtimes or {}).items()
         }
     return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, fields=settings)

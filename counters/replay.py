@@ -15,12 +15,18 @@ from schemas.outputs import CapacityEvent
 
 
 class ArrivalClock:
-    """Strictly increasing microseconds from the wall clock: the time of an event that carries none,
-    exactly as ``endusers publish`` stamps it for the live system, so a replay and the live pipeline
-    order the same events the same way."""
+    """The time of an event that carries none: newer than every event before it (SPEC §2, ordered by
+    arrival). Strictly increasing microseconds from the wall clock, and past every explicit time seen
+    so far, so the result does not depend on the day a file is replayed. ``endusers publish`` stamps
+    events the same way, so a replay and the live pipeline order the same events the same way."""
 
     def __init__(self) -> None:
         self._last = 0
+
+    def observe(self, explicit: int) -> None:
+        """An event carried its own time: the next arrival must be newer."""
+        if explicit > self._last:
+            self._last = explicit
 
     def __call__(self) -> int:
         self._last = max(time.time_ns() // 1000, self._last + 1)
@@ -51,13 +57,15 @@ class Replay:
         """Apply one event; a bad one is recorded with its place and reason and changes nothing."""
         event = decode(raw)
         if not isinstance(event, Rejection):
-            event = to_change(event, self.digest, self.clock())  # type: ignore[assignment]
+            if event.time is not None:
+                self.clock.observe(event.time)
+            event = to_change(event, self.digest, self.clock() if event.time is None else event.time)  # type: ignore[assignment]
         if isinstance(event, Rejection):
             self.rejections.append(LineRejection(source, line, event.reason))
             return event
-        state = self.states.get(event.subscription)  # type: ignore[union-attr]
+        state = self.states.get(event.subscription)
         if state is None:
-            state = self.states[event.subscription] = SubscriptionState(event.subscription)  # type: ignore[union-attr]
+            state = self.states[event.subscription] = SubscriptionState(event.subscription)
         self.capacity_events.extend(engine.apply(state, event))  # type: ignore[arg-type]
         return None
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from counters.classify import CLASSES, OwnedDomains
+from counters.normalize import DEFAULT_HYSTERESIS, DEFAULT_THRESHOLDS
 from schemas.outputs import ScopeCounts, SubscriptionCounts
 
 NEVER = -(2**62)
 """The time of a field nobody set: older than any event, so any explicit value wins."""
 
-DEFAULT_THRESHOLDS = (80, 90, 100)
 
 
 class Record:
@@ -91,7 +91,7 @@ class Settings:
     domains: OwnedDomains = field(default_factory=OwnedDomains)
     capacity: dict[str, int | None] = field(default_factory=lambda: {"internal": None, "external": None})
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
-    hysteresis: float = 1
+    hysteresis: float = DEFAULT_HYSTERESIS
     runtimes: dict[str, list[int] | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

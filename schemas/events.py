@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 MAX_STRING = 256
 MAX_EMAIL = 254
@@ -52,11 +52,26 @@ def _user_id(value: object) -> object:
     return value
 
 
+def _default_when_null(value: object) -> object:
+    """``runtime``, ``tenant`` and ``provider`` given as null take their default, like absent ones."""
+    return "default" if value is None else value
+
+
 Text = Annotated[str, StringConstraints(max_length=MAX_STRING)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STRING)]
 EmailText = Annotated[str, StringConstraints(max_length=MAX_EMAIL)]
-Instant = Annotated[int, BeforeValidator(parse_rfc3339)]
-UserId = Annotated[Name, BeforeValidator(_user_id)]
+Instant = Annotated[
+    int,
+    BeforeValidator(parse_rfc3339),
+    # what producers send (the model holds microseconds since the epoch)
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339.pattern}),
+]
+UserId = Annotated[
+    Name,
+    BeforeValidator(_user_id),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STRING}, {"type": "integer"}]}),
+]
+Scope = Annotated[Name, BeforeValidator(_default_when_null)]
 Version = Annotated[str, StringConstraints(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
 
 
@@ -69,10 +84,10 @@ class _Event(BaseModel):
 
 
 class _RecordEvent(_Event):
-    runtime: Name = "default"
-    tenant: Name = "default"
+    runtime: Scope = "default"
+    tenant: Scope = "default"
     default_tenant: bool | None = None
-    provider: Name = "default"
+    provider: Scope = "default"
     user_id: UserId
     username: Text | None = None
     email: EmailText | None = None
@@ -98,8 +113,8 @@ class VisitEvent(_Event):
     """Activity without login; anonymous unless it shares personal data."""
 
     type: Literal["visit"]
-    runtime: Name = "default"
-    tenant: Name = "default"
+    runtime: Scope = "default"
+    tenant: Scope = "default"
     default_tenant: bool | None = None
     session_id: Name
     email: EmailText | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -18,6 +19,7 @@ from faust.types import EventT
 from counters.normalize import Digester
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
+from streams.publish import ARRIVAL_HEADER
 from streams.settings import SOURCE_TOPICS, Settings
 from streams.store import RedisStore
 
@@ -126,13 +128,23 @@ async def _answers(probe: Any) -> bool:
 
 def _inbound(event: EventT) -> Inbound:
     message = event.message
+    timestamp_ms = int(round((message.timestamp or 0) * 1000))
+    arrival = timestamp_ms * 1000
+    headers = message.headers or ()
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        if name == ARRIVAL_HEADER:
+            try:
+                arrival = int(value)
+            except (TypeError, ValueError):
+                pass
     return Inbound(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        timestamp_ms=int(round((message.timestamp or 0) * 1000)),
+        timestamp_ms=timestamp_ms,
         key=message.key,
         value=message.value,
+        arrival_us=arrival,
     )
 
 

@@ -48,6 +48,8 @@ class Inbound:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    arrival_us: int = 0
+    """Publish order (the ``endusers-arrival`` header, else the timestamp): ingest keeps it."""
 
 
 class Pipeline:
@@ -65,10 +67,9 @@ class Pipeline:
         """Validate and normalize a batch; forward changes in order, dead-letter the rest; return once
         Kafka has every message (the batch is acknowledged only then: at least once).
 
-        The batch holds messages of all four source topics; they are forwarded in (record timestamp,
-        event time) order, stable, so events a producer published in sequence across topics keep that
-        sequence whenever they are consumed in the same batch (``publish`` stamps untimed events with
-        strictly increasing microseconds).
+        The batch holds messages of all four source topics; they are forwarded in arrival order
+        (stable), so events a producer published in sequence across topics keep that sequence
+        whenever they are consumed in the same batch.
         """
         started = time.perf_counter()
         results = [(message, self._normalize(message)) for message in messages]
@@ -173,9 +174,8 @@ class Pipeline:
         await (await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason)))
 
 
-def _arrival(item: tuple[Inbound, Change | Rejection]) -> tuple[int, int]:
-    message, result = item
-    return message.timestamp_ms, result.time if isinstance(result, Change) else 0
+def _arrival(item: tuple[Inbound, Change | Rejection]) -> int:
+    return item[0].arrival_us
 
 
 def dead_letter(message: Inbound, reason: str) -> bytes:

@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from counters.replay import ArrivalClock
+from schemas.events import parse_rfc3339
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, Settings
 
@@ -36,12 +37,24 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
     return topic, subscription.encode() if isinstance(subscription, str) else None, document
 
 
-def stamped(line: bytes, document: dict[str, object], now: int) -> bytes:
-    """The line as published: an event without ``time`` gets its publish time (microseconds, strictly
-    increasing), so the file's order holds across topics however fast the file is sent."""
-    if "time" in document:
-        return line
-    return orjson.dumps({**document, "time": format_instant(now)})
+ARRIVAL_HEADER = "endusers-arrival"
+"""Header with the publish order in microseconds: ingest keeps this order across topics."""
+
+
+def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The line as published and its headers. An event without ``time`` gets its publish time
+    (microseconds, strictly increasing, past every explicit time before it, exactly as ``replay``
+    stamps it); every event carries its place in the file's order, which ingest keeps across topics."""
+    explicit = document.get("time")
+    if explicit is not None:
+        try:
+            clock.observe(parse_rfc3339(explicit))
+        except ValueError:
+            pass  # the pipeline rejects it with the reason
+    arrival = clock()
+    if explicit is None:
+        line = orjson.dumps({**document, "time": format_instant(arrival)})
+    return line, [(ARRIVAL_HEADER, str(arrival).encode())]
 
 
 async def publish_files(files: list[Path], settings: Settings | None = None, progress: bool = False) -> PublishResult:
@@ -70,9 +83,8 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                     result.unroutable.append(f"{path}:{number}: not routed: {routed}")
                     continue
                 topic, key, document = routed
-                now = clock()
-                pending.append(await producer.send(settings.topic(topic), stamped(stripped, document, now), key=key,
-                                                   timestamp_ms=now // 1000))
+                value, headers = stamped(stripped, document, clock)
+                pending.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
                 result.sent[settings.topic(topic)] += 1
                 if bar is not None:
                     bar.update(len(line) + 1)
@@ -105,9 +117,8 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
                 result.unroutable.append(routed)
                 continue
             topic, key, _ = routed
-            now = clock()
-            deliveries.append(await producer.send(settings.topic(topic), stamped(line, document, now),
-                                                  key=key, timestamp_ms=now // 1000))
+            value, headers = stamped(line, document, clock)
+            deliveries.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
             result.sent[settings.topic(topic)] += 1
         for delivery in deliveries:
             await delivery

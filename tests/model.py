@@ -1,0 +1,686 @@
+"""A deliberately naive reference model of the end-user counter, written straight from SPEC.md.
+
+It shares no code with ``counters/`` or ``schemas/``: it keeps the raw state of every record and,
+after every accepted event, recomputes every count of the subscription from scratch (countable
+records, connected components over shared identifiers, classes, per-scope and per-provider counts),
+then applies the SPEC section 5 level rule. It is slow on purpose; it exists to be obviously right.
+
+Decisions where the SPEC is silent are those listed in the project's test brief (last-writer-wins per
+field with ``>=``, untimed events newer than everything before them, tombstones, ...); a few more
+are marked ``DECISION`` below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterable
+
+import idna
+
+NEG_INF = float("-inf")
+# Untimed events get UNTIMED_BASE + arrival index: newer than any explicit time before year 5000.
+UNTIMED_BASE = Fraction(10**11)
+
+MAX_STR = 256
+MAX_EMAIL = 254
+TYPES = ("login", "profile", "visit", "config")
+OPS = ("upsert", "deactivate", "activate", "delete")
+CLASSES = ("internal", "external")
+INVALID_EMAIL = object()  # an email field holding "no valid email"
+
+_TIME_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
+
+
+class Rejected(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- normalization
+
+
+def parse_time(value: str) -> Fraction:
+    """RFC 3339 instant with a mandatory offset, as exact seconds since the epoch (UTC)."""
+    import calendar
+    import datetime as dt
+
+    m = _TIME_RE.match(value)
+    if not m:
+        raise Rejected("unparseable time")
+    y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+    try:
+        dt.datetime(y, mo, d, h, mi, s)  # validates ranges (no leap second 60)
+    except ValueError as e:
+        raise Rejected("unparseable time") from e
+    frac = Fraction(m.group(7)[1:]) / 10 ** (len(m.group(7)) - 1) if m.group(7) else Fraction(0)
+    off = m.group(8)
+    offset = 0
+    if off not in ("Z", "z"):
+        oh, om = int(off[1:3]), int(off[4:6])
+        if oh > 23 or om > 59:
+            raise Rejected("unparseable time")
+        offset = (oh * 3600 + om * 60) * (1 if off[0] == "+" else -1)
+    secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - offset
+    return Fraction(secs) + frac
+
+
+def normalize_domain(domain: str) -> str | None:
+    """IDNA ASCII lowercase domain without trailing dot, or None when not a valid domain."""
+    if domain.endswith("."):
+        domain = domain[:-1]
+    if "." not in domain:
+        return None
+    if any(label == "" for label in domain.split(".")):
+        return None
+    try:
+        encoded = idna.encode(domain, uts46=True).decode("ascii").lower()
+    except Exception:
+        return None
+    if encoded.endswith("."):
+        encoded = encoded[:-1]
+    if not encoded or "." not in encoded or any(lab == "" for lab in encoded.split(".")):
+        return None
+    return encoded
+
+
+def normalize_email(raw: str) -> str | None:
+    """SPEC section 3: the normalized address, or None when it is not a valid address."""
+    s = raw.strip()
+    if not s or any(c.isspace() for c in s):
+        return None
+    at_positions = []
+    in_quotes = False
+    for i, c in enumerate(s):
+        if c == '"':
+            in_quotes = not in_quotes
+        elif c == "@" and not in_quotes:
+            at_positions.append(i)
+    if len(at_positions) != 1:
+        return None
+    local, domain = s[: at_positions[0]], s[at_positions[0] + 1 :]
+    if not local:
+        return None
+    nd = normalize_domain(domain)
+    if nd is None:
+        return None
+    return local.lower() + "@" + nd
+
+
+def normalize_username(raw: str) -> str | None:
+    s = raw.strip().casefold()
+    return s or None
+
+
+def normalize_phone(raw: str) -> str | None:
+    """Digits only, a leading '+' kept; None without any digit. DECISION: ASCII digits only."""
+    s = raw.strip()
+    digits = "".join(c for c in s if c in "0123456789")
+    if not digits:
+        return None
+    return ("+" if s.startswith("+") else "") + digits
+
+
+def normalize_owned(entry: str) -> tuple[str, str] | None:
+    """('exact', domain) or ('wild', domain) for an owned-domain entry; None if invalid."""
+    s = entry.strip()
+    wild = False
+    if s.startswith("*."):
+        wild = True
+        s = s[2:]
+    elif s.startswith("@"):
+        s = s[1:]
+    nd = normalize_domain(s)
+    if nd is None:
+        return None
+    return ("wild" if wild else "exact", nd)
+
+
+def domain_owned(domain: str, owned: list[tuple[str, str]]) -> bool:
+    for kind, d in owned:
+        if kind == "exact" and domain == d:
+            return True
+        if kind == "wild" and domain.endswith("." + d):
+            return True
+    return False
+
+
+def parse_version(v: str) -> tuple[int, ...]:
+    if not _VERSION_RE.match(v):
+        raise Rejected("unparseable version")
+    return tuple(int(p) for p in v.split("."))
+
+
+def version_lt(v: tuple[int, ...] | None, ref: tuple[int, ...]) -> bool:
+    if v is None:  # no version: the newest
+        return False
+    n = max(len(v), len(ref))
+    return v + (0,) * (n - len(v)) < ref + (0,) * (n - len(ref))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _opt_str(ev: dict, key: str, maxlen: int = MAX_STR) -> None:
+    if key in ev and ev[key] is not None:
+        v = ev[key]
+        if not isinstance(v, str):
+            raise Rejected(f"{key} must be a string")
+        if len(v) > maxlen:
+            raise Rejected(f"{key} too long")
+
+
+def _str_default(ev: dict, key: str, default: str) -> str:
+    """DECISION: runtime/tenant/provider given as null take their default."""
+    v = ev.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise Rejected(f"{key} must be a string")
+    if len(v) > MAX_STR:
+        raise Rejected(f"{key} too long")
+    return v
+
+
+def _opt_bool(ev: dict, key: str) -> bool | None:
+    """DECISION: a bool field given as null is as if absent."""
+    v = ev.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, bool):
+        raise Rejected(f"{key} must be a bool")
+    return v
+
+
+def validate(line: str) -> dict:
+    """Return a checked event dict with parsed fields, or raise Rejected."""
+
+    def no_constants(c: str) -> Any:
+        raise Rejected("not JSON")
+
+    try:
+        ev = json.loads(line, parse_constant=no_constants)
+    except Rejected:
+        raise
+    except Exception as e:
+        raise Rejected("not JSON") from e
+    if not isinstance(ev, dict):
+        raise Rejected("not an object")
+    typ = ev.get("type")
+    if not isinstance(typ, str) or typ not in TYPES:
+        raise Rejected("unknown type")
+    sub = ev.get("subscription")
+    if not isinstance(sub, str):
+        raise Rejected("subscription required")
+    if len(sub) > MAX_STR:
+        raise Rejected("subscription too long")
+    eid = ev.get("id")
+    if eid is not None and not isinstance(eid, str):  # DECISION: id is a string (or null)
+        raise Rejected("id must be a string")
+    _opt_str(ev, "id")
+    t = ev.get("time")
+    if t is not None:  # DECISION: a null time is as if absent
+        if not isinstance(t, str):
+            raise Rejected("time must be a string")
+        parsed_time: Fraction | None = parse_time(t)
+    else:
+        parsed_time = None
+    out: dict[str, Any] = {"type": typ, "subscription": sub, "id": eid, "time": parsed_time}
+
+    if typ in ("login", "profile", "visit"):
+        out["runtime"] = _str_default(ev, "runtime", "default")
+        out["tenant"] = _str_default(ev, "tenant", "default")
+        out["provider"] = _str_default(ev, "provider", "default")
+        for key in ("username", "phone", "name"):
+            _opt_str(ev, key)
+        _opt_str(ev, "email", MAX_EMAIL)
+        for key in ("username", "email", "phone", "name"):
+            if key in ev:
+                out[key] = ev[key]  # may be None (clears)
+
+    if typ in ("login", "profile"):
+        uid = ev.get("user_id")
+        if _is_int(uid):
+            uid = str(uid)
+        if not isinstance(uid, str):
+            raise Rejected("user_id required")
+        if len(uid) > MAX_STR:
+            raise Rejected("user_id too long")
+        out["user_id"] = uid
+        dt_ = _opt_bool(ev, "default_tenant")
+        if dt_ is not None:
+            out["default_tenant"] = dt_
+
+    if typ == "profile":
+        op = ev.get("op")
+        if not isinstance(op, str) or op not in OPS:
+            raise Rejected("unknown op")
+        out["op"] = op
+        act = _opt_bool(ev, "active")
+        if act is not None:
+            out["active"] = act
+
+    if typ == "visit":
+        sid = ev.get("session_id")
+        if not isinstance(sid, str):
+            raise Rejected("session_id required")
+        if len(sid) > MAX_STR:
+            raise Rejected("session_id too long")
+        out["session_id"] = sid
+
+    if typ == "config":
+        if "platform" in ev:
+            if ev["platform"] not in ("o11", "odc"):
+                raise Rejected("bad platform")
+            out["platform"] = ev["platform"]
+        if "domains" in ev:
+            doms = ev["domains"]
+            if not isinstance(doms, list):
+                raise Rejected("domains must be a list")
+            owned = []
+            for d in doms:
+                if not isinstance(d, str) or len(d) > MAX_STR:
+                    raise Rejected("bad domain")
+                nd = normalize_owned(d)
+                if nd is None:
+                    raise Rejected("bad domain")
+                owned.append(nd)
+            out["domains"] = owned
+        if "capacity" in ev:
+            cap = ev["capacity"]
+            if not isinstance(cap, dict):
+                raise Rejected("capacity must be an object")
+            caps = {}
+            for cls in CLASSES:
+                if cls in cap:
+                    v = cap[cls]
+                    if v is not None and not (_is_int(v) and v >= 0):
+                        raise Rejected("bad capacity")
+                    caps[cls] = v
+            out["capacity"] = caps
+        if "thresholds" in ev:
+            th = ev["thresholds"]
+            if not isinstance(th, list) or not all(_is_int(x) and 1 <= x <= 1000 for x in th):
+                raise Rejected("bad thresholds")
+            out["thresholds"] = sorted(set(th))
+        if "hysteresis" in ev:
+            h = ev["hysteresis"]
+            if not (isinstance(h, (int, float)) and not isinstance(h, bool)) or not h >= 0:
+                raise Rejected("bad hysteresis")
+            out["hysteresis"] = Fraction(h)
+        if "runtimes" in ev:
+            rts = ev["runtimes"]
+            if not isinstance(rts, dict):
+                raise Rejected("runtimes must be an object")
+            parsed = {}
+            for rid, spec in rts.items():
+                if len(rid) > MAX_STR or not isinstance(spec, dict):
+                    raise Rejected("bad runtime")
+                ver = spec.get("version")
+                if ver is None:
+                    parsed[rid] = None
+                elif isinstance(ver, str) and len(ver) <= MAX_STR:
+                    parsed[rid] = parse_version(ver)
+                else:
+                    raise Rejected("bad version")
+            out["runtimes"] = parsed
+    return out
+
+
+# ----------------------------------------------------------------------------- state
+
+
+@dataclass
+class Record:
+    fields: dict[str, tuple[Any, Any]]  # name -> (value, time)
+    logged_in: bool = False
+    updated: Any = NEG_INF
+
+
+@dataclass
+class Sub:
+    platform: str = "o11"
+    owned: list[tuple[str, str]] = field(default_factory=list)
+    capacity: dict[str, int | None] = field(default_factory=lambda: {"internal": None, "external": None})
+    thresholds: list[int] = field(default_factory=lambda: [80, 90, 100])
+    hysteresis: Fraction = Fraction(1)
+    versions: dict[str, tuple[int, ...] | None] = field(default_factory=dict)
+    records: dict[tuple[str, str, str, str], Record] = field(default_factory=dict)
+    tombstones: dict[tuple[str, str, str, str], Any] = field(default_factory=dict)
+    sessions: set[str] = field(default_factory=set)
+    levels: dict[str, int] = field(default_factory=lambda: {"internal": 0, "external": 0})
+
+
+def _new_record() -> Record:
+    return Record(fields={"active": (True, NEG_INF), "default_tenant": (True, NEG_INF)})
+
+
+def _set(rec: Record, name: str, value: Any, t: Any) -> None:
+    old = rec.fields.get(name)
+    if old is None or t >= old[1]:
+        rec.fields[name] = (value, t)
+
+
+def _get(rec: Record, name: str) -> Any:
+    v = rec.fields.get(name)
+    return None if v is None else v[0]
+
+
+def _email_value(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    n = normalize_email(raw)
+    return INVALID_EMAIL if n is None else n
+
+
+def _touch(sub: Sub, key: tuple, t: Any, *, create_active: bool | None = None) -> Record | None:
+    """The record to apply an event of time t to (created if needed), or None if tombstoned."""
+    rec = sub.records.get(key)
+    if rec is None:
+        tomb = sub.tombstones.get(key)
+        if tomb is not None and t <= tomb:
+            return None
+        rec = _new_record()
+        if create_active is not None:
+            rec.fields["active"] = (create_active, t)
+        sub.records[key] = rec
+    rec.updated = max(rec.updated, t)
+    return rec
+
+
+def _apply_identity(rec: Record, ev: dict, t: Any, *, skip_null: bool = False) -> None:
+    for name in ("username", "email", "phone", "name"):
+        if name not in ev:
+            continue
+        raw = ev[name]
+        if raw is None and skip_null:
+            continue
+        if name == "email":
+            _set(rec, "email", _email_value(raw), t)
+        elif name == "username":
+            _set(rec, "username", raw, t)  # raw kept; normalized when computing
+        else:
+            _set(rec, name, raw, t)
+
+
+def apply_event(sub: Sub, ev: dict, t: Any) -> None:
+    typ = ev["type"]
+    if typ == "config":
+        apply_config_keys(sub, ev)
+        return
+    if typ == "visit":
+        raw_email = ev.get("email")
+        raw_phone = ev.get("phone")
+        raw_name = ev.get("name")
+        email = normalize_email(raw_email) if raw_email is not None else None
+        phone = normalize_phone(raw_phone) if raw_phone is not None else None
+        has_name = raw_name is not None and raw_name.strip() != ""
+        if email is None and phone is None and not has_name:
+            sub.sessions.add(ev["session_id"])
+            return
+        uid = email if email is not None else (phone if phone is not None else ev["session_id"])
+        key = (ev["runtime"], ev["tenant"], "visitor", uid)
+        rec = _touch(sub, key, t)
+        if rec is not None:
+            _apply_identity(rec, ev, t, skip_null=True)
+        return
+    key = (ev["runtime"], ev["tenant"], ev["provider"], ev["user_id"])
+    if typ == "login":
+        rec = _touch(sub, key, t)
+        if rec is None:
+            return
+        rec.logged_in = True
+        _apply_identity(rec, ev, t)
+        if "default_tenant" in ev:
+            _set(rec, "default_tenant", ev["default_tenant"], t)
+        return
+    op = ev["op"]
+    if op == "delete":
+        rec = sub.records.get(key)
+        if rec is None:
+            tomb = sub.tombstones.get(key)
+            sub.tombstones[key] = t if tomb is None else max(tomb, t)
+        elif t >= rec.updated:
+            del sub.records[key]
+            sub.tombstones[key] = t
+        return
+    if op in ("deactivate", "activate"):
+        active = op == "activate"
+        rec = _touch(sub, key, t, create_active=active)
+        if rec is not None:
+            _set(rec, "active", active, t)
+        return
+    # upsert
+    rec = _touch(sub, key, t)
+    if rec is None:
+        return
+    _apply_identity(rec, ev, t)
+    if "active" in ev:
+        _set(rec, "active", ev["active"], t)
+    if "default_tenant" in ev:
+        _set(rec, "default_tenant", ev["default_tenant"], t)
+
+
+def apply_config_keys(sub: Sub, ev: dict) -> None:
+    if "platform" in ev:
+        sub.platform = ev["platform"]
+    if "domains" in ev:
+        sub.owned = list(ev["domains"])
+    if "capacity" in ev:
+        for cls, v in ev["capacity"].items():
+            sub.capacity[cls] = v
+    if "thresholds" in ev:
+        sub.thresholds = list(ev["thresholds"])
+    if "hysteresis" in ev:
+        sub.hysteresis = ev["hysteresis"]
+    if "runtimes" in ev:
+        sub.versions.update(ev["runtimes"])
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+def _identifiers(rec: Record) -> set[str]:
+    ids = set()
+    e = _get(rec, "email")
+    if isinstance(e, str):
+        ids.add(e)
+    u = _get(rec, "username")
+    if u is not None:
+        nu = normalize_username(u)
+        if nu is not None:
+            ids.add(nu)
+    return ids
+
+
+def _classification_email(rec: Record) -> str | None:
+    e = _get(rec, "email")
+    if isinstance(e, str):
+        return e
+    u = _get(rec, "username")
+    if u is not None:
+        # DECISION: the username is validated/normalized as an email from its raw (trimmed) form.
+        return normalize_email(u)
+    return None
+
+
+def _countable(sub: Sub, rec: Record) -> bool:
+    if not _get(rec, "active"):
+        return False
+    if sub.platform == "odc" and not rec.logged_in:
+        return False
+    return True
+
+
+def _dedup_eligible(sub: Sub, key: tuple, rec: Record) -> bool:
+    if sub.platform == "odc":
+        return True
+    v = sub.versions.get(key[0])
+    if version_lt(v, (11, 11, 3)):
+        return False
+    return bool(_get(rec, "default_tenant"))
+
+
+def _unclassified_runtime(sub: Sub, runtime: str) -> bool:
+    return sub.platform == "o11" and version_lt(sub.versions.get(runtime), (11, 7, 0))
+
+
+def _individuals(sub: Sub, keys: list[tuple]) -> list[list[tuple]]:
+    """Connected components: dedup-eligible records sharing an identifier are one individual."""
+    parent = {k: k for k in keys}
+
+    def find(x: tuple) -> tuple:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    eligible = [k for k in keys if _dedup_eligible(sub, k, sub.records[k])]
+    for i, a in enumerate(eligible):
+        ia = _identifiers(sub.records[a])
+        for b in eligible[i + 1 :]:
+            if ia & _identifiers(sub.records[b]):
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[ra] = rb
+    groups: dict[tuple, list[tuple]] = {}
+    for k in keys:
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())
+
+
+def _class_of(sub: Sub, group: list[tuple]) -> str:
+    if not sub.owned:
+        return "internal"
+    if any(_unclassified_runtime(sub, k[0]) for k in group):
+        return "internal"
+    emails = [_classification_email(sub.records[k]) for k in group]
+    emails = [e for e in emails if e is not None]
+    if not emails:
+        return "internal"
+    if any(domain_owned(e.rsplit("@", 1)[1], sub.owned) for e in emails):
+        return "internal"
+    return "external"
+
+
+def _scope_counts(sub: Sub, keys: list[tuple]) -> dict[str, int]:
+    out = {"internal": 0, "external": 0, "records": len(keys)}
+    for g in _individuals(sub, keys):
+        out[_class_of(sub, g)] += 1
+    return out
+
+
+def compute(sub: Sub) -> dict[str, Any]:
+    countable = sorted(k for k, r in sub.records.items() if _countable(sub, r))
+    doc = _scope_counts(sub, countable)
+    runtimes = {}
+    for rt in sorted({k[0] for k in countable}):
+        runtimes[rt] = _scope_counts(sub, [k for k in countable if k[0] == rt])
+    providers: dict[str, int] = {}
+    for k in countable:
+        providers[k[2]] = providers.get(k[2], 0) + 1
+    doc["runtimes"] = runtimes
+    doc["providers"] = dict(sorted(providers.items()))
+    doc["anonymous_sessions"] = len(sub.sessions)
+    doc["levels"] = dict(sub.levels)
+    return doc
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+def _reached(count: int, t: int, cap: int) -> bool:
+    return count > 0 and count * 100 >= t * cap
+
+
+def _held(count: int, t: int, cap: int, h: Fraction) -> bool:
+    return count > 0 and count * 100 >= (t - h) * cap
+
+
+def next_level(level: int, count: int, cap: int, thresholds: list[int], h: Fraction) -> int:
+    up = max([t for t in thresholds if _reached(count, t, cap)], default=0)
+    if up > level:
+        return up
+    hold = max([t for t in thresholds if t <= level and _held(count, t, cap, h)], default=0)
+    if hold < level:
+        return hold
+    return level
+
+
+def evaluate_levels(
+    name: str, sub: Sub, counts: dict, trigger: Any, thresholds_changed: bool
+) -> list[dict]:
+    events = []
+    for cls in CLASSES:
+        cap = sub.capacity[cls]
+        prev = sub.levels[cls]
+        count = counts[cls]
+        if cap is None:
+            sub.levels[cls] = 0
+            continue
+        if thresholds_changed:
+            new = max([t for t in sub.thresholds if _reached(count, t, cap)], default=0)
+        else:
+            new = next_level(prev, count, cap, sub.thresholds, sub.hysteresis)
+        if new != prev:
+            sub.levels[cls] = new
+            events.append(
+                {
+                    "subscription": name,
+                    "user_class": cls,
+                    "previous_level": prev,
+                    "level": new,
+                    "direction": "up" if new > prev else "down",
+                    "count": count,
+                    "capacity": cap,
+                    "exceeded": count > cap,
+                    "trigger": trigger,
+                }
+            )
+    return events
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def model_replay(lines: Iterable[str], *, with_reasons: bool = False) -> dict:
+    subs: dict[str, Sub] = {}
+    capacity_events: list[dict] = []
+    rejected = 0
+    reasons: list[tuple[int, str]] = []
+    arrival = 0
+    for lineno, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            ev = validate(stripped)
+        except Rejected as e:
+            rejected += 1
+            reasons.append((lineno, str(e)))
+            continue
+        arrival += 1
+        t = ev["time"] if ev["time"] is not None else UNTIMED_BASE + arrival
+        name = ev["subscription"]
+        sub = subs.setdefault(name, Sub())
+        thresholds_changed = False
+        if ev["type"] == "config" and "thresholds" in ev:
+            thresholds_changed = set(ev["thresholds"]) != set(sub.thresholds)
+        apply_event(sub, ev, t)
+        counts = compute(sub)
+        capacity_events.extend(evaluate_levels(name, sub, counts, ev["id"], thresholds_changed))
+    doc = {
+        "subscriptions": {name: compute(sub) for name, sub in sorted(subs.items())},
+        "capacity_events": capacity_events,
+        "rejected": rejected,
+    }
+    if with_reasons:
+        doc["reasons"] = reasons
+    return doc

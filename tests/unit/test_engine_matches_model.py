@@ -1,0 +1,62 @@
+"""Property tests: the engine (counters.replay) agrees with the naive reference model (tests/model.py).
+
+Counts, levels, the number of rejected lines and the capacity-change events (in order, without the
+engine's own `id` and `time`) must be equal; anonymous sessions may be an estimate within 2%.
+Set ENDUSERS_PROPERTY_EXAMPLES to run more or fewer examples (default 500).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.compare import anonymous_sessions, comparable, comparable_counts, comparable_events
+from tests.model import model_replay
+from tests.strategies import event_streams, order_free_streams
+
+replay = pytest.importorskip("counters.replay")
+replay_lines = replay.replay_lines
+
+EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
+
+
+def _sessions_close(got: dict, want: dict) -> bool:
+    g, w = anonymous_sessions(got), anonymous_sessions(want)
+    return g.keys() == w.keys() and all(abs(g[k] - w[k]) <= max(1, 0.02 * w[k]) for k in w)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams())
+def test_engine_matches_model(lines: list[str]) -> None:
+    want = model_replay(lines)
+    got = replay_lines(list(lines))
+    assert comparable(got) == comparable(want)
+    assert _sessions_close(got, want)
+
+
+def doubled(lines: list[str]) -> list[str]:
+    return [line for line in lines for _ in (0, 1)]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams())
+def test_engine_duplicate_delivery_changes_nothing(lines: list[str]) -> None:
+    once = replay_lines(list(lines))
+    twice = replay_lines(doubled(lines))
+    assert comparable_counts(twice) == comparable_counts(once)
+    assert comparable_events(twice) == comparable_events(once)
+    assert twice["rejected"] == 2 * once["rejected"]
+    assert _sessions_close(twice, once)
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order_free_streams())
+def test_engine_final_counts_do_not_depend_on_arrival_order(pair: tuple[list[str], list[str]]) -> None:
+    a, b = pair
+    ca, cb = comparable_counts(replay_lines(a)), comparable_counts(replay_lines(b))
+    for s in (ca, cb):
+        for v in s.values():
+            v.pop("levels")
+    assert ca == cb
