@@ -85,7 +85,8 @@ def _event_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | st
     """Blank lines and lines starting with '#' are skipped; numbering stays the file's."""
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if not stripped or stripped.startswith(b"#" if isinstance(stripped, bytes) else "#"):
+        comment = stripped.startswith(b"#") if isinstance(stripped, bytes) else stripped.startswith("#")
+        if not stripped or comment:
             continue
         yield number, line
 

@@ -2,6 +2,8 @@
 
 It carries digests instead of emails and logins, so personal data never travels past ingest, and it is
 already stamped with its effective time, so the count stage is deterministic given its input order.
+Ingest sends a subscription's changes of one batch as ONE message (``encode_batch``): the count stage
+then handles a few messages per batch instead of thousands, and applies each message whole.
 """
 
 from __future__ import annotations
@@ -48,3 +50,22 @@ class Change:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Change:
         return cls(**orjson.loads(raw))
+
+
+def encode_batch(subscription: str, changes: list[Change]) -> bytes:
+    """Changes of one subscription, in order, as one compact message."""
+    return orjson.dumps({
+        "subscription": subscription,
+        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider, c.fields, c.invalid_email]
+                    for c in changes],
+    })
+
+
+def decode_batch(raw: bytes) -> list[Change]:
+    """The changes of a message written by ``encode_batch`` (raises on anything else)."""
+    document = orjson.loads(raw)
+    subscription = document["subscription"]
+    if not isinstance(subscription, str):
+        raise ValueError("subscription must be a string")
+    return [Change(kind, subscription, time, event_id, record, runtime, provider, fields, invalid)
+            for kind, time, event_id, record, runtime, provider, fields, invalid in document["changes"]]

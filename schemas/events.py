@@ -11,7 +11,7 @@ that sends the wrong type has a bug we want reported, not guessed around. Unknow
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
@@ -39,9 +39,11 @@ def parse_rfc3339(value: object) -> int:
     fraction = (fraction or ".0")[:7].ljust(7, "0")
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
-        instant = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
-    except ValueError as exc:
+        instant = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"not a valid date or time: {exc}") from None
+    if not 1 <= instant.year <= 9999:
+        raise ValueError("outside the years 0001-9999 in UTC")
     return int(instant.timestamp()) * 1_000_000 + instant.microsecond
 
 
@@ -71,7 +73,12 @@ UserId = Annotated[
     BeforeValidator(_user_id),
     WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STRING}, {"type": "integer"}]}),
 ]
-Scope = Annotated[Name, BeforeValidator(_default_when_null)]
+Scope = Annotated[
+    Name,
+    BeforeValidator(_default_when_null),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STRING}, {"type": "null"}],
+                    "description": "null means \"default\""}),
+]
 Version = Annotated[str, StringConstraints(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
 
 

@@ -14,7 +14,7 @@ def format_instant(microseconds: int) -> str:
     instant = datetime.fromtimestamp(microseconds / 1_000_000, tz=timezone.utc).replace(
         microsecond=microseconds % 1_000_000
     )
-    text = instant.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{instant.year:04d}" + instant.strftime("-%m-%dT%H:%M:%S")
     if instant.microsecond:
         text += f".{instant.microsecond:06d}".rstrip("0")
     return text + "Z"

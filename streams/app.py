@@ -8,6 +8,7 @@ touched once per batch rather than once per event.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -177,6 +178,19 @@ def _credentials(settings: Settings) -> Any:
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
-    """Start the app as a Faust worker in this process (``endusers worker``)."""
+    """Start the app as a Faust worker in this process (``endusers worker``).
+
+    The worker holds every record of the subscriptions it counts; Python's default collector would
+    rescan those millions of long-lived objects every couple of seconds (pauses of 150-350 ms that
+    freed nothing in the benchmarks), so collections run far less often. uvloop, when installed,
+    halves the event loop's own cost.
+    """
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     app = create_app(settings)
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

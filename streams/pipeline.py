@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from counters import engine
 from counters.normalize import Digester, to_change
 from counters.store import Position
-from schemas.changes import Change
+from schemas.changes import Change, decode_batch, encode_batch
 from schemas.codec import Rejection, decode
 from schemas.outputs import CapacityEvent
 from streams import metrics
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 """Raw bytes kept in a dead letter: enough to diagnose, small enough to stay under Kafka's limits."""
+
+CHANGES_PER_MESSAGE = 500
+"""Changes of one subscription per message on the changes topic (about 100 KB at most)."""
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 """``send(topic, key, value)`` queues a message and returns an awaitable of its delivery."""
@@ -75,6 +78,7 @@ class Pipeline:
         results = [(message, self._normalize(message)) for message in messages]
         results.sort(key=_arrival)
         deliveries = []
+        by_subscription: dict[str, list[Change]] = {}
         for message, result in results:
             metrics.EVENTS.labels(message.topic).inc()
             if isinstance(result, Rejection):
@@ -82,7 +86,11 @@ class Pipeline:
                 deliveries.append(await self.send(self.topic("deadletter"), message.key, dead_letter(message, result.reason)))
                 metrics.DEAD_LETTERS.inc()
             else:
-                deliveries.append(await self.send(self.topic("changes"), result.subscription.encode(), result.to_bytes()))
+                by_subscription.setdefault(result.subscription, []).append(result)
+        for subscription, changes in by_subscription.items():
+            for start in range(0, len(changes), CHANGES_PER_MESSAGE):
+                batch = encode_batch(subscription, changes[start : start + CHANGES_PER_MESSAGE])
+                deliveries.append(await self.send(self.topic("changes"), subscription.encode(), batch))
         await asyncio.gather(*deliveries)
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
 
@@ -99,20 +107,21 @@ class Pipeline:
     async def count(self, messages: Sequence[Inbound]) -> None:
         """Apply a batch of changes, one atomic commit per subscription and partition."""
         started = time.perf_counter()
-        groups: dict[tuple[str, str], list[tuple[int, Change]]] = {}
+        groups: dict[tuple[str, str], list[tuple[int, list[Change]]]] = {}
         for message in messages:
             try:
-                change = Change.from_bytes(message.value or b"")
+                changes = decode_batch(message.value or b"")
             except Exception as exc:  # not ours: never crash the stage over it
-                await self._dead_letter(message, f"not a change: {exc}")
+                await self._dead_letter(message, f"not a change batch: {type(exc).__name__}: {exc}")
                 continue
-            source = f"{message.topic}:{message.partition}"
-            groups.setdefault((change.subscription, source), []).append((message.offset, change))
+            if changes:
+                source = f"{message.topic}:{message.partition}"
+                groups.setdefault((changes[0].subscription, source), []).append((message.offset, changes))
         for (subscription, source), items in groups.items():
             await self._count_subscription(subscription, source, items)
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
 
-    async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, Change]]) -> None:
+    async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, list[Change]]]) -> None:
         attempt = 0
         while True:
             try:
@@ -122,8 +131,9 @@ class Pipeline:
                 if not todo:
                     return  # already applied (redelivery after a crash or a rebalance)
                 events: list[CapacityEvent] = []
-                for _, change in todo:
-                    events += engine.apply(state, change)
+                for _, changes in todo:
+                    for change in changes:
+                        events += engine.apply(state, change)
                 if await self.store.commit(state, Position(source, expected, todo[-1][0] + 1), events):
                     break
                 self.store.forget(subscription)  # another worker moved on: reload, then skip what it did

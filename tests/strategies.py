@@ -82,9 +82,10 @@ def _fmt_time(minute: int, style: int) -> str:
     return f"2026-11-01T{4 + h:02d}:{m:02d}:00.000-05:00"
 
 
-# A few instants late in 2026 too: explicit times anywhere in 2026 must behave the same, whatever
-# the wall clock says when the tests run (an untimed event is newer than every event before it).
-FAR_TIMES = ["2026-01-01T00:00:00Z", "2026-12-30T23:59:59.5Z", "2026-12-31T23:59:59+00:00"]
+# A few far instants too, all in the past: an untimed event happens at its arrival ("now", and newer
+# than every event before it), so explicit times in the future would make a stream's meaning depend on
+# the day the tests run.
+FAR_TIMES = ["2026-01-01T00:00:00Z", "2026-06-30T23:59:59.5Z", "2026-06-30T23:59:59+00:00"]
 
 times = st.one_of(
     st.none(),
@@ -340,7 +341,7 @@ def stamp_in_arrival_order(lines: list[str]) -> list[str]:
             continue
         if isinstance(ev, dict):
             n += 1
-            ev["time"] = f"2026-12-{1 + n // 1440:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00Z"
+            ev["time"] = f"2026-07-{1 + n // 1440:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00Z"
             out.append(json.dumps(ev, ensure_ascii=False))
         else:
             out.append(line)
