@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -20,7 +19,7 @@ from faust.types import EventT
 from counters.normalize import Digester
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
-from streams.publish import ARRIVAL_HEADER
+from streams.sources import consume_sources
 from streams.settings import SOURCE_TOPICS, Settings
 from streams.store import RedisStore
 
@@ -67,14 +66,15 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return await app.producer.send(topic_name, key, value, None, None, None)
 
     pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
-    sources = app.topic(*(settings.topic(t) for t in SOURCE_TOPICS.values()),
-                        partitions=settings.partitions, key_type=bytes, value_type=bytes, internal=True)
+    sources = [topic(name) for name in SOURCE_TOPICS.values()]
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
-    @app.agent(sources)
-    async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
-            await pipeline.ingest([_inbound(e) for e in batch])
+    @app.task
+    async def ingest() -> None:
+        """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
+        for source in sources:
+            await source.maybe_declare()
+        await consume_sources(settings, pipeline.ingest)
 
     @app.agent(outputs["changes"])
     async def count(stream: faust.StreamT) -> None:
@@ -130,23 +130,7 @@ async def _answers(probe: Any) -> bool:
 def _inbound(event: EventT) -> Inbound:
     message = event.message
     timestamp_ms = int(round((message.timestamp or 0) * 1000))
-    arrival = timestamp_ms * 1000
-    headers = message.headers or ()
-    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
-        if name == ARRIVAL_HEADER:
-            try:
-                arrival = int(value)
-            except (TypeError, ValueError):
-                pass
-    return Inbound(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=timestamp_ms,
-        key=message.key,
-        value=message.value,
-        arrival_us=arrival,
-    )
+    return Inbound(message.topic, message.partition, message.offset, timestamp_ms, message.key, message.value)
 
 
 def _observe_lag(app: faust.App) -> None:

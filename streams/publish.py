@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaProducer
 from counters.replay import ArrivalClock
 from schemas.events import parse_rfc3339
 from schemas.outputs import format_instant
-from streams.settings import SOURCE_TOPICS, Settings
+from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+from streams.sources import ARRIVAL_HEADER
 
 
 @dataclass
@@ -37,10 +38,6 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
     return topic, subscription.encode() if isinstance(subscription, str) else None, document
 
 
-ARRIVAL_HEADER = "endusers-arrival"
-"""Header with the publish order in microseconds: ingest keeps this order across topics."""
-
-
 def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The line as published and its headers. An event without ``time`` gets its publish time
     (microseconds, strictly increasing, past every explicit time before it, exactly as ``replay``
@@ -61,7 +58,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5,
+    producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,  # type: ignore[arg-type]
                                 max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -106,7 +103,8 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",  # type: ignore[arg-type]
+                                enable_idempotence=True)
     await producer.start()
     try:
         deliveries = []

@@ -60,3 +60,20 @@ class Settings:
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
 """Event ``type`` -> source topic name (without prefix)."""
+
+
+def kafka_client_options(settings: Settings) -> dict[str, object]:
+    """Connection options for aiokafka clients (publish, ingest), including TLS and SASL."""
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_cafile or None)
+    if settings.kafka_username:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.kafka_username
+        options["sasl_plain_password"] = settings.kafka_password
+    return options

@@ -404,7 +404,7 @@ class Bench:
         return tuple(tuple(int(v) if v is not None else 0 for v in row) for row in rows)
 
     async def source_lag(self) -> int:
-        committed = await self.admin.list_consumer_group_offsets(self.d.app_id)
+        committed = await self.admin.list_consumer_group_offsets(f"{self.d.app_id}-ingest")
         lag = 0
         for tp, end in (await self.end_offsets(self.d.sources)).items():
             meta = committed.get(tp)
