@@ -49,29 +49,6 @@ class Record:
         self.updated = updated
         self.facts: Facts | None = None
 
-    def to_list(self) -> list[Any]:
-        """Compact persisted form; unset times as null."""
-        return [self.runtime, self.provider, self.email, _t(self.email_t), self.username, _t(self.username_t),
-                self.active, _t(self.active_t), self.default_tenant, _t(self.default_tenant_t),
-                self.logged_in, self.updated]
-
-    @classmethod
-    def from_list(cls, values: list[Any]) -> Record:
-        record = cls(values[0], values[1], values[11])
-        (record.email, email_t, record.username, username_t, record.active, active_t,
-         record.default_tenant, default_tenant_t, record.logged_in) = values[2:11]
-        record.email_t, record.username_t = _time(email_t), _time(username_t)
-        record.active_t, record.default_tenant_t = _time(active_t), _time(default_tenant_t)
-        return record
-
-
-def _t(time: int) -> int | None:
-    return None if time == NEVER else time
-
-
-def _time(value: int | None) -> int:
-    return NEVER if value is None else value
-
 
 @dataclass(frozen=True, slots=True)
 class Facts:

@@ -1,8 +1,8 @@
-"""The Faust app run by ``endusers worker``: topics, agents, timers and web views.
+"""The Faust app run by ``endusers worker``: topics, the ingest task, the count agent, timers, web.
 
-Agents decode raw bytes themselves (value_serializer="raw"), so a malformed message becomes a dead
-letter instead of killing the agent, and they work in batches (``take_events``) so Redis and Kafka are
-touched once per batch rather than once per event.
+Everything reads raw bytes (value_serializer="raw") and decodes them itself, so a malformed message
+becomes a dead letter instead of killing a stream; both stages work in batches, so Redis and Kafka
+are touched once per batch rather than once per event.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from counters.normalize import Digester
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
 from streams.sources import consume_sources
-from streams.settings import SOURCE_TOPICS, Settings
+from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
 from streams.store import RedisStore
+from streams.web import install_views
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
     sources = [topic(name) for name in SOURCE_TOPICS.values()]
-    app.pipeline = pipeline  # type: ignore[attr-defined]
 
     @app.task
     async def ingest() -> None:
         """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
-        for source in sources:
-            await source.maybe_declare()
+        while True:
+            try:
+                for source in sources:
+                    await source.maybe_declare()
+                break
+            except Exception as exc:  # Kafka not there yet: keep trying, the worker stays up
+                log.warning("cannot declare the source topics yet (%s); retrying", exc)
+                await asyncio.sleep(2.0)
         await consume_sources(settings, pipeline.ingest)
 
     @app.agent(outputs["changes"])
@@ -83,7 +89,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.task
     async def declare_outputs() -> None:
-        """Source and changes topics are declared by the conductor (internal=True); outputs here."""
+        """The changes topic is declared by Faust's conductor (internal=True), sources by ingest."""
         for output in outputs.values():
             await output.maybe_declare()
         settings.warn_if_development_secret()
@@ -105,15 +111,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def kafka_answers() -> None:
         """A real metadata round trip on a client of its own (created in the running loop)."""
         if not probes:
-            client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=2000)
+            client = AIOKafkaClient(**kafka_client_options(settings), request_timeout_ms=2000)  # type: ignore[arg-type]
             await client.bootstrap()
             probes.append(client)
         await probes[0].fetch_all_metadata()
 
     async def readiness() -> dict[str, bool]:
         return {"kafka": await _answers(kafka_answers()), "redis": await _answers(store.ping())}
-
-    from streams.web import install_views
 
     install_views(app, store, readiness)
     return app
