@@ -107,7 +107,7 @@ class Pipeline:
     async def count(self, messages: Sequence[Inbound]) -> None:
         """Apply a batch of changes, one atomic commit per subscription and partition."""
         started = time.perf_counter()
-        groups: dict[tuple[str, str], list[tuple[int, list[Change]]]] = {}
+        groups: dict[tuple[str, str], list[tuple[Inbound, list[Change]]]] = {}
         for message in messages:
             try:
                 changes = decode_batch(message.value or b"")
@@ -116,9 +116,15 @@ class Pipeline:
                 continue
             if changes:
                 source = f"{message.topic}:{message.partition}"
-                groups.setdefault((changes[0].subscription, source), []).append((message.offset, changes))
+                groups.setdefault((changes[0].subscription, source), []).append((message, changes))
         for (subscription, source), items in groups.items():
-            await self._count_subscription(subscription, source, items)
+            try:
+                await self._count_subscription(subscription, source, [(m.offset, c) for m, c in items])
+            except Exception as exc:  # a bug, not bad input (ingest validated it): never stop counting
+                log.exception("cannot count a batch of %s; it goes to the dead-letter topic", subscription)
+                self.store.forget(subscription)
+                for message, _ in items:
+                    await self._dead_letter(message, f"count stage failed: {type(exc).__name__}: {exc}")
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
 
     async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, list[Change]]]) -> None:
@@ -148,7 +154,10 @@ class Pipeline:
         if events:
             for event in events:
                 metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
-            await self.flush_outbox(subscription)
+            try:
+                await self.flush_outbox(subscription)
+            except Exception as exc:  # committed and safe in the outbox: the sweep publishes it later
+                log.warning("capacity events of %s wait in the outbox (%s)", subscription, exc)
 
     # --- outputs ----------------------------------------------------------------------------------
 
