@@ -1,4 +1,4 @@
-"""Consuming the source topics for ingest, in batches, at least once.
+"""Consuming the source topics for ingest, in batches, in arrival order, at least once.
 
 Ingest reads the four source topics with its own aiokafka consumer (group ``<app id>-ingest``)
 rather than through a Faust stream: the benchmarks showed Faust's per-message stream machinery
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
@@ -42,13 +44,89 @@ def inbound(record: ConsumerRecord) -> Inbound:  # type: ignore[type-arg]
     return Inbound(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value, arrival)
 
 
+class ArrivalMerge:
+    """Merges the source partitions into one stream in arrival order (the ``endusers-arrival`` header,
+    else the record timestamp), so events published in sequence across topics reach the count stage
+    in that sequence, whatever the fetch order.
+
+    A fetched message is released once every assigned partition has shown a later arrival or has been
+    read to its end (caught up), or once it has waited ``max_hold`` seconds: a stalled partition
+    delays the others by at most that much. Offsets are committed only up to what was released, so a
+    crash or a rebalance re-reads what was held (at least once; the engine is idempotent).
+    """
+
+    def __init__(self, max_hold: float = 1.0) -> None:
+        self.max_hold = max_hold
+        self._pending: dict[TopicPartition, deque[tuple[float, Inbound]]] = {}
+        self._seen: dict[TopicPartition, int] = {}
+        self._released: dict[TopicPartition, int] = {}
+
+    def add(self, tp: TopicPartition, messages: Sequence[Inbound], now: float) -> None:
+        if messages:
+            self._pending.setdefault(tp, deque()).extend((now, m) for m in messages)
+            self._seen[tp] = max(self._seen.get(tp, messages[-1].arrival_us), messages[-1].arrival_us)
+
+    def release(self, assigned: Iterable[TopicPartition], caught_up: Callable[[TopicPartition], bool],
+                now: float) -> list[Inbound]:
+        """The messages that can go now, in arrival order."""
+        watermark = min((self._watermark(tp, caught_up) for tp in assigned), default=_NEVER_BEHIND)
+        released: list[Inbound] = []
+        for tp, queue in self._pending.items():
+            while queue and (queue[0][1].arrival_us <= watermark or now - queue[0][0] >= self.max_hold):
+                message = queue.popleft()[1]
+                released.append(message)
+                self._released[tp] = message.offset + 1
+        released.sort(key=_arrival_order)
+        return released
+
+    def commits(self) -> dict[TopicPartition, int]:
+        """Per partition, the next offset not yet released: safe to commit."""
+        return dict(self._released)
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if self._released.get(tp) == offset:
+                del self._released[tp]
+
+    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions that moved to another worker: it re-reads whatever was held here."""
+        for tp in partitions:
+            self._pending.pop(tp, None)
+            self._seen.pop(tp, None)
+            self._released.pop(tp, None)
+
+    def _watermark(self, tp: TopicPartition, caught_up: Callable[[TopicPartition], bool]) -> int:
+        """Every message of ``tp`` up to this arrival has been fetched (all of them once caught up)."""
+        if caught_up(tp):
+            return _NEVER_BEHIND
+        return self._seen.get(tp, -1)
+
+
+_NEVER_BEHIND = 1 << 62
+
+
+def _arrival_order(message: Inbound) -> tuple[int, str, int, int]:
+    return message.arrival_us, message.topic, message.partition, message.offset
+
+
+class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, merge: ArrivalMerge) -> None:
+        self.merge = merge
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.merge.drop(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        pass
+
+
 async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
-    """Forever: take a batch from the source topics, hand it over, commit its offsets."""
+    """Forever: fetch from the source topics, release in arrival order, hand over, commit."""
     topics = [settings.topic(name) for name in SOURCE_TOPICS.values()]
     attempt = 0
     while True:
+        merge = ArrivalMerge()
         consumer = AIOKafkaConsumer(
-            *topics,
             group_id=ingest_group(settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -57,16 +135,29 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
             **kafka_client_options(settings),  # type: ignore[arg-type]
         )
+        consumer.subscribe(topics, listener=_DropRevoked(merge))
         try:
             await consumer.start()
             attempt = 0
             while True:
                 fetched = await consumer.getmany(timeout_ms=int(settings.batch_within * 1000),
                                                  max_records=settings.batch_size)
-                batch = [inbound(r) for records in fetched.values() for r in records]
+                now = time.monotonic()
+                for tp, records in fetched.items():
+                    merge.add(tp, [inbound(r) for r in records], now)
+                assigned = consumer.assignment()
+                positions = {tp: await consumer.position(tp) for tp in assigned}
+
+                def caught_up(tp: TopicPartition) -> bool:
+                    highwater = consumer.highwater(tp)
+                    return highwater is not None and positions[tp] >= highwater
+
+                batch = merge.release(assigned, caught_up, now)
                 if batch:
                     await handle(batch)
-                    await consumer.commit()
+                    offsets = merge.commits()
+                    await consumer.commit(offsets)
+                    merge.committed(offsets)
                     _observe_lag(consumer, fetched)
         except asyncio.CancelledError:
             raise
