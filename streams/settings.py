@@ -28,7 +28,7 @@ class Settings:
     """Faust's own data folder (no tables are kept there; the state lives in Redis)."""
     app_id: str = field(default_factory=lambda: _env("ENDUSERS_APP_ID", "endusers"))
     secret: bytes = field(default_factory=lambda: _env("ENDUSERS_SECRET", "").encode() or DEVELOPMENT_SECRET)
-    batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "2000")))
+    batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "5000")))
     session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "30")))
     """Seconds before a silent worker's partitions move to the others."""
     batch_within: float = field(default_factory=lambda: float(_env("ENDUSERS_BATCH_WITHIN", "0.05")))
