@@ -52,7 +52,7 @@ class Inbound:
     key: bytes | None
     value: bytes | None
     arrival_us: int = 0
-    """Publish order (the ``endusers-arrival`` header, else the timestamp): ingest keeps it."""
+    """Publish order (the ``endusers-arrival`` header, else the timestamp): ingest merges by it."""
 
 
 class Pipeline:
@@ -70,21 +70,17 @@ class Pipeline:
         """Validate and normalize a batch; forward changes in order, dead-letter the rest; return once
         Kafka has every message (the batch is acknowledged only then: at least once).
 
-        The batch holds messages of all four source topics; they are forwarded in arrival order
-        (stable), so events a producer published in sequence across topics keep that sequence
-        whenever they are consumed in the same batch.
+        Messages come in arrival order (``streams.sources.ArrivalMerge``) and keep it.
         """
         started = time.perf_counter()
-        results = [(message, self._normalize(message)) for message in messages]
-        results.sort(key=_arrival)
         deliveries = []
         by_subscription: dict[str, list[Change]] = {}
-        for message, result in results:
+        for message in messages:
+            result = self._normalize(message)
             metrics.EVENTS.labels(message.topic).inc()
             if isinstance(result, Rejection):
                 metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
-                deliveries.append(await self.send(self.topic("deadletter"), message.key, dead_letter(message, result.reason)))
-                metrics.DEAD_LETTERS.inc()
+                deliveries.append(await self._dead_letter(message, result.reason))
             else:
                 by_subscription.setdefault(result.subscription, []).append(result)
         for subscription, changes in by_subscription.items():
@@ -112,7 +108,7 @@ class Pipeline:
             try:
                 changes = decode_batch(message.value or b"")
             except Exception as exc:  # not ours: never crash the stage over it
-                await self._dead_letter(message, f"not a change batch: {type(exc).__name__}: {exc}")
+                await (await self._dead_letter(message, f"not a change batch: {type(exc).__name__}: {exc}"))
                 continue
             if changes:
                 source = f"{message.topic}:{message.partition}"
@@ -124,7 +120,7 @@ class Pipeline:
                 log.exception("cannot count a batch of %s; it goes to the dead-letter topic", subscription)
                 self.store.forget(subscription)
                 for message, _ in items:
-                    await self._dead_letter(message, f"count stage failed: {type(exc).__name__}: {exc}")
+                    await (await self._dead_letter(message, f"count stage failed: {type(exc).__name__}: {exc}"))
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
 
     async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, list[Change]]]) -> None:
@@ -188,13 +184,10 @@ class Pipeline:
                 deliveries.append(await self.send(self.topic("counts"), subscription.encode(), orjson.dumps(document)))
         await asyncio.gather(*deliveries)
 
-    async def _dead_letter(self, message: Inbound, reason: str) -> None:
+    async def _dead_letter(self, message: Inbound, reason: str) -> Awaitable[Any]:
+        """Queue the message on the dead-letter topic; the result resolves once Kafka has it."""
         metrics.DEAD_LETTERS.inc()
-        await (await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason)))
-
-
-def _arrival(item: tuple[Inbound, Change | Rejection]) -> int:
-    return item[0].arrival_us
+        return await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason))
 
 
 def dead_letter(message: Inbound, reason: str) -> bytes:
