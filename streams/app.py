@@ -83,8 +83,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         await consume_sources(settings, pipeline.ingest)
 
     @app.agent(outputs["changes"])
-    async def count(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
+    async def count(stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
+        async for batch in batches:
             await pipeline.count([_inbound(e) for e in batch])
 
     @app.task
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def kafka_answers() -> None:
         """A real metadata round trip on a client of its own (created in the running loop)."""
         if not probes:
-            client = AIOKafkaClient(**kafka_client_options(settings), request_timeout_ms=2000)  # type: ignore[arg-type]
+            client = AIOKafkaClient(**kafka_client_options(settings), request_timeout_ms=2000)
             await client.bootstrap()
             probes.append(client)
         await probes[0].fetch_all_metadata()
@@ -131,7 +132,7 @@ async def _answers(probe: Any) -> bool:
         return False
 
 
-def _inbound(event: EventT) -> Inbound:
+def _inbound(event: EventT[bytes]) -> Inbound:
     message = event.message
     timestamp_ms = int(round((message.timestamp or 0) * 1000))
     return Inbound(message.topic, message.partition, message.offset, timestamp_ms, message.key, message.value)
@@ -142,7 +143,7 @@ def _observe_lag(app: faust.App) -> None:
     try:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            read = consumer._read_offset.get(tp)  # faust keeps no public accessor for it
+            read = getattr(consumer, "_read_offset", {}).get(tp)  # faust keeps no public accessor for it
             if highwater is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (read or 0) - 1))
     except Exception:  # lag is best effort: never let metrics stop a timer

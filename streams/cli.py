@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 import orjson
@@ -98,7 +99,8 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     else:
         from streams.present import counts_table
 
-        limits = asyncio.run(capacities(list(document["subscriptions"])))  # type: ignore[arg-type]
+        names = list(cast(dict[str, object], document["subscriptions"]))
+        limits = asyncio.run(capacities(names))
         click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
 
 

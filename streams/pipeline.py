@@ -187,7 +187,8 @@ class Pipeline:
     async def _dead_letter(self, message: Inbound, reason: str) -> Awaitable[Any]:
         """Queue the message on the dead-letter topic; the result resolves once Kafka has it."""
         metrics.DEAD_LETTERS.inc()
-        return await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason))
+        delivery: Awaitable[Any] = await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason))
+        return delivery
 
 
 def dead_letter(message: Inbound, reason: str) -> bytes:

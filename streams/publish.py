@@ -58,7 +58,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
-    producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,
                                 max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -103,7 +103,7 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
-    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",
                                 enable_idempotence=True)
     await producer.start()
     try:

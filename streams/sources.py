@@ -33,7 +33,7 @@ def ingest_group(settings: Settings) -> str:
     return f"{settings.app_id}-ingest"
 
 
-def inbound(record: ConsumerRecord) -> Inbound:  # type: ignore[type-arg]
+def inbound(record: ConsumerRecord) -> Inbound:
     arrival = record.timestamp * 1000
     for name, value in record.headers or ():
         if name == ARRIVAL_HEADER:
@@ -133,7 +133,7 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             max_poll_records=settings.batch_size,
             session_timeout_ms=int(settings.session_timeout * 1000),
             heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
-            **kafka_client_options(settings),  # type: ignore[arg-type]
+            **kafka_client_options(settings),
         )
         consumer.subscribe(topics, listener=_DropRevoked(merge))
         try:
@@ -169,7 +169,7 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             await consumer.stop()
 
 
-def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:  # type: ignore[type-arg]
+def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
     """Records left behind the batch just read, per partition that had any."""
     for tp, records in fetched.items():
         highwater = consumer.highwater(tp)

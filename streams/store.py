@@ -144,7 +144,7 @@ class RedisStore:
 
     async def _read(self, subscription: str) -> SubscriptionState:
         keys = Keys(subscription)
-        meta = {k.decode(): v for k, v in (await self.redis.hgetall(keys.meta)).items()}
+        meta = {_text(k): v for k, v in (await self.redis.hgetall(keys.meta)).items()}
         state = SubscriptionState(subscription, RedisSessions(await self.redis.pfcount(keys.sessions)))
         if "settings" in meta:
             state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
@@ -179,15 +179,18 @@ class RedisStore:
         args.append(len(meta))
         for field, value in meta.items():
             args += [field, value]
-        put_records, del_records, put_tombs, del_tombs = [], [], [], []
+        put_records: list[bytes | str] = []
+        put_tombs: list[bytes | str] = []
+        del_records: list[bytes] = []
+        del_tombs: list[bytes] = []
         for ref in state.dirty:
-            record, field = state.records.get(ref), bytes.fromhex(ref)
+            record, key = state.records.get(ref), bytes.fromhex(ref)
             if record is not None:
-                put_records += [field, pack_record(record)]
-                del_tombs.append(field)
+                put_records += [key, pack_record(record)]
+                del_tombs.append(key)
             elif ref in state.tombstones:
-                put_tombs += [field, str(state.tombstones[ref])]
-                del_records.append(field)
+                put_tombs += [key, str(state.tombstones[ref])]
+                del_records.append(key)
         args += [len(put_records) // 2, *put_records, len(del_records), *del_records]
         args += [len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
         args += [len(events), *(e.to_bytes() for e in events)]
@@ -219,7 +222,8 @@ class RedisStore:
     # --- the outbox -------------------------------------------------------------------------------
 
     async def outbox(self, subscription: str) -> list[bytes]:
-        return list(await self.redis.lrange(Keys(subscription).outbox, 0, -1))
+        entries = await self.redis.lrange(Keys(subscription).outbox, 0, -1)
+        return [entry if isinstance(entry, bytes) else entry.encode() for entry in entries]
 
     async def outbox_sent(self, subscription: str, count: int) -> None:
         """Drop the first ``count`` entries, once Kafka has acknowledged them."""
@@ -228,7 +232,7 @@ class RedisStore:
     # --- the read side (CLI, API, dashboard) ------------------------------------------------------
 
     async def subscriptions(self) -> list[str]:
-        return sorted(m.decode() for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
+        return sorted(_text(m) for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)
@@ -236,7 +240,7 @@ class RedisStore:
 
     async def settings(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(Keys(subscription).meta, "settings")
-        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
         return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).recent, 0, limit - 1)]
@@ -259,11 +263,11 @@ def pack_record(record: Record) -> bytes:
     def age(time: int) -> int | None:
         return None if time == NEVER else updated - time
 
-    return msgpack.packb([
+    return bytes(msgpack.packb([
         record.runtime, record.provider, ident(record.email), age(record.email_t), ident(record.username),
         age(record.username_t), record.active, age(record.active_t), record.default_tenant,
         age(record.default_tenant_t), record.logged_in, updated,
-    ])
+    ]))
 
 
 def unpack_record(packed: bytes) -> Record:
@@ -283,6 +287,11 @@ def unpack_record(packed: bytes) -> Record:
     record.default_tenant, record.default_tenant_t = default_tenant, time(default_tenant_age)
     record.logged_in = logged_in
     return record
+
+
+def _text(value: bytes | str) -> str:
+    """Redis answers bytes (this client does not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _fix_empty(document: dict[str, Any]) -> dict[str, Any]:
