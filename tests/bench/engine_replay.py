@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from schemas.outputs import format_instant
+
 from counters import engine
 from counters.normalize import Digester, to_change
 from counters.replay import Replay
@@ -34,11 +36,6 @@ PROVIDERS = ("Users", "AzureAD", "Okta")
 DOMAINS_PER_SUBSCRIPTION = 20
 
 
-def _instant(microseconds: int) -> str:
-    seconds, micros = divmod(microseconds, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
-
-
 def configs(records: int) -> list[dict[str, Any]]:
     per_subscription = records // SUBSCRIPTIONS
     return [
@@ -48,7 +45,7 @@ def configs(records: int) -> list[dict[str, Any]]:
             "domains": [f"d0.client{s}.example", "*.owned.example"] + [f"d{d}.client{s}.example" for d in range(1, 8)],
             "capacity": {"internal": per_subscription // 2, "external": per_subscription // 3},
             "runtimes": {name: {"version": version} for name, version in RUNTIMES},
-            "time": _instant(START_US - 1),
+            "time": format_instant(START_US - 1),
         }
         for s in range(SUBSCRIPTIONS)
     ]
@@ -67,7 +64,7 @@ def events(count: int, records: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         person = r - SUBSCRIPTIONS if r % 4 == 0 and r >= SUBSCRIPTIONS else r
         domain = f"d{person % DOMAINS_PER_SUBSCRIPTION}.client{sub}.example"
         base = {
-            "subscription": f"client-{sub}", "id": f"ev-{n}", "time": _instant(START_US + n * 1000),
+            "subscription": f"client-{sub}", "id": f"ev-{n}", "time": format_instant(START_US + n * 1000),
             "runtime": RUNTIMES[(r // SUBSCRIPTIONS) % len(RUNTIMES)][0],
             "provider": PROVIDERS[(r // 7) % len(PROVIDERS)], "user_id": str(r),
         }

@@ -15,14 +15,9 @@ from typing import Any
 
 import orjson
 
+from schemas.outputs import format_instant
+
 START_US = 1_780_000_000_000_000  # 2026-05-28T20:26:40Z
-
-
-def _instant(microseconds: int) -> str:
-    seconds, micros = divmod(microseconds, 1_000_000)
-    import time as _t
-
-    return _t.strftime("%Y-%m-%dT%H:%M:%S", _t.gmtime(seconds)) + f".{micros:06d}Z"
 
 
 def configs(subscriptions: int, users: int) -> list[dict[str, Any]]:
@@ -61,7 +56,7 @@ def events(count: int, subscriptions: int = 10, users: int = 20_000, domains: in
         sub = user % subscriptions
         base = {"subscription": f"client-{sub}", "runtime": runtimes[(user // subscriptions) % len(runtimes)],
                 "provider": providers[(user // 7) % len(providers)], "user_id": str(user), "id": f"ev-{n}",
-                "time": _instant(START_US + n * 1000)}
+                "time": format_instant(START_US + n * 1000)}
         if user not in email_domain:
             email_domain[user] = (f"client{sub}.example" if rng.random() < 0.4 else f"ext{rng.randrange(domains)}.example")
         roll = rng.random()
