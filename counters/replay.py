@@ -56,18 +56,22 @@ class Replay:
     def feed(self, raw: bytes | str, source: str = "-", line: int = 0) -> Rejection | None:
         """Apply one event; a bad one is recorded with its place and reason and changes nothing."""
         event = decode(raw)
-        if not isinstance(event, Rejection):
-            if event.time is not None:
-                self.clock.observe(event.time)
-            event = to_change(event, self.digest, self.clock() if event.time is None else event.time)  # type: ignore[assignment]
-        if isinstance(event, Rejection):
-            self.rejections.append(LineRejection(source, line, event.reason))
-            return event
-        state = self.states.get(event.subscription)
+        change = event if isinstance(event, Rejection) else to_change(event, self.digest, self._time_of(event.time))
+        if isinstance(change, Rejection):
+            self.rejections.append(LineRejection(source, line, change.reason))
+            return change
+        state = self.states.get(change.subscription)
         if state is None:
-            state = self.states[event.subscription] = SubscriptionState(event.subscription)
-        self.capacity_events.extend(engine.apply(state, event))  # type: ignore[arg-type]
+            state = self.states[change.subscription] = SubscriptionState(change.subscription)
+        self.capacity_events.extend(engine.apply(state, change))
         return None
+
+    def _time_of(self, explicit: int | None) -> int:
+        """The event's own time (which later arrivals must pass), or its arrival time."""
+        if explicit is None:
+            return self.clock()
+        self.clock.observe(explicit)
+        return explicit
 
     def feed_lines(self, lines: Iterable[bytes | str], source: str = "-") -> None:
         for number, line in _event_lines(lines):

@@ -21,7 +21,6 @@ NEVER = -(2**62)
 """The time of a field nobody set: older than any event, so any explicit value wins."""
 
 
-
 class Record:
     """One user row in one runtime; each field remembers the time of the event that set it.
 

@@ -3,7 +3,8 @@
 The engine works on a ``SubscriptionState`` in memory; a store loads one and commits what a batch
 changed together with how far the input has been applied (the *position*) and the capacity events
 the batch produced (the *outbox*), in one atomic step that refuses a replayed or stale batch.
-``MemoryStore`` serves tests and the offline replay; ``streams.store.RedisStore`` serves production.
+``streams.store.RedisStore`` serves production; ``MemoryStore`` is the reference the same tests run
+on, and stands in for Redis in the pipeline's stage tests.
 """
 
 from __future__ import annotations
