@@ -119,6 +119,7 @@ class RedisStore:
         self.redis = redis
         self._states: dict[str, SubscriptionState] = {}
         self._last_sample: dict[str, int] = {}
+        self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
 
     @classmethod
@@ -216,7 +217,9 @@ class RedisStore:
         if isinstance(sessions, RedisSessions):
             sessions.pending.clear()
             sessions.known = int(value)
-        await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
+        if state.subscription not in self._listed:  # one round trip per subscription, not per commit
+            await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
+            self._listed.add(state.subscription)
         return True
 
     # --- the outbox -------------------------------------------------------------------------------
