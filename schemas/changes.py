@@ -44,13 +44,6 @@ class Change:
     fields: dict[str, Any] = field(default_factory=dict)
     invalid_email: bool = False
 
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self)
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> Change:
-        return cls(**orjson.loads(raw))
-
 
 def encode_batch(subscription: str, changes: list[Change]) -> bytes:
     """Changes of one subscription, in order, as one compact message."""
