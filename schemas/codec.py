@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import InputEvent
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(InputEvent)  # type: ignore[arg-type]  # an Annotated union
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(InputEvent)
 _KNOWN_TYPES = ("login", "profile", "visit", "config")
 
 
