@@ -20,14 +20,12 @@ from counters.normalize import Digester
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
 from streams.sources import consume_sources
-from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+from streams.settings import Settings, kafka_client_options
 from streams.store import RedisStore
+from streams.topics import all_topics, ensure_topics
 from streams.web import install_views
 
 log = logging.getLogger(__name__)
-
-OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
-
 
 def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or Settings()
@@ -41,6 +39,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,
@@ -55,11 +54,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     store = RedisStore.from_url(settings.redis)
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(settings.topic(name), partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                         internal=True)
-
-    outputs = {name: topic(name) for name in (*OUTPUT_TOPICS, "changes")}
+    changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
+                        value_type=bytes, internal=True)
 
     async def send(topic_name: str, key: bytes | None, value: bytes) -> Any:
         """Queue on the app's producer (no per-message Faust bookkeeping); await the result to know
@@ -67,33 +63,36 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return await app.producer.send(topic_name, key, value, None, None, None)
 
     pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
-    sources = [topic(name) for name in SOURCE_TOPICS.values()]
 
     @app.task
     async def ingest() -> None:
         """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
+        settings.warn_if_development_secret()
         while True:
             try:
-                for source in sources:
-                    await source.maybe_declare()
+                for warning in await ensure_topics(settings, all_topics(settings)):
+                    log.warning(warning)
                 break
             except Exception as exc:  # Kafka not there yet: keep trying, the worker stays up
-                log.warning("cannot declare the source topics yet (%s); retrying", exc)
+                log.warning("cannot create the topics yet (%s); retrying", exc)
                 await asyncio.sleep(2.0)
         await consume_sources(settings, pipeline.ingest)
 
-    @app.agent(outputs["changes"])
+    @app.agent(changes)
     async def count(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
         async for batch in batches:
             await pipeline.count([_inbound(e) for e in batch])
 
-    @app.task
-    async def declare_outputs() -> None:
-        """The changes topic is declared by Faust's conductor (internal=True), sources by ingest."""
-        for output in outputs.values():
-            await output.maybe_declare()
-        settings.warn_if_development_secret()
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler union rejects any coroutine
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Faust sends the whole new assignment of the changes topic after every rebalance."""
+        assigned: set[Any] = args[0]
+        released = pipeline.keep_only({f"{tp.topic}:{tp.partition}" for tp in assigned})
+        metrics.keep_lag_of({(tp.topic, tp.partition) for tp in assigned})
+        if released:
+            log.info("after a rebalance another worker counts %d subscriptions: %s", len(released),
+                     ", ".join(sorted(released)[:10]))
 
     @app.timer(1.0)
     async def publish_counts() -> None:

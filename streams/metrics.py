@@ -193,11 +193,23 @@ def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mappi
 
 
 def forget_subscription(subscription: str) -> None:
-    """Remove every count gauge series of a subscription (e.g. when it is deleted)."""
+    """Remove every gauge series of a subscription (another worker counts it after a rebalance).
+
+    Counters (capacity events emitted) stay: they count what this process did.
+    """
     with _LOCK:
         for gauge, labels in _EXPORTED.pop(subscription, {}).items():
             for label_values in labels:
                 _remove(gauge, label_values)
+        _remove(INVALID_EMAILS, (subscription,))
+
+
+def keep_lag_of(assigned: set[tuple[str, int]]) -> None:
+    """Drop the consumer-lag series of partitions no longer assigned to this worker."""
+    for sample in [s for family in CONSUMER_LAG.collect() for s in family.samples]:
+        topic, partition = sample.labels["topic"], sample.labels["partition"]
+        if (topic, int(partition)) not in assigned:
+            _remove(CONSUMER_LAG, (topic, partition))
 
 
 def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:

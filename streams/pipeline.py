@@ -62,6 +62,8 @@ class Pipeline:
         self.send = send
         self.topic = topic
         self._changed: set[str] = set()
+        self._counted_from: dict[str, str] = {}
+        """Subscription -> the changes partition (``topic:partition``) this worker last counted it from."""
         self._outbox_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # --- ingest -----------------------------------------------------------------------------------
@@ -145,6 +147,7 @@ class Pipeline:
                 log.warning("Redis unavailable while counting %s (%s); retrying", subscription, exc)
                 await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
         self._changed.add(subscription)
+        self._counted_from[subscription] = source
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
         if events:
@@ -154,6 +157,21 @@ class Pipeline:
                 await self.flush_outbox(subscription)
             except Exception as exc:  # committed and safe in the outbox: the sweep publishes it later
                 log.warning("capacity events of %s wait in the outbox (%s)", subscription, exc)
+
+    def keep_only(self, assigned: set[str]) -> list[str]:
+        """After a rebalance: let go of the subscriptions whose changes partition (``topic:partition``)
+        is no longer assigned here, and return them.
+
+        Another worker counts them now. Their cached state would only hold memory (a commit from it
+        would be refused anyway), and their gauges would go on exporting numbers nobody updates.
+        """
+        released = [s for s, source in self._counted_from.items() if source not in assigned]
+        for subscription in released:
+            del self._counted_from[subscription]
+            self._changed.discard(subscription)
+            self.store.forget(subscription)
+            metrics.forget_subscription(subscription)
+        return released
 
     # --- outputs ----------------------------------------------------------------------------------
 

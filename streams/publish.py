@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ from schemas.events import parse_rfc3339
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
 from streams.sources import ARRIVAL_HEADER
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +42,17 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
     return topic, subscription.encode() if isinstance(subscription, str) else None, document
 
 
+async def _source_topics_exist(settings: Settings) -> None:
+    """Create the source topics with the configured partitions when no worker has yet, so that the
+    first send does not leave the broker to auto-create them with its default (often 1). A publisher
+    without the right to create topics still publishes."""
+    try:
+        for warning in await ensure_topics(settings, [settings.topic(t) for t in SOURCE_TOPICS.values()]):
+            log.warning(warning)
+    except Exception as exc:
+        log.warning("cannot check or create the source topics (%s); publishing anyway", exc)
+
+
 def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The line as published and its headers. An event without ``time`` gets its publish time
     (microseconds, strictly increasing, past every explicit time before it, exactly as ``replay``
@@ -58,6 +73,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
+    await _source_topics_exist(settings)
     producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,
                                 max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
     await producer.start()
@@ -103,6 +119,7 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
     settings = settings or Settings()
     result = PublishResult()
     clock = ArrivalClock()
+    await _source_topics_exist(settings)
     producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",
                                 enable_idempotence=True)
     await producer.start()

@@ -23,6 +23,9 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_PORT", "6066")))
     web_host: str = field(default_factory=lambda: _env("ENDUSERS_WEB_HOST", "127.0.0.1"))
     partitions: int = field(default_factory=lambda: int(_env("ENDUSERS_PARTITIONS", "4")))
+    """Partitions of each topic the service creates: the most workers that can share the work."""
+    replication_factor: int = field(default_factory=lambda: int(_env("ENDUSERS_REPLICATION_FACTOR", "1")))
+    """Replicas of each topic the service creates (3 on a production cluster)."""
     data_dir: str = field(default_factory=lambda: _env(
         "ENDUSERS_DATA_DIR", os.path.join(os.path.expanduser("~"), ".local", "share", "endusers", "worker")))
     """Faust's own data folder (no tables are kept there; the state lives in Redis)."""

@@ -100,3 +100,38 @@ def test_dashboard_count_changes_after_events_are_published(running: tuple[Deplo
 
     asyncio.run(scenario())
     assert orjson.loads(deployment.cli("counts", "--json").stdout)["subscriptions"]["ops"]["external"] == 8
+
+
+def _exported_subscriptions(worker: Worker) -> set[str]:
+    """Subscriptions whose user-count gauges this worker's /metrics exports."""
+    text = httpx.get(worker.url + "/metrics", timeout=5).text
+    return {line.split('subscription="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith("endusers_users{")}
+
+
+def test_after_a_rebalance_each_subscription_is_exported_by_the_worker_that_counts_it(
+        deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    deployment: Deployment = deployment_factory()
+    subscriptions = {f"rebalance-{n}" for n in range(16)}  # spread over the 4 partitions of the changes topic
+
+    def publish_one_login_each(user_id: str) -> None:
+        events = [{"type": "login", "subscription": s, "user_id": user_id} for s in sorted(subscriptions)]
+        deployment.cli("publish", str(write_jsonl(tmp_path / f"logins-{user_id}.jsonl", events)))
+        deployment.wait_caught_up()
+
+    first = deployment.start_worker()
+    publish_one_login_each("1")
+    assert _exported_subscriptions(first) == subscriptions
+
+    second = deployment.start_worker()
+    publish_one_login_each("2")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        a, b = _exported_subscriptions(first), _exported_subscriptions(second)
+        if a and b and a | b == subscriptions and not a & b:
+            break
+        publish_one_login_each(f"after-{deadline - time.monotonic():.0f}")  # the new owner exports on its next batch
+    assert a and b, "the rebalance must split the subscriptions between the two workers"
+    assert a | b == subscriptions and not a & b, (a, b)
+    counts = deployment.counts()
+    assert all(counts[s]["records"] == counts[next(iter(subscriptions))]["records"] >= 2 for s in subscriptions)

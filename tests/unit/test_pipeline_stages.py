@@ -10,6 +10,7 @@ import orjson
 from counters.normalize import Digester
 from counters.store import MemoryStore
 from schemas.changes import decode_batch
+from streams import metrics
 from streams.pipeline import Inbound, Pipeline
 
 
@@ -32,6 +33,10 @@ class Sent:
 class CountingStore(MemoryStore):
     """The memory store with what the pipeline also asks of the Redis store."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgotten: list[str] = []
+
     def cached(self, subscription: str) -> Any:
         return self.states.get(subscription)
 
@@ -40,6 +45,9 @@ class CountingStore(MemoryStore):
 
     async def outbox_sent(self, subscription: str, count: int) -> None:
         pass
+
+    def forget(self, subscription: str) -> None:
+        self.forgotten.append(subscription)
 
 
 def pipeline() -> tuple[Pipeline, Sent, CountingStore]:
@@ -92,3 +100,23 @@ async def test_a_failure_in_the_count_stage_dead_letters_the_batch_instead_of_st
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"] == "count stage failed: RuntimeError: engine bug"
     assert letter["offset"] == 0
+
+
+def exported_subscriptions() -> set[str]:
+    body, _ = metrics.render()
+    return {line.split('subscription="')[1].split('"')[0] for line in body.decode().splitlines()
+            if line.startswith("endusers_users{")}
+
+
+async def test_after_a_rebalance_a_worker_lets_go_of_the_subscriptions_it_no_longer_counts() -> None:
+    stage, sent, store = pipeline()
+    for partition, subscription in enumerate(("gone-a", "kept-b")):
+        await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": subscription, "user_id": "1"})]))
+        await stage.count([Inbound("t.changes", partition, 0, 0, subscription.encode(), sent.on("t.changes")[-1])])
+    assert {"gone-a", "kept-b"} <= exported_subscriptions()
+
+    assert stage.keep_only({"t.changes:1"}) == ["gone-a"]
+
+    assert store.forgotten == ["gone-a"]
+    assert "gone-a" not in exported_subscriptions() and "kept-b" in exported_subscriptions()
+    assert stage.keep_only({"t.changes:1"}) == []

@@ -1,0 +1,57 @@
+"""The service's Kafka topics, created with the configured partition count before anything uses them.
+
+A broker with ``auto.create.topics.enable`` creates a topic on the first metadata request that names
+it, with the broker's default partition count (often 1). A topic created that way caps how many
+workers can share the work, silently, so topics are created here explicitly, and a topic that
+already has fewer partitions than ``ENDUSERS_PARTITIONS`` is reported instead of ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+
+OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
+INTERNAL_TOPICS = ("changes",)
+_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: another client created it first
+
+
+def all_topics(settings: Settings) -> list[str]:
+    """Every topic the service reads or writes, with its prefix."""
+    return [settings.topic(name) for name in (*SOURCE_TOPICS.values(), *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Create the missing topics with ``settings.partitions``; return one warning per existing topic
+    with fewer partitions (the most workers that can share it).
+
+    Only topics known to exist are described: describing a missing one would auto-create it.
+    """
+    wanted = list(topics)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing])
+            failures = [f"{topic}: {message or code}" for topic, code, *rest in response.topic_errors
+                        for message in [rest[0] if rest else None] if code not in (0, _ALREADY_EXISTS)]
+            if failures:
+                raise RuntimeError("cannot create topics: " + "; ".join(failures))
+        present = [t for t in wanted if t in existing]
+        warnings = []
+        for description in await admin.describe_topics(present) if present else []:
+            count = len(description.get("partitions") or [])
+            if 0 < count < settings.partitions:
+                warnings.append(
+                    f"topic {description['topic']} has {count} partition(s) but ENDUSERS_PARTITIONS is "
+                    f"{settings.partitions}: at most {count} worker(s) can share it. It was probably "
+                    "auto-created by the broker; recreate it, or add partitions while it is drained.")
+        return warnings
+    finally:
+        await admin.close()
