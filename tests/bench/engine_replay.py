@@ -4,7 +4,9 @@ Three figures from one run, on the same generated lines:
 
 - baseline: ``orjson.loads`` of every line (the floor any JSON consumer pays);
 - replay: ``counters.replay.Replay`` fed the raw lines (decode + validate + normalize + engine);
-- engine only: the same events pre-normalized into changes, fed straight to ``counters.engine.apply``.
+- engine only: the same events pre-normalized into changes, fed straight to ``counters.engine.apply``;
+- memory: Python heap bytes per record that a worker keeps for the subscriptions it counts (records,
+  identifier index, signature histograms), traced with ``tracemalloc`` on a separate pass.
 
 Usage: ``.venv/bin/python -m tests.bench.engine_replay [--events N] [--records N]``
 """
@@ -15,6 +17,7 @@ import argparse
 import gc
 import random
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +127,30 @@ def bench_engine(lines: list[bytes], chunk: int = 50_000) -> float:
     return elapsed
 
 
+def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
+    """Heap bytes still allocated once every line is applied (states only: the digest memo is cleared
+    and per-chunk garbage collected), and the number of records they hold."""
+    gc.collect()
+    tracemalloc.start()
+    digest, states = Digester(), {}
+    for line in lines:
+        event = decode(line)
+        if isinstance(event, Rejection):
+            continue
+        change = to_change(event, digest, 0)
+        if isinstance(change, Change):
+            state = states.get(change.subscription)
+            if state is None:
+                state = states[change.subscription] = SubscriptionState(change.subscription)
+            engine.apply(state, change)
+            state.dirty.clear()  # what a commit does
+    del event, change, digest  # the memo of recent digests is bounded and not per record
+    gc.collect()
+    heap = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return heap, sum(len(s.records) for s in states.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -154,6 +181,9 @@ def main() -> None:
     del replay
     gc.collect()
     engine_s = bench_engine(lines)
+    gc.collect()
+    # every record exists after the first `records` events; a second pass of repeats adds no record
+    heap, traced_records = states_heap_bytes(lines[: len(configs(args.records)) + 2 * args.records])
 
     n = len(lines)
     print(f"result: {records:,} records, {internal:,} internal + {external:,} external individuals, "
@@ -163,6 +193,8 @@ def main() -> None:
           f"  {replay_s / loads_s:6.1f}x the baseline time")
     print(f"{'engine.apply only (pre-normalized)':<44}{n / engine_s:>12,.0f} events/s  {engine_s:7.2f} s"
           f"  {engine_s / loads_s:6.1f}x the baseline time")
+    print(f"{'worker memory (Python heap of the states)':<44}{heap / traced_records:>12,.0f} bytes/record"
+          f"  {heap / 2**20:7.1f} MiB for {traced_records:,} records")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,17 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of a process (VmRSS), or None where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def system_cpu() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -188,6 +199,8 @@ class Deployment:
         self.process: subprocess.Popen[bytes] | None = None
         self.gc_log: Path | None = None
         self.port = 0
+        self.others: list[tuple[subprocess.Popen[bytes], int]] = []
+        """Workers beyond the first (``--workers``), with their web ports."""
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}.{name}"
@@ -196,10 +209,11 @@ class Deployment:
     def sources(self) -> list[str]:
         return [self.topic(t) for t in SOURCE_TOPICS.values()]
 
-    def env(self) -> dict[str, str]:
+    def env(self, port: int | None = None) -> dict[str, str]:
+        port = self.port if port is None else port
         env = {**os.environ, "ENDUSERS_KAFKA": f"kafka://{self.kafka}", "ENDUSERS_REDIS": self.redis_url,
                "ENDUSERS_TOPIC_PREFIX": self.prefix, "ENDUSERS_APP_ID": self.app_id,
-               "ENDUSERS_PARTITIONS": str(PARTITIONS), "ENDUSERS_WEB_PORT": str(self.port),
+               "ENDUSERS_PARTITIONS": str(PARTITIONS), "ENDUSERS_WEB_PORT": str(port),
                "ENDUSERS_DATA_DIR": str(self.workdir / "faust-data"), "ENDUSERS_SESSION_TIMEOUT": "10"}
         if self.batch_size:
             env["ENDUSERS_BATCH_SIZE"] = str(self.batch_size)
@@ -217,16 +231,25 @@ class Deployment:
                                         stderr=subprocess.STDOUT)
         return self.process
 
+    def start_other_worker(self) -> tuple[subprocess.Popen[bytes], int]:
+        """One more worker in the same consumer groups (the scaling measurement)."""
+        port = free_port()
+        log = self.workdir / f"worker-{port}.log"
+        process = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warning"], cwd=ROOT,
+                                   env=self.env(port), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.others.append((process, port))
+        return process, port
+
     def stop_worker(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+        for process in [self.process, *(p for p, _ in self.others)]:
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=10)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -242,6 +265,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.results: dict[str, Any] = {}
+        self.rss_ready: int | None = None
 
     async def run(self) -> dict[str, Any]:
         from aiokafka import AIOKafkaConsumer
@@ -266,7 +290,8 @@ class Bench:
             "parameters": {"events": args.events, "subscriptions": args.subscriptions, "users": args.users,
                            "seed": args.seed, "partitions": PARTITIONS, "batch_size": args.batch_size or 2000,
                            "latency_rate": args.rate, "latency_seconds": args.seconds, "redis_db": REDIS_DB,
-                           "topic_prefix": d.prefix, "app_id": d.app_id, "profile": bool(args.profile)},
+                           "topic_prefix": d.prefix, "app_id": d.app_id, "profile": bool(args.profile),
+                           "workers": args.workers},
             "machine": machine(),
             "versions": versions(status, info),
         })
@@ -411,7 +436,7 @@ class Bench:
             lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
         return lag
 
-    async def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    async def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 120, port: int | None = None) -> float:
         import httpx
 
         deadline = time.perf_counter() + timeout
@@ -420,7 +445,7 @@ class Bench:
                 if process.poll() is not None:
                     raise RuntimeError(f"worker exited with {process.returncode}:\n{self.d.log_tail()}")
                 try:
-                    if (await client.get(f"http://127.0.0.1:{self.d.port}/readyz")).status_code == 200:
+                    if (await client.get(f"http://127.0.0.1:{port or self.d.port}/readyz")).status_code == 200:
                         return time.perf_counter()
                 except httpx.HTTPError:
                     pass
@@ -432,12 +457,18 @@ class Bench:
         subscriptions = [f"client-{s}" for s in range(args.subscriptions)]
         spawned = time.perf_counter()
         process = d.start_worker()
-        log(f"worker pid {process.pid} on port {d.port} (log {d.log})")
+        others = [d.start_other_worker() for _ in range(args.workers - 1)]
+        log(f"worker pid {process.pid} on port {d.port} (log {d.log})"
+            + "".join(f", worker pid {p.pid} on port {port}" for p, port in others))
+        for other, port in others:
+            await self.wait_ready(other, port=port)
         ready = await self.wait_ready(process)
-        log(f"worker ready after {ready - spawned:.1f}s; counting the backlog")
+        log(f"{args.workers} worker(s) ready after {ready - spawned:.1f}s; counting the backlog")
+        self.rss_ready = rss_bytes(process.pid) if args.workers == 1 else None
         profiler = self.start_profiler(process.pid, args.profile) if args.profile else None
         redis_pid = int((await self.redis.info("server"))["process_id"])
-        meter = CpuMeter({"worker": process.pid, "kafka": kafka_pid(), "redis": redis_pid})
+        meter = CpuMeter({"worker": process.pid, **{f"worker-{n}": p.pid for n, (p, _) in enumerate(others, 2)},
+                          "kafka": kafka_pid(), "redis": redis_pid})
         snapshots: list[tuple[float, tuple[tuple[int, ...], ...]]] = []
         first_commit = None
         last_check = 0.0
@@ -446,8 +477,9 @@ class Bench:
             now = time.perf_counter()
             if now > deadline:
                 raise RuntimeError(f"backlog not counted within {args.timeout}s:\n{d.log_tail()}")
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited with {process.returncode}:\n{d.log_tail()}")
+            for worker in (process, *(p for p, _ in others)):
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited with {worker.returncode}:\n{d.log_tail()}")
             snapshot = await self.positions(subscriptions)
             stamp = time.perf_counter()
             if not snapshots or snapshots[-1][1] != snapshot:
@@ -682,6 +714,14 @@ class Bench:
                                         "records_hash_bytes_per_record": round(records_hash / records, 1) if records else None,
                                         "keys": await self.redis.dbsize()}
         log(f"Redis: {used} bytes for {records} records ({self.results['redis_bytes_per_record']} B/record)")
+        # The worker holds every record of the subscriptions it counts (state plus derived index).
+        rss = rss_bytes(self.d.process.pid if self.d.process else None)
+        if rss is not None and self.rss_ready is not None and records:
+            growth = round((rss - self.rss_ready) / records, 1)
+            self.results["worker_rss_growth_bytes_per_record"] = growth
+            self.results["worker_memory"] = {"rss_when_ready": self.rss_ready, "rss_at_end": rss, "records": records}
+            log(f"worker: {rss - self.rss_ready} bytes of RSS growth for {records} records "
+                f"({growth} B/record; includes consumer and stream buffers, not only state)")
 
 
 # --- profile summary ----------------------------------------------------------------------------------
@@ -787,6 +827,8 @@ def main() -> None:
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--profile-top", type=int, default=20)
     parser.add_argument("--gc-log", help="run the worker under tests/bench/gcwatch.py, logging gc pauses here")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the partitions (the scaling measurement)")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the Redis DB afterwards")
     args = parser.parse_args()
     results = asyncio.run(Bench(args).run())
@@ -796,7 +838,9 @@ def main() -> None:
         plot(results, args.plot)
     log(f"done in {results['run_seconds']}s: {args.out}" + (f", {args.plot}" if args.plot else ""))
     summary = {k: results.get(k) for k in ("pipeline_events_per_s", "baseline_events_per_s", "ratio", "latency_ms",
-                                           "capacity_latency_ms", "redis_bytes_per_record", "reconfigure_ms")}
+                                           "capacity_latency_ms", "redis_bytes_per_record",
+                                           "worker_rss_growth_bytes_per_record",
+                                           "reconfigure_ms")}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
