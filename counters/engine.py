@@ -12,6 +12,7 @@ import uuid
 from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
+from counters.policy import counts_alike
 from counters.state import Record, SubscriptionState
 from schemas.changes import Change
 from schemas.outputs import CapacityEvent, format_instant
@@ -86,7 +87,7 @@ def _set_fields(record: Record, change: Change) -> None:
 
 def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     settings, new = state.settings, change.fields
-    policy_before = (settings.platform, dict(settings.runtimes))
+    platform_before, versions_before = settings.platform, dict(settings.runtimes)
     thresholds_before = settings.thresholds
     if "platform" in new:
         settings.platform = new["platform"]
@@ -98,8 +99,13 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         settings.thresholds = tuple(new["thresholds"])
     if "hysteresis" in new:
         settings.hysteresis = new["hysteresis"]
-    if (settings.platform, settings.runtimes) != policy_before:
-        individuals.rebuild(state)  # platform or versions may change every record's facts
+    if settings.platform != platform_before:
+        individuals.rebuild(state)  # countability and eligibility of every record may change
+    else:
+        changed = {runtime for runtime, version in settings.runtimes.items()
+                   if not counts_alike(settings.platform, versions_before.get(runtime), version)}
+        if changed:
+            individuals.refresh_runtimes(state, changed)
     if "domains" in new and tuple(new["domains"]) != settings.domains.entries:
         settings.domains = OwnedDomains(new["domains"])
         individuals.reclassify(state)

@@ -83,6 +83,14 @@ def rebuild(state: SubscriptionState) -> None:
             _count(state, group, runtime, +1)
 
 
+def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
+    """Bring the records of some runtimes in line with a change of their versions, one record at a
+    time: O(records) to find them, then O(size of the touched individuals) per record whose facts
+    changed. The other runtimes' records keep their facts, and each one's grouping is left as it is."""
+    for ref in [ref for ref, record in state.records.items() if record.runtime in runtimes]:
+        refresh(state, ref)
+
+
 def reclassify(state: SubscriptionState) -> None:
     """Recompute class totals from the signature histograms: O(distinct signatures), not O(users)."""
     domains = state.settings.domains

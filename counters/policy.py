@@ -34,3 +34,11 @@ def is_dedup_eligible(platform: str, version: Sequence[int] | None, default_tena
 def is_unclassified(platform: str, version: Sequence[int] | None) -> bool:
     """O11 runtimes older than 11.7.0 do not classify users: they count as internal."""
     return platform != ODC and _older(version, CLASSIFIED_SINCE)
+
+
+def counts_alike(platform: str, before: Sequence[int] | None, after: Sequence[int] | None) -> bool:
+    """Whether a runtime's records count the same under two versions: the same dedup eligibility and
+    the same classification. An upgrade that crosses neither 11.7.0 nor 11.11.3 (or any version
+    change on ODC) changes no record's facts, so nothing needs regrouping."""
+    return (is_dedup_eligible(platform, before, True), is_unclassified(platform, before)) == \
+        (is_dedup_eligible(platform, after, True), is_unclassified(platform, after))

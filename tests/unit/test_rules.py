@@ -718,6 +718,54 @@ def test_runtime_version_change_regroups() -> None:
                        config(runtimes={"prod": {}}))) == (0, 1, 2)
 
 
+def test_runtime_version_change_within_the_same_policy_regroups_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = [
+        config(runtimes={"prod": {"version": "11.12.0"}, "old": {"version": "11.8.0"}}),
+        login("1", runtime="prod", email="adam@gmail.com"),
+        login("2", runtime="prod", email="adam@gmail.com"),
+        login("3", runtime="old", email="eve@gmail.com"),
+        OWNED,
+    ]
+    replay = feed(*stream)
+    before = replay.document()["subscriptions"]["acme"]
+
+    def must_not_regroup(*args: Any) -> None:
+        raise AssertionError("regrouped records for a version change that changes no record's facts")
+
+    monkeypatch.setattr("counters.individuals.rebuild", must_not_regroup)
+    monkeypatch.setattr("counters.individuals.refresh_runtimes", must_not_regroup)
+    upgrades = [config(runtimes={"prod": {"version": "11.14.0"}, "old": {"version": "11.11.2"}}),
+                config(runtimes={"prod": {}}), config(runtimes={"new": {"version": "11.20.1"}})]
+    replay.feed_lines([orjson.dumps(e) for e in upgrades])
+    assert replay.document()["subscriptions"]["acme"] == before
+    assert totals(before) == (0, 2, 3)
+
+
+def test_runtime_version_change_regroups_only_the_records_of_that_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = [
+        login("1", runtime="prod", email="adam@gmail.com"),
+        login("2", runtime="prod", email="adam@gmail.com"),
+        login("3", runtime="dev", email="adam@gmail.com"),
+        OWNED,
+    ]
+    replay = feed(*stream)
+    refreshed: list[str] = []
+    from counters import individuals
+
+    def spy(state: Any, ref: str, removing: bool = False) -> None:
+        refreshed.append(state.records[ref].runtime)
+        original(state, ref, removing)
+
+    original = individuals.refresh
+    monkeypatch.setattr("counters.individuals.refresh", spy)
+    replay.feed_lines([orjson.dumps(config(runtimes={"prod": {"version": "11.10.0"}}))])
+    assert refreshed == ["prod", "prod"]
+    document = replay.document()["subscriptions"]["acme"]
+    assert totals(document) == (0, 3, 3)  # prod's records may no longer be merged with anyone
+    assert totals(document["runtimes"]["prod"]) == (0, 2, 2)
+    assert totals(document["runtimes"]["dev"]) == (0, 1, 1)
+
+
 def test_platform_change_regroups() -> None:
     stream = [
         login("1", tenant="t1", default_tenant=False, email="adam@example.com"),
