@@ -13,7 +13,7 @@ from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
-from counters.state import Record, SubscriptionState
+from counters.state import Record, SubscriptionState, identity
 from schemas.changes import Change
 from schemas.outputs import CapacityEvent, format_instant
 
@@ -71,9 +71,9 @@ def _set_fields(record: Record, change: Change) -> None:
             record.active, record.active_t = kind == "activate", time
     else:
         if "email" in fields and time >= record.email_t:
-            record.email, record.email_t = fields["email"], time
+            record.email, record.email_t = identity(fields["email"]), time
         if "username" in fields and time >= record.username_t:
-            record.username, record.username_t = fields["username"], time
+            record.username, record.username_t = identity(fields["username"]), time
         if "active" in fields and time >= record.active_t:
             record.active, record.active_t = fields["active"], time
         if "default_tenant" in fields and time >= record.default_tenant_t:

@@ -9,6 +9,7 @@ a store can never hold an index that disagrees with its records.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,8 +35,9 @@ class Record:
     )
 
     def __init__(self, runtime: str, provider: str, updated: int) -> None:
-        self.runtime = runtime
-        self.provider = provider
+        # A worker holds millions of records over a handful of runtimes and providers: one string each.
+        self.runtime = sys.intern(runtime)
+        self.provider = sys.intern(provider)
         self.email: list[Any] | None = None
         self.email_t = NEVER
         self.username: list[Any] | None = None
@@ -47,6 +49,14 @@ class Record:
         self.logged_in = False
         self.updated = updated
         self.facts: Facts | None = None
+
+
+def identity(value: list[Any] | None) -> list[Any] | None:
+    """A record's ``[digest, domain-or-None]``, its domain string shared by every record in that
+    domain (a few thousand domains over millions of records)."""
+    if value is not None and value[1] is not None:
+        value[1] = sys.intern(value[1])
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from counters import individuals
-from counters.state import NEVER, Record, Settings, SubscriptionState
+from counters.state import NEVER, Record, Settings, SubscriptionState, identity
 from counters.store import Position
 from schemas.outputs import CapacityEvent
 
@@ -278,7 +278,7 @@ def unpack_record(packed: bytes) -> Record:
      default_tenant_age, logged_in, updated) = msgpack.unpackb(packed)
 
     def ident(value: list[Any] | None) -> list[Any] | None:
-        return None if value is None else [value[0].hex(), value[1]]
+        return None if value is None else identity([value[0].hex(), value[1]])
 
     def time(age: int | None) -> int:
         return NEVER if age is None else updated - age

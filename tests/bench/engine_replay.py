@@ -26,7 +26,8 @@ import orjson
 from schemas.outputs import format_instant
 
 from counters import engine
-from counters.normalize import Digester, to_change
+from counters import normalize
+from counters.normalize import Digester, normalize_email, to_change
 from counters.replay import Replay
 from counters.state import SubscriptionState
 from schemas.changes import Change
@@ -128,8 +129,8 @@ def bench_engine(lines: list[bytes], chunk: int = 50_000) -> float:
 
 
 def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
-    """Heap bytes still allocated once every line is applied (states only: the digest memo is cleared
-    and per-chunk garbage collected), and the number of records they hold."""
+    """Heap bytes still allocated once every line is applied (states only: the bounded memos are
+    cleared and garbage collected), and the number of records they hold."""
     gc.collect()
     tracemalloc.start()
     digest, states = Digester(), {}
@@ -144,7 +145,10 @@ def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
                 state = states[change.subscription] = SubscriptionState(change.subscription)
             engine.apply(state, change)
             state.dirty.clear()  # what a commit does
-    del event, change, digest  # the memo of recent digests is bounded and not per record
+    # the memos of recent digests, emails and domains are bounded (about 65 MB at most), not per record
+    del event, change, digest
+    normalize_email.cache_clear()
+    normalize._domain.cache_clear()
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
