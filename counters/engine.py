@@ -29,8 +29,11 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     if change.kind == "anonymous":
         state.sessions.add(change.record)
         return []
+    before = [state.count(c) for c in CLASSES]
     _apply_record_change(state, change)
-    return [e for c in CLASSES if (e := _follow_level(state, c, change)) is not None]
+    # A level is a fixed point of its count: re-evaluating it at an unchanged count changes nothing.
+    return [e for c, count in zip(CLASSES, before)
+            if state.count(c) != count and (e := _follow_level(state, c, change)) is not None]
 
 
 # --- records --------------------------------------------------------------------------------------

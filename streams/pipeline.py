@@ -12,7 +12,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +77,10 @@ class Pipeline:
         started = time.perf_counter()
         deliveries = []
         by_subscription: dict[str, list[Change]] = {}
+        for topic, consumed in Counter(m.topic for m in messages).items():
+            metrics.EVENTS.labels(topic).inc(consumed)
         for message in messages:
             result = self._normalize(message)
-            metrics.EVENTS.labels(message.topic).inc()
             if isinstance(result, Rejection):
                 metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
                 deliveries.append(await self._dead_letter(message, result.reason))
