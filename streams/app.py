@@ -88,11 +88,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         """Faust sends the whole new assignment of the changes topic after every rebalance."""
         assigned: set[Any] = args[0]
-        released = pipeline.keep_only({f"{tp.topic}:{tp.partition}" for tp in assigned})
+        sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
+        released = pipeline.keep_only(sources)
         metrics.keep_lag_of({(tp.topic, tp.partition) for tp in assigned})
         if released:
             log.info("after a rebalance another worker counts %d subscriptions: %s", len(released),
                      ", ".join(sorted(released)[:10]))
+        task = asyncio.ensure_future(adopt(sources))  # off the rebalance's critical path
+        adoptions.add(task)
+        task.add_done_callback(adoptions.discard)
+
+    adoptions: set[asyncio.Future[None]] = set()
+
+    async def adopt(sources: set[str]) -> None:
+        try:
+            adopted = await pipeline.adopt(sources)
+            if adopted:
+                log.info("counting %d subscriptions after a rebalance", len(adopted))
+        except Exception as exc:  # Redis away: the gauges appear with the next batch instead
+            log.warning("cannot read the committed counts after a rebalance: %s", exc)
 
     @app.timer(1.0)
     async def publish_counts() -> None:

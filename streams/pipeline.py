@@ -174,6 +174,26 @@ class Pipeline:
             metrics.forget_subscription(subscription)
         return released
 
+    async def adopt(self, assigned: set[str]) -> list[str]:
+        """After a rebalance: export the gauges of the subscriptions now counted here, from their
+        committed counts, so that a scrape of this worker does not wait for their next event.
+
+        The state itself is loaded by the first batch, as before; this reads two small keys per
+        subscription.
+        """
+        adopted = []
+        for subscription in await self.store.subscriptions():
+            if subscription in self._counted_from:
+                continue
+            mine = [source for source in await self.store.sources(subscription) if source in assigned]
+            counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
+            if not mine or counts is None or settings is None or subscription in self._counted_from:
+                continue  # not ours, not committed yet, or counted (more freshly) while we read
+            self._counted_from[subscription] = mine[0]
+            metrics.observe_counts(subscription, counts, settings["capacity"])
+            adopted.append(subscription)
+        return adopted
+
     # --- outputs ----------------------------------------------------------------------------------
 
     async def flush_outbox(self, subscription: str) -> int:

@@ -237,6 +237,11 @@ class RedisStore:
     async def subscriptions(self) -> list[str]:
         return sorted(_text(m) for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
 
+    async def sources(self, subscription: str) -> list[str]:
+        """The changes partitions (``topic:partition``) the subscription has been counted from."""
+        fields = [_text(k) for k in await self.redis.hkeys(Keys(subscription).meta)]
+        return [f[len(POSITION) :] for f in fields if f.startswith(POSITION)]
+
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)
         return None if raw is None else _fix_empty(orjson.loads(raw))
