@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         assigned: set[Any] = args[0]
         sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
         released = pipeline.keep_only(sources)
-        metrics.keep_lag_of({(tp.topic, tp.partition) for tp in assigned})
+        metrics.keep_lag_of([changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
         if released:
             log.info("after a rebalance another worker counts %d subscriptions: %s", len(released),
                      ", ".join(sorted(released)[:10]))

@@ -17,7 +17,7 @@ The pipeline calls the module-level objects directly::
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -204,11 +204,13 @@ def forget_subscription(subscription: str) -> None:
         _remove(INVALID_EMAILS, (subscription,))
 
 
-def keep_lag_of(assigned: set[tuple[str, int]]) -> None:
-    """Drop the consumer-lag series of partitions no longer assigned to this worker."""
+def keep_lag_of(topics: Iterable[str], assigned: Iterable[tuple[str, int]]) -> None:
+    """After a consumer's rebalance: drop the lag series of its ``topics``' partitions that are no
+    longer ``assigned`` to it. Series of other topics belong to the worker's other consumer."""
+    topics, assigned = set(topics), set(assigned)
     for sample in [s for family in CONSUMER_LAG.collect() for s in family.samples]:
         topic, partition = sample.labels["topic"], sample.labels["partition"]
-        if (topic, int(partition)) not in assigned:
+        if topic in topics and (topic, int(partition)) not in assigned:
             _remove(CONSUMER_LAG, (topic, partition))
 
 

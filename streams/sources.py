@@ -110,14 +110,15 @@ def _arrival_order(message: Inbound) -> tuple[int, str, int, int]:
 
 
 class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, merge: ArrivalMerge) -> None:
+    def __init__(self, merge: ArrivalMerge, topics: list[str]) -> None:
         self.merge = merge
+        self.topics = topics
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.merge.drop(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        pass
+        metrics.keep_lag_of(self.topics, [(tp.topic, tp.partition) for tp in assigned])
 
 
 async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
@@ -135,7 +136,7 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
             **kafka_client_options(settings),
         )
-        consumer.subscribe(topics, listener=_DropRevoked(merge))
+        consumer.subscribe(topics, listener=_DropRevoked(merge, topics))
         try:
             await consumer.start()
             attempt = 0

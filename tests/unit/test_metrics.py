@@ -76,3 +76,16 @@ def test_counters_and_histogram_render() -> None:
     for name in ("endusers_rejections_total", "endusers_dead_letters_total", "endusers_capacity_events_total",
                  "endusers_consumer_lag", 'endusers_batch_seconds_bucket{le="0.005",stage="apply"}'):
         assert name in text
+
+
+def test_a_rebalance_drops_only_the_lag_of_that_consumers_partitions_it_lost() -> None:
+    metrics.CONSUMER_LAG.labels("t.changes", "0").set(1)
+    metrics.CONSUMER_LAG.labels("t.changes", "1").set(2)
+    metrics.CONSUMER_LAG.labels("t.logins", "0").set(3)  # the ingest consumer's, not the count stage's
+
+    metrics.keep_lag_of(["t.changes"], [("t.changes", 1)])
+
+    body, _ = metrics.render()
+    kept = {(s.labels["topic"], s.labels["partition"]) for family in text_string_to_metric_families(body.decode())
+            for s in family.samples if s.name == "endusers_consumer_lag"}
+    assert {("t.changes", "1"), ("t.logins", "0")} <= kept and ("t.changes", "0") not in kept
