@@ -186,9 +186,11 @@ class Pipeline:
             if subscription in self._counted_from:
                 continue
             mine = [source for source in await self.store.sources(subscription) if source in assigned]
+            if not mine:
+                continue
             counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
-            if not mine or counts is None or settings is None or subscription in self._counted_from:
-                continue  # not ours, not committed yet, or counted (more freshly) while we read
+            if counts is None or settings is None or subscription in self._counted_from:
+                continue  # not committed yet, or counted (more freshly) while we read
             self._counted_from[subscription] = mine[0]
             metrics.observe_counts(subscription, counts, settings["capacity"])
             adopted.append(subscription)

@@ -145,14 +145,14 @@ class RedisStore:
 
     async def _read(self, subscription: str) -> SubscriptionState:
         keys = Keys(subscription)
-        meta = {_text(k): v for k, v in (await self.redis.hgetall(keys.meta)).items()}
+        meta = await self._meta(subscription)
         state = SubscriptionState(subscription, RedisSessions(await self.redis.pfcount(keys.sessions)))
         if "settings" in meta:
             state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
             state.levels = orjson.loads(meta["levels"])
             state.sequence = orjson.loads(meta["sequence"])
             state.invalid_emails = int(meta.get("invalid_emails", b"0"))
-        state.positions = {k[len(POSITION) :]: int(v) for k, v in meta.items() if k.startswith(POSITION)}
+        state.positions = _positions(meta)
         async for ref, packed in self.redis.hscan_iter(keys.records, count=LOAD_CHUNK):
             state.records[ref.hex()] = unpack_record(packed)
         async for ref, tombstone in self.redis.hscan_iter(keys.tombstones, count=LOAD_CHUNK):
@@ -239,8 +239,10 @@ class RedisStore:
 
     async def sources(self, subscription: str) -> list[str]:
         """The changes partitions (``topic:partition``) the subscription has been counted from."""
-        fields = [_text(k) for k in await self.redis.hkeys(Keys(subscription).meta)]
-        return [f[len(POSITION) :] for f in fields if f.startswith(POSITION)]
+        return list(_positions(await self._meta(subscription)))
+
+    async def _meta(self, subscription: str) -> dict[str, bytes | str]:
+        return {_text(k): v for k, v in (await self.redis.hgetall(Keys(subscription).meta)).items()}
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)
@@ -295,6 +297,12 @@ def unpack_record(packed: bytes) -> Record:
     record.default_tenant, record.default_tenant_t = default_tenant, time(default_tenant_age)
     record.logged_in = logged_in
     return record
+
+
+def _positions(meta: dict[str, bytes | str]) -> dict[str, int]:
+    """``position:<topic>:<partition>`` fields of a subscription's meta hash: the next offset of each
+    changes partition it has been counted from."""
+    return {k[len(POSITION) :]: int(v) for k, v in meta.items() if k.startswith(POSITION)}
 
 
 def _text(value: bytes | str) -> str:
