@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -86,7 +87,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                 result.unroutable.append(f"{path}: cannot read: {exc.strerror or exc}")
                 result.unreadable = True
                 continue
-            pending = []
+            pending: list[Any] = []
             for number, line in enumerate(lines, start=1):
                 stripped = line.strip()
                 if not stripped or stripped.startswith(b"#"):
@@ -97,21 +98,35 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                     continue
                 topic, key, document = routed
                 value, headers = stamped(stripped, document, clock)
+                # A config event reaches the broker after everything before it and before anything
+                # after it. Topics are written independently: without this, a fetch could see later
+                # logins before an earlier config, which ingest's arrival merge cannot wait for, and
+                # capacity levels would move along another path than ``replay`` takes. Configs are
+                # rare, so the extra round trips cost little.
+                config = topic == SOURCE_TOPICS["config"]
+                if config:
+                    await _delivered(pending)
                 pending.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
+                if config:
+                    await _delivered(pending)
                 result.sent[settings.topic(topic)] += 1
                 if bar is not None:
                     bar.update(len(line) + 1)
                 if len(pending) >= 10_000:
-                    for delivery in pending:
-                        await delivery
-                    pending.clear()
-            for delivery in pending:
-                await delivery
+                    await _delivered(pending)
+            await _delivered(pending)
         if bar is not None:
             bar.close()
     finally:
         await producer.stop()
     return result
+
+
+async def _delivered(pending: list[Any]) -> None:
+    """Wait until Kafka has acknowledged every pending send, then forget them."""
+    for delivery in pending:
+        await delivery
+    pending.clear()
 
 
 async def publish_documents(documents: list[dict[str, object]], settings: Settings | None = None) -> PublishResult:
