@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from typing import Any
 
 import faust
@@ -68,14 +69,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def ingest() -> None:
         """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
         settings.warn_if_development_secret()
-        while True:
-            try:
-                for warning in await ensure_topics(settings, all_topics(settings)):
-                    log.warning(warning)
-                break
-            except Exception as exc:  # Kafka not there yet: keep trying, the worker stays up
-                log.warning("cannot create the topics yet (%s); retrying", exc)
-                await asyncio.sleep(2.0)
         await consume_sources(settings, pipeline.ingest)
 
     @app.agent(changes)
@@ -179,6 +172,23 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
+def create_topics(settings: Settings) -> None:
+    """Every topic, before Faust's consumer subscribes: a consumer that subscribes to a topic that does
+    not exist yet ignores it until its next metadata refresh (minutes), so the count stage would sit
+    idle. Waits for Kafka, saying so, rather than starting a worker that cannot count."""
+    while True:
+        loop = asyncio.new_event_loop()  # its own loop: Faust's worker sets up the process's loop later
+        try:
+            for warning in loop.run_until_complete(ensure_topics(settings, all_topics(settings))):
+                log.warning(warning)
+            return
+        except Exception as exc:
+            log.warning("cannot create the topics yet (%s); retrying in 2 s", exc)
+            time.sleep(2.0)
+        finally:
+            loop.close()
+
+
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
     """Start the app as a Faust worker in this process (``endusers worker``).
 
@@ -187,6 +197,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     freed nothing in the benchmarks), so collections run far less often. uvloop, when installed,
     halves the event loop's own cost.
     """
+    settings = settings or Settings()
     gc.set_threshold(100_000, 50, 1000)
     try:
         import uvloop
@@ -194,5 +205,6 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         uvloop.install()
     except ImportError:
         pass
+    create_topics(settings)
     app = create_app(settings)
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
