@@ -8,6 +8,8 @@ already has fewer partitions than ``ENDUSERS_PARTITIONS`` is reported instead of
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,6 +45,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
                         for message in [rest[0] if rest else None] if code not in (0, _ALREADY_EXISTS)]
             if failures:
                 raise RuntimeError("cannot create topics: " + "; ".join(failures))
+            await _until_served(admin, missing)
         present = [t for t in wanted if t in existing]
         warnings = []
         for description in await admin.describe_topics(present) if present else []:
@@ -55,3 +58,21 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         return warnings
     finally:
         await admin.close()
+
+
+async def _until_served(admin: AIOKafkaAdminClient, created: list[str], timeout: float = 30.0) -> None:
+    """Until the broker's metadata lists the new topics with a leader for every partition.
+
+    Creation returns before the metadata has caught up; a consumer that subscribes in between is told
+    the topic does not exist and ignores it until its next metadata refresh, minutes later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if set(created) <= set(await admin.list_topics()):  # listing never auto-creates; describing might
+            described = await admin.describe_topics(created)
+            if all(d.get("error_code", 0) == 0 and d.get("partitions")
+                   and all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in described):
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"created topics not served by the broker within {timeout:.0f} s: {created}")
+        await asyncio.sleep(0.1)
