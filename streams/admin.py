@@ -149,7 +149,7 @@ def config_event(
 # --- CSV user-table import -------------------------------------------------------------------------
 
 COLUMNS = ("subscription", "runtime", "tenant", "default_tenant", "provider", "user_id", "username", "email",
-           "phone", "name", "active", "logged_in")
+           "phone", "name", "active", "logged_in", "last_login")
 REQUIRED = ("user_id",)
 
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -165,11 +165,16 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("name", "fullname", "displayname"),
     "active": ("active", "isactive", "enabled", "isenabled"),
     "logged_in": ("loggedin", "hasloggedin", "isloggedin", "everloggedin"),
+    "last_login": ("lastlogin", "lastlogindate", "lastlogintime", "lastloginon", "lastloggedin"),
 }
 _HEADER_TO_COLUMN = {alias: column for column, aliases in _ALIASES.items() for alias in aliases}
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
 _IDENTITY = ("username", "email", "phone", "name")
+_NEVER_LOGGED_IN = {"null", "none", "never", "n/a", "-"}
+"""``last_login`` cells that mean "never": besides an empty cell, the words exports use for no date."""
+_NULL_DATE = "1900-01-01"
+"""OutSystems' NullDate: an O11 ``Last_Login`` of ``1900-01-01 00:00:00`` means the user never logged in."""
 _KEY = ("runtime", "tenant", "provider")
 
 
@@ -177,6 +182,12 @@ def header_column(header: str) -> str | None:
     """A CSV header as one of :data:`COLUMNS`, case/space/underscore-insensitively; None if unknown."""
     key = re.sub(r"[\s_\-.]+", "", header.strip().lower())
     return _HEADER_TO_COLUMN.get(key)
+
+
+def _has_logged_in(last_login: str) -> bool:
+    """A ``last_login`` cell as "has logged in": any date but OutSystems' NullDate."""
+    value = last_login.strip().lower()
+    return bool(value) and value not in _NEVER_LOGGED_IN and not value.startswith(_NULL_DATE)
 
 
 def _boolean(text: str) -> bool | None:
@@ -188,7 +199,8 @@ def _boolean(text: str) -> bool | None:
     return None
 
 
-def import_users(path: str | Path, subscription: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def import_users(path: str | Path, subscription: str | None = None,
+                 default_tenant: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Read a CSV user-table export; yield ``(line_number, event)`` or ``(line_number, error)``.
 
     The first row is the header. Recognised columns (headers match case-insensitively, ignoring spaces,
@@ -204,20 +216,30 @@ def import_users(path: str | Path, subscription: str | None = None) -> Iterator[
     Booleans accept true/false, yes/no, y/n, 1/0, on/off. A row whose ``logged_in`` is true ALSO yields
     a ``login`` event for the same record, right after its upsert, so that on ODC (where only users who
     logged in count) the user counts; ``logged_in`` false yields nothing more (the mark is sticky).
+    Without a ``logged_in`` cell, a ``last_login`` cell (as O11 exports name it) decides: a date means
+    logged in; empty, ``never``/``null`` or OutSystems' NullDate (1900-01-01) means not.
+
+    Default tenants: a file with a ``tenant`` column must say which tenant is the default one, either
+    per row (a ``default_tenant`` column) or for the whole file (``default_tenant=NAME``: rows of tenant
+    NAME are in the default tenant, all others not; a non-empty ``default_tenant`` cell still wins).
+    Without either, every tenant would be taken as a default one and users of different tenants would
+    be deduplicated into one person, so the header is refused.
 
     Errors name the line (1 = the header) and the field; the import goes on with the next row.
     A header without a ``user_id`` column yields one error at line 1 and nothing else.
     """
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        yield from _import(handle, subscription)
+        yield from _import(handle, subscription, default_tenant)
 
 
-def import_users_text(text: str, subscription: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def import_users_text(text: str, subscription: str | None = None,
+                      default_tenant: str | None = None) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """:func:`import_users` over CSV text (for tests and stdin)."""
-    yield from _import(io.StringIO(text), subscription)
+    yield from _import(io.StringIO(text), subscription, default_tenant)
 
 
-def _import(handle: io.TextIOBase | Any, subscription: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _import(handle: io.TextIOBase | Any, subscription: str | None,
+            default_tenant: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
     sample = handle.read(64 * 1024)
     handle.seek(0)
     first_line = sample.splitlines()[0] if sample else ""
@@ -252,6 +274,10 @@ def _import(handle: io.TextIOBase | Any, subscription: str | None) -> Iterator[t
     if subscription is None and "subscription" not in seen:
         yield 1, "header: no subscription column and no subscription given"
         return
+    if "tenant" in seen and "default_tenant" not in seen and default_tenant is None:
+        yield 1, ("header: a tenant column needs a default_tenant column or --default-tenant NAME "
+                  "(otherwise every tenant counts as a default one and users are deduplicated across tenants)")
+        return
 
     end = reader.line_num
     while True:
@@ -271,10 +297,11 @@ def _import(handle: io.TextIOBase | Any, subscription: str | None) -> Iterator[t
                           "(a delimiter inside an unquoted value?)")
             continue
         cells = {column: value for column, value in zip(columns, row, strict=False) if column is not None}
-        yield from _row_events(start, cells, subscription)
+        yield from _row_events(start, cells, subscription, default_tenant)
 
 
-def _row_events(line: int, cells: dict[str, str], subscription: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _row_events(line: int, cells: dict[str, str], subscription: str | None,
+                default_tenant: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
     event: dict[str, Any] = {"type": "profile", "op": "upsert"}
     sub = (cells.get("subscription") or "").strip() or subscription
     if not sub:
@@ -307,6 +334,10 @@ def _row_events(line: int, cells: dict[str, str], subscription: str | None) -> I
             logged_in = flag
         else:
             event[column] = flag
+    if not (cells.get("logged_in") or "").strip():
+        logged_in = _has_logged_in(cells.get("last_login") or "")
+    if default_tenant is not None and "default_tenant" not in event:
+        event["default_tenant"] = event.get("tenant", "default") == default_tenant
     checked = validate(event)
     if isinstance(checked, Rejection):
         yield line, checked.reason

@@ -160,8 +160,10 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
 @main.command("import-users")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--subscription", "-s", help="Subscription of rows without a subscription column.")
+@click.option("--default-tenant", metavar="NAME",
+              help="The default tenant's name, for a file with a tenant column but no default_tenant column.")
 @click.option("--dry-run", is_flag=True, help="Print the events as JSONL instead of publishing them.")
-def import_users(file: Path, subscription: str | None, dry_run: bool) -> None:
+def import_users(file: Path, subscription: str | None, default_tenant: str | None, dry_run: bool) -> None:
     """Turn a user-table CSV export into profile (and login) events and publish them."""
     import asyncio
 
@@ -169,7 +171,7 @@ def import_users(file: Path, subscription: str | None, dry_run: bool) -> None:
     from streams.publish import publish_documents
 
     events, errors = [], 0
-    for line, item in rows(file, subscription):
+    for line, item in rows(file, subscription, default_tenant):
         if isinstance(item, str):
             errors += 1
             click.echo(f"{file}:{line}: {item}", err=True)

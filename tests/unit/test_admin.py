@@ -130,7 +130,7 @@ def test_line_numbers_follow_multiline_cells() -> None:
 def test_header_problems() -> None:
     assert list(import_users_text("email,name\na@b.com,A\n", "acme")) == [
         (1, "header: no user_id column (found 'email', 'name'; recognised: subscription, runtime, tenant, "
-            "default_tenant, provider, user_id, username, email, phone, name, active, logged_in)")]
+            "default_tenant, provider, user_id, username, email, phone, name, active, logged_in, last_login)")]
     assert list(import_users_text("", "acme")) == [
         (1, "header: the file is empty (expected a header row with at least user_id)")]
     assert list(import_users_text("UserId,user_id\n1,1\n", "acme")) == [
@@ -142,3 +142,34 @@ def test_subscription_column() -> None:
     rows = list(import_users_text("Subscription,UserId\nacme,1\n,2\n", None))
     assert rows[0][1]["subscription"] == "acme"  # type: ignore[index]
     assert rows[1] == (3, "subscription: empty (and no subscription given)")
+
+
+def test_tenant_column_needs_a_default_tenant() -> None:
+    """Without it every tenant would be a default one and users would be deduplicated across tenants."""
+    rows = list(import_users_text("tenant,user_id\nt1,1\nt2,2\n", "acme"))
+    assert rows == [(1, "header: a tenant column needs a default_tenant column or --default-tenant NAME "
+                        "(otherwise every tenant counts as a default one and users are deduplicated across tenants)")]
+
+
+def test_default_tenant_option_marks_only_that_tenant() -> None:
+    text = "tenant,default_tenant,user_id\nmain,,1\nother,,2\nother,true,3\n,,4\n"
+    rows = list(import_users_text(text, "acme", default_tenant="main"))
+    flags = {event["user_id"]: event["default_tenant"] for _, event in rows if not isinstance(event, str)}
+    assert flags == {"1": True, "2": False, "3": True, "4": False}  # a non-empty cell wins over the option
+    without_column = list(import_users_text("tenant,user_id\nmain,1\nother,2\n", "acme", default_tenant="main"))
+    assert [event["default_tenant"] for _, event in without_column] == [True, False]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("cell", "logged_in"), [
+    ("2026-11-02 10:31:00", True), ("02/11/2026", True), ("", False), ("1900-01-01 00:00:00", False),
+    ("1900-01-01", False), ("never", False), ("NULL", False),
+])
+def test_last_login_column_means_logged_in(cell: str, logged_in: bool) -> None:
+    """O11 exports a Last_Login date; its NullDate (1900-01-01) means never."""
+    rows = list(import_users_text(f"UserId,Last_Login\n1,{cell}\n", "acme"))
+    assert [event["type"] for _, event in rows] == (["profile", "login"] if logged_in else ["profile"])  # type: ignore[index]
+
+
+def test_logged_in_cell_wins_over_last_login() -> None:
+    rows = list(import_users_text("user_id,logged_in,last_login\n1,no,2026-11-02\n", "acme"))
+    assert [event["type"] for _, event in rows] == ["profile"]  # type: ignore[index]
