@@ -10,7 +10,8 @@ from typing import Any
 from counters import engine
 from counters.normalize import Digester, to_change
 from counters.state import SubscriptionState
-from schemas.codec import Rejection, decode
+from schemas.codec import Rejection, decode, too_far_ahead
+from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
 
 
@@ -20,8 +21,14 @@ class ArrivalClock:
     so far, so the result does not depend on the day a file is replayed. ``endusers publish`` stamps
     events the same way, so a replay and the live pipeline order the same events the same way."""
 
-    def __init__(self) -> None:
+    def __init__(self, pinned: int | None = None) -> None:
         self._last = 0
+        self._pinned = pinned
+        """A fixed "now" (``replay --now``) instead of the wall clock, for results that never change."""
+
+    def now(self) -> int:
+        """The processing clock in microseconds: the pinned instant, or the wall clock."""
+        return time.time_ns() // 1000 if self._pinned is None else self._pinned
 
     def observe(self, explicit: int) -> None:
         """An event carried its own time: the next arrival must be newer."""
@@ -29,7 +36,7 @@ class ArrivalClock:
             self._last = explicit
 
     def __call__(self) -> int:
-        self._last = max(time.time_ns() // 1000, self._last + 1)
+        self._last = max(self.now(), self._last + 1)
         return self._last
 
 
@@ -48,14 +55,26 @@ class Replay:
     """An in-memory run of the engine over events fed one by one."""
 
     digest: Digester = field(default_factory=Digester)
-    clock: ArrivalClock = field(default_factory=ArrivalClock)
+    now: int | None = None
+    """The processing clock pinned to this instant (microseconds; ``--now``), else the wall clock."""
+    max_future: int = parse_duration(DEFAULT_MAX_FUTURE)
+    """Microseconds an event's time may be ahead of the processing clock (``ENDUSERS_MAX_FUTURE``)."""
+    clock: ArrivalClock = field(init=False)
     states: dict[str, SubscriptionState] = field(default_factory=dict)
     capacity_events: list[CapacityEvent] = field(default_factory=list)
     rejections: list[LineRejection] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.clock = ArrivalClock(self.now)
+
     def feed(self, raw: bytes | str, source: str = "-", line: int = 0) -> Rejection | None:
-        """Apply one event; a bad one is recorded with its place and reason and changes nothing."""
+        """Apply one event; a bad one is recorded with its place and reason and changes nothing.
+
+        A far-future time is refused before it can move the arrival clock, exactly as live.
+        """
         event = decode(raw)
+        if not isinstance(event, Rejection):
+            event = too_far_ahead(event, self.clock.now(), self.max_future) or event
         change = event if isinstance(event, Rejection) else to_change(event, self.digest, self._time_of(event.time))
         if isinstance(change, Rejection):
             self.rejections.append(LineRejection(source, line, change.reason))
@@ -95,8 +114,8 @@ def _event_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | st
         yield number, line
 
 
-def replay_lines(lines: Iterable[bytes | str]) -> dict[str, Any]:
-    """The SPEC §6 document for one stream of JSONL lines."""
-    replay = Replay()
+def replay_lines(lines: Iterable[bytes | str], now: int | None = None) -> dict[str, Any]:
+    """The SPEC §6 document for one stream of JSONL lines (with the processing clock pinned to ``now``)."""
+    replay = Replay(now=now)
     replay.feed_lines(lines)
     return replay.document()

@@ -16,8 +16,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-MAX_STRING = 256
-MAX_EMAIL = 254
+from schemas.limits import MAX_DOMAINS, MAX_EMAIL, MAX_RUNTIMES, MAX_STRING, MAX_THRESHOLDS, MAX_VERSION_PART
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -32,6 +31,8 @@ def parse_rfc3339(value: object) -> int:
     """
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 string")
+    if len(value) > MAX_STRING:
+        raise ValueError(f"String should have at most {MAX_STRING} characters")
     match = _RFC3339.match(value)
     if match is None:
         raise ValueError("not an RFC 3339 instant (e.g. 2026-11-01T09:00:00Z)")
@@ -66,7 +67,7 @@ Instant = Annotated[
     int,
     BeforeValidator(parse_rfc3339),
     # what producers send (the model holds microseconds since the epoch)
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339.pattern}),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": MAX_STRING, "pattern": _RFC3339.pattern}),
 ]
 UserId = Annotated[
     Name,
@@ -79,7 +80,8 @@ Scope = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STRING}, {"type": "null"}],
                     "description": "null means \"default\""}),
 ]
-Version = Annotated[str, StringConstraints(pattern=r"^\d{1,6}(\.\d{1,6}){0,3}$")]
+Version = Annotated[str, StringConstraints(
+    pattern=rf"^\d{{1,{MAX_VERSION_PART}}}(\.\d{{1,{MAX_VERSION_PART}}}){{0,3}}$")]
 
 
 class _Event(BaseModel):
@@ -149,12 +151,15 @@ class ConfigEvent(_Event):
 
     type: Literal["config"]
     platform: Literal["o11", "odc"] | None = None
-    domains: Annotated[list[Text], Field(max_length=10_000)] | None = None
+    domains: Annotated[list[Text], Field(max_length=MAX_DOMAINS)] | None = None
     capacity: Capacity | None = None
-    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=100)] | None = None
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=MAX_THRESHOLDS)] | None = None
     hysteresis: Annotated[float, Field(ge=0, le=100)] | None = None
-    runtimes: dict[Name, RuntimeSetting] | None = None
+    runtimes: Annotated[dict[Name, RuntimeSetting], Field(max_length=MAX_RUNTIMES)] | None = None
 
+
+SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
+"""Event ``type`` -> the one source topic (without prefix) that accepts it."""
 
 InputEvent = Annotated[
     Union[LoginEvent, ProfileEvent, VisitEvent, ConfigEvent], Field(discriminator="type")

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent
+from schemas.events import SOURCE_TOPICS, ConfigEvent, LoginEvent, ProfileEvent, VisitEvent
+from schemas.limits import MAX_EVENT_BYTES
 
 DIRECTORY = Path(__file__).resolve().parent / "json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -109,7 +110,10 @@ def schemas() -> dict[str, dict[str, Any]]:
     """Every schema by file name (``login.schema.json`` ...), generated in memory."""
     out = {}
     for name, (model, title) in INPUTS.items():
-        out[f"{name}.schema.json"] = _document(name, title, TypeAdapter(model).json_schema())
+        schema = TypeAdapter(model).json_schema()
+        schema["$comment"] = (f"At most {MAX_EVENT_BYTES} bytes (1 MiB) of JSON per event. Accepted only on the "
+                              f"topic <prefix>.{SOURCE_TOPICS[name]}; any other topic dead-letters it.")
+        out[f"{name}.schema.json"] = _document(name, title, schema)
     for name, (schema, title) in OUTPUTS.items():
         out[f"{name}.schema.json"] = _document(name, title, schema)
     return out

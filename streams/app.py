@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         Kafka has it."""
         return await app.producer.send(topic_name, key, value, None, None, None)
 
-    pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic)
+    pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic, max_future=settings.max_future)
+    metrics.cap_labels(settings.metrics_max_labels)
 
     @app.task
     async def ingest() -> None:

@@ -10,6 +10,8 @@ import click
 import orjson
 
 from counters.replay import Replay
+from schemas.events import parse_rfc3339
+from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,11 +19,33 @@ def main() -> None:
     """Count an organisation's licensed end users, live or offline."""
 
 
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}: {value!r}") from None
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def replay(files: tuple[Path, ...]) -> None:
+@click.option("--now", metavar="INSTANT", callback=_instant,
+              help="Pin the processing clock to this RFC 3339 instant (default: the wall clock), so the "
+                   "far-future rule and the times of untimed events never depend on the day of the run.")
+@click.option("--max-future", metavar="DURATION", envvar="ENDUSERS_MAX_FUTURE", default=DEFAULT_MAX_FUTURE,
+              show_default=True, callback=_duration,
+              help="Reject events timed further ahead of the clock (30s, 15m, 24h, 2d; env ENDUSERS_MAX_FUTURE).")
+def replay(files: tuple[Path, ...], now: int | None, max_future: int) -> None:
     """Apply the events of JSONL FILES in order, in memory, and print the counts as JSON."""
-    run = Replay()
+    run = Replay(now=now, max_future=max_future)
     for path in files:
         try:
             with path.open("rb") as handle:

@@ -24,9 +24,11 @@ from counters import engine
 from counters.normalize import Digester, to_change
 from counters.store import Position
 from schemas.changes import Change, decode_batch, encode_batch
-from schemas.codec import Rejection, decode
+from schemas.codec import Rejection, Source, decode, too_far_ahead
+from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
 from streams import metrics
+from streams.settings import SOURCE_TOPICS
 from streams.store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,17 @@ class Inbound:
 
 
 class Pipeline:
-    def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str]) -> None:
+    def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str],
+                 max_future: int = parse_duration(DEFAULT_MAX_FUTURE),
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.digest = digest
         self.send = send
         self.topic = topic
+        self.max_future = max_future
+        """Microseconds an event's time may be ahead of the processing clock (ENDUSERS_MAX_FUTURE)."""
+        self.clock = clock
+        self._sources = {topic(name): Source(topic(name), kind) for kind, name in SOURCE_TOPICS.items()}
         self._changed: set[str] = set()
         self._counted_from: dict[str, str] = {}
         """Subscription -> the changes partition (``topic:partition``) this worker last counted it from."""
@@ -96,10 +104,20 @@ class Pipeline:
     def _normalize(self, message: Inbound) -> Change | Rejection:
         if message.value is None:
             return Rejection("empty message (null value or tombstone)")
-        event = decode(message.value)
+        event = decode(message.value, self._sources.get(message.topic, Source(message.topic, "")))
         if isinstance(event, Rejection):
             return event
+        future = too_far_ahead(event, self._processing_clock(message), self.max_future)
+        if future is not None:
+            return future
         return to_change(event, self.digest, message.timestamp_ms * 1000)
+
+    def _processing_clock(self, message: Inbound) -> int:
+        """When Kafka took the message (its record timestamp, which also times untimed events), but
+        never later than this worker's clock: the same message gets the same verdict when it is read
+        again after a crash, a rebalance or from a new consumer group, however late that is."""
+        now = int(self.clock() * 1_000_000)
+        return now if message.timestamp_ms <= 0 else min(message.timestamp_ms * 1000, now)
 
     # --- count ------------------------------------------------------------------------------------
 

@@ -54,16 +54,22 @@ async def _source_topics_exist(settings: Settings) -> None:
         log.warning("cannot check or create the source topics (%s); publishing anyway", exc)
 
 
-def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock) -> tuple[bytes, list[tuple[str, bytes]]]:
+def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock,
+            max_future: int) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The line as published and its headers. An event without ``time`` gets its publish time
     (microseconds, strictly increasing, past every explicit time before it, exactly as ``replay``
-    stamps it); every event carries its place in the file's order, which ingest keeps across topics."""
+    stamps it); every event carries its place in the file's order, which ingest keeps across topics.
+    A time more than ``max_future`` ahead is not one to pass: the pipeline rejects that event, and the
+    untimed events after it must not inherit its far future."""
     explicit = document.get("time")
     if explicit is not None:
         try:
-            clock.observe(parse_rfc3339(explicit))
+            instant = parse_rfc3339(explicit)
         except ValueError:
             pass  # the pipeline rejects it with the reason
+        else:
+            if instant - clock.now() <= max_future:
+                clock.observe(instant)
     arrival = clock()
     if explicit is None:
         line = orjson.dumps({**document, "time": format_instant(arrival)})
@@ -97,7 +103,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                     result.unroutable.append(f"{path}:{number}: not routed: {routed}")
                     continue
                 topic, key, document = routed
-                value, headers = stamped(stripped, document, clock)
+                value, headers = stamped(stripped, document, clock, settings.max_future)
                 # A config event reaches the broker after everything before it and before anything
                 # after it. Topics are written independently: without this, a fetch could see later
                 # logins before an earlier config, which ingest's arrival merge cannot wait for, and
@@ -147,7 +153,7 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
                 result.unroutable.append(routed)
                 continue
             topic, key, _ = routed
-            value, headers = stamped(line, document, clock)
+            value, headers = stamped(line, document, clock, settings.max_future)
             deliveries.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
             result.sent[settings.topic(topic)] += 1
         for delivery in deliveries:

@@ -7,12 +7,24 @@ import os
 from dataclasses import dataclass, field
 
 from counters.normalize import DEVELOPMENT_SECRET
+from schemas.events import SOURCE_TOPICS
+from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
+
+__all__ = ["SOURCE_TOPICS", "Settings", "kafka_client_options"]
 
 log = logging.getLogger(__name__)
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _duration(name: str, default: str) -> int:
+    """A duration variable (``30s``, ``15m``, ``24h``, ``2d``) in microseconds; a bad one stops the start."""
+    try:
+        return parse_duration(_env(name, default))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,10 @@ class Settings:
     session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "30")))
     """Seconds before a silent worker's partitions move to the others."""
     batch_within: float = field(default_factory=lambda: float(_env("ENDUSERS_BATCH_WITHIN", "0.05")))
+    max_future: int = field(default_factory=lambda: _duration("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE))
+    """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected."""
+    metrics_max_labels: int = field(default_factory=lambda: int(_env("ENDUSERS_METRICS_MAX_LABELS", "50")))
+    """Runtimes (and providers) exported as their own label per subscription; the rest are ``other``."""
     # Kafka security, passed to the clients as they support it
     kafka_security_protocol: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
     kafka_sasl_mechanism: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SASL_MECHANISM", ""))
@@ -61,8 +77,6 @@ class Settings:
             )
 
 
-SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
-"""Event ``type`` -> source topic name (without prefix)."""
 
 
 def kafka_client_options(settings: Settings) -> dict[str, object]:
