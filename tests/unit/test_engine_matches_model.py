@@ -7,17 +7,20 @@ Set ENDUSERS_PROPERTY_EXAMPLES to run more or fewer examples (default 500).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from schemas.events import parse_rfc3339
 from tests.compare import anonymous_sessions, comparable, comparable_counts, comparable_events
+from tests.fixtures.examples import REPLAY_NOW
 from tests.model import model_replay
 from tests.strategies import event_streams, order_free_streams
 
 replay = pytest.importorskip("counters.replay")
-replay_lines = replay.replay_lines
+replay_lines = functools.partial(replay.replay_lines, now=parse_rfc3339(REPLAY_NOW))
 
 EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
 

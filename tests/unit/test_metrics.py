@@ -30,6 +30,8 @@ def samples(name: str, subscription: str) -> dict[tuple[tuple[str, str], ...], f
     (b'{"type": "login", "subscription": "s", "user_id": "u", "time": "yesterday"}', "bad_time"),
     (b'{"type": "login", "subscription": "s", "user_id": "u", "name": "' + b"x" * 300 + b'"}', "too_large"),
     (b'{"type": "login", "subscription": "s", "user_id": true}', "invalid"),
+    (b'{"type": "config", "subscription": "s", "runtimes": {' + b",".join(b'"r%d": {}' % n for n in range(1001)) + b"}}",
+     "too_large"),
 ])
 def test_reason_category_of_codec_reasons(raw: bytes, category: str) -> None:
     rejection = decode(raw)
@@ -89,3 +91,43 @@ def test_a_rebalance_drops_only_the_lag_of_that_consumers_partitions_it_lost() -
     kept = {(s.labels["topic"], s.labels["partition"]) for family in text_string_to_metric_families(body.decode())
             for s in family.samples if s.name == "endusers_consumer_lag"}
     assert {("t.changes", "1"), ("t.logins", "0")} <= kept and ("t.changes", "0") not in kept
+
+
+def test_future_times_and_wrong_topics_have_their_own_reason_categories() -> None:
+    assert metrics.reason_category("time is in the future: 9999-01-01T00:00:00Z is more than 24h ahead of "
+                                   "2026-11-29T00:00:00Z") == "future_time"
+    assert metrics.reason_category("type config is not accepted on topic enduser.logins") == "wrong_topic"
+    assert metrics.reason_category("too large: 2000000 bytes (an event is at most 1048576 bytes, 1 MiB)") == "too_large"
+
+
+def test_runtimes_and_providers_beyond_the_label_cap_are_summed_under_other() -> None:
+    runtimes = {f"rt-{n:03d}": {"internal": n, "external": 1, "records": n + 1} for n in range(120)}
+    providers = {f"idp-{n:03d}": n for n in range(120)}
+    metrics.observe_counts("capped", counts(0, 0, runtimes=runtimes, providers=providers), {})
+
+    records = samples("endusers_runtime_records", "capped")
+    assert len(records) == 51, "the 50 largest runtimes (ENDUSERS_METRICS_MAX_LABELS default) and other"
+    assert {labels[0][1] for labels in records} == {f"rt-{n:03d}" for n in range(70, 120)} | {"other"}
+    assert records[(("runtime", "other"),)] == sum(n + 1 for n in range(70))
+    users = samples("endusers_runtime_users", "capped")
+    assert users[(("runtime", "other"), ("user_class", "internal"))] == sum(range(70))
+    assert users[(("runtime", "other"), ("user_class", "external"))] == 70
+    assert len(users) == 102
+    by_provider = samples("endusers_provider_records", "capped")
+    assert len(by_provider) == 51 and by_provider[(("provider", "other"),)] == sum(range(70))
+    assert sum(records.values()) == sum(n + 1 for n in range(120)), "nothing is lost, only grouped"
+
+    metrics.cap_labels(3)
+    try:
+        runtimes = {"a": {"internal": 5, "external": 0, "records": 5}, "other": {"internal": 1, "external": 0, "records": 1},
+                    "b": {"internal": 4, "external": 0, "records": 4}, "c": {"internal": 3, "external": 0, "records": 3},
+                    "d": {"internal": 2, "external": 0, "records": 2}}
+        metrics.observe_counts("capped", counts(0, 0, runtimes=runtimes, providers={"x": 1}), {})
+        assert samples("endusers_runtime_records", "capped") == {
+            (("runtime", "a"),): 5, (("runtime", "b"),): 4, (("runtime", "c"),): 3, (("runtime", "other"),): 3}
+        assert samples("endusers_provider_records", "capped") == {(("provider", "x"),): 1}
+        with pytest.raises(ValueError, match="ENDUSERS_METRICS_MAX_LABELS"):
+            metrics.cap_labels(0)
+    finally:
+        metrics.cap_labels(50)
+        metrics.forget_subscription("capped")

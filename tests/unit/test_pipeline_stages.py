@@ -10,6 +10,7 @@ import orjson
 from counters.normalize import Digester
 from counters.store import MemoryStore
 from schemas.changes import decode_batch
+from schemas.outputs import format_instant
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
 
@@ -120,3 +121,83 @@ async def test_after_a_rebalance_a_worker_lets_go_of_the_subscriptions_it_no_lon
     assert store.forgotten == ["gone-a"]
     assert "gone-a" not in exported_subscriptions() and "kept-b" in exported_subscriptions()
     assert stage.keep_only({"t.changes:1"}) == []
+
+
+EVENTS_BY_TYPE = {
+    "login": {"type": "login", "subscription": "acme", "user_id": "1"},
+    "profile": {"type": "profile", "subscription": "acme", "user_id": "1", "op": "upsert"},
+    "visit": {"type": "visit", "subscription": "acme", "session_id": "s1"},
+    "config": {"type": "config", "subscription": "acme", "capacity": {"internal": 0}},
+}
+
+
+async def test_each_source_topic_accepts_only_its_own_event_type() -> None:
+    for name, accepted in (("logins", "login"), ("profiles", "profile"), ("visits", "visit"), ("config", "config")):
+        stage, sent, _ = pipeline()
+        rejected_before = metrics.REJECTIONS.labels("wrong_topic")._value.get()
+        await stage.ingest(inbound([orjson.dumps(e) for e in EVENTS_BY_TYPE.values()], topic=f"t.{name}"))
+        changes = [c for value in sent.on("t.changes") for c in decode_batch(value)]
+        assert [c.kind for c in changes] == [{"login": "login", "profile": "upsert", "visit": "anonymous",
+                                              "config": "config"}[accepted]]
+        letters = [orjson.loads(v) for v in sent.on("t.deadletter")]
+        assert [d["reason"] for d in letters] == [f"type {kind} is not accepted on topic t.{name}"
+                                                  for kind in EVENTS_BY_TYPE if kind != accepted]
+        assert metrics.REJECTIONS.labels("wrong_topic")._value.get() == rejected_before + 3
+
+
+async def test_a_config_on_the_logins_topic_changes_no_settings() -> None:
+    stage, sent, store = pipeline()
+    await stage.ingest(inbound([orjson.dumps(EVENTS_BY_TYPE["config"])], topic="t.logins"))
+    assert sent.on("t.changes") == []
+    assert orjson.loads(sent.on("t.deadletter")[0])["reason"] == "type config is not accepted on topic t.logins"
+    assert store.states == {}
+
+
+HOUR_MS = 3_600_000
+
+
+def at(ms: int) -> str:
+    return format_instant(ms * 1000)
+
+
+async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_lettered() -> None:
+    stage, sent, _ = pipeline()  # 24h; the record timestamps are 1_780_000_000_000 ms (2026-05-28)
+    stamp = 1_780_000_000_000
+    rejected_before = metrics.REJECTIONS.labels("future_time")._value.get()
+    await stage.ingest(inbound([
+        orjson.dumps({"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1",
+                      "time": "9999-01-01T00:00:00Z"}),
+        orjson.dumps({"type": "login", "subscription": "acme", "user_id": "2", "time": at(stamp + 23 * HOUR_MS)}),
+        orjson.dumps({"type": "login", "subscription": "acme", "user_id": "3", "time": at(stamp + 25 * HOUR_MS)}),
+    ]))
+    letters = [orjson.loads(v) for v in sent.on("t.deadletter")]
+    assert [(d["offset"], d["reason"]) for d in letters] == [
+        (0, "type profile is not accepted on topic t.logins"),
+        (2, f"time is in the future: {at(stamp + 25 * HOUR_MS)} is more than 24h ahead of {at(stamp)}"),
+    ]
+    assert [c.record is not None for v in sent.on("t.changes") for c in decode_batch(v)] == [True]
+    assert metrics.REJECTIONS.labels("future_time")._value.get() == rejected_before + 1
+
+    stage, sent, _ = pipeline()
+    await stage.ingest(inbound([orjson.dumps({"type": "profile", "op": "delete", "subscription": "acme",
+                                              "user_id": "1", "time": "9999-01-01T00:00:00Z"})], topic="t.profiles"))
+    assert orjson.loads(sent.on("t.deadletter")[0])["reason"].startswith("time is in the future: 9999-01-01T00:00:00Z")
+    assert sent.on("t.changes") == []
+
+
+async def test_the_processing_clock_is_the_record_timestamp_but_never_later_than_the_workers_clock() -> None:
+    sent, store = Sent(), CountingStore()
+    worker_now_ms = 1_780_000_000_000
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",  # type: ignore[arg-type]
+                     max_future=HOUR_MS * 1000, clock=lambda: worker_now_ms / 1000)
+    event = {"type": "login", "subscription": "acme", "user_id": "1", "time": at(worker_now_ms + 2 * HOUR_MS)}
+    # a producer's record timestamp set far ahead moves nothing: the worker's clock caps it
+    await stage.ingest([Inbound("t.logins", 0, 0, worker_now_ms + 10 * HOUR_MS, None, orjson.dumps(event))])
+    # an earlier record timestamp (a backlog read late) gives the verdict it had when it was written:
+    # 2 hours ahead of its timestamp, although in the past of the worker's clock by now
+    written = worker_now_ms - 3 * HOUR_MS
+    await stage.ingest([Inbound("t.logins", 0, 1, written, None, orjson.dumps({**event, "time": at(written + HOUR_MS)})),
+                        Inbound("t.logins", 0, 2, written, None,
+                                orjson.dumps({**event, "time": at(written + 2 * HOUR_MS)}))])
+    assert [orjson.loads(v)["offset"] for v in sent.on("t.deadletter")] == [0, 2]
+    assert len([c for v in sent.on("t.changes") for c in decode_batch(v)]) == 1

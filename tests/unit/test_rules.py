@@ -16,18 +16,22 @@ import pytest
 
 from counters.normalize import normalize_email, normalize_phone, normalize_username
 from counters.replay import Replay, replay_lines
+from schemas.events import parse_rfc3339
+from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import at, config, event, lines, login, profile, visit
 
 # --- helpers ----------------------------------------------------------------------------------------
 
+NOW = parse_rfc3339(REPLAY_NOW)
+
 
 def run(*events: dict[str, Any] | bytes | str) -> dict[str, Any]:
     """The SPEC §6 document of the events (dicts are serialized; bytes and str are raw lines)."""
-    return replay_lines([e if isinstance(e, (bytes, str)) else orjson.dumps(e) for e in events])
+    return replay_lines([e if isinstance(e, (bytes, str)) else orjson.dumps(e) for e in events], now=NOW)
 
 
 def feed(*events: dict[str, Any] | bytes | str) -> Replay:
-    replay = Replay()
+    replay = Replay(now=NOW)
     replay.feed_lines([e if isinstance(e, (bytes, str)) else orjson.dumps(e) for e in events])
     return replay
 
@@ -1132,7 +1136,7 @@ def test_time_null_means_arrival_order() -> None:
 
 
 def test_rejection_reports_line_number_and_reason() -> None:
-    replay = Replay()
+    replay = Replay(now=NOW)
     replay.feed_lines(["# header", orjson.dumps(login("1")), "", "{oops"], source="events.jsonl")
     assert [str(r) for r in replay.rejections] == [f"events.jsonl:4: {replay.rejections[0].reason}"]
     assert replay.rejections[0].reason.startswith("not JSON")

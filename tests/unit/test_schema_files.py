@@ -17,7 +17,10 @@ from counters.replay import Replay
 from schemas import export
 from schemas.codec import Rejection, decode, validate
 from schemas.outputs import CapacityEvent, ScopeCounts, SubscriptionCounts
-from tests.fixtures.examples import example_files
+from schemas.events import parse_rfc3339
+from tests.fixtures.examples import REPLAY_NOW, example_files
+
+NOW = parse_rfc3339(REPLAY_NOW)
 
 KINDS = ("login", "profile", "visit", "config")
 
@@ -106,7 +109,7 @@ def test_every_accepted_example_line_validates_against_its_kinds_schema() -> Non
     validators = {kind: _validator(f"{kind}.schema.json") for kind in KINDS}
     checked = 0
     for place, line in _example_lines():
-        replay = Replay()
+        replay = Replay(now=NOW)
         if replay.feed(line) is not None:
             continue
         document = orjson.loads(line)
@@ -158,7 +161,7 @@ def test_outputs_of_the_examples_validate_against_the_output_schemas() -> None:
     capacity, counts = _validator("capacity-event.schema.json"), _validator("counts.schema.json")
     events = 0
     for path in example_files():
-        replay = Replay()
+        replay = Replay(now=NOW)
         replay.feed_lines(path.read_bytes().splitlines())
         document = replay.document()
         for event in document["capacity_events"]:

@@ -1,0 +1,75 @@
+"""Hostile input on the live pipeline: events on another type's topic, far-future times, oversized
+configs. Each goes to the dead-letter topic with its reason and changes neither counts nor settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.outputs import format_instant
+from tests.fixtures.pipeline import Deployment
+
+pytestmark = pytest.mark.integration
+
+
+async def _produce(deployment: Deployment, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """One at a time, so that their record timestamps (and so their arrival order) follow the list."""
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.kafka_bootstrap)
+    await producer.start()
+    try:
+        for topic, event in items:
+            await producer.send_and_wait(deployment.topic(topic), orjson.dumps(event), key=b"acme")
+    finally:
+        await producer.stop()
+
+
+def test_wrong_topics_far_future_times_and_oversized_configs_are_dead_lettered_live(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+    deployment: Deployment = deployment_factory()
+    worker = deployment.start_worker()
+    in_23_hours = format_instant((int(time.time()) + 23 * 3600) * 1_000_000)
+    asyncio.run(_produce(deployment, [
+        ("config", {"type": "config", "subscription": "acme", "capacity": {"internal": 10, "external": 10},
+                    "runtimes": {"prod": {"version": "11.14.0"}}}),
+        # any producer allowed to write logins must not reconfigure a subscription
+        ("logins", {"type": "config", "subscription": "acme", "capacity": {"internal": 99_999, "external": 0},
+                    "domains": ["attacker.example"]}),
+        ("profiles", {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "1",
+                      "email": "one@client.example"}),
+        # a delete dated 9999 would leave a tombstone that ignores every later event of the record
+        ("profiles", {"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1",
+                      "time": "9999-01-01T00:00:00Z"}),
+        ("logins", {"type": "login", "subscription": "acme", "user_id": "1"}),
+        ("logins", {"type": "login", "subscription": "acme", "user_id": "2", "time": in_23_hours}),
+        ("config", {"type": "config", "subscription": "acme",
+                    "runtimes": {f"rt-{n}": {"version": "11.14.0"} for n in range(1001)}}),
+    ]))
+    deployment.wait_caught_up()
+    assert worker.process.poll() is None, worker.log_tail()
+
+    letters = sorted((orjson.loads(v) for _, v in deployment.read_topic("deadletter")), key=lambda d: d["timestamp"])
+    reasons = [(d["topic"], d["reason"]) for d in letters]
+    assert len(reasons) == 3, reasons
+    assert reasons[0] == (deployment.topic("logins"), f"type config is not accepted on topic {deployment.topic('logins')}")
+    assert reasons[1][0] == deployment.topic("profiles")
+    assert reasons[1][1].startswith("time is in the future: 9999-01-01T00:00:00Z is more than 24h ahead of ")
+    assert reasons[2][0] == deployment.topic("config")
+    assert reasons[2][1].startswith("runtimes: ") and "at most 1000 items" in reasons[2][1]
+
+    document = httpx.get(f"{worker.url}/api/v1/subscriptions/acme", timeout=10).json()
+    assert document["records"] == 2, "the untimed login after the refused delete counts, and so does 23h ahead"
+    settings = document["settings"]
+    assert settings["capacity"] == {"internal": 10, "external": 10}
+    assert settings["domains"] == []
+    assert list(settings["runtimes"]) == ["prod"]
+
+    body = httpx.get(f"{worker.url}/metrics", timeout=10).text
+    rejections = {s.labels["reason"]: s.value for family in text_string_to_metric_families(body)
+                  for s in family.samples if s.name == "endusers_rejections_total"}
+    assert rejections == {"wrong_topic": 1, "future_time": 1, "too_large": 1}
