@@ -87,4 +87,4 @@ def test_replay_refuses_a_bad_clock_or_horizon(tmp_path: Path, args: list[str], 
     path = tmp_path / "empty.jsonl"
     path.write_text("")
     run = subprocess.run([sys.executable, "-m", "streams", "replay", *args, str(path)], capture_output=True)
-    assert run.returncode == 2 and message in run.stderr.decode()
+    assert run.returncode == 2 and f"Invalid value for '{message}'" in run.stderr.decode()
