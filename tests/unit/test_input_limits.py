@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from counters.replay import Replay
+from counters.replay import ArrivalClock, Replay
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.events import ConfigEvent, LoginEvent, parse_rfc3339
 from schemas.limits import (
@@ -26,6 +26,7 @@ from schemas.limits import (
 from schemas.outputs import format_instant
 from streams.admin import InvalidInput, config_event
 from streams.metrics import reason_category
+from streams.publish import stamped
 from streams.settings import Settings
 from tests.fixtures.examples import REPLAY_NOW
 
@@ -214,3 +215,18 @@ def test_replay_pinned_to_now_is_the_same_on_every_run() -> None:
         documents.append(replay.document())
     assert documents[0] == documents[1]
     assert documents[0]["capacity_events"][0]["time"] == REPLAY_NOW.replace("00Z", "00.000001Z")
+
+
+def test_publish_lets_no_refused_time_move_its_arrival_clock() -> None:
+    clock = ArrivalClock()
+    far = {"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1", "time": "9999-01-01T00:00:00Z"}
+    stamped(orjson.dumps(far), far, clock, 24 * HOUR)
+    line, headers = stamped(orjson.dumps(login()), login(), clock, 24 * HOUR)
+    untimed = parse_rfc3339(orjson.loads(line)["time"])
+    assert abs(untimed - clock.now()) < HOUR, "stamped at its publish time, not after 9999"
+    assert headers == [("endusers-arrival", str(untimed).encode())]
+
+    near = login(time=format_instant(clock.now() + 23 * HOUR))
+    stamped(orjson.dumps(near), near, clock, 24 * HOUR)
+    line, _ = stamped(orjson.dumps(login()), login(), clock, 24 * HOUR)
+    assert parse_rfc3339(orjson.loads(line)["time"]) > parse_rfc3339(near["time"]), "an accepted time still orders"
