@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC §7); each field names its variable."""
+"""Settings from the environment (docs/operations.md, settings); each field names its variable."""
 
 from __future__ import annotations
 
