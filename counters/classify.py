@@ -1,4 +1,4 @@
-"""SPEC §3-4: owned domains and the class of an individual.
+"""Owned domains and the class of an individual (docs/rules.md, classes).
 
 An individual's class depends only on its *signature*: the set of classification-email domains of its
 records, or the marker for "contains a record that is never classified". Counts are therefore a sum over

@@ -1,4 +1,4 @@
-"""The counting engine: applies normalized changes to a subscription's state (SPEC §2, §4, §5).
+"""The counting engine: applies normalized changes to a subscription's state (docs/rules.md).
 
 Pure and synchronous: the offline replay and the live count stage call the same ``apply``, so they can
 never disagree. Ordering rules make it safe under redelivery and late events: every record field is

@@ -1,4 +1,4 @@
-"""SPEC §4: grouping countable records into individuals, per scope, incrementally.
+"""Deduplication (docs/rules.md): grouping countable records into individuals, per scope, incrementally.
 
 Two dedup-eligible countable records sharing an identifier are one individual, transitively; any other
 countable record is an individual on its own; non-countable records never link others. The index maps

@@ -1,4 +1,4 @@
-"""SPEC §5: capacity levels with hysteresis."""
+"""Capacity levels with hysteresis (docs/rules.md, capacity levels and hysteresis)."""
 
 from __future__ import annotations
 

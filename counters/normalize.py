@@ -1,4 +1,4 @@
-"""SPEC §3: emails, usernames, domains and phones in their normalized forms.
+"""Emails, usernames, domains and phones in their normalized forms (docs/rules.md, normalization).
 
 Normalization decides identity: two records are the same person exactly when their normalized
 identifiers are equal, so every comparison in the engine goes through these functions and nothing else.
@@ -44,7 +44,7 @@ def _domain(domain: str) -> str | None:
 
 @lru_cache(maxsize=262_144)
 def normalize_email(email: str) -> str | None:
-    """The normalized address, or None when the address is not valid (SPEC §3).
+    """The normalized address, or None when the address is not valid (docs/rules.md, normalization).
 
     Valid: one ``@`` outside double quotes, no whitespace, a non-empty local part, a domain with a dot.
     The whole address is lowercased; no plus-tag or dot stripping (that would merge different people).
@@ -135,7 +135,7 @@ DEFAULT_HYSTERESIS = 1
 
 
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
-    """Normalize a validated event; ``arrival_time`` is its time when it carries none (SPEC §2)."""
+    """Normalize a validated event; ``arrival_time`` is its time when it carries none (docs/rules.md, time and order)."""
     time = event.time if event.time is not None else arrival_time
     if isinstance(event, ConfigEvent):
         return _config_change(event, time)

@@ -1,4 +1,4 @@
-"""SPEC §4: which records count, which may be deduplicated, which are classified, per platform and
+"""Which records count (docs/rules.md), which may be deduplicated, which are classified, per platform and
 runtime version."""
 
 from __future__ import annotations

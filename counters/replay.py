@@ -1,4 +1,4 @@
-"""SPEC §6: apply JSONL event files in order, in memory, with the same engine as the stream processor."""
+"""``endusers replay`` (docs/events.md, the replay document): apply JSONL event files in order, in memory, with the same engine as the stream processor."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from schemas.outputs import CapacityEvent
 
 
 class ArrivalClock:
-    """The time of an event that carries none: newer than every event before it (SPEC §2, ordered by
-    arrival). Strictly increasing microseconds from the wall clock, and past every explicit time seen
+    """The time of an event that carries none: newer than every event before it (docs/rules.md, time
+    and order). Strictly increasing microseconds from the wall clock, and past every explicit time seen
     so far, so the result does not depend on the day a file is replayed. ``endusers publish`` stamps
     events the same way, so a replay and the live pipeline order the same events the same way."""
 
@@ -115,7 +115,7 @@ def _event_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | st
 
 
 def replay_lines(lines: Iterable[bytes | str], now: int | None = None) -> dict[str, Any]:
-    """The SPEC §6 document for one stream of JSONL lines (with the processing clock pinned to ``now``)."""
+    """The replay document for one stream of JSONL lines (with the processing clock pinned to ``now``)."""
     replay = Replay(now=now)
     replay.feed_lines(lines)
     return replay.document()

@@ -71,7 +71,7 @@ class Facts:
 
 @dataclass
 class Settings:
-    """SPEC §2 ``config``: each key present in a config event replaces the current value."""
+    """A subscription's settings (docs/rules.md, settings): each key present in a config event replaces the current value."""
 
     platform: str = "o11"
     domains: OwnedDomains = field(default_factory=OwnedDomains)
@@ -92,7 +92,7 @@ class Settings:
 
 
 class Sessions(Protocol):
-    """Distinct anonymous sessions: exact in memory, a HyperLogLog in Redis (SPEC allows 2%)."""
+    """Distinct anonymous sessions: exact in memory, a HyperLogLog in Redis (within 2%, as docs/rules.md allows)."""
 
     def add(self, session: str) -> None: ...
 
@@ -157,7 +157,7 @@ class SubscriptionState:
         return self.scopes[SUBSCRIPTION_SCOPE].totals[user_class]
 
     def summary(self) -> SubscriptionCounts:
-        """The SPEC §6 per-subscription object; zero runtimes and providers are omitted."""
+        """The counts of the subscription (docs/events.md); zero runtimes and providers are omitted."""
         whole = self.scopes[SUBSCRIPTION_SCOPE].counts()
         return {
             "internal": whole["internal"],

@@ -1,7 +1,7 @@
 """Bytes in, a valid event or a precise reason out; never an exception.
 
 Every path from the outside world (a Kafka message, a JSONL line) enters here, so this is the one place
-that decides what "bad input" means and how it is explained (SPEC §2).
+that decides what "bad input" means and how it is explained (docs/events.md, rejected events).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Input event contracts (SPEC §2) as typed models.
+"""Input event contracts (docs/events.md) as typed models.
 
 The models are the single source of truth: the JSON Schema files under ``schemas/json/`` are generated
 from them (``python -m schemas.export``) and a test keeps the two in sync, so producers in other

@@ -44,7 +44,7 @@ _SCOPE_COUNTS: dict[str, Any] = {
 }
 
 CAPACITY_EVENT: dict[str, Any] = {
-    "description": "A capacity level change of one class of one subscription (topic <prefix>.capacity, SPEC §5).",
+    "description": "A capacity level change of one class of one subscription (topic <prefix>.capacity; see docs/rules.md, capacity levels).",
     "type": "object",
     "properties": {
         "id": {"type": "string", "format": "uuid",
@@ -68,7 +68,7 @@ CAPACITY_EVENT: dict[str, Any] = {
 
 COUNTS: dict[str, Any] = {
     "description": (
-        "A subscription's counts (SPEC §6 per-subscription object). Messages on topic <prefix>.counts also carry "
+        "A subscription's counts (docs/events.md, counts). Messages on topic <prefix>.counts also carry "
         "\"subscription\"."
     ),
     "type": "object",

@@ -14,10 +14,10 @@ MAX_EVENT_BYTES = 1024 * 1024
 """One source event (a Kafka message value or a JSONL line), in bytes: 1 MiB, Kafka's default too."""
 
 MAX_STRING = 256
-"""Characters (Unicode code points) of every string field not listed below (SPEC §2)."""
+"""Characters (Unicode code points) of every string field not listed below (docs/events.md)."""
 
 MAX_EMAIL = 254
-"""Characters of an ``email`` (SPEC §2; RFC 5321's path limit)."""
+"""Characters of an ``email`` (docs/events.md; RFC 5321's path limit)."""
 
 MAX_DOMAINS = 10_000
 """Owned domains in one config event."""

@@ -1,4 +1,4 @@
-"""Output contracts: capacity-change events (``<prefix>.capacity``) and counts (SPEC §5-6)."""
+"""Output contracts: capacity-change events (``<prefix>.capacity``) and counts (docs/events.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class ScopeCounts(TypedDict):
 
 
 class SubscriptionCounts(TypedDict):
-    """The per-subscription object of SPEC §6."""
+    """The counts of one subscription (docs/events.md, counts)."""
 
     internal: int
     external: int

@@ -1,6 +1,6 @@
 """Operator input: building config events, and importing a user-table CSV export as events.
 
-Both produce SPEC §2 input events (dicts ready to publish) and check each one with
+Both produce input events (docs/events.md) (dicts ready to publish) and check each one with
 :func:`schemas.codec.validate`, the same gate the processor applies, so what passes here is accepted
 there.
 """
@@ -72,7 +72,7 @@ def config_event(
     event_id: str | None = None,
     time: str | None = None,
 ) -> dict[str, Any]:
-    """A validated SPEC §2 ``config`` event; only the settings given are included (absent keys keep).
+    """A validated ``config`` event; only the settings given are included (absent keys keep).
 
     - ``domains``: owned domains, normalized (``@Example.COM`` -> ``example.com``, ``*.example.com``
       kept as a wildcard); an empty list clears them. Duplicates are dropped.

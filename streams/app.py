@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id or None,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),

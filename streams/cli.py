@@ -1,4 +1,4 @@
-"""The ``endusers`` command line (SPEC §6-7)."""
+"""The ``endusers`` command line (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def publish(files: tuple[Path, ...], progress: bool | None) -> None:
 
 @main.command()
 @click.option("--subscription", "-s", multiple=True, help="Only these subscriptions.")
-@click.option("--json", "as_json", is_flag=True, help="Print the SPEC §6 document (for machines).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, as replay does (for machines).")
 def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     """Print the live counts from the store."""
     import asyncio

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the stream processor (SPEC §7 ``GET /metrics``).
+"""Prometheus metrics of the stream processor (``GET /metrics``, docs/operations.md).
 
 Everything lives in a dedicated :data:`REGISTRY` (not the process-global default), so tests and several
 apps in one process never collide, and ``/metrics`` shows exactly the series this service defines.
@@ -53,7 +53,7 @@ BATCH_SECONDS = Histogram(
 )
 CAPACITY_EVENTS = Counter(
     "endusers_capacity_events_total",
-    "Capacity-change events emitted (SPEC §5), per subscription, class and direction.",
+    "Capacity-change events emitted, per subscription, class and direction.",
     ["subscription", "user_class", "direction"],
     registry=REGISTRY,
 )
@@ -179,7 +179,7 @@ def _number(value: Any) -> float:
 
 
 def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mapping[str, int | None]) -> None:
-    """Set the count gauges of one subscription from its SPEC §6 object.
+    """Set the count gauges of one subscription from its counts.
 
     ``capacity`` is the subscription's ``{"internal": int|None, "external": int|None}``; a null
     capacity removes the ``endusers_capacity`` series. Runtimes and providers absent from ``counts``

@@ -251,7 +251,7 @@ class Pipeline:
 
 
 def dead_letter(message: Inbound, reason: str) -> bytes:
-    """The rejected message with where it came from and why (SPEC §7)."""
+    """The rejected message with where it came from and why (docs/events.md, dead letters)."""
     value = message.value or b""
     document: dict[str, Any] = {
         "topic": message.topic,

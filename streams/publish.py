@@ -1,4 +1,4 @@
-"""``endusers publish``: JSONL files to the source topics, in file order (SPEC §7)."""
+"""``endusers publish``: JSONL files to the source topics, in file order (docs/operations.md)."""
 
 from __future__ import annotations
 

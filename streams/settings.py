@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC §7); each field names its variable."""
+"""Settings from the environment (docs/operations.md, settings); each field names its variable."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ class Settings:
         "ENDUSERS_DATA_DIR", os.path.join(os.path.expanduser("~"), ".local", "share", "endusers", "worker")))
     """Faust's own data folder (no tables are kept there; the state lives in Redis)."""
     app_id: str = field(default_factory=lambda: _env("ENDUSERS_APP_ID", "endusers"))
+    instance_id: str = field(default_factory=lambda: _env("ENDUSERS_INSTANCE_ID", ""))
+    """Kafka static membership (``group.instance.id``), e.g. the pod name: a worker restarting under
+    the same id within the session timeout keeps its partitions, so nothing is rebalanced or reloaded."""
     secret: bytes = field(default_factory=lambda: _env("ENDUSERS_SECRET", "").encode() or DEVELOPMENT_SECRET)
     batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "5000")))
     session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "30")))

@@ -121,21 +121,27 @@ class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
         metrics.keep_lag_of(self.topics, [(tp.topic, tp.partition) for tp in assigned])
 
 
+def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The source topics' consumer; with ENDUSERS_INSTANCE_ID it is a static member of its group."""
+    return AIOKafkaConsumer(
+        group_id=ingest_group(settings),
+        group_instance_id=settings.instance_id or None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_size,
+        session_timeout_ms=int(settings.session_timeout * 1000),
+        heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
+        **kafka_client_options(settings),
+    )
+
+
 async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
     """Forever: fetch from the source topics, release in arrival order, hand over, commit."""
     topics = [settings.topic(name) for name in SOURCE_TOPICS.values()]
     attempt = 0
     while True:
         merge = ArrivalMerge()
-        consumer = AIOKafkaConsumer(
-            group_id=ingest_group(settings),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=settings.batch_size,
-            session_timeout_ms=int(settings.session_timeout * 1000),
-            heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
-            **kafka_client_options(settings),
-        )
+        consumer = ingest_consumer(settings)
         consumer.subscribe(topics, listener=_DropRevoked(merge, topics))
         try:
             await consumer.start()

@@ -1,4 +1,4 @@
-"""HTTP interface of every worker (SPEC §7): JSON API, health, metrics, a live dashboard.
+"""HTTP interface of every worker (docs/operations.md): JSON API, health, metrics, a live dashboard.
 
 The handlers are plain aiohttp handlers (Faust's web driver *is* aiohttp: ``app.web.web_app`` is the
 :class:`aiohttp.web.Application`), because the dashboard needs a streaming response (Server-Sent
@@ -11,7 +11,7 @@ Routes (also described in ``streams/static/openapi.json``)::
     GET /                              dashboard page
     GET /static/{file}                 dashboard assets (package data, never a CDN)
     GET /api/v1/subscriptions          {"subscriptions": [ids]}
-    GET /api/v1/subscriptions/{id}     SPEC §6 object + "subscription" + "settings"; 404 if unknown
+    GET /api/v1/subscriptions/{id}     counts + "subscription" + "settings"; 404 if unknown
     GET /api/v1/stream                 Server-Sent Events, see below
     GET /healthz                       200 {"status": "ok"} while the process serves HTTP
     GET /readyz                        200 when every dependency answers, else 503 with the dict
@@ -63,7 +63,7 @@ class CountsReader(Protocol):
         ...
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
-        """The SPEC §6 per-subscription object, None if unknown."""
+        """The counts of one subscription (docs/events.md), None if unknown."""
         ...
 
     async def settings(self, subscription: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Reduce a SPEC section 6 document to what must be equal between implementations."""
+"""Reduce a replay document (docs/events.md) to what must be equal between implementations."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""A deliberately naive reference model of the end-user counter, written straight from SPEC.md.
+"""A deliberately naive reference model of the end-user counter, written straight from docs/rules.md.
 
 It shares no code with ``counters/`` or ``schemas/``: it keeps the raw state of every record and,
 after every accepted event, recomputes every count of the subscription from scratch (countable
 records, connected components over shared identifiers, classes, per-scope and per-provider counts),
-then applies the SPEC section 5 level rule. It is slow on purpose; it exists to be obviously right.
+then applies the capacity level rule. It is slow on purpose; it exists to be obviously right.
 
-Decisions where the SPEC is silent are those listed in the project's test brief (last-writer-wins per
+Decisions the rules leave open are those listed in the project's test brief (last-writer-wins per
 field with ``>=``, untimed events newer than everything before them, tombstones, ...); a few more
 are marked ``DECISION`` below.
 """
@@ -89,7 +89,7 @@ def normalize_domain(domain: str) -> str | None:
 
 
 def normalize_email(raw: str) -> str | None:
-    """SPEC section 3: the normalized address, or None when it is not a valid address."""
+    """Normalization (docs/rules.md): the normalized address, or None when it is not a valid address."""
     s = raw.strip()
     if not s or any(c.isspace() for c in s):
         return None

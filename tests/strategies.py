@@ -1,4 +1,4 @@
-"""Hypothesis strategies for random JSONL event streams (SPEC section 2).
+"""Hypothesis strategies for random JSONL event streams (docs/events.md).
 
 Pools are tiny on purpose so that records collide often: shared emails and usernames (usernames that
 look like emails), the same user id as a string and as an integer, equal instants written with
@@ -33,7 +33,7 @@ EMAILS = [
     "max@xn--bcher-kva.de",
     "lee@corp.example.org",
     '"odd@x"@ext.io',
-    "u@under_score.io",  # not IDNA-encodable: invalid (SPEC section 3 as decided for this project)
+    "u@under_score.io",  # not IDNA-encodable: invalid (docs/rules.md, normalization)
     "not-an-email",
     "a@b",
     "two@@ext.io",
@@ -191,7 +191,7 @@ def config_events(draw: Any) -> dict:
     return ev
 
 
-# Lines that must be rejected (SPEC section 2): each is a template completed with an id.
+# Lines that must be rejected (docs/events.md): each is a template completed with an id.
 INVALID_EVENTS: list[Any] = [
     "this is not json",
     "{\"type\": \"login\", ",

@@ -10,7 +10,7 @@ from typing import Any
 def counts(internal: int = 0, external: int = 0, *, runtimes: dict[str, Any] | None = None,
            providers: dict[str, int] | None = None, anonymous: int = 0,
            levels: dict[str, int] | None = None) -> dict[str, Any]:
-    """A SPEC §6 per-subscription object."""
+    """The counts of one subscription (docs/events.md)."""
     if runtimes is None:
         runtimes = {"default": {"internal": internal, "external": external, "records": internal + external}}
     return {"internal": internal, "external": external, "records": internal + external, "runtimes": runtimes,

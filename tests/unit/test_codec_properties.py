@@ -1,5 +1,5 @@
 """Property tests: the codec turns any input into an event or a reasoned rejection, never an exception
-(SPEC §2: invalid events "never crash the processor"), and normalization never raises on a valid event."""
+(docs/events.md: a rejection never stops a worker), and normalization never raises on a valid event."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reference model (tests/model.py) reproduces every shared example."""
+"""The reference model (tests/model.py) reproduces every example in examples/."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.compare import anonymous_sessions, comparable_counts, comparable_events
+from tests.fixtures.examples import example_files
 from tests.model import model_replay
 
-EXAMPLES = Path("/work/shared/examples")
-CASES = sorted(EXAMPLES.glob("*.jsonl")) if EXAMPLES.is_dir() else []
+CASES = example_files()
 
 
-@pytest.mark.skipif(not CASES, reason="shared examples not available")
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_model_reproduces_example(path: Path) -> None:
     expected = json.loads(path.with_name(path.stem + ".expected.json").read_text())

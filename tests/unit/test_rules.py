@@ -1,4 +1,4 @@
-"""One test per SPEC rule (§2-§5), each driven through the offline replay (SPEC §6) with concrete values.
+"""One test per rule of docs/rules.md, each driven through the offline replay with concrete values.
 
 Events are built with ``tests/fixtures/factories.py``. Timed events use ``at(n)`` (n seconds after
 2026-01-01T00:00:00Z); a test never mixes timed and untimed events, since untimed ones get wall-clock
@@ -26,7 +26,7 @@ NOW = parse_rfc3339(REPLAY_NOW)
 
 
 def run(*events: dict[str, Any] | bytes | str) -> dict[str, Any]:
-    """The SPEC §6 document of the events (dicts are serialized; bytes and str are raw lines)."""
+    """The replay document of the events (dicts are serialized; bytes and str are raw lines)."""
     return replay_lines([e if isinstance(e, (bytes, str)) else orjson.dumps(e) for e in events], now=NOW)
 
 
