@@ -18,7 +18,9 @@ from aiokafka import AIOKafkaClient
 from faust.types import EventT
 
 from counters.normalize import Digester
+from schemas.cloudevents import Headers
 from streams import metrics
+from streams.alerts import install_alerts
 from streams.pipeline import Inbound, Pipeline
 from streams.sources import consume_sources
 from streams.settings import Settings, kafka_client_options
@@ -59,10 +61,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
                         value_type=bytes, internal=True)
 
-    async def send(topic_name: str, key: bytes | None, value: bytes) -> Any:
+    async def send(topic_name: str, key: bytes | None, value: bytes, headers: Headers | None = None, /) -> Any:
         """Queue on the app's producer (no per-message Faust bookkeeping); await the result to know
         Kafka has it."""
-        return await app.producer.send(topic_name, key, value, None, None, None)
+        return await app.producer.send(topic_name, key, value, None, None, headers)
 
     pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic, max_future=settings.max_future)
     metrics.cap_labels(settings.metrics_max_labels)
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return {"kafka": await _answers(kafka_answers()), "redis": await _answers(store.ping())}
 
     install_views(app, store, readiness)
+    install_alerts(app, settings, store, pipeline)
     return app
 
 

@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
@@ -24,6 +24,7 @@ from counters import engine
 from counters.normalize import Digester, to_change
 from counters.store import Position
 from schemas.changes import Change, decode_batch, encode_batch
+from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
@@ -39,8 +40,12 @@ DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 CHANGES_PER_MESSAGE = 500
 """Changes of one subscription per message on the changes topic (about 100 KB at most)."""
 
-Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
-"""``send(topic, key, value)`` queues a message and returns an awaitable of its delivery."""
+
+class Send(Protocol):
+    """``send(topic, key, value, headers)`` queues a message and returns an awaitable of its delivery."""
+
+    def __call__(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, /
+                 ) -> Awaitable[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,8 @@ class Pipeline:
         self._counted_from: dict[str, str] = {}
         """Subscription -> the changes partition (``topic:partition``) this worker last counted it from."""
         self._outbox_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.level_listeners: list[Callable[[str], None]] = []
+        """Told the subscription after each commit that changed a capacity level (``streams.alerts``)."""
 
     # --- ingest -----------------------------------------------------------------------------------
 
@@ -170,6 +177,8 @@ class Pipeline:
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
         if events:
+            for listener in self.level_listeners:
+                listener(subscription)
             for event in events:
                 metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
             try:
@@ -191,6 +200,10 @@ class Pipeline:
             self.store.forget(subscription)
             metrics.forget_subscription(subscription)
         return released
+
+    def owned(self) -> set[str]:
+        """The subscriptions this worker counts now (by its last batch or adoption after a rebalance)."""
+        return set(self._counted_from)
 
     async def adopt(self, assigned: set[str]) -> list[str]:
         """After a rebalance: export the gauges of the subscriptions now counted here, from their
@@ -217,12 +230,17 @@ class Pipeline:
     # --- outputs ----------------------------------------------------------------------------------
 
     async def flush_outbox(self, subscription: str) -> int:
-        """Publish the committed capacity events in order, then trim what Kafka acknowledged."""
+        """Publish the committed capacity events in order, then trim what Kafka acknowledged.
+
+        Each record carries the CloudEvents headers of its event (``schemas.cloudevents``); its key and
+        value are the subscription and the event's JSON, as they were before the headers.
+        """
         async with self._outbox_locks[subscription]:
             pending = await self.store.outbox(subscription)
             if not pending:
                 return 0
-            deliveries = [await self.send(self.topic("capacity"), subscription.encode(), e) for e in pending]
+            deliveries = [await self.send(self.topic("capacity"), subscription.encode(), e, capacity_headers(e))
+                          for e in pending]
             await asyncio.gather(*deliveries)
             await self.store.outbox_sent(subscription, len(pending))
             return len(pending)

@@ -60,6 +60,15 @@ class Settings:
     kafka_username: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_USERNAME", ""))
     kafka_password: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_PASSWORD", ""))
     kafka_cafile: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_CAFILE", ""))
+    # Alertmanager push (streams/alerts.py); off while no URL is set
+    alertmanager_url: str = field(default_factory=lambda: _env("ENDUSERS_ALERTMANAGER_URL", ""))
+    """Alertmanager base URLs, comma-separated (every member of an HA cluster gets every alert)."""
+    alert_severities: str = field(default_factory=lambda: _env("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical"))
+    """``level:severity`` pairs: each severity applies from its level upward."""
+    alert_interval: float = field(default_factory=lambda: float(_env("ENDUSERS_ALERT_INTERVAL", "60")))
+    """Seconds between re-sends of the firing alerts (Alertmanager resolves alerts nobody re-sends)."""
+    dashboard_url: str = field(default_factory=lambda: _env("ENDUSERS_DASHBOARD_URL", ""))
+    """The dashboard's address as people reach it, for alert links; the worker's own address if unset."""
 
     def topic(self, name: str) -> str:
         """``logins`` -> ``enduser.logins`` (prefix from ENDUSERS_TOPIC_PREFIX)."""
