@@ -14,9 +14,11 @@ idempotent, and an alert nobody re-sends resolves itself at its ``endsAt``. The 
 - speaks only for the subscriptions it counts. A subscription that moves to another worker in a
   rebalance is simply dropped here, never resolved: its new owner reads the same committed level and
   sends the same labels, which Alertmanager merges into the alert already firing (no duplicate, no
-  gap). Knowing nothing of what the previous owner sent, the new owner's first sync also resolves
-  the label sets that do not apply (for example ``warning`` once the level is 100), which costs
-  Alertmanager a few stored resolved alerts and no notification.
+  gap). The new owner resolves nothing it did not send itself: resolving label sets blindly would
+  add never-notified alerts to the notification group, which makes Alertmanager notify again. So if
+  an owner dies in the second between committing a level change and pushing it, the label set it
+  could not resolve ends at its ``endsAt`` (at most four intervals later), and Alertmanager sends
+  the resolved notification then.
 """
 
 from __future__ import annotations
@@ -186,9 +188,9 @@ class AlertPusher:
             for state in committed_levels(subscription, counts, settings):
                 key = (subscription, state.user_class)
                 severity = self.severities.of(state.level)
-                stale = {self._sent[key]} if key in self._sent else set(self.severities.names)
-                for old in sorted(s for s in stale - {severity} if s is not None):
-                    alerts.append(self.alert(state, old, now, firing=False))
+                previous = self._sent.get(key)
+                if previous is not None and previous != severity:
+                    alerts.append(self.alert(state, previous, now, firing=False))
                 if severity is not None:
                     alerts.append(self.alert(state, severity, now, firing=True))
                 updates[key] = severity
