@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from tests.fixtures.monitoring import ALERTMANAGER, MONITORING, PROMETHEUS, aler
 from tests.fixtures.pipeline import Deployment, Worker, free_port
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 SUBSCRIPTION = "ops"
 CONFIG = {"type": "config", "subscription": SUBSCRIPTION, "domains": ["corp.example"],
@@ -94,6 +97,27 @@ def test_capacity_records_carry_cloudevents_headers_and_keep_key_and_value(deplo
         assert headers["ce_time"] == event["time"].encode()
         assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", headers["ce_time"])
         assert headers["content-type"] == b"application/json"
+
+    # the README's consumer, pointed at this deployment, prints the three crossings
+    readme = (REPO / "README.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "ce_type" in block]
+    line = 'TOPIC, SERVERS = "enduser.capacity", "127.0.0.1:9092"'
+    assert line in snippet
+    script = tmp_path / "consumer.py"
+    script.write_text(snippet.replace(line, f"TOPIC, SERVERS = {deployment.topic('capacity')!r}, "
+                                            f"{deployment.kafka_bootstrap!r}"))
+    consumer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    watchdog = threading.Timer(60, consumer.kill)  # it consumes forever; a silent one must not hang the test
+    watchdog.start()
+    try:
+        assert consumer.stdout is not None
+        printed = [consumer.stdout.readline().decode().strip() for _ in range(3)]
+    finally:
+        watchdog.cancel()
+        consumer.kill()
+        consumer.wait(timeout=10)
+    assert printed == ["ops/internal 0 -> 80 (8 of 10)", "ops/internal 80 -> 90 (9 of 10)",
+                       "ops/internal 90 -> 100 (10 of 10)"]
 
 
 # --- Alertmanager --------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from streams import metrics
-from tests.fixtures.monitoring import MONITORING, PROMTOOL, promtool, requires
+from tests.fixtures.monitoring import AMTOOL, MONITORING, PROMTOOL, promtool, requires
 
 REPO = MONITORING.parents[1]
 RULES = MONITORING / "endusers.rules.yml"
@@ -130,3 +131,25 @@ def test_dashboard_panels_have_unique_ids_and_the_datasource_variable() -> None:
     assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "subscription"}
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+@requires(AMTOOL)
+def test_the_alertmanager_example_is_a_valid_configuration() -> None:
+    run = subprocess.run([AMTOOL, "check-config", "alertmanager.example.yml"], cwd=MONITORING, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout
+
+
+@requires(PROMTOOL)
+def test_the_prometheus_example_is_a_valid_configuration_with_the_rules() -> None:
+    run = promtool("check", "config", "prometheus.example.yml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS: 1 rule files found" in run.stdout
+
+
+def test_the_readme_shows_the_alertmanager_example_as_shipped() -> None:
+    readme = (REPO / "README.md").read_text()
+    example = (MONITORING / "alertmanager.example.yml").read_text()
+    configuration = "\n".join(line for line in example.splitlines() if not line.startswith("#")).strip()
+    assert configuration in readme, "README.md's Alertmanager example differs from deploy/monitoring/alertmanager.example.yml"
