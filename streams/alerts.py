@@ -262,6 +262,7 @@ def install_alerts(app: faust.App, settings: Settings, store: CommittedCounts, p
         dashboard_url=settings.dashboard_url or f"http://{settings.web_host}:{settings.web_port}/",
     )
     pipeline.level_listeners.append(pusher.level_changed)
+    log.info("pushing capacity alerts to %s every %.0f s", ", ".join(client.urls), settings.alert_interval)
 
     @app.timer(1.0)
     async def push_alerts() -> None:
