@@ -311,9 +311,10 @@ def test_prometheus_with_the_shipped_rules_fires_the_capacity_alert_after_a_cros
         _wait_for("EndUsersDeadLetters firing", lambda: "EndUsersDeadLetters/warning" in _firing(server.url),
                   logs=worker.log_tail)
 
-        # every Grafana panel's query finds data in a Prometheus scraping a live worker
+        # every Grafana panel's query finds data in a Prometheus scraping a live worker (a rate needs two
+        # samples of a series, so a series that has just appeared gets a few scrapes' time)
         dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 expr = target["expr"].replace("$__rate_interval", "30s").replace("$subscription", ".*")
-                assert _query(server.url, expr), f"{panel['title']}: no data for {expr}"
+                _wait_for(f"{panel['title']}: data for {expr}", lambda: _query(server.url, expr), timeout=20)
