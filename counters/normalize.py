@@ -111,20 +111,43 @@ class Digester:
     HMAC-SHA256 truncated to 64 bits: collisions within one subscription's million identifiers have a
     probability near 3e-8, and the secret keeps digests from being reversed by a dictionary attack.
     Digests of recent values are memoized: logins repeat the same people over and over.
+
+    Each subscription gets its own key, derived from the secret and its name (:meth:`for_subscription`,
+    which :func:`to_change` applies), so one person's digests cannot be linked across licensees.
+    ``per_subscription=False`` keeps the one shared key of earlier versions (ENDUSERS_DIGEST_SCOPE=shared),
+    for state built with it. The scoped digesters share one memo, so its bound holds whatever their number.
     """
 
-    __slots__ = ("_key", "_cached")
+    __slots__ = ("_secret", "_key", "_cached", "_scoped", "_per_subscription")
 
-    def __init__(self, secret: bytes = DEVELOPMENT_SECRET) -> None:
+    def __init__(self, secret: bytes = DEVELOPMENT_SECRET, *, per_subscription: bool = True) -> None:
+        self._secret = secret
         self._key = secret
-        self._cached = lru_cache(maxsize=262_144)(self._digest)
+        self._cached = lru_cache(maxsize=262_144)(_keyed_digest)
+        self._scoped: dict[str, Digester] = {}
+        self._per_subscription = per_subscription
 
     def __call__(self, *parts: str) -> str:
-        return self._cached(parts)
+        return self._cached(self._key, parts)
 
-    def _digest(self, parts: tuple[str, ...]) -> str:
-        message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
-        return hmac.digest(self._key, message, "sha256")[:8].hex()
+    def for_subscription(self, subscription: str) -> Digester:
+        """The digester of one subscription: key = HMAC(secret, subscription), memo shared."""
+        if not self._per_subscription:
+            return self
+        scoped = self._scoped.get(subscription)
+        if scoped is None:
+            scoped = Digester.__new__(Digester)
+            scoped._secret, scoped._cached, scoped._scoped = self._secret, self._cached, {}
+            scoped._per_subscription = False  # already scoped: it is its own subscription's digester
+            scoped._key = hmac.digest(self._secret, b"endusers subscription key\x1f" +
+                                      subscription.encode("utf-8", "surrogatepass"), "sha256")
+            self._scoped[subscription] = scoped
+        return scoped
+
+
+def _keyed_digest(key: bytes, parts: tuple[str, ...]) -> str:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hmac.digest(key, message, "sha256")[:8].hex()
 
 
 # --- events into changes -------------------------------------------------------------------------
@@ -137,6 +160,7 @@ DEFAULT_HYSTERESIS = 1
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
     """Normalize a validated event; ``arrival_time`` is its time when it carries none (docs/rules.md, time and order)."""
     time = event.time if event.time is not None else arrival_time
+    digest = digest.for_subscription(event.subscription)
     if isinstance(event, ConfigEvent):
         return _config_change(event, time)
     if isinstance(event, VisitEvent):

@@ -43,14 +43,16 @@ class Change:
     provider: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     invalid_email: bool = False
+    origin: list[Any] | None = None
+    """Config changes only: ``[topic, partition, offset, actor]`` of the source event, for the audit trail."""
 
 
 def encode_batch(subscription: str, changes: list[Change]) -> bytes:
     """Changes of one subscription, in order, as one compact message."""
     return orjson.dumps({
         "subscription": subscription,
-        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider, c.fields, c.invalid_email]
-                    for c in changes],
+        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider, c.fields, c.invalid_email,
+                     *([] if c.origin is None else [c.origin])] for c in changes],
     })
 
 
@@ -60,5 +62,5 @@ def decode_batch(raw: bytes) -> list[Change]:
     subscription = document["subscription"]
     if not isinstance(subscription, str):
         raise ValueError("subscription must be a string")
-    return [Change(kind, subscription, time, event_id, record, runtime, provider, fields, invalid)
-            for kind, time, event_id, record, runtime, provider, fields, invalid in document["changes"]]
+    return [Change(kind, subscription, time, event_id, record, runtime, provider, fields, invalid, *origin)
+            for kind, time, event_id, record, runtime, provider, fields, invalid, *origin in document["changes"]]

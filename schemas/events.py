@@ -156,6 +156,7 @@ class ConfigEvent(_Event):
     thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=MAX_THRESHOLDS)] | None = None
     hysteresis: Annotated[float, Field(ge=0, le=100)] | None = None
     runtimes: Annotated[dict[Name, RuntimeSetting], Field(max_length=MAX_RUNTIMES)] | None = None
+    actor: Text | None = Field(default=None, description="who made the change, for the audit trail")
 
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}

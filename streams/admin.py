@@ -71,6 +71,7 @@ def config_event(
     *,
     event_id: str | None = None,
     time: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """A validated ``config`` event; only the settings given are included (absent keys keep).
 
@@ -91,6 +92,8 @@ def config_event(
         event["id"] = event_id
     if time is not None:
         event["time"] = time
+    if actor:
+        event["actor"] = actor  # recorded in the audit trail; not part of "what would change"
     if not isinstance(subscription, str) or not subscription.strip():
         raise InvalidInput("subscription: required (a non-empty string)")
     if platform is not None:
@@ -138,7 +141,7 @@ def config_event(
                 raise InvalidInput(f"runtimes.{runtime}: expected {{'version': '11.14.0'}}, got {setting!r}")
             settings[str(runtime)] = dict(setting)
         event["runtimes"] = settings
-    if not set(event) - {"type", "subscription", "id", "time"}:
+    if not set(event) - {"type", "subscription", "id", "time", "actor"}:
         raise InvalidInput("nothing to change: give at least one setting "
                            "(platform, domains, capacity, thresholds, hysteresis, runtimes)")
     checked = decode(orjson.dumps(event))  # the size too: 10,000 long domains pass validation alone

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import ssl
+import sys
 import time
 from typing import Any
 
@@ -23,9 +25,10 @@ from streams import metrics
 from streams.alerts import install_alerts
 from streams.pipeline import Inbound, Pipeline
 from streams.sources import consume_sources
-from streams.settings import Settings, kafka_client_options
+from streams.settings import MissingSecret, Settings, kafka_client_options
 from streams.store import RedisStore
 from streams.topics import all_topics, ensure_topics
+from streams.auth import Access
 from streams.web import install_views
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         Kafka has it."""
         return await app.producer.send(topic_name, key, value, None, None, headers)
 
-    pipeline = Pipeline(store, Digester(settings.secret), send, settings.topic, max_future=settings.max_future)
+    digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
+    pipeline = Pipeline(store, digester, send, settings.topic, max_future=settings.max_future,
+                        raw_dead_letters=settings.raw_dead_letters, topic_subscription=settings.topic_subscription)
     metrics.cap_labels(settings.metrics_max_labels)
 
     @app.task
@@ -130,7 +135,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def readiness() -> dict[str, bool]:
         return {"kafka": await _answers(kafka_answers()), "redis": await _answers(store.ping())}
 
-    install_views(app, store, readiness)
+    install_views(app, store, readiness, access=Access.from_env(settings.web_host))
     install_alerts(app, settings, store, pipeline)
     return app
 
@@ -166,11 +171,11 @@ def _credentials(settings: Settings) -> Any:
         return None
     ssl_context = None
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        ssl_context = faust.auth.ssl.create_default_context(cafile=settings.kafka_cafile or None)  # type: ignore[attr-defined]
+        ssl_context = ssl.create_default_context(cafile=settings.kafka_cafile or None)
     if settings.kafka_username:
         return faust.SASLCredentials(
             username=settings.kafka_username,
-            password=settings.kafka_password,
+            password=settings.kafka_password_value,
             mechanism=settings.kafka_sasl_mechanism or "PLAIN",
             ssl_context=ssl_context,
         )
@@ -203,6 +208,11 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     halves the event loop's own cost.
     """
     settings = settings or Settings()
+    try:
+        settings.digest_secret()
+    except MissingSecret as exc:  # before anything connects: a worker without its key must not count
+        print(f"endusers worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     gc.set_threshold(100_000, 50, 1000)
     try:
         import uvloop

@@ -143,10 +143,11 @@ def config() -> None:
 @click.option("--platform", type=click.Choice(["o11", "odc"], case_sensitive=False))
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME=VERSION",
               help="A runtime's platform version, e.g. prod=11.14.0 (NAME= for no version).")
+@click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
-               dry_run: bool) -> None:
+               actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -171,6 +172,7 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             capacity_internal=UNSET if capacity_internal is None else capacity_internal,
             capacity_external=UNSET if capacity_external is None else capacity_external,
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
+            actor=actor,
         )
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None
@@ -211,3 +213,63 @@ def import_users(file: Path, subscription: str | None, default_tenant: str | Non
     click.echo(f"{len(events)} event(s) from {file}; {errors} row(s) rejected", err=dry_run)
     if errors:
         sys.exit(1)
+
+
+@main.group()
+def token() -> None:
+    """HTTP access tokens (ENDUSERS_API_TOKENS_FILE)."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), required=True,
+              help="viewer: counts; admin: also settings, the audit trail.")
+@click.option("--scope", required=True, help="'*' (every subscription) or a comma-separated list of subscriptions.")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), envvar="ENDUSERS_API_TOKENS_FILE",
+              help="The token file [default: ENDUSERS_API_TOKENS_FILE].")
+def token_create(role: str, scope: str, path: Path | None) -> None:
+    """Print a new token once and append its SHA-256 hash to the token file."""
+    from streams.auth import create_token, parse_scope
+
+    if path is None:
+        raise click.UsageError("set ENDUSERS_API_TOKENS_FILE or pass --file")
+    try:
+        parsed = parse_scope(scope)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+    click.echo(create_token(path, role, parsed))  # type: ignore[arg-type]  # click.Choice checked it
+    click.echo(f"(only its hash was appended to {path}; this is the one time the token is shown)", err=True)
+
+
+@main.command()
+@click.argument("subscription")
+@click.option("--limit", "-n", default=20, show_default=True, help="Newest entries to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON (newest first).")
+def audit(subscription: str, limit: int, as_json: bool) -> None:
+    """The applied config changes of SUBSCRIPTION, newest first, from the store."""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    async def read() -> list[dict[str, object]]:
+        store = RedisStore.from_url(Settings().redis)
+        try:
+            return await store.audit(subscription, limit)
+        finally:
+            await store.close()
+
+    entries = asyncio.run(read())
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if not entries:
+        click.echo(f"no config change recorded for {subscription}")
+    for item in entries:
+        changed = cast(list[str], item["changed"])
+        before, after = cast(dict[str, object], item["before"]), cast(dict[str, object], item["after"])
+        click.echo(f"{item['applied']}  {item['actor'] or '(no actor)'}  {item['topic']}[{item['partition']}]@{item['offset']}"
+                   f"  event {item['event_id'] or '-'} at {item['event_time']}")
+        for key in changed or []:
+            click.echo(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> {orjson.dumps(after.get(key)).decode()}")
+        if not changed:
+            click.echo("    (no setting changed)")

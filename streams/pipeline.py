@@ -28,7 +28,8 @@ from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
-from streams import metrics
+from streams import audit, metrics
+from streams.redact import redacted_value
 from streams.settings import SOURCE_TOPICS
 from streams.store import RedisStore
 
@@ -65,8 +66,13 @@ class Inbound:
 class Pipeline:
     def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str],
                  max_future: int = parse_duration(DEFAULT_MAX_FUTURE),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, raw_dead_letters: bool = False,
+                 topic_subscription: Callable[[str], str | None] | None = None) -> None:
         self.store = store
+        self.topic_subscription = topic_subscription or (lambda _topic: None)
+        """The subscription a source topic is reserved for (per-subscription layout), else None."""
+        self.raw_dead_letters = raw_dead_letters
+        """Keep rejected values as they came (ENDUSERS_DEADLETTER_RAW=1), personal data included."""
         self.digest = digest
         self.send = send
         self.topic = topic
@@ -111,13 +117,30 @@ class Pipeline:
     def _normalize(self, message: Inbound) -> Change | Rejection:
         if message.value is None:
             return Rejection("empty message (null value or tombstone)")
-        event = decode(message.value, self._sources.get(message.topic, Source(message.topic, "")))
+        event = decode(message.value, self._source(message.topic))
         if isinstance(event, Rejection):
             return event
+        owner = self.topic_subscription(message.topic)
+        if owner is not None and event.subscription != owner:  # the broker's ACLs let its producer write here
+            return Rejection(f"subscription: {event.subscription!r} does not belong on topic {message.topic} "
+                             f"(ENDUSERS_TOPIC_LAYOUT=per-subscription: only {owner!r})")
         future = too_far_ahead(event, self._processing_clock(message), self.max_future)
         if future is not None:
             return future
-        return to_change(event, self.digest, message.timestamp_ms * 1000)
+        change = to_change(event, self.digest, message.timestamp_ms * 1000)
+        if isinstance(change, Change) and change.kind == "config":  # where it came from, for the audit trail
+            change.origin = [message.topic, message.partition, message.offset, getattr(event, "actor", None)]
+        return change
+
+    def _source(self, topic: str) -> Source:
+        """The topic and the one event type it accepts; a per-subscription topic (``<prefix>.logins.acme``)
+        accepts what its shared name (``<prefix>.logins``) does. Any other topic accepts nothing."""
+        source = self._sources.get(topic)
+        if source is None:
+            owner = self.topic_subscription(topic)
+            shared = self._sources.get(topic[: -len(owner) - 1]) if owner is not None else None
+            source = self._sources[topic] = Source(topic, shared.accepts if shared is not None else "")
+        return source
 
     def _processing_clock(self, message: Inbound) -> int:
         """When Kafka took the message (its record timestamp, which also times untimed events), but
@@ -161,10 +184,19 @@ class Pipeline:
                 if not todo:
                     return  # already applied (redelivery after a crash or a rebalance)
                 events: list[CapacityEvent] = []
+                audits: list[dict[str, Any]] = []
                 for _, changes in todo:
                     for change in changes:
-                        events += engine.apply(state, change)
+                        if change.kind == "config":  # rare: compare the settings around it for the audit trail
+                            before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
+                            events += engine.apply(state, change)
+                            after = orjson.loads(orjson.dumps(state.settings.to_dict()))
+                            audits.append(audit.entry(change, before, after))
+                        else:
+                            events += engine.apply(state, change)
                 if await self.store.commit(state, Position(source, expected, todo[-1][0] + 1), events):
+                    if audits:
+                        await self.store.record_audit(subscription, audits)
                     break
                 self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
             except (RedisError, OSError) as exc:
@@ -264,13 +296,19 @@ class Pipeline:
     async def _dead_letter(self, message: Inbound, reason: str) -> Awaitable[Any]:
         """Queue the message on the dead-letter topic; the result resolves once Kafka has it."""
         metrics.DEAD_LETTERS.inc()
-        delivery: Awaitable[Any] = await self.send(self.topic("deadletter"), message.key, dead_letter(message, reason))
+        letter = dead_letter(message, reason, raw=self.raw_dead_letters)
+        delivery: Awaitable[Any] = await self.send(self.topic("deadletter"), message.key, letter)
         return delivery
 
 
-def dead_letter(message: Inbound, reason: str) -> bytes:
-    """The rejected message with where it came from and why (docs/events.md, dead letters)."""
+def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:
+    """The rejected message with where it came from and why (docs/events.md, dead letters); its value
+    with personal data redacted (``streams.redact``) unless ``raw``."""
     value = message.value or b""
+    if not raw and message.value is not None:
+        redacted, value = True, redacted_value(message.value)
+    else:
+        redacted = False
     document: dict[str, Any] = {
         "topic": message.topic,
         "partition": message.partition,
@@ -278,8 +316,9 @@ def dead_letter(message: Inbound, reason: str) -> bytes:
         "timestamp": message.timestamp_ms,
         "reason": reason,
         "key": None if message.key is None else message.key.decode("utf-8", "replace"),
-        "value_size": None if message.value is None else len(value),
+        "value_size": None if message.value is None else len(message.value),
         "truncated": len(value) > DEAD_LETTER_VALUE_LIMIT,
+        "redacted": redacted,
     }
     kept = value[:DEAD_LETTER_VALUE_LIMIT]
     try:

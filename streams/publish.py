@@ -43,15 +43,40 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
     return topic, subscription.encode() if isinstance(subscription, str) else None, document
 
 
-async def _source_topics_exist(settings: Settings) -> None:
+async def _source_topics_exist(settings: Settings, topics: list[str] | None = None) -> None:
     """Create the source topics with the configured partitions when no worker has yet, so that the
     first send does not leave the broker to auto-create them with its default (often 1). A publisher
-    without the right to create topics still publishes."""
+    without the right to create topics still publishes. In the per-subscription layout the topics
+    are known only from the events: :class:`_Topics` asks for each one the first time."""
+    if topics is None:
+        if settings.per_subscription_topics:
+            return
+        topics = [settings.topic(t) for t in SOURCE_TOPICS.values()]
     try:
-        for warning in await ensure_topics(settings, [settings.topic(t) for t in SOURCE_TOPICS.values()]):
+        for warning in await ensure_topics(settings, topics):
             log.warning(warning)
     except Exception as exc:
         log.warning("cannot check or create the source topics (%s); publishing anyway", exc)
+
+
+class _Topics:
+    """The full source topic of each routed event, created (when this identity may) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.known: set[str] = set()
+
+    async def __call__(self, name: str, document: dict[str, object]) -> str | None:
+        topic = self.settings.source_topic(name, document.get("subscription"))
+        if topic is not None and topic not in self.known and self.settings.per_subscription_topics:
+            await _source_topics_exist(self.settings, [topic])
+        if topic is not None:
+            self.known.add(topic)
+        return topic
+
+
+_NO_TOPIC = ("no topic for this subscription: ENDUSERS_TOPIC_LAYOUT=per-subscription needs a subscription "
+             "made of letters, digits, '.', '_' or '-'")
 
 
 def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock,
@@ -81,6 +106,7 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
     result = PublishResult()
     clock = ArrivalClock()
     await _source_topics_exist(settings)
+    topic_of = _Topics(settings)
     producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,
                                 max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
     await producer.start()
@@ -103,6 +129,10 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                     result.unroutable.append(f"{path}:{number}: not routed: {routed}")
                     continue
                 topic, key, document = routed
+                full = await topic_of(topic, document)
+                if full is None:
+                    result.unroutable.append(f"{path}:{number}: not routed: {_NO_TOPIC}")
+                    continue
                 value, headers = stamped(stripped, document, clock, settings.max_future)
                 # A config event reaches the broker after everything before it and before anything
                 # after it. Topics are written independently: without this, a fetch could see later
@@ -112,10 +142,10 @@ async def publish_files(files: list[Path], settings: Settings | None = None, pro
                 config = topic == SOURCE_TOPICS["config"]
                 if config:
                     await _delivered(pending)
-                pending.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
+                pending.append(await producer.send(full, value, key=key, headers=headers))
                 if config:
                     await _delivered(pending)
-                result.sent[settings.topic(topic)] += 1
+                result.sent[full] += 1
                 if bar is not None:
                     bar.update(len(line) + 1)
                 if len(pending) >= 10_000:
@@ -141,6 +171,7 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
     result = PublishResult()
     clock = ArrivalClock()
     await _source_topics_exist(settings)
+    topic_of = _Topics(settings)
     producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",
                                 enable_idempotence=True)
     await producer.start()
@@ -153,9 +184,13 @@ async def publish_documents(documents: list[dict[str, object]], settings: Settin
                 result.unroutable.append(routed)
                 continue
             topic, key, _ = routed
+            full = await topic_of(topic, document)
+            if full is None:
+                result.unroutable.append(_NO_TOPIC)
+                continue
             value, headers = stamped(line, document, clock, settings.max_future)
-            deliveries.append(await producer.send(settings.topic(topic), value, key=key, headers=headers))
-            result.sent[settings.topic(topic)] += 1
+            deliveries.append(await producer.send(full, value, key=key, headers=headers))
+            result.sent[full] += 1
         for delivery in deliveries:
             await delivery
     finally:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
+
+from pydantic import SecretStr
 
 from counters.normalize import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
@@ -27,11 +30,26 @@ def _duration(name: str, default: str) -> int:
         raise ValueError(f"{name}: {exc}") from None
 
 
+def _secret(name: str) -> SecretStr | None:
+    """A secret from the environment, wrapped so that no repr, log line or error shows it."""
+    value = os.environ.get(name, "")
+    return SecretStr(value) if value else None
+
+
+class MissingSecret(RuntimeError):
+    """A worker outside development needs ENDUSERS_SECRET: a silent built-in key would make every
+    digest guessable by anyone who has read this source."""
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092"))
-    redis: str = field(default_factory=lambda: _env("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0"))
+    redis: str = field(default_factory=lambda: _env("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0"), repr=False)
+    """May hold a password (``rediss://user:password@host``), so it stays out of the repr."""
     topic_prefix: str = field(default_factory=lambda: _env("ENDUSERS_TOPIC_PREFIX", "enduser"))
+    topic_layout: str = field(default_factory=lambda: _env("ENDUSERS_TOPIC_LAYOUT", "shared"))
+    """``shared``: ``<prefix>.logins``; ``per-subscription``: ``<prefix>.logins.<subscription>``, so that
+    Kafka's ACLs can let each producer write only its own licensee's topics."""
     web_port: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_PORT", "6066")))
     web_host: str = field(default_factory=lambda: _env("ENDUSERS_WEB_HOST", "127.0.0.1"))
     partitions: int = field(default_factory=lambda: int(_env("ENDUSERS_PARTITIONS", "4")))
@@ -45,7 +63,13 @@ class Settings:
     instance_id: str = field(default_factory=lambda: _env("ENDUSERS_INSTANCE_ID", ""))
     """Kafka static membership (``group.instance.id``), e.g. the pod name: a worker restarting under
     the same id within the session timeout keeps its partitions, so nothing is rebalanced or reloaded."""
-    secret: bytes = field(default_factory=lambda: _env("ENDUSERS_SECRET", "").encode() or DEVELOPMENT_SECRET)
+    secret: SecretStr | None = field(default_factory=lambda: _secret("ENDUSERS_SECRET"))
+    digest_scope: str = field(default_factory=lambda: _env("ENDUSERS_DIGEST_SCOPE", "subscription"))
+    """``subscription``: a digest key per subscription; ``shared``: one key (state built before 0.2)."""
+    environment: str = field(default_factory=lambda: _env("ENDUSERS_ENV", "production"))
+    """``development`` lets a worker start without ENDUSERS_SECRET (the demo and the tests)."""
+    raw_dead_letters: bool = field(default_factory=lambda: _env("ENDUSERS_DEADLETTER_RAW", "0") == "1")
+    """Keep rejected values unredacted in dead letters (debugging only: they hold personal data)."""
     batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "5000")))
     session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "30")))
     """Seconds before a silent worker's partitions move to the others."""
@@ -58,7 +82,7 @@ class Settings:
     kafka_security_protocol: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
     kafka_sasl_mechanism: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SASL_MECHANISM", ""))
     kafka_username: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_USERNAME", ""))
-    kafka_password: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_PASSWORD", ""))
+    kafka_password: SecretStr | None = field(default_factory=lambda: _secret("ENDUSERS_KAFKA_PASSWORD"))
     kafka_cafile: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_CAFILE", ""))
     # Alertmanager push (streams/alerts.py); off while no URL is set
     alertmanager_url: str = field(default_factory=lambda: _env("ENDUSERS_ALERTMANAGER_URL", ""))
@@ -75,20 +99,62 @@ class Settings:
         return f"{self.topic_prefix}.{name}"
 
     @property
+    def per_subscription_topics(self) -> bool:
+        return self.topic_layout == "per-subscription"
+
+    def source_topic(self, name: str, subscription: object) -> str | None:
+        """The source topic of an event of ``subscription`` (``name`` is ``logins``...), or None when
+        the per-subscription layout cannot name one (no subscription, or not a topic-name string)."""
+        if not self.per_subscription_topics:
+            return self.topic(name)
+        if not isinstance(subscription, str) or not _TOPIC_SAFE.fullmatch(subscription):
+            return None
+        return f"{self.topic(name)}.{subscription}"
+
+    def source_pattern(self) -> str:
+        """The regular expression of every per-subscription source topic."""
+        names = "|".join(re.escape(n) for n in SOURCE_TOPICS.values())
+        return rf"^{re.escape(self.topic_prefix)}\.({names})\.[A-Za-z0-9._-]+$"
+
+    def topic_subscription(self, topic: str) -> str | None:
+        """The subscription a per-subscription source topic belongs to (None for any other topic)."""
+        if not self.per_subscription_topics or not re.fullmatch(self.source_pattern(), topic):
+            return None
+        return topic[len(self.topic_prefix) + 1 :].split(".", 1)[1]
+
+    @property
     def bootstrap_servers(self) -> str:
         """``kafka://a:9092;b:9092`` in the aiokafka form ``a:9092,b:9092``."""
         servers = self.kafka.split("://", 1)[-1]
         return ",".join(s.strip() for s in servers.replace(";", ",").split(",") if s.strip())
 
+    def digest_secret(self) -> bytes:
+        """The key of identifier digests: ENDUSERS_SECRET, or the built-in development secret when
+        ENDUSERS_ENV=development (said loudly); otherwise :class:`MissingSecret`."""
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        if self.environment == "development":
+            return DEVELOPMENT_SECRET
+        raise MissingSecret(
+            "ENDUSERS_SECRET is not set. Set it to a long random value (for example the output of "
+            "'python -c \"import secrets; print(secrets.token_hex(32))\"') and keep it, or set "
+            "ENDUSERS_ENV=development to use the built-in development secret on a test machine.")
+
     def warn_if_development_secret(self) -> None:
-        if self.secret == DEVELOPMENT_SECRET:
+        if self.secret is None:
             log.warning(
                 "ENDUSERS_SECRET is not set: identifiers are digested with the built-in DEVELOPMENT "
-                "secret. Set ENDUSERS_SECRET to a long random value in production (and keep it: "
-                "changing it later splits every person in two)."
+                "secret (ENDUSERS_ENV=development). Set ENDUSERS_SECRET to a long random value in "
+                "production (and keep it: changing it later splits every person in two)."
             )
 
+    @property
+    def kafka_password_value(self) -> str:
+        return "" if self.kafka_password is None else self.kafka_password.get_secret_value()
 
+
+_TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,200}")
+"""A subscription that can end a Kafka topic name (legal characters, room left for the prefix)."""
 
 
 def kafka_client_options(settings: Settings) -> dict[str, object]:
@@ -104,5 +170,5 @@ def kafka_client_options(settings: Settings) -> dict[str, object]:
     if settings.kafka_username:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
         options["sasl_plain_username"] = settings.kafka_username
-        options["sasl_plain_password"] = settings.kafka_password
+        options["sasl_plain_password"] = settings.kafka_password_value
     return options

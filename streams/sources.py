@@ -25,6 +25,9 @@ from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
 
 log = logging.getLogger(__name__)
 
+PATTERN_REFRESH_MS = 5000
+"""How soon ingest reads a per-subscription source topic created while it runs."""
+
 ARRIVAL_HEADER = "endusers-arrival"
 """Header with the publish order in microseconds (set by ``endusers publish``); ingest keeps it."""
 
@@ -112,12 +115,14 @@ def _arrival_order(message: Inbound) -> tuple[int, str, int, int]:
 class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, merge: ArrivalMerge, topics: list[str]) -> None:
         self.merge = merge
-        self.topics = topics
+        self.topics = set(topics)
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.merge.drop(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        self.topics |= {tp.topic for tp in assigned}  # a pattern subscription finds its topics as it goes
         metrics.keep_lag_of(self.topics, [(tp.topic, tp.partition) for tp in assigned])
 
 
@@ -131,18 +136,24 @@ def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
         max_poll_records=settings.batch_size,
         session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
+        # a pattern subscription (per-subscription topics) sees a new licensee's topics at the next refresh
+        metadata_max_age_ms=PATTERN_REFRESH_MS if settings.per_subscription_topics else 300_000,
         **kafka_client_options(settings),
     )
 
 
 async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
     """Forever: fetch from the source topics, release in arrival order, hand over, commit."""
-    topics = [settings.topic(name) for name in SOURCE_TOPICS.values()]
+    pattern = settings.source_pattern() if settings.per_subscription_topics else None
+    topics = [] if pattern else [settings.topic(name) for name in SOURCE_TOPICS.values()]
     attempt = 0
     while True:
         merge = ArrivalMerge()
         consumer = ingest_consumer(settings)
-        consumer.subscribe(topics, listener=_DropRevoked(merge, topics))
+        if pattern:
+            consumer.subscribe(pattern=pattern, listener=_DropRevoked(merge, topics))
+        else:
+            consumer.subscribe(topics, listener=_DropRevoked(merge, topics))
         try:
             await consumer.start()
             attempt = 0

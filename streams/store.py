@@ -22,6 +22,7 @@ from counters import individuals
 from counters.state import NEVER, Record, Settings, SubscriptionState, identity
 from counters.store import Position
 from schemas.outputs import CapacityEvent
+from streams import audit
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,12 @@ class RedisStore:
 
     async def history(self, subscription: str) -> list[list[int]]:
         return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).history, 0, -1)]
+
+    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
+        return await audit.read(self.redis, subscription, limit)
+
+    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
+        await audit.record(self.redis, subscription, entries)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

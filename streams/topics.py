@@ -19,11 +19,30 @@ from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
 OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
 INTERNAL_TOPICS = ("changes",)
 _ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: another client created it first
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    "deadletter": {"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
+    "changes": {"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
+    "counts": {"cleanup.policy": "compact"},
+}
+"""Explicit retention, not the broker's default: dead letters (rejected input, redacted) and the
+internal changes go after 7 days; ``counts`` keeps the latest document per subscription (its key)."""
+
+
+def topic_configs(settings: Settings, topic: str) -> dict[str, str]:
+    """The configs a topic of this service is created with (none for the source topics: the operator's)."""
+    for name, configs in TOPIC_CONFIGS.items():
+        if topic == settings.topic(name):
+            return dict(configs)
+    return {}
 
 
 def all_topics(settings: Settings) -> list[str]:
-    """Every topic the service reads or writes, with its prefix."""
-    return [settings.topic(name) for name in (*SOURCE_TOPICS.values(), *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
+    """Every topic the service reads or writes, with its prefix; in the per-subscription layout the
+    source topics are made per licensee (by the operator, or by ``endusers publish``)."""
+    sources = () if settings.per_subscription_topics else tuple(SOURCE_TOPICS.values())  # made per licensee
+    return [settings.topic(name) for name in (*sources, *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
@@ -40,7 +59,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         missing = [t for t in wanted if t not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing])
+                [NewTopic(t, settings.partitions, settings.replication_factor, topic_configs=topic_configs(settings, t))
+                 for t in missing])
             failures = [f"{topic}: {message or code}" for topic, code, *rest in response.topic_errors
                         for message in [rest[0] if rest else None] if code not in (0, _ALREADY_EXISTS)]
             if failures:

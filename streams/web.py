@@ -12,6 +12,7 @@ Routes (also described in ``streams/static/openapi.json``)::
     GET /static/{file}                 dashboard assets (package data, never a CDN)
     GET /api/v1/subscriptions          {"subscriptions": [ids]}
     GET /api/v1/subscriptions/{id}     counts + "subscription" + "settings"; 404 if unknown
+    GET /api/v1/subscriptions/{id}/audit  applied config changes, newest first (admins only)
     GET /api/v1/stream                 Server-Sent Events, see below
     GET /healthz                       200 {"status": "ok"} while the process serves HTTP
     GET /readyz                        200 when every dependency answers, else 503 with the dict
@@ -27,6 +28,10 @@ that appears later gets its ``history`` in the first message that includes it. `
 newest capacity-change events. When the store fails, the stream sends ``event: problem`` with
 ``{"error": ...}`` and keeps trying. One poll loop per process feeds all connected clients, so the
 store load does not grow with the number of open dashboards.
+
+Access (``streams/auth.py``): a middleware checks the Host and the bearer token and leaves the request's
+grant; each view asks it for what it needs (a subscription in scope, an admin, scope ``*``), and the
+stream and the lists show only the grant's subscriptions, with viewers' settings trimmed.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from aiohttp import web
 
-from streams import metrics
+from streams import auth, metrics
 
 if TYPE_CHECKING:
     import faust
@@ -79,12 +84,17 @@ class CountsReader(Protocol):
         """``[[unix_ms, internal, external], ...]`` oldest first, the last hour."""
         ...
 
+    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Applied config changes, newest first (``streams.audit``)."""
+        ...
+
 
 ROUTES: tuple[str, ...] = (
     "/",
     "/static/{file}",
     "/api/v1/subscriptions",
     "/api/v1/subscriptions/{id}",
+    "/api/v1/subscriptions/{id}/audit",
     "/api/v1/stream",
     "/healthz",
     "/readyz",
@@ -124,6 +134,7 @@ class Views:
         router.add_get("/static/{file}", self.static)
         router.add_get("/api/v1/subscriptions", self.subscriptions)
         router.add_get("/api/v1/subscriptions/{id}", self.subscription)
+        router.add_get("/api/v1/subscriptions/{id}/audit", self.audit)
         router.add_get("/api/v1/stream", self.stream)
         router.add_get("/healthz", self.healthz)
         router.add_get("/readyz", self.readyz)
@@ -145,10 +156,11 @@ class Views:
             ids = await self.reader.subscriptions()
         except Exception as exc:
             return self._store_error(exc)
-        return _json({"subscriptions": list(ids)})
+        return _json({"subscriptions": auth.grant_of(request).visible(ids)})
 
     async def subscription(self, request: web.Request) -> web.Response:
         subscription = request.match_info["id"]
+        grant = auth.require(request, subscription)
         try:
             counts, settings = await asyncio.gather(self.reader.counts(subscription),
                                                     self.reader.settings(subscription))
@@ -156,7 +168,18 @@ class Views:
             return self._store_error(exc)
         if counts is None:
             return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
-        return _json({**counts, "subscription": subscription, "settings": settings})
+        return _json({**counts, "subscription": subscription, "settings": grant.settings(settings)})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        subscription = request.match_info["id"]
+        auth.require(request, subscription, admin=True)
+        try:
+            entries = await self.reader.audit(subscription, limit=int(request.query.get("limit", "100")))
+        except ValueError:
+            return _json({"error": "limit must be a whole number"}, status=400)
+        except Exception as exc:
+            return self._store_error(exc)
+        return _json({"subscription": subscription, "changes": entries})
 
     def _store_error(self, exc: BaseException) -> web.Response:
         log.warning("store read failed: %r", exc)
@@ -176,6 +199,7 @@ class Views:
         return _json(checks, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        auth.require(request, everything=True)
         body, content_type = metrics.render()
         response = web.Response(body=body, headers=_NO_CACHE)
         response.headers["Content-Type"] = content_type
@@ -203,6 +227,7 @@ class Views:
     # --- live stream ------------------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        grant = auth.grant_of(request)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
@@ -214,6 +239,7 @@ class Views:
         try:
             await response.write(b"retry: 2000\n\n")
             kind, data = await self._snapshot(full_for=None)
+            data = auth.stream_view(grant, data)
             if kind == "counts":
                 known = set(data["subscriptions"])
             await response.write(_sse(kind, data))
@@ -228,6 +254,7 @@ class Views:
                     break
                 closing.cancel()
                 kind, data = getter.result()
+                data = auth.stream_view(grant, data)
                 if kind == "counts":
                     new = set(data["subscriptions"]) - known
                     if new:  # a subscription that appeared since: send its whole history once
@@ -305,18 +332,21 @@ def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> web.Application:
+def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
+               access: auth.Access | None = None) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
+    (access or auth.Access()).install(app)
     Views(reader, readiness, interval=interval).add_routes(app)
     return app
 
 
-def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> None:
+def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
+                  access: auth.Access | None = None) -> None:
     """Mount every route on a Faust app's web server. Call before the worker starts.
 
-    Faust's own index blueprints mounted at ``/`` (the production index, or the statistics page when
-    ``web_stats_enabled``) are dropped, because the dashboard is served at ``/``. The handlers run in
+    Faust's own blueprints (its index at ``/``, ``/router/`` and ``/table/``) are dropped: the dashboard
+    is served at ``/``, and only the routes listed in :data:`ROUTES` exist. The handlers run in
     the worker's event loop, so the reader may share the worker's Redis client; keep ``web_in_thread``
     off (the default), or give the reader its own client.
     """
@@ -327,5 +357,6 @@ def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *,
     blueprints = faust_web.blueprints
     if blueprints.applied:
         raise RuntimeError("install_views must be called before the web server starts")
-    blueprints._enabled = [(prefix, bp) for prefix, bp in blueprints._enabled if prefix not in ("", "/")]
+    blueprints._enabled = []
+    (access or auth.Access()).install(web_app)
     Views(reader, readiness, interval=interval).add_routes(web_app)

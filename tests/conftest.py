@@ -1,4 +1,10 @@
 """Shared pytest configuration."""
 
-from tests.fixtures.services import *  # noqa: F401,F403
+import os
+
+# Tests run workers and apps without a production secret: development mode lets them use the built-in
+# one (a worker outside development refuses to start without ENDUSERS_SECRET; tests/unit/test_secrets.py).
+os.environ.setdefault("ENDUSERS_ENV", "development")
+
+from tests.fixtures.services import *  # noqa: F401,F403,E402
 from tests.fixtures.pipeline import deployment_factory  # noqa: E402,F401

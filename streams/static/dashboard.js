@@ -1,5 +1,8 @@
 // Live end-user dashboard: plain JS, no framework, nothing fetched but this server's own endpoints.
-// Data arrives by Server-Sent Events on /api/v1/stream (see streams/web.py for the message shape):
+// Data arrives by Server-Sent Events on /api/v1/stream (see streams/web.py for the message shape),
+// read with fetch() rather than EventSource, because EventSource cannot send the Authorization header
+// and a token in the URL would end up in proxy and server logs. When the server asks for a token (401)
+// the page shows a form; the token is kept in sessionStorage (this tab only) and sent on every request.
 // a "full" message carries each subscription's last-hour history; later ones carry one "point" each,
 // which is appended here. Cards are built once per subscription and updated in place.
 "use strict";
@@ -10,9 +13,11 @@
   const cards = new Map();     // subscription id -> {root, refs, history, data}
   const $ = (id) => document.getElementById(id);
   const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
-  let source = null;
+  const TOKEN_KEY = "endusers.token";
+  let source = null;           // the AbortController of the open stream
   let lastMessage = 0;
   let retryDelay = 1000;
+  let retryTimer = null;
 
   // --- levels ----------------------------------------------------------------------------------
   // Level is the threshold percent the engine currently holds: 0 normal, >0 warning (80 by default),
@@ -244,29 +249,105 @@
     node.textContent = text || "";
   }
 
-  function connect() {
-    if (source) source.close();
-    setStatus("connecting", "connecting");
-    source = new EventSource("/api/v1/stream");
-    source.addEventListener("open", () => { retryDelay = 1000; });
-    source.addEventListener("counts", (ev) => {
-      lastMessage = Date.now();
+  // --- access ----------------------------------------------------------------------------------
+  function token() { try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (err) { return ""; } }
+  function authHeaders() { const t = token(); return t ? { Authorization: "Bearer " + t } : {}; }
+
+  function showLogin(message) {
+    if (source) { source.abort(); source = null; }
+    lastMessage = 0;
+    for (const card of cards.values()) card.root.remove();
+    cards.clear();
+    $("empty").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = message || "";
+    $("signout").hidden = true;
+    setStatus("down", "token needed");
+    $("token").focus();
+  }
+
+  function signIn(ev) {
+    ev.preventDefault();
+    const value = $("token").value.trim();
+    if (!value) return;
+    try { sessionStorage.setItem(TOKEN_KEY, value); } catch (err) { /* private mode: this page only */ }
+    $("token").value = "";
+    $("login").hidden = true;
+    $("empty").hidden = false;
+    connect();
+  }
+
+  function signOut() {
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch (err) { /* nothing stored */ }
+    showLogin("");
+  }
+
+  // --- stream (Server-Sent Events over fetch) -------------------------------------------------------
+  function dispatch(block) {
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (data.length === 0) return;
+    lastMessage = Date.now();
+    if (name === "counts") {
       setStatus("live", "live");
       showProblem("");
-      try { onCounts(JSON.parse(ev.data)); } catch (err) { console.error(err); }
-    });
-    source.addEventListener("problem", (ev) => {
-      lastMessage = Date.now();
+      try { onCounts(JSON.parse(data.join("\n"))); } catch (err) { console.error(err); }
+    } else if (name === "problem") {
       setStatus("down", "store unavailable");
-      try { showProblem(JSON.parse(ev.data).error); } catch (err) { showProblem("store unavailable"); }
-    });
-    source.addEventListener("error", () => {
-      setStatus("down", "reconnecting");
-      if (source.readyState === EventSource.CLOSED) {   // the browser gave up: retry ourselves
-        setTimeout(connect, retryDelay);
-        retryDelay = Math.min(retryDelay * 2, 15000);
+      try { showProblem(JSON.parse(data.join("\n")).error); } catch (err) { showProblem("store unavailable"); }
+    }
+  }
+
+  function retryLater() {
+    setStatus("down", "reconnecting");
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 15000);
+  }
+
+  async function connect() {
+    clearTimeout(retryTimer);
+    if (source) source.abort();
+    const controller = new AbortController();
+    source = controller;
+    setStatus("connecting", "connecting");
+    let response;
+    try {
+      response = await fetch("/api/v1/stream", { headers: authHeaders(), cache: "no-store", signal: controller.signal });
+    } catch (err) {
+      if (!controller.signal.aborted) retryLater();
+      return;
+    }
+    if (response.status === 401 || response.status === 403) {
+      showLogin(token() ? "That token was not accepted." : "");
+      return;
+    }
+    if (!response.ok || !response.body) { retryLater(); return; }
+    retryDelay = 1000;
+    $("login").hidden = true;
+    $("signout").hidden = !token();
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          dispatch(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
       }
-    });
+    } catch (err) {
+      if (controller.signal.aborted) return;   // replaced by a newer connection, or signed out
+    }
+    if (source === controller) retryLater();   // the server ended the stream: reconnect
   }
 
   setInterval(() => {   // a silent connection (proxy, sleeping laptop) is replaced
@@ -279,6 +360,8 @@
   window.addEventListener("resize", () => { for (const card of cards.values()) drawChart(card); });
   document.addEventListener("DOMContentLoaded", () => {
     $("filter").addEventListener("input", applyFilter);
+    $("login").addEventListener("submit", signIn);
+    $("signout").addEventListener("click", signOut);
     connect();
   });
 })();

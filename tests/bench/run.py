@@ -214,7 +214,8 @@ class Deployment:
         env = {**os.environ, "ENDUSERS_KAFKA": f"kafka://{self.kafka}", "ENDUSERS_REDIS": self.redis_url,
                "ENDUSERS_TOPIC_PREFIX": self.prefix, "ENDUSERS_APP_ID": self.app_id,
                "ENDUSERS_PARTITIONS": str(PARTITIONS), "ENDUSERS_WEB_PORT": str(port),
-               "ENDUSERS_DATA_DIR": str(self.workdir / "faust-data"), "ENDUSERS_SESSION_TIMEOUT": "10"}
+               "ENDUSERS_DATA_DIR": str(self.workdir / "faust-data"), "ENDUSERS_SESSION_TIMEOUT": "10",
+               "ENDUSERS_ENV": "development"}
         if self.batch_size:
             env["ENDUSERS_BATCH_SIZE"] = str(self.batch_size)
         return env

@@ -93,8 +93,10 @@ class Dashboard:
 
 
 async def open_dashboard(url: str, screenshot_path: str | Path | None = None, *, width: int = 1280,
-                         height: int = 900, timeout: float = 15.0) -> Dashboard:
-    """Open ``url`` in headless system chromium, wait until a count is rendered, save a screenshot."""
+                         height: int = 900, timeout: float = 15.0,
+                         ready: str | None = '[data-testid^="count-"]') -> Dashboard:
+    """Open ``url`` in headless system chromium, wait until ``ready`` (by default a rendered count)
+    is on the page, save a screenshot."""
     from playwright.async_api import async_playwright
 
     playwright = await async_playwright().start()
@@ -121,7 +123,8 @@ async def open_dashboard(url: str, screenshot_path: str | Path | None = None, *,
             if msg.type == "error" else None)
     try:
         await page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-        await page.wait_for_selector('[data-testid^="count-"]', timeout=timeout * 1000)
+        if ready is not None:
+            await page.wait_for_selector(ready, timeout=timeout * 1000)
         if screenshot_path is not None:
             await page.wait_for_timeout(300)  # let bars and the chart settle
             await dashboard.save(screenshot_path)

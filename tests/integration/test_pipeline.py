@@ -117,6 +117,10 @@ def test_poison_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(d
     assert any("thresholds" in r for r in reasons)
     blob = next(d for d in letters if d["topic"] == deployment.topic("visits"))
     assert blob["truncated"] is True and blob["value_size"] > 1_000_000
+    # by default no personal data is kept: the invalid email is gone, its letter says only how big it was
+    assert all(d["redacted"] is True for d in letters if d["value_size"] is not None)
+    assert not any("example.com" in orjson.dumps(d).decode() for d in letters)
+    assert any(d.get("value", "").startswith("<not JSON: ") for d in letters if d["topic"] == deployment.topic("logins"))
     assert all("partition" in d and "offset" in d for d in by_offset.values())
     assert deployment.counts()["acme"]["records"] == 1
 

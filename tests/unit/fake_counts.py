@@ -34,6 +34,7 @@ class FakeReader:
         self.settings_by: dict[str, dict[str, Any]] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.histories: dict[str, list[list[int]]] = {}
+        self.audits: dict[str, list[dict[str, Any]]] = {}
         self.fail: Exception | None = None
         self.calls = 0
 
@@ -71,6 +72,10 @@ class FakeReader:
     async def history(self, subscription: str) -> list[list[int]]:
         self._check()
         return copy.deepcopy(self.histories.get(subscription, []))
+
+    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
+        self._check()
+        return copy.deepcopy(self.audits.get(subscription, [])[:limit])
 
 
 def capacity_event(subscription: str, user_class: str, previous: int, level: int, count: int, capacity: int,

@@ -37,6 +37,7 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.forgotten: list[str] = []
+        self.audits: dict[str, list[dict[str, Any]]] = {}
 
     def cached(self, subscription: str) -> Any:
         return self.states.get(subscription)
@@ -49,6 +50,9 @@ class CountingStore(MemoryStore):
 
     def forget(self, subscription: str) -> None:
         self.forgotten.append(subscription)
+
+    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
+        self.audits.setdefault(subscription, []).extend(entries)
 
 
 def pipeline() -> tuple[Pipeline, Sent, CountingStore]:
@@ -201,3 +205,73 @@ async def test_the_processing_clock_is_the_record_timestamp_but_never_later_than
                                 orjson.dumps({**event, "time": at(written + 2 * HOUR_MS)}))])
     assert [orjson.loads(v)["offset"] for v in sent.on("t.deadletter")] == [0, 2]
     assert len([c for v in sent.on("t.changes") for c in decode_batch(v)]) == 1
+
+
+async def test_each_applied_config_change_is_audited_with_its_source_actor_and_settings_before_and_after() -> None:
+    stage, sent, store = pipeline()
+    configs = [orjson.dumps({"type": "config", "subscription": "a", "actor": "alice", "id": "c1",
+                             "capacity": {"internal": 10}}),
+               orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"}),
+               orjson.dumps({"type": "config", "subscription": "a", "domains": ["example.com"]})]
+    await stage.ingest(inbound(configs, topic="t.config"))
+    (batch,) = sent.on("t.changes")
+    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
+    first, second = store.audits["a"]
+    assert (first["topic"], first["partition"], first["offset"], first["actor"], first["event_id"]) == \
+        ("t.config", 0, 0, "alice", "c1")
+    assert first["before"]["capacity"] == {"internal": None, "external": None}
+    assert first["after"]["capacity"] == {"internal": 10, "external": None}
+    assert first["changed"] == ["capacity"]
+    assert (second["offset"], second["actor"], second["changed"]) == (2, None, ["domains"])
+    assert second["before"]["domains"] == [] and second["after"]["domains"] == ["example.com"]
+    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])  # redelivered: applied once, audited once
+    assert len(store.audits["a"]) == 2
+
+
+async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> None:
+    stage, sent, _ = pipeline()
+    bad = orjson.dumps({"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "ann@example.com",
+                        "username": "ann", "phone": "+3212345678", "name": "Ann Smith"})
+    await stage.ingest(inbound([bad, b"not json with bob@example.com"]))
+    letter, garbage = [orjson.loads(v) for v in sent.on("t.deadletter")]
+    assert letter["reason"].startswith("user_id") and (letter["topic"], letter["offset"]) == ("t.logins", 0)
+    value = orjson.loads(letter["value"])
+    assert value == {"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "<email: 15 chars>",
+                     "username": "<username: 3 chars>", "phone": "<phone: 11 chars>", "name": "<name: 9 chars>"}
+    assert letter["redacted"] is True and letter["value_size"] == len(bad)
+    assert "bob" not in garbage["value"] and garbage["value"] == "<not JSON: 29 bytes>"
+
+
+async def test_raw_dead_letters_keep_the_value_as_it_came() -> None:
+    sent, store = Sent(), CountingStore()
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}", raw_dead_letters=True)  # type: ignore[arg-type]
+    bad = orjson.dumps({"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "ann@example.com"})
+    await stage.ingest(inbound([bad]))
+    (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
+    assert letter["value"] == bad.decode() and letter["redacted"] is False
+
+
+def test_per_subscription_topics_are_named_and_owned_by_their_subscription() -> None:
+    from streams.settings import Settings
+
+    shared = Settings(topic_prefix="p")
+    assert shared.source_topic("logins", "acme") == "p.logins" and shared.topic_subscription("p.logins") is None
+    layout = Settings(topic_prefix="p", topic_layout="per-subscription")
+    assert layout.source_topic("logins", "acme") == "p.logins.acme"
+    assert layout.source_topic("logins", "a b") is None and layout.source_topic("logins", None) is None
+    assert layout.topic_subscription("p.config.acme.eu") == "acme.eu"
+    assert layout.topic_subscription("p.changes") is None and layout.topic_subscription("q.logins.acme") is None
+
+
+async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> None:
+    from streams.settings import Settings
+
+    layout = Settings(topic_prefix="t", topic_layout="per-subscription")
+    sent, store = Sent(), CountingStore()
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",  # type: ignore[arg-type]
+                     topic_subscription=layout.topic_subscription)
+    events = [orjson.dumps({"type": "login", "subscription": s, "user_id": "1"}) for s in ("acme", "globex")]
+    await stage.ingest(inbound(events, topic="t.logins.acme"))
+    assert [decode_batch(v)[0].subscription for v in sent.on("t.changes")] == ["acme"]
+    (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
+    assert letter["offset"] == 1 and "'globex' does not belong on topic t.logins.acme" in letter["reason"]

@@ -1,0 +1,321 @@
+"""Who may read what over HTTP: bearer tokens with a role and a scope, a Host allow-list, security headers.
+
+Tokens live in the file named by ``ENDUSERS_API_TOKENS_FILE``, one per line as ``sha256-hex role scope``
+(``role`` is ``viewer`` or ``admin``; ``scope`` is ``*`` or ``acme,globex``). Only the hashes are stored,
+so the file itself grants nothing to whoever reads it. The file is re-read when it changes, so a token
+made with ``endusers token create`` works without a restart, and a line deleted revokes it.
+
+Without the file every request gets :data:`FULL_ACCESS`, as before tokens existed; the worker then
+says so once in its log when it listens on something other than a loopback address.
+
+The dashboard's page and its static assets are served to everyone: they carry no data, and a browser
+cannot send a header when it navigates. Every data path needs a token; ``/healthz`` and ``/readyz``
+stay open for orchestrators and load balancers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Role = Literal["viewer", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "admin")
+
+PROBES = frozenset({"/healthz", "/readyz"})
+"""Answered whatever the Host: they reveal only up/down, and orchestrators probe by address
+(a kubelet sends the pod's IP as Host)."""
+PUBLIC_PATHS = PROBES | {"/"}
+"""Served without a token: probes, and the dashboard shell (which then asks for a token)."""
+PUBLIC_PREFIXES = ("/static/",)
+
+VIEWER_SETTINGS = ("platform", "capacity", "thresholds", "hysteresis")
+"""The settings a viewer sees: what a count is measured against. Owned domains and runtime versions
+describe the organisation and stay with admins."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Server": "endusers",
+}
+"""On every response, errors and the event stream included. ``Server`` carries no version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one token allows: a role and the subscriptions it may see (None: all of them)."""
+
+    role: Role
+    scope: frozenset[str] | None
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def everything(self) -> bool:
+        return self.scope is None
+
+    def sees(self, subscription: str) -> bool:
+        return self.scope is None or subscription in self.scope
+
+    def visible(self, subscriptions: Iterable[str]) -> list[str]:
+        return [s for s in subscriptions if self.sees(s)]
+
+    def settings(self, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Settings as this grant may see them: all for an admin, :data:`VIEWER_SETTINGS` for a viewer."""
+        if settings is None or self.admin:
+            return settings
+        return {k: v for k, v in settings.items() if k in VIEWER_SETTINGS}
+
+
+FULL_ACCESS = Grant("admin", None)
+"""Every request's grant when no token file is configured."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_scope(text: str) -> frozenset[str] | None:
+    text = text.strip()
+    if text == "*":
+        return None
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ValueError("scope must be '*' or a comma-separated list of subscriptions")
+    return names
+
+
+def format_scope(scope: frozenset[str] | None) -> str:
+    return "*" if scope is None else ",".join(sorted(scope))
+
+
+_UNREADABLE = (-1, -1)
+
+
+class TokenFile:
+    """The token hashes of ``path``, re-read whenever the file's modification time or size changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._entries: list[tuple[bytes, Grant]] = []
+
+    def _fresh(self) -> list[tuple[bytes, Grant]]:
+        try:
+            stat = self.path.stat()
+        except OSError as exc:  # a missing file grants nothing (never everything); said once per outage
+            if self._stamp != _UNREADABLE:
+                log.warning("cannot read the token file %s: %s; no token is accepted", self.path, exc.strerror)
+            self._stamp, self._entries = _UNREADABLE, []
+            return self._entries
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self._entries = list(parse_token_lines(self.path.read_text(encoding="utf-8").splitlines(),
+                                                   source=str(self.path)))
+            self._stamp = stamp
+        return self._entries
+
+    def lookup(self, token: str) -> Grant | None:
+        """The grant of ``token``, comparing its hash with every entry in constant time."""
+        digest = hash_token(token).encode()
+        found: Grant | None = None
+        for stored, grant in self._fresh():
+            if hmac.compare_digest(digest, stored) and found is None:  # no early exit
+                found = grant
+        return found
+
+
+def parse_token_lines(lines: Iterable[str], source: str = "tokens") -> Iterable[tuple[bytes, Grant]]:
+    """``(hash, grant)`` per valid line; a bad line is logged and skipped (never widens access)."""
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        problem = None
+        if len(parts) != 3:
+            problem = "expected 'sha256 role scope'"
+        elif len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0].lower()):
+            problem = "the first column must be a SHA-256 hex digest"
+        elif parts[1] not in ROLES:
+            problem = f"role must be one of {', '.join(ROLES)}"
+        if problem is None:
+            try:
+                scope = parse_scope(parts[2])
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            log.warning("%s:%d: ignored: %s", source, number, problem)
+            continue
+        yield parts[0].lower().encode(), Grant(parts[1], scope)  # type: ignore[arg-type]  # checked above
+
+
+def create_token(path: str | Path, role: Role, scope: frozenset[str] | None) -> str:
+    """A new random token; its hash is appended to ``path`` (created owner-readable only)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    token = secrets.token_urlsafe(32)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        handle.write(f"{hash_token(token)} {role} {format_scope(scope)}\n")
+    return token
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_allowed_hosts(bind: str) -> frozenset[str]:
+    """The bind address, ``localhost`` and the loopback addresses; for a wildcard bind also this
+    machine's names and the addresses they resolve to (a pod's IP, which Prometheus scrapes by), and
+    ``ENDUSERS_WEB_ALLOWED_HOSTS`` lists the names clients really use (a proxy's, a Service's)."""
+    hosts = {"localhost", "127.0.0.1", "::1"}
+    if bind in ("0.0.0.0", "::", ""):
+        names = {socket.gethostname(), socket.getfqdn()}
+        hosts |= names
+        for name in names:
+            try:
+                hosts |= {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+            except OSError:
+                pass
+    else:
+        hosts.add(bind)
+    return frozenset(h.lower() for h in hosts if h)
+
+
+def request_host(header: str) -> str:
+    """``Host`` without its port: ``example.com:6066`` -> ``example.com``, ``[::1]:6066`` -> ``::1``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+@dataclass
+class Access:
+    """The HTTP access policy of one server."""
+
+    tokens: TokenFile | None = None
+    allowed_hosts: frozenset[str] | None = field(default_factory=lambda: default_allowed_hosts("127.0.0.1"))
+    """None: any Host (only for servers that are not reachable from a browser)."""
+
+    @classmethod
+    def from_env(cls, bind: str) -> Access:
+        path = os.environ.get("ENDUSERS_API_TOKENS_FILE", "").strip()
+        hosts = os.environ.get("ENDUSERS_WEB_ALLOWED_HOSTS", "").strip()
+        allowed = (frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()) if hosts
+                   else default_allowed_hosts(bind))
+        access = cls(TokenFile(path) if path else None, None if hosts == "*" else allowed)
+        if access.tokens is None and not _loopback(bind):
+            log.warning("ENDUSERS_API_TOKENS_FILE is not set and the web server listens on %s: anyone who "
+                        "reaches it reads every subscription. Create tokens with 'endusers token create'.", bind)
+        return access
+
+    def grant(self, request: web.Request) -> Grant | None:
+        """The request's grant; None when it carries no valid token."""
+        if self.tokens is None:
+            return FULL_ACCESS
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.tokens.lookup(token.strip())
+
+    def install(self, app: web.Application) -> None:
+        """Register the middleware and the header hook on an application that has not started."""
+        app.middlewares.append(self.middleware)
+        app.on_response_prepare.append(_security_headers)
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if (self.allowed_hosts is not None and request.path not in PROBES
+                and request_host(request.host) not in self.allowed_hosts):
+            # DNS rebinding: a page of another site resolved to this address. Name the header, not the policy.
+            return _error(421, "this server does not answer to that Host name (ENDUSERS_WEB_ALLOWED_HOSTS)")
+        path = request.path
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            request[GRANT] = FULL_ACCESS if self.tokens is None else None
+            return await handler(request)
+        grant = self.grant(request)
+        if grant is None:
+            response = _error(401, "a valid token is required: Authorization: Bearer <token>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="endusers"'
+            return response
+        request[GRANT] = grant
+        return await handler(request)
+
+
+GRANT: web.RequestKey[Grant | None] = web.RequestKey("endusers.grant")
+"""Where the middleware leaves the request's :class:`Grant` (None: a public path, no token checked)."""
+
+
+def grant_of(request: web.Request) -> Grant:
+    """The grant the middleware found; full access on an application without the middleware."""
+    grant = request[GRANT] if GRANT in request else FULL_ACCESS
+    if grant is None:
+        raise _forbidden("a valid token is required")
+    return grant
+
+
+def require(request: web.Request, subscription: str | None = None, *, admin: bool = False,
+            everything: bool = False) -> Grant:
+    """The request's grant, or raise 403 when it may not see ``subscription``, is no admin although
+    ``admin`` is asked, or does not cover every subscription although ``everything`` is asked."""
+    grant = grant_of(request)
+    if subscription is not None and not grant.sees(subscription):
+        raise _forbidden(f"this token's scope does not include {subscription!r}")
+    if admin and not grant.admin:
+        raise _forbidden("this needs an admin token")
+    if everything and not grant.everything:
+        raise _forbidden("this needs a token whose scope is '*'")
+    return grant
+
+
+def stream_view(grant: Grant, data: dict[str, Any]) -> dict[str, Any]:
+    """A dashboard stream message as ``grant`` may see it: its subscriptions only, settings trimmed."""
+    if grant is FULL_ACCESS or "subscriptions" not in data:
+        return data
+    visible = {}
+    for name, entry in data["subscriptions"].items():
+        if grant.sees(name):
+            visible[name] = {**entry, "settings": grant.settings(entry.get("settings"))} if "settings" in entry else entry
+    return {**data, "subscriptions": visible}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def _forbidden(message: str) -> web.HTTPForbidden:
+    return web.HTTPForbidden(body=orjson.dumps({"error": message}), content_type="application/json")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
