@@ -262,7 +262,8 @@ class Pipeline:
     # --- outputs ----------------------------------------------------------------------------------
 
     async def flush_outbox(self, subscription: str) -> int:
-        """Publish the committed capacity events in order, then trim what Kafka acknowledged.
+        """Publish the committed capacity events in order, then remove (by identity) what Kafka
+        acknowledged.
 
         Each record carries the CloudEvents headers of its event (``schemas.cloudevents``); its key and
         value are the subscription and the event's JSON, as they were before the headers.
@@ -274,7 +275,7 @@ class Pipeline:
             deliveries = [await self.send(self.topic("capacity"), subscription.encode(), e, capacity_headers(e))
                           for e in pending]
             await asyncio.gather(*deliveries)
-            await self.store.outbox_sent(subscription, len(pending))
+            await self.store.outbox_sent(subscription, pending)
             return len(pending)
 
     async def sweep_outboxes(self) -> None:

@@ -207,6 +207,13 @@ class RedisStore:
             self._last_sample[state.subscription] = now
         else:
             args.append("")
+        if state.subscription not in self._listed:
+            # Before the commit, not after: a crash in between must not leave committed capacity events
+            # in an outbox that no sweep finds. (The registry has no hash tag, so it cannot join the
+            # commit script on Redis Cluster.) A registered subscription without a commit yet is
+            # skipped by every reader: see ``subscriptions``.
+            await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
+            self._listed.add(state.subscription)
         ok, value = await self._commit(keys=keys.commit_keys(), args=args)
         if not ok:
             log.info("commit refused for %s: stored position %r, expected %r",
@@ -218,9 +225,6 @@ class RedisStore:
         if isinstance(sessions, RedisSessions):
             sessions.pending.clear()
             sessions.known = int(value)
-        if state.subscription not in self._listed:  # one round trip per subscription, not per commit
-            await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
-            self._listed.add(state.subscription)
         return True
 
     # --- the outbox -------------------------------------------------------------------------------
@@ -229,14 +233,31 @@ class RedisStore:
         entries = await self.redis.lrange(Keys(subscription).outbox, 0, -1)
         return [entry if isinstance(entry, bytes) else entry.encode() for entry in entries]
 
-    async def outbox_sent(self, subscription: str, count: int) -> None:
-        """Drop the first ``count`` entries, once Kafka has acknowledged them."""
-        await self.redis.ltrim(Keys(subscription).outbox, count, -1)
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
+        """Drop these entries, once Kafka has acknowledged them: each by its value (its id is unique),
+        never by position. Several workers sweep the same outbox; a trim by count could delete an
+        event that another worker committed after this one read the list, and it would never be
+        published. An entry that another worker already removed is simply not found."""
+        key = Keys(subscription).outbox
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.lrem(key, 1, entry)
+            await pipe.execute()
 
     # --- the read side (CLI, API, dashboard) ------------------------------------------------------
 
     async def subscriptions(self) -> list[str]:
-        return sorted(_text(m) for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
+        """The subscriptions with a committed state. A subscription is registered just before its
+        first commit, so a crash (or a refused commit) in between leaves a name without state: it is
+        left out here, and so by every reader."""
+        names = sorted(_text(m) for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
+        if not names:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(Keys(name).meta)
+            committed = await pipe.execute()
+        return [name for name, found in zip(names, committed, strict=True) if found]
 
     async def sources(self, subscription: str) -> list[str]:
         """The changes partitions (``topic:partition``) the subscription has been counted from."""

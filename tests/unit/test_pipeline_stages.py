@@ -45,7 +45,7 @@ class CountingStore(MemoryStore):
     async def outbox(self, subscription: str) -> list[bytes]:
         return []
 
-    async def outbox_sent(self, subscription: str, count: int) -> None:
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
         pass
 
     def forget(self, subscription: str) -> None:

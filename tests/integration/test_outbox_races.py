@@ -1,0 +1,139 @@
+"""No capacity event is lost when several workers publish the same outbox, or when a worker dies right
+after its commit: two store clients on the real Redis, interleaved deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from counters.normalize import Digester
+from counters.engine import capacity_event_id
+from schemas.outputs import CapacityEvent
+from streams.pipeline import Pipeline, Send
+from streams.store import RedisStore
+
+pytestmark = pytest.mark.integration
+TEST_DB = 14
+
+
+@pytest.fixture
+async def redis_url(services) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    url = services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}"
+    client = Redis.from_url(url)
+    await client.flushdb()
+    yield url
+    await client.flushdb()
+    await client.aclose()
+
+
+def capacity_event(sequence: int) -> CapacityEvent:
+    previous, level = (sequence - 1) * 10, sequence * 10
+    return CapacityEvent(capacity_event_id("acme", "internal", sequence, previous, level), "acme", "internal",
+                         previous, level, "up", level, 100, False, "2026-11-01T09:00:00Z", f"ev-{sequence}")
+
+
+class Kafka:
+    """Records what each worker sends to the capacity topic; a worker's deliveries can be held back."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+
+    def sender(self, gate: asyncio.Event | None = None, sending: asyncio.Event | None = None) -> Send:
+        async def send(topic: str, key: bytes | None, value: bytes, headers: Any = None, /) -> Awaitable[None]:
+            if sending is not None:
+                sending.set()
+
+            async def delivered() -> None:
+                if gate is not None:
+                    await gate.wait()
+                self.published.append(value)
+
+            return asyncio.ensure_future(delivered())
+
+        return send
+
+
+def worker(store: RedisStore, send: Send) -> Pipeline:
+    return Pipeline(store, Digester(), send, lambda name: f"t.{name}")
+
+
+async def commit_event(store: RedisStore, event: CapacityEvent) -> None:
+    state = await store.load("acme")
+    assert await store.commit(state, None, [event])
+
+
+async def test_an_outbox_entry_is_removed_by_its_identity_so_a_slower_worker_never_deletes_a_newer_one(
+        redis_url: str) -> None:
+    a, b = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    kafka = Kafka()
+    gate, a_sending = asyncio.Event(), asyncio.Event()
+    worker_a = worker(a, kafka.sender(gate, a_sending))
+    worker_b = worker(b, kafka.sender())
+    e1, e2 = capacity_event(1), capacity_event(2)
+    try:
+        await commit_event(b, e1)
+        flushing = asyncio.create_task(worker_a.flush_outbox("acme"))  # A reads [e1] and waits for Kafka
+        await a_sending.wait()
+        assert await worker_b.flush_outbox("acme") == 1  # B publishes e1 and removes it ...
+        await commit_event(b, e2)  # ... then commits e2
+        gate.set()
+        await flushing  # A's removal of what it published must leave e2 alone
+        assert await b.outbox("acme") == [e2.to_bytes()]
+        await worker_b.sweep_outboxes()
+        assert set(kafka.published) == {e1.to_bytes(), e2.to_bytes()}
+        assert await b.outbox("acme") == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+class Crash(Exception):
+    """The worker process dies here."""
+
+
+async def test_a_worker_that_dies_right_after_its_first_commit_leaves_its_events_to_the_sweep(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    dying, survivor = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    commit_script = dying._commit
+
+    async def commit_then_die(*args: Any, **kwargs: Any) -> Any:
+        await commit_script(*args, **kwargs)
+        raise Crash()
+
+    monkeypatch.setattr(dying, "_commit", commit_then_die)
+    kafka = Kafka()
+    try:
+        with pytest.raises(Crash):
+            await commit_event(dying, capacity_event(1))
+        await worker(survivor, kafka.sender()).sweep_outboxes()
+        assert kafka.published == [capacity_event(1).to_bytes()]
+        assert await survivor.subscriptions() == ["acme"]
+    finally:
+        await dying.close()
+        await survivor.close()
+
+
+async def test_a_subscription_registered_without_a_commit_is_invisible_to_readers(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    dying, reader = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+
+    async def die(*args: Any, **kwargs: Any) -> Any:
+        raise Crash()
+
+    monkeypatch.setattr(dying, "_commit", die)
+    try:
+        with pytest.raises(Crash):
+            await commit_event(dying, capacity_event(1))
+        assert await reader.redis.sismember("endusers:subscriptions", "acme")
+        assert await reader.subscriptions() == []
+        assert await reader.counts("acme") is None
+        kafka = Kafka()
+        await worker(reader, kafka.sender()).sweep_outboxes()
+        assert kafka.published == []
+    finally:
+        await dying.close()
+        await reader.close()
