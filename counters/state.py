@@ -139,6 +139,10 @@ class SubscriptionState:
         self.invalid_emails = 0
         self.positions: dict[str, int] = {}
         """How far each input partition has been applied (kept by stores, ignored by the engine)."""
+        self.ingested: dict[str, int] = {}
+        """Per source partition (``topic:partition``) the next offset not yet applied: an event that
+        ingest forwards again after a crash or a rebalance is skipped (kept by stores, ignored by the
+        engine)."""
         # derived
         self.index: dict[str, str | set[str]] = {}
         self.scopes: dict[str | None, Scope] = {SUBSCRIPTION_SCOPE: Scope()}

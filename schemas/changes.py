@@ -44,7 +44,9 @@ class Change:
     fields: dict[str, Any] = field(default_factory=dict)
     invalid_email: bool = False
     origin: list[Any] | None = None
-    """Config changes only: ``[topic, partition, offset, actor]`` of the source event, for the audit trail."""
+    """``[topic, partition, offset, actor]`` of the source event: the count stage skips an event that
+    ingest forwards twice (ingest is at least once), and the audit trail names where a config came
+    from (``actor`` is set on configs only)."""
 
 
 def encode_batch(subscription: str, changes: list[Change]) -> bytes:

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from counters import engine
 from counters.normalize import Digester, to_change
+from counters.state import SubscriptionState
 from counters.store import Position
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.cloudevents import Headers, capacity_headers
@@ -128,8 +129,9 @@ class Pipeline:
         if future is not None:
             return future
         change = to_change(event, self.digest, message.timestamp_ms * 1000)
-        if isinstance(change, Change) and change.kind == "config":  # where it came from, for the audit trail
-            change.origin = [message.topic, message.partition, message.offset, getattr(event, "actor", None)]
+        if isinstance(change, Change):  # where it came from: to apply it once, and for the audit trail
+            actor = getattr(event, "actor", None) if change.kind == "config" else None
+            change.origin = [message.topic, message.partition, message.offset, actor]
         return change
 
     def _source(self, topic: str) -> Source:
@@ -187,6 +189,8 @@ class Pipeline:
                 audits: list[dict[str, Any]] = []
                 for _, changes in todo:
                     for change in changes:
+                        if not _first_time(state, change):
+                            continue
                         if change.kind == "config":  # rare: compare the settings around it for the audit trail
                             before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
                             events += engine.apply(state, change)
@@ -300,6 +304,25 @@ class Pipeline:
         letter = dead_letter(message, reason, raw=self.raw_dead_letters)
         delivery: Awaitable[Any] = await self.send(self.topic("deadletter"), message.key, letter)
         return delivery
+
+
+def _first_time(state: SubscriptionState, change: Change) -> bool:
+    """Whether the change's source event is new to the state, which then counts it as applied.
+
+    Ingest forwards a batch again when it crashed or lost its partitions before committing the source
+    offsets. Applying those events a second time would leave the final fields as they were, but on the
+    way it would replay older configs and tied field writes, and so move capacity levels along
+    another path than ``replay`` takes. Within one source partition a subscription's events reach the
+    count stage in offset order, so one offset per partition tells what was already applied.
+    """
+    if change.origin is None:
+        return True
+    topic, partition, offset = change.origin[:3]
+    source = f"{topic}:{partition}"
+    if offset < state.ingested.get(source, 0):
+        return False
+    state.ingested[source] = offset + 1
+    return True
 
 
 def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:

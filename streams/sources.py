@@ -11,12 +11,16 @@ and never loses one. The count stage, which owns the state, stays a Faust agent.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
@@ -47,15 +51,24 @@ def inbound(record: ConsumerRecord) -> Inbound:
     return Inbound(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value, arrival)
 
 
+Unread = Callable[[TopicPartition], "bool | None"]
+"""Whether the broker holds messages of a partition that ingest has not fetched yet: True (its position
+is below its high watermark, or it is paused), False (caught up), None (not known yet)."""
+
+
 class ArrivalMerge:
     """Merges the source partitions into one stream in arrival order (the ``endusers-arrival`` header,
     else the record timestamp), so events published in sequence across topics reach the count stage
     in that sequence, whatever the fetch order.
 
-    A fetched message is released once every assigned partition has shown a later arrival or has been
-    read to its end (caught up), or once it has waited ``max_hold`` seconds: a stalled partition
-    delays the others by at most that much. Offsets are committed only up to what was released, so a
-    crash or a rebalance re-reads what was held (at least once; the engine is idempotent).
+    A fetched message is released once every other assigned partition has shown a later arrival or
+    has been read to its end. A partition with unread messages is never passed over: everything it
+    has yet to deliver is already in the broker, so the merge waits for it however long that takes
+    (under a backlog, a wall-clock limit here reorders events that are all present). The ``max_hold``
+    limit applies only while it is not known whether a partition has unread messages (before its first
+    fetch answers): then a message waits at most that long. Within a partition the order is Kafka's.
+    Offsets are committed only up to what was released, so a crash or a rebalance re-reads what was
+    held (at least once; the count stage skips what it has already applied).
     """
 
     def __init__(self, max_hold: float = 1.0) -> None:
@@ -69,18 +82,32 @@ class ArrivalMerge:
             self._pending.setdefault(tp, deque()).extend((now, m) for m in messages)
             self._seen[tp] = max(self._seen.get(tp, messages[-1].arrival_us), messages[-1].arrival_us)
 
-    def release(self, assigned: Iterable[TopicPartition], caught_up: Callable[[TopicPartition], bool],
-                now: float) -> list[Inbound]:
+    def release(self, assigned: Iterable[TopicPartition], unread: Unread, now: float) -> list[Inbound]:
         """The messages that can go now, in arrival order."""
-        watermark = min((self._watermark(tp, caught_up) for tp in assigned), default=_NEVER_BEHIND)
-        released: list[Inbound] = []
+        known, maybe = _NEVER_BEHIND, _NEVER_BEHIND
+        for tp in assigned:
+            state = unread(tp)
+            if state is False:
+                continue
+            seen = self._seen.get(tp, -1)
+            maybe = min(maybe, seen)
+            if state:
+                known = min(known, seen)
+        limit = known if self._oldest_wait(now) >= self.max_hold else maybe
+        runs = []
         for tp, queue in self._pending.items():
-            while queue and (queue[0][1].arrival_us <= watermark or now - queue[0][0] >= self.max_hold):
-                message = queue.popleft()[1]
-                released.append(message)
-                self._released[tp] = message.offset + 1
-        released.sort(key=_arrival_order)
-        return released
+            run = []
+            while queue and queue[0][1].arrival_us <= limit:
+                run.append(queue.popleft()[1])
+            if run:
+                runs.append(run)
+                self._released[tp] = run[-1].offset + 1
+        return list(heapq.merge(*runs, key=_arrival_order))
+
+    def held(self, tp: TopicPartition) -> int:
+        """Messages of ``tp`` fetched and not yet released."""
+        queue = self._pending.get(tp)
+        return 0 if queue is None else len(queue)
 
     def commits(self) -> dict[TopicPartition, int]:
         """Per partition, the next offset not yet released: safe to commit."""
@@ -98,11 +125,8 @@ class ArrivalMerge:
             self._seen.pop(tp, None)
             self._released.pop(tp, None)
 
-    def _watermark(self, tp: TopicPartition, caught_up: Callable[[TopicPartition], bool]) -> int:
-        """Every message of ``tp`` up to this arrival has been fetched (all of them once caught up)."""
-        if caught_up(tp):
-            return _NEVER_BEHIND
-        return self._seen.get(tp, -1)
+    def _oldest_wait(self, now: float) -> float:
+        return max((now - queue[0][0] for queue in self._pending.values() if queue), default=0.0)
 
 
 _NEVER_BEHIND = 1 << 62
@@ -113,12 +137,15 @@ def _arrival_order(message: Inbound) -> tuple[int, str, int, int]:
 
 
 class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, merge: ArrivalMerge, topics: list[str]) -> None:
+    def __init__(self, merge: ArrivalMerge, topics: list[str], ends: dict[TopicPartition, int]) -> None:
         self.merge = merge
         self.topics = set(topics)
+        self.ends = ends
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.merge.drop(revoked)
+        for tp in revoked:  # known ends grow stale while another worker reads the partition
+            self.ends.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = list(assigned)
@@ -138,6 +165,11 @@ def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
         heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
         # a pattern subscription (per-subscription topics) sees a new licensee's topics at the next refresh
         metadata_max_age_ms=PATTERN_REFRESH_MS if settings.per_subscription_topics else 300_000,
+        # The same partition number of every source topic goes to the same worker: producers key by
+        # subscription, so one worker's merge sees all of a subscription's topics. Round robin (the
+        # old default, kept second so a group mid-upgrade still agrees) does not ensure that once
+        # there are more than two workers.
+        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         **kafka_client_options(settings),
     )
 
@@ -149,34 +181,16 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
     attempt = 0
     while True:
         merge = ArrivalMerge()
+        ends: dict[TopicPartition, int] = {}  # asked for partitions whose first fetch has not answered
         consumer = ingest_consumer(settings)
         if pattern:
-            consumer.subscribe(pattern=pattern, listener=_DropRevoked(merge, topics))
+            consumer.subscribe(pattern=pattern, listener=_DropRevoked(merge, topics, ends))
         else:
-            consumer.subscribe(topics, listener=_DropRevoked(merge, topics))
+            consumer.subscribe(topics, listener=_DropRevoked(merge, topics, ends))
         try:
             await consumer.start()
             attempt = 0
-            while True:
-                fetched = await consumer.getmany(timeout_ms=int(settings.batch_within * 1000),
-                                                 max_records=settings.batch_size)
-                now = time.monotonic()
-                for tp, records in fetched.items():
-                    merge.add(tp, [inbound(r) for r in records], now)
-                assigned = consumer.assignment()
-                positions = {tp: await consumer.position(tp) for tp in assigned}
-
-                def caught_up(tp: TopicPartition) -> bool:
-                    highwater = consumer.highwater(tp)
-                    return highwater is not None and positions[tp] >= highwater
-
-                batch = merge.release(assigned, caught_up, now)
-                if batch:
-                    await handle(batch)
-                    offsets = merge.commits()
-                    await consumer.commit(offsets)
-                    merge.committed(offsets)
-                    _observe_lag(consumer, fetched)
+            await _merge_forever(consumer, merge, ends, settings, handle)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Kafka away or a rebalance error: start over from committed offsets
@@ -185,6 +199,66 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
         finally:
             await consumer.stop()
+
+
+STALL_WARNING_AFTER = 30.0
+"""Seconds without a release, while messages are held, before ingest names the partitions it waits for."""
+
+
+async def _merge_forever(consumer: AIOKafkaConsumer, merge: ArrivalMerge, ends: dict[TopicPartition, int],
+                         settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
+    # A partition far ahead of the others in arrival is paused once this many of its messages are
+    # held: memory stays bounded, and the fetches go to the partitions the merge waits for.
+    hold_limit = max(1000, settings.batch_size)
+    progress = time.monotonic()
+    while True:
+        fetched = await consumer.getmany(timeout_ms=int(settings.batch_within * 1000),
+                                         max_records=settings.batch_size)
+        now = time.monotonic()
+        for tp, records in fetched.items():
+            merge.add(tp, [inbound(r) for r in records], now)
+        assigned = consumer.assignment()
+        unknown = [tp for tp in assigned if consumer.highwater(tp) is None and tp not in ends]
+        if unknown:  # before a partition's first fetch answers: ask for its end, once
+            try:
+                ends.update(await consumer.end_offsets(unknown))
+            except KafkaError as exc:
+                log.info("cannot read the end offsets of %s yet (%s)", unknown, exc)
+        positions = {tp: await consumer.position(tp) for tp in assigned}
+        paused = consumer.paused()
+
+        def unread(tp: TopicPartition) -> bool | None:
+            if tp in paused:
+                return True  # not being read, so not known to be caught up
+            highwater = consumer.highwater(tp)
+            end = highwater if highwater is not None else ends.get(tp)
+            return None if end is None else positions[tp] < end
+
+        batch = merge.release(assigned, unread, now)
+        too_far = {tp for tp in assigned if merge.held(tp) >= hold_limit}
+        if too_far - paused:
+            consumer.pause(*(too_far - paused))
+        if paused - too_far:
+            consumer.resume(*(paused - too_far))
+        if batch:
+            progress = now
+            await handle(batch)
+            offsets = merge.commits()
+            if offsets:
+                try:
+                    await consumer.commit(offsets)
+                except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
+                    # A rebalance took the partitions away meanwhile: their next owner re-reads from the
+                    # last commit, and the count stage skips what it already applied. Keep going.
+                    log.info("ingest commit refused after a rebalance (%s)", exc)
+                else:
+                    merge.committed(offsets)
+            _observe_lag(consumer, fetched)
+        elif now - progress >= STALL_WARNING_AFTER and any(merge.held(tp) for tp in assigned):
+            waiting = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if unread(tp))
+            log.warning("ingest holds fetched events until these partitions deliver earlier ones: %s",
+                        ", ".join(waiting))
+            progress = now
 
 
 def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -32,6 +32,7 @@ HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
 POSITION = "position:"
+INGESTED = "ingested:"
 
 _COMMIT = """
 local meta, records, tombstones, outbox, hll, counts, recent, history =
@@ -154,6 +155,7 @@ class RedisStore:
             state.sequence = orjson.loads(meta["sequence"])
             state.invalid_emails = int(meta.get("invalid_emails", b"0"))
         state.positions = _positions(meta)
+        state.ingested = _fields(meta, INGESTED)
         async for ref, packed in self.redis.hscan_iter(keys.records, count=LOAD_CHUNK):
             state.records[ref.hex()] = unpack_record(packed)
         async for ref, tombstone in self.redis.hscan_iter(keys.tombstones, count=LOAD_CHUNK):
@@ -177,6 +179,7 @@ class RedisStore:
             "levels": orjson.dumps(state.levels),
             "sequence": orjson.dumps(state.sequence),
             "invalid_emails": str(state.invalid_emails),
+            **{INGESTED + source: str(offset) for source, offset in state.ingested.items()},
         }
         args.append(len(meta))
         for field, value in meta.items():
@@ -241,7 +244,7 @@ class RedisStore:
         key = Keys(subscription).outbox
         async with self.redis.pipeline(transaction=False) as pipe:
             for entry in entries:
-                pipe.lrem(key, 1, entry)
+                pipe.lrem(key, 1, entry.decode())
             await pipe.execute()
 
     # --- the read side (CLI, API, dashboard) ------------------------------------------------------
@@ -330,7 +333,12 @@ def unpack_record(packed: bytes) -> Record:
 def _positions(meta: dict[str, bytes | str]) -> dict[str, int]:
     """``position:<topic>:<partition>`` fields of a subscription's meta hash: the next offset of each
     changes partition it has been counted from."""
-    return {k[len(POSITION) :]: int(v) for k, v in meta.items() if k.startswith(POSITION)}
+    return _fields(meta, POSITION)
+
+
+def _fields(meta: dict[str, bytes | str], prefix: str) -> dict[str, int]:
+    """Offsets kept in a subscription's meta hash as ``<prefix><topic>:<partition>`` fields."""
+    return {k[len(prefix) :]: int(v) for k, v in meta.items() if k.startswith(prefix)}
 
 
 def _text(value: bytes | str) -> str:

@@ -1,5 +1,6 @@
-"""Ingest releases source messages in arrival order across partitions, holding a message only while a
-partition that may still deliver an earlier one has not caught up, and never longer than max_hold."""
+"""Ingest releases source messages in arrival order across partitions. A message waits for every
+partition that may still deliver an earlier one: without limit while that partition has unread
+messages in the broker, at most max_hold while it is not known whether it has any."""
 
 from __future__ import annotations
 
@@ -8,19 +9,35 @@ from aiokafka import TopicPartition
 from streams.pipeline import Inbound
 from streams.sources import ArrivalMerge
 
-LOGINS, PROFILES = TopicPartition("t.logins", 0), TopicPartition("t.profiles", 0)
+LOGINS, PROFILES, CONFIG = TopicPartition("t.logins", 0), TopicPartition("t.profiles", 0), TopicPartition("t.config", 0)
+BOTH = [LOGINS, PROFILES]
 
 
 def messages(tp: TopicPartition, *arrivals: int, first_offset: int = 0) -> list[Inbound]:
     return [Inbound(tp.topic, tp.partition, first_offset + n, 0, None, b"{}", arrival) for n, arrival in enumerate(arrivals)]
 
 
+def caught_up(tp: TopicPartition) -> bool:
+    return False
+
+
+def behind(tp: TopicPartition) -> bool:
+    return True
+
+
+def unknown(tp: TopicPartition) -> None:
+    return None
+
+
+def arrivals(released: list[Inbound]) -> list[int]:
+    return [m.arrival_us for m in released]
+
+
 def test_messages_of_several_topics_come_out_in_arrival_order() -> None:
     merge = ArrivalMerge()
     merge.add(LOGINS, messages(LOGINS, 1, 2, 5), now=0)
     merge.add(PROFILES, messages(PROFILES, 3, 4), now=0)
-    released = merge.release([LOGINS, PROFILES], caught_up=lambda tp: True, now=0)
-    assert [m.arrival_us for m in released] == [1, 2, 3, 4, 5]
+    assert arrivals(merge.release(BOTH, caught_up, now=0)) == [1, 2, 3, 4, 5]
     assert merge.commits() == {LOGINS: 3, PROFILES: 2}
 
 
@@ -28,29 +45,75 @@ def test_a_message_waits_while_a_partition_behind_it_may_still_deliver_an_earlie
     merge = ArrivalMerge()
     merge.add(LOGINS, messages(LOGINS, 10, 20), now=0)
     merge.add(PROFILES, messages(PROFILES, 15), now=0)
-    behind = {LOGINS: False, PROFILES: False}
-    released = merge.release([LOGINS, PROFILES], caught_up=behind.__getitem__, now=0)
-    assert [m.arrival_us for m in released] == [10, 15]  # 20 waits: profiles has only shown 15
+    assert arrivals(merge.release(BOTH, behind, now=0)) == [10, 15]  # 20 waits: profiles has only shown 15
     assert merge.commits() == {LOGINS: 1, PROFILES: 1}
     merge.add(PROFILES, messages(PROFILES, 25, first_offset=1), now=0.1)
-    assert [m.arrival_us for m in merge.release([LOGINS, PROFILES], behind.__getitem__, now=0.1)] == [20]
+    assert arrivals(merge.release(BOTH, behind, now=0.1)) == [20]
 
 
-def test_a_silent_partition_that_is_not_caught_up_delays_the_others_at_most_max_hold() -> None:
+def test_a_partition_with_unread_messages_is_waited_for_however_long_it_takes() -> None:
+    """Under a backlog every message the merge waits for is already in the broker: giving way after a
+    while would reorder events that are all there."""
+    merge = ArrivalMerge(max_hold=1.0)
+    merge.add(LOGINS, messages(LOGINS, 10, 30), now=0)
+    for now in (0.5, 1.0, 60.0, 3600.0):
+        assert merge.release(BOTH, behind, now=now) == []
+    merge.add(PROFILES, messages(PROFILES, 20, 40), now=3600.0)
+    assert arrivals(merge.release(BOTH, behind, now=3600.0)) == [10, 20, 30]
+
+
+def test_the_hold_gives_way_only_to_a_partition_not_known_to_have_unread_messages() -> None:
     merge = ArrivalMerge(max_hold=1.0)
     merge.add(LOGINS, messages(LOGINS, 10), now=0)
-    assert merge.release([LOGINS, PROFILES], caught_up=lambda tp: False, now=0.5) == []
-    assert [m.arrival_us for m in merge.release([LOGINS, PROFILES], caught_up=lambda tp: False, now=1.0)] == [10]
+    assert merge.release(BOTH, unknown, now=0.5) == []
+    assert arrivals(merge.release(BOTH, unknown, now=1.0)) == [10]
+
+
+def test_after_the_hold_an_unknown_partition_gives_way_but_one_with_unread_messages_still_blocks() -> None:
+    merge = ArrivalMerge(max_hold=1.0)
+    merge.add(LOGINS, messages(LOGINS, 10, 30), now=0)
+    merge.add(PROFILES, messages(PROFILES, 20), now=0)
+    state = {LOGINS: True, PROFILES: True, CONFIG: None}
+    assigned = [LOGINS, PROFILES, CONFIG]
+    assert merge.release(assigned, state.__getitem__, now=0.5) == []  # config has shown nothing yet
+    assert arrivals(merge.release(assigned, state.__getitem__, now=1.5)) == [10, 20]  # 30: profiles is behind
+
+
+def test_a_caught_up_partition_blocks_nothing() -> None:
+    merge = ArrivalMerge(max_hold=1.0)
+    merge.add(LOGINS, messages(LOGINS, 10, 30), now=0)
+    state = {LOGINS: True, PROFILES: False, CONFIG: False}
+    assert arrivals(merge.release([LOGINS, PROFILES, CONFIG], state.__getitem__, now=0)) == [10, 30]
+
+
+def test_within_a_partition_kafka_order_is_kept_even_if_arrivals_go_back() -> None:
+    merge = ArrivalMerge()
+    merge.add(LOGINS, messages(LOGINS, 10, 5, 20), now=0)
+    merge.add(PROFILES, messages(PROFILES, 7, 15), now=0)
+    released = merge.release(BOTH, caught_up, now=0)
+    assert [(m.topic, m.offset) for m in released if m.topic == LOGINS.topic] == [(LOGINS.topic, n) for n in range(3)]
+    assert len(released) == 5
+
+
+def test_held_counts_what_a_partition_has_fetched_but_not_released() -> None:
+    """The consumer pauses a partition that has many messages held (far ahead of the others); the
+    partition the merge waits for always has none held, so pausing never stalls the merge."""
+    merge = ArrivalMerge()
+    merge.add(LOGINS, messages(LOGINS, *range(100, 200)), now=0)
+    merge.add(PROFILES, messages(PROFILES, 1, 2), now=0)
+    merge.release(BOTH, behind, now=0)
+    assert merge.held(PROFILES) == 0
+    assert merge.held(LOGINS) == 100
 
 
 def test_only_released_offsets_are_committed_and_revoked_partitions_are_forgotten() -> None:
     merge = ArrivalMerge()
     merge.add(LOGINS, messages(LOGINS, 10, 30), now=0)
     merge.add(PROFILES, messages(PROFILES, 20), now=0)
-    merge.release([LOGINS, PROFILES], caught_up=lambda tp: False, now=0)  # 30 waits for profiles
+    merge.release(BOTH, behind, now=0)  # 30 waits for profiles
     offsets = merge.commits()
     assert offsets == {LOGINS: 1, PROFILES: 1}
     merge.committed(offsets)
     assert merge.commits() == {}
     merge.drop([LOGINS])
-    assert merge.release([PROFILES], caught_up=lambda tp: True, now=5) == []
+    assert merge.release([PROFILES], caught_up, now=5) == []

@@ -85,6 +85,25 @@ async def test_count_applies_each_offset_once() -> None:
     assert store.states["a"].positions == {"t.changes:0": 8}
 
 
+async def test_an_event_that_ingest_forwards_again_is_applied_once() -> None:
+    """After a crash ingest re-reads from its last commit and forwards events again, in new messages:
+    re-applying an older config would move the levels along another path than replay's."""
+    stage, sent, store = pipeline()
+    events = [
+        {"type": "config", "subscription": "a", "domains": ["corp.example"], "capacity": {"external": 1}},
+        {"type": "login", "subscription": "a", "user_id": "1", "email": "x@ext.io"},
+        {"type": "config", "subscription": "a", "capacity": {"external": 10}},
+    ]
+    await stage.ingest(inbound([orjson.dumps(e) for e in events]))
+    await stage.ingest(inbound([orjson.dumps(e) for e in events]))  # the same offsets again
+    first, again = sent.on("t.changes")
+    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", first), Inbound("t.changes", 0, 1, 0, b"a", again)])
+    state = store.states["a"]
+    assert state.settings.capacity["external"] == 10
+    assert [(e.previous_level, e.level) for e in store.outbox] == [(0, 100), (100, 0)]
+    assert state.ingested == {"t.logins:0": 3}
+
+
 async def test_a_message_that_is_not_a_change_batch_is_dead_lettered_and_counting_goes_on() -> None:
     stage, sent, store = pipeline()
     await stage.count([Inbound("t.changes", 0, 0, 0, None, b"[1, 2]")])
