@@ -17,7 +17,7 @@ from streams.pipeline import Pipeline, Send
 from streams.store import RedisStore
 
 pytestmark = pytest.mark.integration
-TEST_DB = 14
+TEST_DB = 15  # the store tests' database (tests run one at a time)
 
 
 @pytest.fixture
