@@ -16,8 +16,8 @@ from streams.web import ROUTES, STATIC_DIR, create_app, install_views
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 
 
-def ready(**checks: bool) -> Any:
-    async def probe() -> dict[str, bool]:
+def ready(**checks: bool | str) -> Any:
+    async def probe() -> dict[str, bool | str]:
         return dict(checks)
     return probe
 
@@ -93,18 +93,23 @@ async def test_healthz(client: Any) -> None:
     assert response.status == 200 and await response.json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("checks, status", [
-    ({"kafka": True, "redis": True}, 200),
-    ({"kafka": True, "redis": False}, 503),
-    ({"kafka": False, "redis": False}, 503),
-    ({}, 503),
+@pytest.mark.parametrize("checks, status, reason", [
+    ({"kafka": True, "redis": True}, 200, None),
+    ({"kafka": True, "redis": False}, 503, "redis does not answer"),
+    ({"kafka": False, "redis": False}, 503, "kafka does not answer; redis does not answer"),
+    ({"kafka": True, "state": "loading acme: 420,000 of 1,000,000 records"}, 503,
+     "loading acme: 420,000 of 1,000,000 records"),
+    ({}, 503, "no check ran"),
 ])
-async def test_readyz(checks: dict[str, bool], status: int) -> None:
+async def test_readyz_is_200_only_when_every_check_passes_else_says_why(
+        checks: dict[str, bool | str], status: int, reason: str | None) -> None:
     app = create_app(FakeReader(), ready(**checks))
     async with TestClient(TestServer(app)) as test_client:
         response = await test_client.get("/readyz")
         assert response.status == status
-        assert await response.json() == checks
+        body = await response.json()
+        assert body.pop("reason", None) == reason
+        assert body == checks
 
 
 async def test_readyz_probe_that_raises_is_503() -> None:
@@ -139,7 +144,8 @@ async def test_dashboard_and_static_files(client: Any) -> None:
         assert (await response.read()) == (STATIC_DIR / name).read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fweb.py", "/static/.hidden"])
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fweb.py", "/static/.hidden", "/static/%00",
+                                  "/static/a%00b.js", "/static/" + "x" * 5000])
 async def test_static_refuses_unknown_and_escaping_paths(client: Any, path: str) -> None:
     response = await client.get(path)
     assert response.status == 404
