@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         if adopted:
             log.info("counting %d subscriptions after a rebalance", len(adopted))
         pending = health.to_load = set(unloaded)  # this rebalance's own set: a newer one replaces it
+        health.listing = False
         try:
             for subscription in unloaded:
                 await pipeline.preload(subscription)

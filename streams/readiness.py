@@ -22,6 +22,8 @@ class Readiness:
         self.assigned = False
         self.to_load: set[str] = set()
         """Owned subscriptions whose state is not loaded yet."""
+        self.listing = False
+        """Between an assignment and knowing which subscriptions it brings."""
         self.lag = 0
         self._moved = clock()
 
@@ -30,6 +32,7 @@ class Readiness:
 
     def assignment_received(self) -> None:
         self.assigned = True
+        self.listing = True
         self._moved = self.clock()
 
     def batch_done(self) -> None:
@@ -49,7 +52,7 @@ class Readiness:
     def _loading(self) -> str:
         waiting = sorted(self.to_load | set(self.progress))
         if not waiting:
-            return ""
+            return "finding the subscriptions to load" if self.listing else ""
         parts = []
         for subscription in waiting:
             if subscription in self.progress:
