@@ -250,3 +250,31 @@ async def test_install_views_after_start_is_refused(reader: FakeReader) -> None:
     app.web.init_server()
     with pytest.raises(RuntimeError):
         install_views(app, reader, ready(ok=True))
+
+
+async def test_stream_sends_settings_at_connect_and_then_only_when_they_change(client: Any, reader: FakeReader) -> None:
+    """Settings with 10,000 owned domains are about 157 KB: once a second to every dashboard was
+    about 160 KB/s per client for nothing."""
+    from tests.unit.fake_counts import settings as make_settings
+
+    response = await client.get("/api/v1/stream")
+    first, *later = [data for _, data in await read_events(response, 4)]
+    assert "settings" in first["subscriptions"]["acme"]
+    assert all("settings" not in data["subscriptions"]["acme"] for data in later[1:])
+    reader.settings_by["acme"] = make_settings(internal=7)
+    for _ in range(5):
+        (_, data), = await read_events(response, 1)
+        if "settings" in data["subscriptions"]["acme"]:
+            break
+    assert data["subscriptions"]["acme"]["settings"]["capacity"]["internal"] == 7
+    response.close()
+
+
+async def test_streams_beyond_the_cap_get_503_with_retry_after(reader: FakeReader) -> None:
+    app = create_app(reader, ready(ok=True), interval=0.05, max_streams=1)
+    async with TestClient(TestServer(app)) as test_client:
+        first = await test_client.get("/api/v1/stream")
+        await read_events(first, 1)
+        refused = await test_client.get("/api/v1/stream")
+        assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+        first.close()
