@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import ssl
 import sys
+import threading
 import time
 from typing import Any
 
@@ -273,4 +275,27 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         pass
     create_topics(settings)
     app = create_app(settings)
-    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    BoundedWorker(app, loglevel=loglevel).execute_from_commandline()
+
+
+SHUTDOWN_BOUND = 15.0
+"""Seconds a SIGTERM or SIGINT shutdown may take before the process exits anyway."""
+
+
+class BoundedWorker(faust.Worker):
+    """A stop that cannot hang: the consumers leave their groups at once (their partitions move to the
+    other workers without waiting for the session timeout), and should anything in the shutdown wait
+    longer than ``SHUTDOWN_BOUND`` (a broker gone, a stuck client), the process exits regardless.
+    Nothing is lost that way: committed batches are in Redis, and whatever was in flight is read
+    again from Kafka (at least once; the engine and the commit's position check make it harmless)."""
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        def give_up() -> None:
+            log.warning("shutdown still running after %.0f s: exiting now", SHUTDOWN_BOUND)
+            logging.shutdown()
+            os._exit(0)
+
+        timer = threading.Timer(SHUTDOWN_BOUND, give_up)
+        timer.daemon = True
+        timer.start()
+        super()._schedule_shutdown(signal)
