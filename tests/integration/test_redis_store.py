@@ -130,3 +130,19 @@ async def test_config_times_survive_a_reload(redis: Redis) -> None:
                                 config(id="c1", capacity={"internal": 7})])):
         engine.apply(state, older)
     assert state.settings.capacity["internal"] == 5
+
+
+async def test_a_retried_commit_whose_first_attempt_landed_counts_as_done(redis: Redis) -> None:
+    """A connection lost after the script ran: the retry finds its own next position stored."""
+    store = RedisStore(redis)
+    state = await store.load("acme")
+    for change in changes(lines([login("1", email="a@x.org")])):
+        engine.apply(state, change)
+    dirty = set(state.dirty)
+    assert await store.commit(state, Position("changes:0", None, 1), [])  # landed; the reply was "lost"
+    state.dirty, state.positions = dirty, {}
+    assert await store.commit(state, Position("changes:0", None, 1), [], retried=True)
+    other = await RedisStore(redis).load("acme")
+    assert other.positions == {"changes:0": 1} and other.summary()["records"] == 1
+    # without a failed attempt before, the same refusal means another writer moved on
+    assert not await RedisStore(redis).commit(await RedisStore(redis).load("acme"), Position("changes:0", None, 1), [])
