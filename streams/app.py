@@ -160,8 +160,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def sweep_outboxes() -> None:
         try:
             await pipeline.sweep_outboxes()
-        except Exception as exc:  # Redis or Kafka away: the next sweep retries
-            log.warning("outbox sweep failed: %s", exc)
+        except (RedisError, OSError) as exc:  # the next sweep retries
+            outage("Redis").failed(exc)
+        except Exception as exc:  # Kafka away: the next sweep retries
+            outage("Kafka").failed(f"outbox sweep: {type(exc).__name__}: {exc}")
 
     probes: list[AIOKafkaClient] = []
 

@@ -234,7 +234,8 @@ class Pipeline:
         while True:
             try:
                 state = await self.store.load(subscription)
-                outage("Redis").recovered()
+                if attempt:  # (a cached state proves nothing about Redis)
+                    outage("Redis").recovered()
                 return state
             except (RedisError, OSError) as exc:
                 attempt += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -244,3 +245,91 @@ def test_an_unreachable_kafka_is_reported_in_a_few_lines(deployment_factory) -> 
     assert 1 <= len(lines) <= 3, lines
     assert "unreachable" in lines[0]
     assert "Traceback" not in worker.log.read_text(errors="replace")
+
+
+class RedisCut:
+    """A TCP forwarder to Redis that a test can cut (connections refused and dropped) and restore."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        for sock in self._open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
+def test_a_redis_outage_is_reported_in_a_few_lines_and_counting_resumes(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Redis away for 14 s while events arrive: one line to say so, one per 10 s, one when it is back,
+    no traceback; the commit that failed is retried, and nothing is lost or counted twice."""
+    deployment: Deployment = deployment_factory()
+    real_port = int(deployment.redis_url.rsplit(":", 1)[1].split("/")[0])
+    database = deployment.redis_url.rsplit("/", 1)[1]
+    cut = RedisCut(real_port)
+    deployment.redis_url = f"redis://127.0.0.1:{cut.port}/{database}"
+    worker = deployment.start_worker()
+    logins = [{"type": "login", "subscription": "cut", "user_id": str(n), "email": f"u{n}@x.io"} for n in range(4)]
+    deployment.cli("publish", str(write_jsonl(tmp_path / "first.jsonl", logins[:1])))
+    deployment.wait_caught_up()
+    cut.cut()
+    deployment.cli("publish", str(write_jsonl(tmp_path / "during.jsonl", logins[1:])))
+    time.sleep(14)
+    cut.restore()
+    deployment.wait_caught_up(timeout=120)
+    assert deployment.counts()["cut"]["records"] == 4
+    log = worker.log.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "Redis" in line]
+    assert any("Redis is unreachable" in line for line in lines), lines
+    assert 1 <= sum("Redis unreachable for" in line for line in lines) <= 2, lines
+    assert any("Redis is back after" in line for line in lines), lines
+    assert len(lines) <= 5, lines
+    assert "Traceback" not in log, worker.log_tail(60)
+    cut.cut()
