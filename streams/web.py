@@ -49,6 +49,7 @@ import orjson
 from aiohttp import web
 
 from streams import auth, metrics
+from streams.outages import outage
 
 if TYPE_CHECKING:
     import faust
@@ -193,7 +194,7 @@ class Views:
         return _json({"subscription": subscription, "changes": entries})
 
     def _store_error(self, exc: BaseException) -> web.Response:
-        log.warning("store read failed: %r", exc)
+        outage("Redis").failed(exc)  # one line per 10 s, not one per request
         return _json({"error": f"store unavailable: {type(exc).__name__}: {exc}"}, status=503)
 
     # --- operations -------------------------------------------------------------------------------
@@ -344,7 +345,7 @@ class Views:
             ids = await self.reader.subscriptions()
             entries = await asyncio.gather(*(self._entry(s, now, full_for is None or s in full_for) for s in ids))
         except Exception as exc:
-            log.warning("dashboard stream: store read failed: %r", exc)
+            outage("Redis").failed(exc)
             return "problem", {"time": now, "error": f"store unavailable: {type(exc).__name__}: {exc}"}
         subscriptions = {s: e for s, e in zip(ids, entries, strict=True) if e is not None}
         return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
@@ -367,7 +368,7 @@ class Views:
         try:
             histories = await asyncio.gather(*(self.reader.history(s) for s in sorted(new)))
         except Exception as exc:
-            log.warning("dashboard stream: history read failed: %r", exc)
+            outage("Redis").failed(exc)
             return data
         for subscription, history in zip(sorted(new), histories, strict=True):
             entry = dict(subscriptions[subscription])
