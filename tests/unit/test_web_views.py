@@ -278,3 +278,16 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(reader: FakeReade
         refused = await test_client.get("/api/v1/stream")
         assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
         first.close()
+
+
+async def test_clients_that_connect_together_share_one_full_snapshot(reader: FakeReader) -> None:
+    app = create_app(reader, ready(ok=True), interval=5.0)
+    async with TestClient(TestServer(app)) as test_client:
+        before = reader.calls
+        streams = await asyncio.gather(*(test_client.get("/api/v1/stream") for _ in range(20)))
+        firsts = [(await read_events(response, 1))[0] for response in streams]
+        assert all(name == "counts" and data["full"] for name, data in firsts)
+        per_snapshot = 1 + 4 * len(reader.data)  # subscriptions() + counts/settings/events/history each
+        assert reader.calls - before <= per_snapshot * 2  # one read for all twenty, not twenty
+        for response in streams:
+            response.close()
