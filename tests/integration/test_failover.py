@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -331,3 +332,51 @@ def test_a_redis_outage_is_reported_in_a_few_lines_and_counting_resumes(deployme
     assert len(lines) <= 5, lines
     assert "Traceback" not in log, worker.log_tail(60)
     cut.cut()
+
+
+def test_dashboard_load_does_not_disturb_counting(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """120 dashboards and a burst of API reads while 2,000 logins are counted: the streams beyond
+    ENDUSERS_WEB_MAX_STREAMS (100) are refused, the HTTP side waits on its own bounded Redis pool, and
+    the count stage neither fails a commit nor reloads a state ("Too many connections" used to do both)."""
+    import asyncio
+
+    deployment: Deployment = deployment_factory()
+    worker = deployment.start_worker()
+    logins = [{"type": "login", "subscription": f"load{n % 5}", "user_id": str(n), "email": f"u{n}@x.io"}
+              for n in range(2000)]
+    stream_file = write_jsonl(tmp_path / "load.jsonl", logins)
+
+    async def storm() -> list[int]:
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=worker.url, timeout=30, limits=limits) as http:
+            opened: list[Any] = []
+            statuses: list[int] = []
+
+            async def open_stream() -> None:
+                request = http.build_request("GET", "/api/v1/stream")
+                response = await http.send(request, stream=True)
+                statuses.append(response.status_code)
+                opened.append(response)
+
+            await asyncio.gather(*(open_stream() for _ in range(120)))
+            publishing = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "streams", "publish", str(stream_file), env=deployment.env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            for _ in range(10):
+                reads = await asyncio.gather(*(http.get(f"/api/v1/subscriptions/load{n % 5}") for n in range(30)),
+                                             return_exceptions=True)
+                assert all(not isinstance(r, Exception) for r in reads), reads
+                await asyncio.sleep(0.3)
+            assert await publishing.wait() == 0
+            for response in opened:
+                await response.aclose()
+            return statuses
+
+    statuses = asyncio.run(storm())
+    assert statuses.count(200) == 100 and statuses.count(503) == 20
+    deployment.wait_caught_up(timeout=120)
+    counts = deployment.counts()
+    assert sum(counts[f"load{n}"]["records"] for n in range(5)) == 2000
+    log = worker.log.read_text(errors="replace")
+    for trouble in ("Too many connections", "Traceback", "unreachable"):  # a failed commit says "Redis is unreachable"
+        assert trouble not in log, worker.log_tail(40)
