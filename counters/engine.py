@@ -9,11 +9,13 @@ same change twice changes nothing.
 from __future__ import annotations
 
 import uuid
+from typing import Any
+
 from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
-from counters.state import Record, SubscriptionState, identity
+from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState, identity
 from schemas.changes import Change
 from schemas.outputs import CapacityEvent, format_instant
 
@@ -89,7 +91,15 @@ def _set_fields(record: Record, change: Change) -> None:
 
 
 def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
-    settings, new = state.settings, change.fields
+    if change.event_id is not None:
+        if change.event_id in state.config_ids:
+            return []  # an exact duplicate (a redelivery, or the same event published twice)
+        state.config_ids.append(change.event_id)
+        del state.config_ids[:-CONFIG_IDS_KEPT]
+    new = _newer_keys(state, change)
+    if not new:
+        return []  # every key was set by a newer config: settings, and so levels, stay as they are
+    settings = state.settings
     platform_before, versions_before = settings.platform, dict(settings.runtimes)
     thresholds_before = settings.thresholds
     if "platform" in new:
@@ -122,6 +132,29 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         if event is not None:
             events.append(event)
     return events
+
+
+def _newer_keys(state: SubscriptionState, change: Change) -> dict[str, Any]:
+    """The config keys that this event may set: last-writer-wins by time per key, like record fields
+    (a tie applies, so of two configs with the same time the later arrival wins). ``capacity`` and
+    ``runtimes`` are maps whose entries are keys of their own (``capacity.internal``, ``runtimes.r1``)."""
+    times, time = state.config_times, change.time
+
+    def newer(key: str) -> bool:
+        if time < times.get(key, NEVER):
+            return False
+        times[key] = time
+        return True
+
+    kept: dict[str, Any] = {}
+    for key, value in change.fields.items():
+        if isinstance(value, dict):  # capacity, runtimes
+            entries = {name: v for name, v in value.items() if newer(f"{key}.{name}")}
+            if entries:
+                kept[key] = entries
+        elif newer(key):
+            kept[key] = value
+    return kept
 
 
 # --- levels ---------------------------------------------------------------------------------------

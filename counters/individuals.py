@@ -61,26 +61,40 @@ def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
 def rebuild(state: SubscriptionState) -> None:
     """Recompute every derived structure from the records: after a load, or a change of platform or
     runtime versions (which may change every record's facts)."""
+    for _ in rebuild_in_steps(state):
+        pass
+
+
+def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
+    """``rebuild`` as a generator that pauses about every ``step`` records (or individuals), so that
+    an asynchronous caller can yield to its event loop between slices. The state is consistent only
+    once the generator is exhausted."""
     state.index.clear()
     state.scopes.clear()
     state.scope(SUBSCRIPTION_SCOPE)
     state.providers.clear()
-    for ref, record in state.records.items():
+    for done, (ref, record) in enumerate(state.records.items(), start=1):
         record.facts = facts_of(state.settings, record)
         if record.facts is not None:
             _index(state, ref, record.facts, add=True)
             state.scope(record.runtime).records += 1
             state.scope(SUBSCRIPTION_SCOPE).records += 1
             state.providers[record.provider] += 1
+        if done % step == 0:
+            yield None
     countable = {ref for ref, record in state.records.items() if record.facts is not None}
-    for group in _groups(state, countable, SUBSCRIPTION_SCOPE):
+    for done, group in enumerate(_groups(state, countable, SUBSCRIPTION_SCOPE), start=1):
         _count(state, group, SUBSCRIPTION_SCOPE, +1)
+        if done % step == 0:
+            yield None
     by_runtime: dict[str, set[str]] = {}
     for ref in countable:
         by_runtime.setdefault(state.records[ref].runtime, set()).add(ref)
     for runtime, refs in by_runtime.items():
-        for group in _groups(state, refs, runtime):
+        for done, group in enumerate(_groups(state, refs, runtime), start=1):
             _count(state, group, runtime, +1)
+            if done % step == 0:
+                yield None
 
 
 def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:

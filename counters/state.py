@@ -124,6 +124,10 @@ class Scope:
 
 SUBSCRIPTION_SCOPE = None
 
+CONFIG_IDS_KEPT = 1000
+"""Config event ids remembered per subscription to recognise an exact duplicate (config events are
+operator actions: a thousand covers any redelivery window)."""
+
 
 class SubscriptionState:
     """Everything known about one subscription. The engine mutates it; stores persist it."""
@@ -137,6 +141,10 @@ class SubscriptionState:
         self.sequence: dict[str, int] = {c: 0 for c in CLASSES}
         self.sessions: Sessions = sessions if sessions is not None else ExactSessions()
         self.invalid_emails = 0
+        self.config_times: dict[str, int] = {}
+        """Config key (``capacity.internal``, ``runtimes.<id>``, ...) -> time of the event that last set it."""
+        self.config_ids: list[str] = []
+        """Ids of the most recent config events applied (``CONFIG_IDS_KEPT``): a repeat is ignored."""
         self.positions: dict[str, int] = {}
         """How far each input partition has been applied (kept by stores, ignored by the engine)."""
         self.ingested: dict[str, int] = {}

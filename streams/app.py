@@ -10,20 +10,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import ssl
 import sys
+import threading
 import time
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaClient
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from faust.types import EventT
 
 from counters.normalize import Digester
 from schemas.cloudevents import Headers
 from streams import metrics
 from streams.alerts import install_alerts
+from streams.outages import outage, quiet_kafka_clients
 from streams.pipeline import Inbound, Pipeline
+from streams.readiness import Readiness
 from streams.sources import consume_sources
 from streams.settings import MissingSecret, Settings, kafka_client_options
 from streams.store import RedisStore
@@ -50,7 +56,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer_group_instance_id=settings.instance_id or None,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=max(1.0, settings.session_timeout / 10),
+        broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=max(settings.session_timeout * 2, 20.0),
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
@@ -60,6 +66,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         datadir=settings.data_dir,
     )
     store = RedisStore.from_url(settings.redis)
+    # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
+    # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
+    web_store = RedisStore(Redis(connection_pool=BlockingConnectionPool.from_url(
+        settings.redis, max_connections=settings.web_redis_connections, timeout=5)))
+    health = Readiness(settings.stall_seconds, store.progress)
 
     changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
                         value_type=bytes, internal=True)
@@ -73,6 +84,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     pipeline = Pipeline(store, digester, send, settings.topic, max_future=settings.max_future,
                         raw_dead_letters=settings.raw_dead_letters, topic_subscription=settings.topic_subscription)
     metrics.cap_labels(settings.metrics_max_labels)
+    pipeline.batch_done = health.batch_done
 
     @app.task
     async def ingest() -> None:
@@ -86,10 +98,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
         async for batch in batches:
             await pipeline.count([_inbound(e) for e in batch])
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's handler union rejects any coroutine
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        health.assignment_revoked()
+        for task in list(adoptions):
+            task.cancel()
+
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler union rejects any coroutine
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         """Faust sends the whole new assignment of the changes topic after every rebalance."""
         assigned: set[Any] = args[0]
+        health.assignment_received()
         sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
         released = pipeline.keep_only(sources)
         metrics.keep_lag_of([changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
@@ -103,24 +122,48 @@ def create_app(settings: Settings | None = None) -> faust.App:
     adoptions: set[asyncio.Future[None]] = set()
 
     async def adopt(sources: set[str]) -> None:
+        """Gauges first (two small keys each), then every owned state, one subscription at a time;
+        /readyz says ``loading`` until the last one is in memory."""
+        while True:
+            try:
+                adopted, unloaded = await pipeline.adopt(sources)
+                outage("Redis").recovered()
+                break
+            except (RedisError, OSError) as exc:
+                outage("Redis").failed(exc)
+                await asyncio.sleep(1.0)
+        if adopted:
+            log.info("counting %d subscriptions after a rebalance", len(adopted))
+        pending = health.to_load = set(unloaded)  # this rebalance's own set: a newer one replaces it
+        health.listing = False
         try:
-            adopted = await pipeline.adopt(sources)
-            if adopted:
-                log.info("counting %d subscriptions after a rebalance", len(adopted))
-        except Exception as exc:  # Redis away: the gauges appear with the next batch instead
-            log.warning("cannot read the committed counts after a rebalance: %s", exc)
+            for subscription in unloaded:
+                await pipeline.preload(subscription)
+                pending.discard(subscription)
+        finally:
+            pending.clear()
 
     @app.timer(1.0)
     async def publish_counts() -> None:
         await pipeline.publish_counts()
-        _observe_lag(app)
+        health.observe_lag(await _observe_lag(app))
+
+    @app.timer(2.0)
+    async def watch_dependencies() -> None:
+        """While Kafka or Redis is marked away, probe it, so the log says when it is back."""
+        if outage("Kafka").down and await _answers(kafka_answers()):
+            outage("Kafka").recovered()
+        if outage("Redis").down and await _answers(store.ping()):
+            outage("Redis").recovered()
 
     @app.timer(5.0)
     async def sweep_outboxes() -> None:
         try:
             await pipeline.sweep_outboxes()
-        except Exception as exc:  # Redis or Kafka away: the next sweep retries
-            log.warning("outbox sweep failed: %s", exc)
+        except (RedisError, OSError) as exc:  # the next sweep retries
+            outage("Redis").failed(exc)
+        except Exception as exc:  # Kafka away: the next sweep retries
+            outage("Kafka").failed(f"outbox sweep: {type(exc).__name__}: {exc}")
 
     probes: list[AIOKafkaClient] = []
 
@@ -132,10 +175,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
             probes.append(client)
         await probes[0].fetch_all_metadata()
 
-    async def readiness() -> dict[str, bool]:
-        return {"kafka": await _answers(kafka_answers()), "redis": await _answers(store.ping())}
+    async def readiness() -> dict[str, bool | str]:
+        kafka, redis = await asyncio.gather(_answers(kafka_answers()), _answers(store.ping()))
+        return {"kafka": kafka, "redis": redis, **health.checks()}
 
-    install_views(app, store, readiness, access=Access.from_env(settings.web_host))
+    install_views(app, web_store, readiness, access=Access.from_env(settings.web_host),
+                  max_streams=settings.web_max_streams)
     install_alerts(app, settings, store, pipeline)
     return app
 
@@ -154,16 +199,24 @@ def _inbound(event: EventT[bytes]) -> Inbound:
     return Inbound(message.topic, message.partition, message.offset, timestamp_ms, message.key, message.value)
 
 
-def _observe_lag(app: faust.App) -> None:
+async def _observe_lag(app: faust.App) -> int:
+    """Changes not yet processed, over the assigned partitions (also exported per partition)."""
     consumer = app.consumer
+    total = 0
     try:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             read = getattr(consumer, "_read_offset", {}).get(tp)  # faust keeps no public accessor for it
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (read or 0) - 1))
+            if highwater is None:
+                continue
+            # nothing read since the assignment: the position is the committed offset
+            done = read + 1 if read is not None else await consumer.position(tp)
+            lag = max(0, highwater - (done or 0))
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            total += lag
     except Exception:  # lag is best effort: never let metrics stop a timer
-        pass
+        return 0
+    return total
 
 
 def _credentials(settings: Settings) -> Any:
@@ -191,9 +244,10 @@ def create_topics(settings: Settings) -> None:
         try:
             for warning in loop.run_until_complete(ensure_topics(settings, all_topics(settings))):
                 log.warning(warning)
+            outage("Kafka").recovered()
             return
         except Exception as exc:
-            log.warning("cannot create the topics yet (%s); retrying in 2 s", exc)
+            outage("Kafka").failed(f"cannot create the topics yet: {type(exc).__name__}: {exc}")
             time.sleep(2.0)
         finally:
             loop.close()
@@ -214,6 +268,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         print(f"endusers worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     gc.set_threshold(100_000, 50, 1000)
+    quiet_kafka_clients()
     try:
         import uvloop
 
@@ -222,4 +277,27 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         pass
     create_topics(settings)
     app = create_app(settings)
-    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    BoundedWorker(app, loglevel=loglevel).execute_from_commandline()
+
+
+SHUTDOWN_BOUND = 15.0
+"""Seconds a SIGTERM or SIGINT shutdown may take before the process exits anyway."""
+
+
+class BoundedWorker(faust.Worker):
+    """A stop that cannot hang: the consumers leave their groups at once (their partitions move to the
+    other workers without waiting for the session timeout), and should anything in the shutdown wait
+    longer than ``SHUTDOWN_BOUND`` (a broker gone, a stuck client), the process exits regardless.
+    Nothing is lost that way: committed batches are in Redis, and whatever was in flight is read
+    again from Kafka (at least once; the engine and the commit's position check make it harmless)."""
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        def give_up() -> None:
+            log.warning("shutdown still running after %.0f s: exiting now", SHUTDOWN_BOUND)
+            logging.shutdown()
+            os._exit(0)
+
+        timer = threading.Timer(SHUTDOWN_BOUND, give_up)
+        timer.daemon = True
+        timer.start()
+        super()._schedule_shutdown(signal)

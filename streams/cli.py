@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import cast
 
@@ -173,6 +174,8 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             capacity_external=UNSET if capacity_external is None else capacity_external,
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
             actor=actor,
+            # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
+            event_id=f"config-{uuid.uuid4()}",
         )
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None

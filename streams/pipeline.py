@@ -30,9 +30,10 @@ from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
 from streams import audit, metrics
+from streams.outages import outage
 from streams.redact import redacted_value
 from streams.settings import SOURCE_TOPICS
-from streams.store import RedisStore
+from streams.store import SLICE_SECONDS, RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class Pipeline:
         self._outbox_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.level_listeners: list[Callable[[str], None]] = []
         """Told the subscription after each commit that changed a capacity level (``streams.alerts``)."""
+        self.batch_done: Callable[[], None] = lambda: None
+        """Called after every count batch (readiness: the count stage is moving)."""
 
     # --- ingest -----------------------------------------------------------------------------------
 
@@ -101,7 +104,11 @@ class Pipeline:
         by_subscription: dict[str, list[Change]] = {}
         for topic, consumed in Counter(m.topic for m in messages).items():
             metrics.EVENTS.labels(topic).inc(consumed)
+        sliced = time.perf_counter()
         for message in messages:
+            if time.perf_counter() - sliced >= SLICE_SECONDS:  # a big batch: let the loop breathe
+                await asyncio.sleep(0)
+                sliced = time.perf_counter()
             result = self._normalize(message)
             if isinstance(result, Rejection):
                 metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
@@ -174,40 +181,42 @@ class Pipeline:
                 self.store.forget(subscription)
                 for message, _ in items:
                     await (await self._dead_letter(message, f"count stage failed: {type(exc).__name__}: {exc}"))
+        self.batch_done()
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
 
     async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, list[Change]]]) -> None:
-        attempt = 0
         while True:
-            try:
-                state = await self.store.load(subscription)
-                expected = state.positions.get(source)
-                todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
-                if not todo:
-                    return  # already applied (redelivery after a crash or a rebalance)
-                events: list[CapacityEvent] = []
-                audits: list[dict[str, Any]] = []
-                for _, changes in todo:
-                    for change in changes:
-                        if not _first_time(state, change):
-                            continue
-                        if change.kind == "config":  # rare: compare the settings around it for the audit trail
-                            before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
-                            events += engine.apply(state, change)
-                            after = orjson.loads(orjson.dumps(state.settings.to_dict()))
-                            audits.append(audit.entry(change, before, after))
-                        else:
-                            events += engine.apply(state, change)
-                if await self.store.commit(state, Position(source, expected, todo[-1][0] + 1), events):
-                    if audits:
+            state = await self._load(subscription)
+            expected = state.positions.get(source)
+            todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
+            if not todo:
+                return  # already applied (redelivery after a crash or a rebalance)
+            events: list[CapacityEvent] = []
+            audits: list[dict[str, Any]] = []
+            started = time.perf_counter()
+            for _, changes in todo:
+                for change in changes:
+                    if not _first_time(state, change):
+                        continue  # a source event that ingest forwarded again: applied once already
+                    if change.kind == "config":  # rare: compare the settings around it for the audit trail
+                        before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
+                        events += engine.apply(state, change)
+                        after = orjson.loads(orjson.dumps(state.settings.to_dict()))
+                        audits.append(audit.entry(change, before, after))
+                    else:
+                        events += engine.apply(state, change)
+                    if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
+                        await asyncio.sleep(0)
+                        started = time.perf_counter()
+            if await self._commit(state, Position(source, expected, todo[-1][0] + 1), events):
+                if audits:
+                    try:
                         await self.store.record_audit(subscription, audits)
-                    break
-                self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
-            except (RedisError, OSError) as exc:
-                self.store.forget(subscription)
-                attempt += 1
-                log.warning("Redis unavailable while counting %s (%s); retrying", subscription, exc)
-                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+                    except (RedisError, OSError) as exc:  # committed: only the audit entries are lost
+                        outage("Redis").failed(exc)
+                        log.warning("audit entries of %s not recorded: %s", subscription, exc)
+                break
+            self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
         self._changed.add(subscription)
         self._counted_from[subscription] = source
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
@@ -221,6 +230,39 @@ class Pipeline:
                 await self.flush_outbox(subscription)
             except Exception as exc:  # committed and safe in the outbox: the sweep publishes it later
                 log.warning("capacity events of %s wait in the outbox (%s)", subscription, exc)
+
+    async def _load(self, subscription: str) -> SubscriptionState:
+        """The state; Redis errors are retried with backoff (nothing is applied yet)."""
+        attempt = 0
+        while True:
+            try:
+                state = await self.store.load(subscription)
+                if attempt:  # (a cached state proves nothing about Redis)
+                    outage("Redis").recovered()
+                return state
+            except (RedisError, OSError) as exc:
+                attempt += 1
+                outage("Redis").failed(exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+
+    async def _commit(self, state: SubscriptionState, position: Position, events: list[CapacityEvent]) -> bool:
+        """Commit, retrying the same commit with backoff on a Redis error: the applied state stays
+        cached, because the batch cannot be applied twice (a capacity event would be lost to the
+        already-raised level). False only when the position check says another writer moved on."""
+        attempt = 0
+        while True:
+            try:
+                if attempt:
+                    committed = await self.store.commit(state, position, events, retried=True)
+                else:
+                    committed = await self.store.commit(state, position, events)
+                outage("Redis").recovered()
+                return committed
+            except (RedisError, OSError) as exc:
+                attempt += 1
+                outage("Redis").failed(exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+
 
     def keep_only(self, assigned: set[str]) -> list[str]:
         """After a rebalance: let go of the subscriptions whose changes partition (``topic:partition``)
@@ -241,19 +283,20 @@ class Pipeline:
         """The subscriptions this worker counts now (by its last batch or adoption after a rebalance)."""
         return set(self._counted_from)
 
-    async def adopt(self, assigned: set[str]) -> list[str]:
+    async def adopt(self, assigned: set[str]) -> tuple[list[str], list[str]]:
         """After a rebalance: export the gauges of the subscriptions now counted here, from their
-        committed counts, so that a scrape of this worker does not wait for their next event.
-
-        The state itself is loaded by the first batch, as before; this reads two small keys per
-        subscription.
-        """
-        adopted = []
+        committed counts, so that a scrape of this worker does not wait for their next event; and
+        return them with every owned subscription whose state is not in memory yet (to load now, so
+        that the first event after a takeover does not wait for it, and readiness can say when all
+        are loaded)."""
+        adopted, unloaded = [], []
         for subscription in await self.store.subscriptions():
-            if subscription in self._counted_from:
-                continue
             mine = [source for source in await self.store.sources(subscription) if source in assigned]
             if not mine:
+                continue
+            if self.store.cached(subscription) is None:
+                unloaded.append(subscription)
+            if subscription in self._counted_from:
                 continue
             counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
             if counts is None or settings is None or subscription in self._counted_from:
@@ -261,7 +304,11 @@ class Pipeline:
             self._counted_from[subscription] = mine[0]
             metrics.observe_counts(subscription, counts, settings["capacity"])
             adopted.append(subscription)
-        return adopted
+        return adopted, unloaded
+
+    async def preload(self, subscription: str) -> None:
+        """Load an owned subscription's state ahead of its next batch (in slices: see the store)."""
+        await self._load(subscription)
 
     # --- outputs ----------------------------------------------------------------------------------
 

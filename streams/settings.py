@@ -71,8 +71,16 @@ class Settings:
     raw_dead_letters: bool = field(default_factory=lambda: _env("ENDUSERS_DEADLETTER_RAW", "0") == "1")
     """Keep rejected values unredacted in dead letters (debugging only: they hold personal data)."""
     batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "5000")))
-    session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "30")))
-    """Seconds before a silent worker's partitions move to the others."""
+    session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "10")))
+    """Seconds before a silent worker's partitions move to the others (heartbeats every third of it).
+    Shorter means a dead worker's subscriptions wait less; too short and a long GC pause or a
+    congested network makes a live worker lose its partitions (a rebalance, then a reload)."""
+    stall_seconds: float = field(default_factory=lambda: float(_env("ENDUSERS_STALL_SECONDS", "30")))
+    """Changes waiting with no batch processed for this long: /readyz says ``stalled``."""
+    web_redis_connections: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_REDIS_CONNECTIONS", "20")))
+    """Redis connections of the HTTP side (its own pool: HTTP load cannot starve the count stage)."""
+    web_max_streams: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_MAX_STREAMS", "100")))
+    """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
     batch_within: float = field(default_factory=lambda: float(_env("ENDUSERS_BATCH_WITHIN", "0.05")))
     max_future: int = field(default_factory=lambda: _duration("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE))
     """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected."""
@@ -93,6 +101,10 @@ class Settings:
     """Seconds between re-sends of the firing alerts (Alertmanager resolves alerts nobody re-sends)."""
     dashboard_url: str = field(default_factory=lambda: _env("ENDUSERS_DASHBOARD_URL", ""))
     """The dashboard's address as people reach it, for alert links; the worker's own address if unset."""
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.session_timeout / 3
 
     def topic(self, name: str) -> str:
         """``logins`` -> ``enduser.logins`` (prefix from ENDUSERS_TOPIC_PREFIX)."""

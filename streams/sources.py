@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaErro
 from aiokafka.structs import ConsumerRecord
 
 from streams import metrics
+from streams.outages import outage
 from streams.pipeline import Inbound
 from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
 
@@ -162,7 +163,7 @@ def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_size,
         session_timeout_ms=int(settings.session_timeout * 1000),
-        heartbeat_interval_ms=int(max(1.0, settings.session_timeout / 10) * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         # a pattern subscription (per-subscription topics) sees a new licensee's topics at the next refresh
         metadata_max_age_ms=PATTERN_REFRESH_MS if settings.per_subscription_topics else 300_000,
         # The same partition number of every source topic goes to the same worker: producers key by
@@ -195,7 +196,7 @@ async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound
             raise
         except Exception as exc:  # Kafka away or a rebalance error: start over from committed offsets
             attempt += 1
-            log.warning("ingest consumer failed (%s: %s); restarting", type(exc).__name__, exc)
+            outage("Kafka").failed(f"ingest consumer: {type(exc).__name__}: {exc}")
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
         finally:
             await consumer.stop()

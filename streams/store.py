@@ -9,9 +9,10 @@ was built from: a replayed batch, or a worker that lost its partition, writes no
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -31,6 +32,9 @@ HISTORY_EVERY_MS = 10_000
 HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
+META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids")
+SLICE_SECONDS = 0.05
+"""Longest stretch of engine work between two yields to the event loop."""
 POSITION = "position:"
 INGESTED = "ingested:"
 
@@ -120,6 +124,12 @@ class RedisStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._states: dict[str, SubscriptionState] = {}
+        self._loading: dict[str, asyncio.Future[SubscriptionState]] = {}
+        self._written: dict[str, dict[str, bytes]] = {}
+        """Subscription -> the meta fields as last read or written: a commit sends only those that
+        changed (settings with 10,000 owned domains are about 157 KB)."""
+        self.progress: dict[str, tuple[int, int]] = {}
+        """Subscription -> (records loaded, records to load) while a load runs (for /readyz)."""
         self._last_sample: dict[str, int] = {}
         self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
@@ -134,39 +144,68 @@ class RedisStore:
     # --- the write side ---------------------------------------------------------------------------
 
     async def load(self, subscription: str) -> SubscriptionState:
+        """The cached state, else the committed one read from Redis. Concurrent callers (the count
+        stage and an adoption) share one read."""
         state = self._states.get(subscription)
-        if state is None:
-            state = self._states[subscription] = await self._read(subscription)
-        return state
+        if state is not None:
+            return state
+        loading = self._loading.get(subscription)
+        if loading is None:
+            loading = self._loading[subscription] = asyncio.ensure_future(self._read(subscription))
+            loading.add_done_callback(lambda _: self._loading.pop(subscription, None))
+        return self._states.setdefault(subscription, await asyncio.shield(loading))
 
     def forget(self, subscription: str) -> None:
         self._states.pop(subscription, None)
+        self._written.pop(subscription, None)
 
     def cached(self, subscription: str) -> SubscriptionState | None:
         return self._states.get(subscription)
 
     async def _read(self, subscription: str) -> SubscriptionState:
+        """Reads and rebuilds in slices of at most ``SLICE_SECONDS`` of work, yielding to the event
+        loop in between: a million records take seconds, during which heartbeats, /healthz and the
+        other subscriptions must keep moving."""
         keys = Keys(subscription)
         meta = await self._meta(subscription)
-        state = SubscriptionState(subscription, RedisSessions(await self.redis.pfcount(keys.sessions)))
-        if "settings" in meta:
-            state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
-            state.levels = orjson.loads(meta["levels"])
-            state.sequence = orjson.loads(meta["sequence"])
-            state.invalid_emails = int(meta.get("invalid_emails", b"0"))
-        state.positions = _positions(meta)
-        state.ingested = _fields(meta, INGESTED)
-        async for ref, packed in self.redis.hscan_iter(keys.records, count=LOAD_CHUNK):
-            state.records[ref.hex()] = unpack_record(packed)
-        async for ref, tombstone in self.redis.hscan_iter(keys.tombstones, count=LOAD_CHUNK):
-            state.tombstones[ref.hex()] = int(tombstone)
-        individuals.rebuild(state)
-        individuals.reclassify(state)
+        total = int(await self.redis.hlen(keys.records)) + int(await self.redis.hlen(keys.tombstones))
+        self.progress[subscription] = (0, total)
+        try:
+            state = SubscriptionState(subscription, RedisSessions(await self.redis.pfcount(keys.sessions)))
+            if "settings" in meta:
+                state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
+                state.levels = orjson.loads(meta["levels"])
+                state.sequence = orjson.loads(meta["sequence"])
+                state.invalid_emails = int(meta.get("invalid_emails", b"0"))
+            if "config_times" in meta:
+                state.config_times = orjson.loads(meta["config_times"])
+                state.config_ids = orjson.loads(meta["config_ids"])
+            state.positions = _positions(meta)
+            state.ingested = _fields(meta, INGESTED)
+            done = 0
+            async for ref, packed in self.redis.hscan_iter(keys.records, count=LOAD_CHUNK):
+                state.records[ref.hex()] = unpack_record(packed)
+                done += 1
+                if done % LOAD_CHUNK == 0:
+                    self.progress[subscription] = (done, total)
+            async for ref, tombstone in self.redis.hscan_iter(keys.tombstones, count=LOAD_CHUNK):
+                state.tombstones[ref.hex()] = int(tombstone)
+                done += 1
+            self.progress[subscription] = (done, total)
+            await yielding(individuals.rebuild_in_steps(state))
+            individuals.reclassify(state)
+        finally:
+            self.progress.pop(subscription, None)
+        self._written[subscription] = {k: v if isinstance(v, bytes) else v.encode() for k, v in meta.items()
+                                       if k in META_FIELDS}
         return state
 
     async def commit(
-        self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent]
+        self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
+        retried: bool = False,
     ) -> bool:
+        """``retried``: the same commit raised a connection error before; a refusal that finds the
+        position this commit stores means that attempt did land."""
         keys = Keys(state.subscription)
         args: list[Any] = []
         if position is None:
@@ -174,13 +213,17 @@ class RedisStore:
         else:
             source = POSITION + position.source
             args += [source, "" if position.expected is None else str(position.expected), str(position.next)]
-        meta = {
+        every = {
             "settings": orjson.dumps(state.settings.to_dict()),
             "levels": orjson.dumps(state.levels),
             "sequence": orjson.dumps(state.sequence),
-            "invalid_emails": str(state.invalid_emails),
-            **{INGESTED + source: str(offset) for source, offset in state.ingested.items()},
+            "invalid_emails": str(state.invalid_emails).encode(),
+            "config_times": orjson.dumps(state.config_times),
+            "config_ids": orjson.dumps(state.config_ids),
+            **{INGESTED + source: str(offset).encode() for source, offset in state.ingested.items()},
         }
+        written = self._written.get(state.subscription, {})
+        meta = {field: value for field, value in every.items() if written.get(field) != value}
         args.append(len(meta))
         for field, value in meta.items():
             args += [field, value]
@@ -218,10 +261,14 @@ class RedisStore:
             await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
             self._listed.add(state.subscription)
         ok, value = await self._commit(keys=keys.commit_keys(), args=args)
+        if not ok and retried and position is not None and _text(value) == str(position.next):
+            # the previous attempt failed on the way back (a lost reply), not in Redis: it is ours
+            ok, value = 1, str(await self.redis.pfcount(keys.sessions)).encode()
         if not ok:
             log.info("commit refused for %s: stored position %r, expected %r",
                      state.subscription, value, position)
             return False
+        self._written[state.subscription] = {**written, **meta}
         if position is not None:
             state.positions[position.source] = position.next
         state.dirty.clear()
@@ -291,6 +338,16 @@ class RedisStore:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+
+async def yielding(steps: Iterator[object], budget: float = SLICE_SECONDS) -> None:
+    """Run a generator of engine work to its end, yielding to the event loop whenever a slice has
+    taken ``budget`` seconds."""
+    started = time.perf_counter()
+    for _ in steps:
+        if time.perf_counter() - started >= budget:
+            await asyncio.sleep(0)
+            started = time.perf_counter()
 
 
 def pack_record(record: Record) -> bytes:

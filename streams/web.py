@@ -15,7 +15,9 @@ Routes (also described in ``streams/static/openapi.json``)::
     GET /api/v1/subscriptions/{id}/audit  applied config changes, newest first (admins only)
     GET /api/v1/stream                 Server-Sent Events, see below
     GET /healthz                       200 {"status": "ok"} while the process serves HTTP
-    GET /readyz                        200 when every dependency answers, else 503 with the dict
+    GET /readyz                        200 while Kafka and Redis answer, the partitions are assigned,
+                                       every owned state is loaded and counting is not stalled;
+                                       else 503 with each check and a "reason"
     GET /metrics                       Prometheus text format
     GET /openapi.json                  OpenAPI 3.1 description of all of the above
 
@@ -47,6 +49,7 @@ import orjson
 from aiohttp import web
 
 from streams import auth, metrics
+from streams.outages import outage
 
 if TYPE_CHECKING:
     import faust
@@ -57,7 +60,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STREAM_EVENTS = 10
 READINESS_TIMEOUT = 5.0
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
+Readiness = Callable[[], Awaitable[dict[str, bool | str]]]
+"""Each check: True when it passes, else False or the reason (``"loading acme: 420 of 1,000 records"``)."""
+
+RETRY_AFTER = 10
+"""Seconds a dashboard refused for too many streams is told to wait (``Retry-After``)."""
 
 
 class CountsReader(Protocol):
@@ -118,10 +125,17 @@ def _now_ms() -> int:
 class Views:
     """The handlers, bound to one reader and one readiness probe."""
 
-    def __init__(self, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0) -> None:
+    def __init__(self, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
+                 max_streams: int = 100) -> None:
         self.reader = reader
         self.readiness = readiness
         self.interval = interval
+        self.max_streams = max_streams
+        self._streams = 0
+        self._full: asyncio.Future[tuple[str, dict[str, Any]]] | None = None
+        self._full_at = 0.0
+        self._last_settings: dict[str, Any] = {}
+        """Each subscription's settings as the last poll sent them: later polls send only changes."""
         self._clients: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -182,7 +196,7 @@ class Views:
         return _json({"subscription": subscription, "changes": entries})
 
     def _store_error(self, exc: BaseException) -> web.Response:
-        log.warning("store read failed: %r", exc)
+        outage("Redis").failed(exc)  # one line per 10 s, not one per request
         return _json({"error": f"store unavailable: {type(exc).__name__}: {exc}"}, status=503)
 
     # --- operations -------------------------------------------------------------------------------
@@ -195,8 +209,11 @@ class Views:
             checks = dict(await asyncio.wait_for(self.readiness(), READINESS_TIMEOUT))
         except Exception as exc:
             return _json({"error": f"readiness check failed: {type(exc).__name__}: {exc}"}, status=503)
-        ready = bool(checks) and all(value is True for value in checks.values())
-        return _json(checks, status=200 if ready else 503)
+        failing = {name: value for name, value in checks.items() if value is not True}
+        if checks and not failing:
+            return _json(checks)
+        reasons = [value if isinstance(value, str) else f"{name} does not answer" for name, value in failing.items()]
+        return _json({**checks, "reason": "; ".join(reasons) or "no check ran"}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         auth.require(request, everything=True)
@@ -215,9 +232,13 @@ class Views:
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["file"]
-        path = (STATIC_DIR / name).resolve()
-        if name.startswith(".") or path.parent != STATIC_DIR or not path.is_file():
-            return _json({"error": f"no such file {name!r}"}, status=404)
+        try:
+            path = (STATIC_DIR / name).resolve()
+            found = not name.startswith(".") and path.parent == STATIC_DIR and path.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name too long: not a file of ours either
+            found = False
+        if not found:
+            return _json({"error": f"no such file {name[:100]!r}"}, status=404)
         return self._file(path)
 
     @staticmethod
@@ -227,6 +248,21 @@ class Views:
     # --- live stream ------------------------------------------------------------------------------
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Capped at ``max_streams`` at a time: each open stream holds a connection and a share of the
+        poll's work; beyond the cap, 503 with ``Retry-After`` (the page's EventSource retries)."""
+        if self._streams >= self.max_streams:
+            response = _json({"error": f"too many open streams (at most {self.max_streams})"}, status=503)
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+            return response
+        self._streams += 1
+        try:
+            return await self._stream(request)
+        except ConnectionError:
+            return web.StreamResponse()  # the client went away (while connecting): nothing to say
+        finally:
+            self._streams -= 1
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
         grant = auth.grant_of(request)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream",
@@ -238,7 +274,7 @@ class Views:
         known: set[str] = set()
         try:
             await response.write(b"retry: 2000\n\n")
-            kind, data = await self._snapshot(full_for=None)
+            kind, data = await self._full_snapshot()
             data = auth.stream_view(grant, data)
             if kind == "counts":
                 known = set(data["subscriptions"])
@@ -279,14 +315,38 @@ class Views:
             self._poller = None
 
     async def _poll(self) -> None:
-        """One snapshot per interval for every connected client; a slow client gets only the newest."""
+        """One snapshot per interval for every connected client; a slow client gets only the newest.
+        A subscription's ``settings`` (157 KB with 10,000 owned domains) are sent only when they
+        changed since the previous poll: each client got them whole at connect."""
         while self._clients:
             await asyncio.sleep(self.interval)
-            message = await self._snapshot(full_for=set())
+            message = self._without_unchanged_settings(await self._snapshot(full_for=set()))
             for queue in list(self._clients):
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(message)
+
+    async def _full_snapshot(self) -> tuple[str, dict[str, Any]]:
+        """The snapshot with every history that a new client starts from, shared by the clients that
+        connect within one interval: 150 dashboards reconnecting at once read the store once."""
+        now = time.monotonic()
+        if self._full is None or now - self._full_at >= self.interval:
+            self._full, self._full_at = asyncio.ensure_future(self._snapshot(full_for=None)), now
+        return await asyncio.shield(self._full)
+
+    def _without_unchanged_settings(self, message: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        kind, data = message
+        if kind != "counts":
+            return message
+        subscriptions = {}
+        for subscription, entry in data["subscriptions"].items():
+            settings = entry.get("settings")
+            if settings == self._last_settings.get(subscription):
+                entry = {k: v for k, v in entry.items() if k != "settings"}
+            else:
+                self._last_settings[subscription] = settings
+            subscriptions[subscription] = entry
+        return kind, {**data, "subscriptions": subscriptions}
 
     async def _snapshot(self, full_for: set[str] | None) -> tuple[str, dict[str, Any]]:
         """``("counts", data)``; history for ``full_for`` (None: every subscription); or a problem."""
@@ -295,7 +355,7 @@ class Views:
             ids = await self.reader.subscriptions()
             entries = await asyncio.gather(*(self._entry(s, now, full_for is None or s in full_for) for s in ids))
         except Exception as exc:
-            log.warning("dashboard stream: store read failed: %r", exc)
+            outage("Redis").failed(exc)
             return "problem", {"time": now, "error": f"store unavailable: {type(exc).__name__}: {exc}"}
         subscriptions = {s: e for s, e in zip(ids, entries, strict=True) if e is not None}
         return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
@@ -318,7 +378,7 @@ class Views:
         try:
             histories = await asyncio.gather(*(self.reader.history(s) for s in sorted(new)))
         except Exception as exc:
-            log.warning("dashboard stream: history read failed: %r", exc)
+            outage("Redis").failed(exc)
             return data
         for subscription, history in zip(sorted(new), histories, strict=True):
             entry = dict(subscriptions[subscription])
@@ -333,16 +393,16 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-               access: auth.Access | None = None) -> web.Application:
+               access: auth.Access | None = None, max_streams: int = 100) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
     (access or auth.Access()).install(app)
-    Views(reader, readiness, interval=interval).add_routes(app)
+    Views(reader, readiness, interval=interval, max_streams=max_streams).add_routes(app)
     return app
 
 
 def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-                  access: auth.Access | None = None) -> None:
+                  access: auth.Access | None = None, max_streams: int = 100) -> None:
     """Mount every route on a Faust app's web server. Call before the worker starts.
 
     Faust's own blueprints (its index at ``/``, ``/router/`` and ``/table/``) are dropped: the dashboard
@@ -359,4 +419,4 @@ def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *,
         raise RuntimeError("install_views must be called before the web server starts")
     blueprints._enabled = []
     (access or auth.Access()).install(web_app)
-    Views(reader, readiness, interval=interval).add_routes(web_app)
+    Views(reader, readiness, interval=interval, max_streams=max_streams).add_routes(web_app)

@@ -357,6 +357,8 @@ class Sub:
     tombstones: dict[tuple[str, str, str, str], Any] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
     levels: dict[str, int] = field(default_factory=lambda: {"internal": 0, "external": 0})
+    key_times: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    config_ids: set[str] = field(default_factory=set)
 
 
 def _new_record() -> Record:
@@ -467,6 +469,40 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
         _set(rec, "active", ev["active"], t)
     if "default_tenant" in ev:
         _set(rec, "default_tenant", ev["default_tenant"], t)
+
+
+CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes")
+MAP_KEYS = ("capacity", "runtimes")
+
+
+def winning_config(sub: Sub, ev: dict, t: Any) -> dict:
+    """DECISION (issue 16): config is last-writer-wins by time per key, like record fields (a tie
+    applies); each class of ``capacity`` and each runtime of ``runtimes`` is a key of its own. An
+    event whose id was applied before is an exact duplicate and sets nothing. Returns the event
+    with only the keys it may set."""
+    out = {k: v for k, v in ev.items() if k not in CONFIG_KEYS}
+    if ev["id"] is not None:
+        if ev["id"] in sub.config_ids:
+            return out
+        sub.config_ids.add(ev["id"])
+
+    def wins(key: tuple[str, ...]) -> bool:
+        last = sub.key_times.get(key)
+        if last is not None and t < last:
+            return False
+        sub.key_times[key] = t
+        return True
+
+    for key in CONFIG_KEYS:
+        if key not in ev:
+            continue
+        if key in MAP_KEYS:
+            part = {name: v for name, v in ev[key].items() if wins((key, name))}
+            if part:
+                out[key] = part
+        elif wins((key,)):
+            out[key] = ev[key]
+    return out
 
 
 def apply_config_keys(sub: Sub, ev: dict) -> None:
@@ -671,6 +707,8 @@ def model_replay(lines: Iterable[str], *, with_reasons: bool = False) -> dict:
         name = ev["subscription"]
         sub = subs.setdefault(name, Sub())
         thresholds_changed = False
+        if ev["type"] == "config":
+            ev = winning_config(sub, ev, t)
         if ev["type"] == "config" and "thresholds" in ev:
             thresholds_changed = set(ev["thresholds"]) != set(sub.thresholds)
         apply_event(sub, ev, t)

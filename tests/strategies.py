@@ -346,3 +346,28 @@ def stamp_in_arrival_order(lines: list[str]) -> list[str]:
         else:
             out.append(line)
     return out
+
+
+@st.composite
+def streams_with_redeliveries(draw: Any) -> tuple[list[str], list[str]]:
+    """A random stream, and the same stream with some of its events delivered again later.
+
+    Record events get pairwise distinct explicit times (late ones included), as a redelivered Kafka
+    message keeps its timestamp; an untimed record event repeated in a file would be a new arrival,
+    newer than everything before it, so not a duplicate. Config events keep their random times
+    (untimed, tied or late): their repeats must be recognised by id or lose by time.
+    """
+    lines = draw(event_streams(duplicates=False, invalid=False, noise=False))
+    minutes = draw(st.permutations(range(len(lines))))
+    timed = []
+    for line, minute in zip(lines, minutes):
+        ev = json.loads(line)
+        if ev["type"] != "config":
+            ev["time"] = f"2026-11-{1 + minute // 1440:02d}T{(minute // 60) % 24:02d}:{minute % 60:02d}:00Z"
+        timed.append(json.dumps(ev, ensure_ascii=False))
+    repeated = list(timed)
+    for _ in range(draw(st.integers(1, 8))):
+        source = draw(st.integers(0, len(timed) - 1))
+        place = repeated.index(timed[source]) + 1
+        repeated.insert(draw(st.integers(place, len(repeated))), timed[source])
+    return timed, repeated

@@ -115,6 +115,8 @@
   }
 
   function updateCard(card, data) {
+    // the stream sends a subscription's settings only when they change: keep the last ones
+    if (!("settings" in data) && card.data) data.settings = card.data.settings;
     card.data = data;
     const r = card.refs;
     const settings = data.settings || {};

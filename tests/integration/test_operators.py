@@ -42,7 +42,8 @@ def test_api_health_metrics_and_openapi(running: tuple[Deployment, Worker]) -> N
     with httpx.Client(base_url=worker.url, timeout=5) as http:
         assert http.get("/healthz").status_code == 200
         ready = http.get("/readyz")
-        assert ready.status_code == 200 and ready.json() == {"kafka": True, "redis": True}
+        assert ready.status_code == 200 and ready.json() == {"kafka": True, "redis": True, "assignment": True,
+                                                             "state": True, "progress": True}
         assert http.get("/api/v1/subscriptions").json() == {"subscriptions": ["ops"]}
         body = http.get("/api/v1/subscriptions/ops").json()
         assert (body["internal"], body["external"], body["records"]) == (4, 5, 9)

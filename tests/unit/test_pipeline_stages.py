@@ -297,3 +297,31 @@ async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> Non
     assert [decode_batch(v)[0].subscription for v in sent.on("t.changes")] == ["acme"]
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["offset"] == 1 and "'globex' does not belong on topic t.logins.acme" in letter["reason"]
+async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_the_applied_state() -> None:
+    """Dropping the state on a transient error forced a reload (30-40 s for a large subscription);
+    re-applying the batch to a reloaded state is right, but re-applying it to the applied state would
+    lose the capacity event that the first application raised."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class FlakyStore(CountingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attempts: list[bool] = []
+
+        async def commit(self, state: Any, position: Any, events: Any, retried: bool = False) -> bool:
+            self.attempts.append(retried)
+            if len(self.attempts) == 1:
+                raise RedisConnectionError("Too many connections")
+            return await super().commit(state, position, events)
+
+    sent, store = Sent(), FlakyStore()
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}")  # type: ignore[arg-type]
+    await stage.ingest(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 1}})],
+                               topic="t.config"))
+    await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
+    await stage.count([Inbound("t.changes", 0, offset, 0, b"a", batch)
+                       for offset, batch in enumerate(sent.on("t.changes"))])
+    assert store.attempts == [False, True]
+    assert store.forgotten == []
+    assert [(e.level, e.direction) for e in store.outbox] == [(100, "up")]
+    assert store.states["a"].summary()["records"] == 1

@@ -16,8 +16,8 @@ from streams.web import ROUTES, STATIC_DIR, create_app, install_views
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 
 
-def ready(**checks: bool) -> Any:
-    async def probe() -> dict[str, bool]:
+def ready(**checks: bool | str) -> Any:
+    async def probe() -> dict[str, bool | str]:
         return dict(checks)
     return probe
 
@@ -93,18 +93,23 @@ async def test_healthz(client: Any) -> None:
     assert response.status == 200 and await response.json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("checks, status", [
-    ({"kafka": True, "redis": True}, 200),
-    ({"kafka": True, "redis": False}, 503),
-    ({"kafka": False, "redis": False}, 503),
-    ({}, 503),
+@pytest.mark.parametrize("checks, status, reason", [
+    ({"kafka": True, "redis": True}, 200, None),
+    ({"kafka": True, "redis": False}, 503, "redis does not answer"),
+    ({"kafka": False, "redis": False}, 503, "kafka does not answer; redis does not answer"),
+    ({"kafka": True, "state": "loading acme: 420,000 of 1,000,000 records"}, 503,
+     "loading acme: 420,000 of 1,000,000 records"),
+    ({}, 503, "no check ran"),
 ])
-async def test_readyz(checks: dict[str, bool], status: int) -> None:
+async def test_readyz_is_200_only_when_every_check_passes_else_says_why(
+        checks: dict[str, bool | str], status: int, reason: str | None) -> None:
     app = create_app(FakeReader(), ready(**checks))
     async with TestClient(TestServer(app)) as test_client:
         response = await test_client.get("/readyz")
         assert response.status == status
-        assert await response.json() == checks
+        body = await response.json()
+        assert body.pop("reason", None) == reason
+        assert body == checks
 
 
 async def test_readyz_probe_that_raises_is_503() -> None:
@@ -139,7 +144,8 @@ async def test_dashboard_and_static_files(client: Any) -> None:
         assert (await response.read()) == (STATIC_DIR / name).read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fweb.py", "/static/.hidden"])
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/..%2Fweb.py", "/static/.hidden", "/static/%00",
+                                  "/static/a%00b.js", "/static/" + "x" * 5000])
 async def test_static_refuses_unknown_and_escaping_paths(client: Any, path: str) -> None:
     response = await client.get(path)
     assert response.status == 404
@@ -244,3 +250,44 @@ async def test_install_views_after_start_is_refused(reader: FakeReader) -> None:
     app.web.init_server()
     with pytest.raises(RuntimeError):
         install_views(app, reader, ready(ok=True))
+
+
+async def test_stream_sends_settings_at_connect_and_then_only_when_they_change(client: Any, reader: FakeReader) -> None:
+    """Settings with 10,000 owned domains are about 157 KB: once a second to every dashboard was
+    about 160 KB/s per client for nothing."""
+    from tests.unit.fake_counts import settings as make_settings
+
+    response = await client.get("/api/v1/stream")
+    first, *later = [data for _, data in await read_events(response, 4)]
+    assert "settings" in first["subscriptions"]["acme"]
+    assert all("settings" not in data["subscriptions"]["acme"] for data in later[1:])
+    reader.settings_by["acme"] = make_settings(internal=7)
+    for _ in range(5):
+        (_, data), = await read_events(response, 1)
+        if "settings" in data["subscriptions"]["acme"]:
+            break
+    assert data["subscriptions"]["acme"]["settings"]["capacity"]["internal"] == 7
+    response.close()
+
+
+async def test_streams_beyond_the_cap_get_503_with_retry_after(reader: FakeReader) -> None:
+    app = create_app(reader, ready(ok=True), interval=0.05, max_streams=1)
+    async with TestClient(TestServer(app)) as test_client:
+        first = await test_client.get("/api/v1/stream")
+        await read_events(first, 1)
+        refused = await test_client.get("/api/v1/stream")
+        assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+        first.close()
+
+
+async def test_clients_that_connect_together_share_one_full_snapshot(reader: FakeReader) -> None:
+    app = create_app(reader, ready(ok=True), interval=5.0)
+    async with TestClient(TestServer(app)) as test_client:
+        before = reader.calls
+        streams = await asyncio.gather(*(test_client.get("/api/v1/stream") for _ in range(20)))
+        firsts = [(await read_events(response, 1))[0] for response in streams]
+        assert all(name == "counts" and data["full"] for name, data in firsts)
+        per_snapshot = 1 + 4 * len(reader.data)  # subscriptions() + counts/settings/events/history each
+        assert reader.calls - before <= per_snapshot * 2  # one read for all twenty, not twenty
+        for response in streams:
+            response.close()
