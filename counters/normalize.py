@@ -155,6 +155,7 @@ def _keyed_digest(key: bytes, parts: tuple[str, ...]) -> str:
 VISITOR_PROVIDER = "visitor"
 DEFAULT_THRESHOLDS = (80, 90, 100)
 DEFAULT_HYSTERESIS = 1
+DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
 
 
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
