@@ -277,6 +277,9 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
         settings["thresholds"] = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
     if "hysteresis" in given:
         settings["hysteresis"] = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
+    if "shared_identifier_threshold" in given:
+        threshold = event.shared_identifier_threshold
+        settings["shared_identifier_threshold"] = DEFAULT_SHARED_IDENTIFIER_THRESHOLD if threshold is None else threshold
     if "runtimes" in given:
         settings["runtimes"] = {
             runtime: None if setting.version is None else parse_version(setting.version)
