@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 import orjson
@@ -105,7 +105,13 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
         try:
             names = list(subscription) or await store.subscriptions()
             found = {name: await store.counts(name) for name in names}
-            return {"subscriptions": {name: value for name, value in found.items() if value is not None}}
+            document: dict[str, object] = {
+                "subscriptions": {name: value for name, value in found.items() if value is not None}}
+            reports = {name: await store.shared_identifiers(name) for name in names if found[name] is not None}
+            shared = {name: report for name, report in reports.items() if report and report["identifiers"]}
+            if shared:  # emails or logins that fold many records into one individual
+                document["shared_identifiers"] = shared
+            return document
         finally:
             await store.close()
 
@@ -121,11 +127,14 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     else:
-        from streams.present import counts_table
+        from streams.present import counts_table, shared_warnings
 
         names = list(cast(dict[str, object], document["subscriptions"]))
         limits = asyncio.run(capacities(names))
         click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
+        warnings = shared_warnings(cast(dict[str, Any], document.get("shared_identifiers", {})))
+        if warnings:
+            click.echo(warnings, nl=False)
 
 
 @main.group()
