@@ -152,11 +152,13 @@ def config() -> None:
 @click.option("--platform", type=click.Choice(["o11", "odc"], case_sensitive=False))
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME=VERSION",
               help="A runtime's platform version, e.g. prod=11.14.0 (NAME= for no version).")
+@click.option("--shared-identifier-threshold", type=int,
+              help="Report an email or login held by more records than this (default 5).")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
-               actor: str | None, dry_run: bool) -> None:
+               shared_identifier_threshold: int | None, actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -182,6 +184,7 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             capacity_external=UNSET if capacity_external is None else capacity_external,
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
             actor=actor,
+            shared_identifier_threshold=shared_identifier_threshold,
         )
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None
