@@ -277,7 +277,7 @@ class RedisStore:
     async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
         """The last committed shared-identifier report (None before the subscription's first commit)."""
         raw = await self.redis.get(Keys(subscription).shared)
-        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else orjson.loads(raw)
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)
