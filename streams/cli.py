@@ -137,6 +137,22 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
             click.echo(warnings, nl=False)
 
 
+@main.command()
+@click.argument("identifier")
+def digest(identifier: str) -> None:
+    """Print the digest of an email or login, normalized as the engine does (ENDUSERS_SECRET).
+
+    The shared-identifier report lists digests only: this is how to check a suspected placeholder
+    such as noreply@corp.example against it."""
+    from counters.normalize import Digester, normalize_email, normalize_username
+    from streams.settings import Settings
+
+    normalized = normalize_email(identifier) or normalize_username(identifier)
+    if normalized is None:
+        raise click.BadParameter("empty after normalization", param_hint="IDENTIFIER")
+    click.echo(Digester(Settings().secret)(normalized))
+
+
 @main.group()
 def config() -> None:
     """Subscription settings (published as config events)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from counters import shared
 from counters.normalize import Digester
@@ -63,3 +64,14 @@ def test_shared_records_still_group_into_one_individual() -> None:
     replay.feed_lines([orjson.dumps(e) for e in holders(8)])
     counts = replay.states["acme"].summary()
     assert (counts["internal"], counts["external"], counts["records"]) == (1, 0, 8)
+
+
+def test_endusers_digest_prints_the_digest_the_report_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    monkeypatch.delenv("ENDUSERS_SECRET", raising=False)
+    (found,) = report(*holders(6))["identifiers"]
+    result = CliRunner().invoke(main, ["digest", " NoReply@Corp.Example "])
+    assert result.exit_code == 0 and result.output.strip() == found["digest"]
