@@ -4,13 +4,16 @@ Two dedup-eligible countable records sharing an identifier are one individual, t
 countable record is an individual on its own; non-countable records never link others.
 
 Each scope (the subscription, and each runtime) keeps an index from identifier to its only holder, or
-to the ``Group`` of its holders: every holder of an identifier is in one group. A group keeps its
-members and, as counts, its identifiers, domains and unclassified members. So a change costs:
+to the ``Group`` of its holders: every holder of an identifier is in one group. A group keeps the
+holders of each of its identifiers and, as counts, its members, domains and unclassified members. So
+a change costs:
 
 - a record joining: O(its identifiers), plus moving the smaller groups it links into the largest one
   (each record moves O(log n) times over any sequence of joins);
-- a record leaving: O(its identifiers), unless it is the only link between two of its identifiers that
-  other members still hold: then the rest of its group may fall apart and is regrouped, O(group);
+- a record leaving: O(its identifiers), unless it was the only link between its two identifiers (an
+  email and a login) and other members still hold both: then two explorations, one from each, run
+  in step until they meet (still one individual) or one runs out (that side becomes an individual of
+  its own). The smaller side bounds the cost, not the group;
 - O(1) when the record's facts did not change.
 
 A record that joins a group of 100,000 sharing one email, or leaves it, no longer walks the group: the
@@ -126,7 +129,7 @@ def held_as_email(state: SubscriptionState, identifier: str) -> bool:
     """Whether any record holds the identifier as its email (rather than only as its username)."""
     entry = state.index.get(SUBSCRIPTION_SCOPE, {}).get(identifier)
     if isinstance(entry, Group):
-        return entry.emails[identifier] > 0
+        return entry.emails is not None and entry.emails[identifier] > 0
     facts = None if entry is None else state.records[entry].facts
     return facts is not None and facts.email == identifier
 
@@ -165,7 +168,7 @@ def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -
             index[identifier] = ref
         _count(state, scope, _own_signature(facts), +1)
         return
-    ordered = sorted(groups.values(), key=lambda g: len(g.members), reverse=True)
+    ordered = sorted(groups.values(), key=lambda g: g.size, reverse=True)
     target = ordered[0] if ordered else Group()
     known = _shape(target) if ordered else None
     if ordered:
@@ -204,7 +207,7 @@ def _leave(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) 
         part = _split_off(state, group, linked[0], linked[1])
         if part is not None:
             _detach(state, scope, index, group, part)
-    if len(group.members) == 1:
+    if group.size == 1:
         _dissolve(state, scope, index, group)
         return
     if _shape(group) != known:
@@ -220,7 +223,7 @@ def _shape(group: Group) -> tuple[int, bool]:
 
 def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
          ref: str, facts: Facts) -> None:
-    group.members.add(ref)
+    group.size += 1
     for identifier in facts.identifiers:
         found = group.holders.get(identifier)
         if found is None:
@@ -232,11 +235,13 @@ def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Gro
         index[identifier] = group
         if scope is SUBSCRIPTION_SCOPE:
             _note_holders(state, identifier, group.held(identifier))
-    _add_counts(group, facts, +1)
+    _add_counts(group, facts, +1, scope)
 
 
-def _add_counts(group: Group, facts: Facts, delta: int) -> None:
-    if facts.email is not None:
+def _add_counts(group: Group, facts: Facts, delta: int, scope: str | None) -> None:
+    if facts.email is not None and scope is SUBSCRIPTION_SCOPE:
+        if group.emails is None:
+            group.emails = Counter()
         _adjust(group.emails, facts.email, delta)
     if facts.domain is not None:
         _adjust(group.domains, facts.domain, delta)
@@ -246,7 +251,7 @@ def _add_counts(group: Group, facts: Facts, delta: int) -> None:
 def _remove(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
             ref: str, facts: Facts) -> list[str]:
     """Take the record out of its group; its identifiers that other members still hold."""
-    group.members.discard(ref)
+    group.size -= 1
     linked = []
     for identifier in facts.identifiers:
         found = group.holders[identifier]
@@ -260,18 +265,21 @@ def _remove(state: SubscriptionState, scope: str | None, index: dict[str, str | 
             linked.append(identifier)
         if scope is SUBSCRIPTION_SCOPE:
             _note_holders(state, identifier, group.held(identifier))
-    _add_counts(group, facts, -1)
+    _add_counts(group, facts, -1, scope)
     return linked
 
 
 def _merge(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], target: Group,
            other: Group) -> None:
     """Move the smaller group into the larger: each identifier's holders stay together."""
-    target.members |= other.members
+    target.size += other.size
     for identifier, found in other.holders.items():
         target.holders[identifier] = found
         index[identifier] = target
-    target.emails.update(other.emails)
+    if other.emails:
+        if target.emails is None:
+            target.emails = Counter()
+        target.emails.update(other.emails)
     target.domains.update(other.domains)
     target.unclassified += other.unclassified
 
@@ -330,32 +338,33 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
         (single,) = part
         single_facts = records[single].facts
         assert single_facts is not None
-        group.members.discard(single)
+        group.size -= 1
         for identifier in single_facts.identifiers:
             del group.holders[identifier]
             index[identifier] = single
-        _add_counts(group, single_facts, -1)
+        _add_counts(group, single_facts, -1, scope)
         _count(state, scope, _own_signature(single_facts), +1)
         return
     piece = Group()
     for member in part:
         member_facts = records[member].facts
         assert member_facts is not None
-        group.members.discard(member)
-        piece.members.add(member)
+        group.size -= 1
+        piece.size += 1
         for identifier in member_facts.identifiers:
             if identifier not in piece.holders:
                 piece.holders[identifier] = group.holders.pop(identifier)
                 index[identifier] = piece
-        _add_counts(group, member_facts, -1)
-        _add_counts(piece, member_facts, +1)
+        _add_counts(group, member_facts, -1, scope)
+        _add_counts(piece, member_facts, +1, scope)
     piece.sig = signature(piece.domains, piece.unclassified > 0)
     _count(state, scope, piece.sig, +1)
 
 
 def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group) -> None:
     """A group left with one member: that record is an individual of its own again."""
-    (last,) = group.members
+    last = next(iter(group.holders.values()))
+    assert isinstance(last, str)
     for identifier in group.holders:
         index[identifier] = last
     last_facts = state.records[last].facts

@@ -76,16 +76,18 @@ class Group:
     kept as counts, so a record joins or leaves it without walking the other members.
 
     ``holders`` maps each identifier of the members to the member holding it, or to the set of its
-    holders: every holder of an identifier in the scope is in the same group. ``emails`` counts the
-    members holding an identifier as their email (the shared-identifier report's kind).
+    holders: every holder of an identifier in the scope is in the same group, and the members are the
+    holders (so no set of members is kept, only their number). ``emails`` counts the members holding
+    an identifier as their email (the shared-identifier report's kind), in the subscription scope
+    only.
     """
 
-    __slots__ = ("members", "holders", "emails", "domains", "unclassified", "sig")
+    __slots__ = ("size", "holders", "emails", "domains", "unclassified", "sig")
 
     def __init__(self) -> None:
-        self.members: set[str] = set()
+        self.size = 0
         self.holders: dict[str, str | set[str]] = {}
-        self.emails: Counter[str] = Counter()
+        self.emails: Counter[str] | None = None
         self.domains: Counter[str] = Counter()
         self.unclassified = 0
         self.sig = ""
