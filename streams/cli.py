@@ -139,8 +139,10 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
 
 @main.command()
 @click.argument("identifier")
-def digest(identifier: str) -> None:
-    """Print the digest of an email or login, normalized as the engine does (ENDUSERS_SECRET).
+@click.option("--subscription", "-s", required=True, help="Digests are keyed per subscription.")
+def digest(identifier: str, subscription: str) -> None:
+    """Print the digest of an email or login in a subscription, normalized and keyed as the worker
+    does (ENDUSERS_SECRET, ENDUSERS_DIGEST_SCOPE).
 
     The shared-identifier report lists digests only: this is how to check a suspected placeholder
     such as noreply@corp.example against it."""
@@ -150,7 +152,15 @@ def digest(identifier: str) -> None:
     normalized = normalize_email(identifier) or normalize_username(identifier)
     if normalized is None:
         raise click.BadParameter("empty after normalization", param_hint="IDENTIFIER")
-    click.echo(Digester(Settings().secret)(normalized))
+    from streams.settings import MissingSecret
+
+    settings = Settings()
+    try:
+        secret = settings.digest_secret()
+    except MissingSecret as exc:
+        raise click.UsageError(str(exc)) from None
+    digester = Digester(secret, per_subscription=settings.digest_scope != "shared")
+    click.echo(digester.for_subscription(subscription)(normalized))
 
 
 @main.group()

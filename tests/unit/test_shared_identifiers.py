@@ -30,7 +30,7 @@ def test_an_email_held_by_more_records_than_the_threshold_is_reported() -> None:
     found = report(*holders(6))
     assert found["threshold"] == 5
     assert found["identifiers"] == [
-        {"digest": Digester()(SHARED), "kind": "email", "records": 6, "runtimes": {"default": 6}}]
+        {"digest": Digester().for_subscription("acme")(SHARED), "kind": "email", "records": 6, "runtimes": {"default": 6}}]
 
 
 def test_an_email_held_by_as_many_records_as_the_threshold_is_not() -> None:
@@ -49,7 +49,7 @@ def test_a_login_is_reported_as_a_username_with_its_runtimes() -> None:
     (found,) = report(*events)["identifiers"]
     assert found["kind"] == "username" and found["records"] == 7
     assert found["runtimes"] == {"prod": 3, "test": 4}
-    assert found["digest"] == Digester()("admin")
+    assert found["digest"] == Digester().for_subscription("acme")("admin")
 
 
 def test_records_that_leave_or_do_not_group_are_not_holders() -> None:
@@ -72,6 +72,8 @@ def test_endusers_digest_prints_the_digest_the_report_lists(monkeypatch: pytest.
     from streams.cli import main
 
     monkeypatch.delenv("ENDUSERS_SECRET", raising=False)
+    monkeypatch.delenv("ENDUSERS_DIGEST_SCOPE", raising=False)
+    monkeypatch.setenv("ENDUSERS_ENV", "development")
     (found,) = report(*holders(6))["identifiers"]
-    result = CliRunner().invoke(main, ["digest", " NoReply@Corp.Example "])
+    result = CliRunner().invoke(main, ["digest", " NoReply@Corp.Example ", "--subscription", "acme"])
     assert result.exit_code == 0 and result.output.strip() == found["digest"]
