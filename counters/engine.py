@@ -119,6 +119,9 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
                    if not counts_alike(settings.platform, versions_before.get(runtime), version)}
         if changed:
             individuals.refresh_runtimes(state, changed)
+    if "shared_identifier_threshold" in new and new["shared_identifier_threshold"] != settings.shared_identifier_threshold:
+        settings.shared_identifier_threshold = new["shared_identifier_threshold"]
+        individuals.find_shared(state)  # after a rebuild above: it recomputes the report itself
     if "domains" in new and tuple(new["domains"]) != settings.domains.entries:
         settings.domains = OwnedDomains(new["domains"])
         individuals.reclassify(state)

@@ -1,19 +1,35 @@
 """Deduplication (docs/rules.md): grouping countable records into individuals, per scope, incrementally.
 
 Two dedup-eligible countable records sharing an identifier are one individual, transitively; any other
-countable record is an individual on its own; non-countable records never link others. The index maps
-each identifier to the countable eligible records carrying it, so the individual of a record is found by
-walking the index from it, and a change regroups only the individuals it touches:
-O(size of those individuals), and O(1) when the record's facts did not change.
+countable record is an individual on its own; non-countable records never link others.
+
+Each scope (the subscription, and each runtime) keeps an index from identifier to its only holder, or
+to the ``Group`` of its holders: every holder of an identifier is in one group. A group keeps the
+holders of each of its identifiers and, as counts, its members, domains and unclassified members. So
+a change costs:
+
+- a record joining: O(its identifiers), plus moving the smaller groups it links into the largest one
+  (each record moves O(log n) times over any sequence of joins);
+- a record leaving: O(its identifiers), unless it was the only link between its two identifiers (an
+  email and a login) and other members still hold both: then two explorations, one from each, run
+  in step until they meet (still one individual) or one runs out (that side becomes an individual of
+  its own). The smaller side bounds the cost, not the group;
+- O(1) when the record's facts did not change.
+
+A record that joins a group of 100,000 sharing one email, or leaves it, no longer walks the group: the
+previous design re-walked the whole individual, pairwise, for every change (cubic over a replay).
+The signature is recomputed only when a group's set of domains (or its unclassified mark) changes:
+O(distinct domains of the group).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_unclassified
-from counters.state import SUBSCRIPTION_SCOPE, Facts, Record, Settings, SubscriptionState
+from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, Settings, SubscriptionState
 
 
 def facts_of(settings: Settings, record: Record) -> Facts | None:
@@ -29,6 +45,7 @@ def facts_of(settings: Settings, record: Record) -> Facts | None:
         identifiers=identifiers,
         domain=domain,
         unclassified=is_unclassified(settings.platform, version),
+        email=record.email[0] if record.email is not None else None,
     )
 
 
@@ -43,64 +60,48 @@ def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
     new = None if removing else facts_of(state.settings, record)
     if old == new:
         return
-    scopes = (SUBSCRIPTION_SCOPE, record.runtime)
-    touched = {scope: _touched(state, ref, old, new, scope) for scope in scopes}
-    for scope, records in touched.items():
-        for group in _groups(state, records, scope):
-            _count(state, group, scope, -1)
-    _set_facts(state, record, ref, old, new)
-    for scope, records in touched.items():
-        if new is None:
-            records.discard(ref)
-        else:
-            records.add(ref)
-        for group in _groups(state, records, scope):
-            _count(state, group, scope, +1)
+    for scope in (SUBSCRIPTION_SCOPE, record.runtime):
+        if old is not None:
+            _leave(state, scope, ref, old)
+        if new is not None:
+            _join(state, scope, ref, new)
+    delta = (new is not None) - (old is not None)
+    if delta:
+        state.scope(record.runtime).records += delta
+        state.scope(SUBSCRIPTION_SCOPE).records += delta
+        state.providers[record.provider] += delta
+    record.facts = new
 
 
 def rebuild(state: SubscriptionState) -> None:
     """Recompute every derived structure from the records: after a load, or a change of platform or
-    runtime versions (which may change every record's facts)."""
+    runtime versions (which may change every record's facts). O(records log records)."""
     for _ in rebuild_in_steps(state):
         pass
 
 
 def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
-    """``rebuild`` as a generator that pauses about every ``step`` records (or individuals), so that
-    an asynchronous caller can yield to its event loop between slices. The state is consistent only
-    once the generator is exhausted."""
+    """``rebuild`` as a generator that pauses about every ``step`` records, so that an asynchronous
+    caller can yield to its event loop between slices. The state is consistent only once the
+    generator is exhausted."""
     state.index.clear()
     state.scopes.clear()
     state.scope(SUBSCRIPTION_SCOPE)
     state.providers.clear()
-    for done, (ref, record) in enumerate(state.records.items(), start=1):
-        record.facts = facts_of(state.settings, record)
-        if record.facts is not None:
-            _index(state, ref, record.facts, add=True)
-            state.scope(record.runtime).records += 1
-            state.scope(SUBSCRIPTION_SCOPE).records += 1
-            state.providers[record.provider] += 1
+    state.shared.clear()
+    for record in state.records.values():
+        record.facts = None
+    for done, ref in enumerate(state.records, start=1):
+        refresh(state, ref)
         if done % step == 0:
             yield None
-    countable = {ref for ref, record in state.records.items() if record.facts is not None}
-    for done, group in enumerate(_groups(state, countable, SUBSCRIPTION_SCOPE), start=1):
-        _count(state, group, SUBSCRIPTION_SCOPE, +1)
-        if done % step == 0:
-            yield None
-    by_runtime: dict[str, set[str]] = {}
-    for ref in countable:
-        by_runtime.setdefault(state.records[ref].runtime, set()).add(ref)
-    for runtime, refs in by_runtime.items():
-        for done, group in enumerate(_groups(state, refs, runtime), start=1):
-            _count(state, group, runtime, +1)
-            if done % step == 0:
-                yield None
+    state.shared_changed = True
 
 
 def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
     """Bring the records of some runtimes in line with a change of their versions, one record at a
-    time: O(records) to find them, then O(size of the touched individuals) per record whose facts
-    changed. The other runtimes' records keep their facts, and each one's grouping is left as it is."""
+    time: O(records) to find them, then a join and a leave per record whose facts changed. The other
+    runtimes' records keep their facts, and each one's grouping is left as it is."""
     for ref in [ref for ref, record in state.records.items() if record.runtime in runtimes]:
         refresh(state, ref)
 
@@ -114,56 +115,43 @@ def reclassify(state: SubscriptionState) -> None:
             scope.totals[domains.class_of(sig)] += individuals
 
 
+def find_shared(state: SubscriptionState) -> None:
+    """Recompute which identifiers are held by more than the threshold's records: after a change of
+    the threshold. O(identifiers held by two records or more)."""
+    threshold = state.settings.shared_identifier_threshold
+    state.shared.clear()
+    index = state.index.get(SUBSCRIPTION_SCOPE, {})
+    for identifier, entry in index.items():
+        if isinstance(entry, Group) and entry.held(identifier) > threshold:
+            state.shared.add(identifier)
+    state.shared_changed = True
+
+
+def holders(state: SubscriptionState, identifier: str, scope: str | None = SUBSCRIPTION_SCOPE) -> int:
+    """How many countable, dedup-eligible records hold the identifier in the scope."""
+    entry = state.index.get(scope, {}).get(identifier)
+    if entry is None:
+        return 0
+    return 1 if isinstance(entry, str) else entry.held(identifier)
+
+
+def held_as_email(state: SubscriptionState, identifier: str) -> bool:
+    """Whether any record holds the identifier as its email (rather than only as its username)."""
+    entry = state.index.get(SUBSCRIPTION_SCOPE, {}).get(identifier)
+    if isinstance(entry, Group):
+        return entry.emails is not None and entry.emails[identifier] > 0
+    facts = None if entry is None else state.records[entry].facts
+    return facts is not None and facts.email == identifier
+
+
 # --- internals ------------------------------------------------------------------------------------
 
 
-def _indexed(state: SubscriptionState, ref: str) -> Facts | None:
-    return state.records[ref].facts
+def _own_signature(facts: Facts) -> str:
+    return signature(() if facts.domain is None else (facts.domain,), facts.unclassified)
 
 
-def _touched(state: SubscriptionState, ref: str, old: Facts | None, new: Facts | None, scope: str | None) -> set[str]:
-    """Every record of the individuals the change can split or join, in the index as it is now."""
-    touched: set[str] = set()
-    if old is not None:
-        touched |= _individual(state, ref, scope)
-    if new is not None and new.eligible:
-        for identifier in new.identifiers:
-            for other in _carriers(state, identifier):
-                if other not in touched and _in_scope(state, other, scope):
-                    touched |= _individual(state, other, scope)
-    return touched
-
-
-def _individual(state: SubscriptionState, start: str, scope: str | None) -> set[str]:
-    """The records of the individual containing ``start`` in the scope (walk the index)."""
-    seen = {start}
-    facts = _indexed(state, start)
-    if facts is None or not facts.eligible:
-        return seen
-    stack = [start]
-    while stack:
-        current = _indexed(state, stack.pop())
-        assert current is not None
-        for identifier in current.identifiers:
-            for other in _carriers(state, identifier):
-                if other not in seen and _in_scope(state, other, scope):
-                    seen.add(other)
-                    stack.append(other)
-    return seen
-
-
-def _groups(state: SubscriptionState, refs: set[str], scope: str | None) -> Iterator[set[str]]:
-    """Partition a closed set of countable records into individuals."""
-    remaining = set(refs)
-    while remaining:
-        group = _individual(state, remaining.pop(), scope)
-        remaining -= group
-        yield group
-
-
-def _count(state: SubscriptionState, group: set[str], scope: str | None, delta: int) -> None:
-    facts = [f for f in (_indexed(state, ref) for ref in group) if f is not None]
-    sig = signature((f.domain for f in facts if f.domain is not None), any(f.unclassified for f in facts))
+def _count(state: SubscriptionState, scope: str | None, sig: str, delta: int) -> None:
     counts = state.scope(scope)
     counts.histogram[sig] += delta
     if counts.histogram[sig] == 0:
@@ -171,50 +159,242 @@ def _count(state: SubscriptionState, group: set[str], scope: str | None, delta: 
     counts.totals[state.settings.domains.class_of(sig)] += delta
 
 
-def _set_facts(state: SubscriptionState, record: Record, ref: str, old: Facts | None, new: Facts | None) -> None:
-    if old is not None:
-        _index(state, ref, old, add=False)
-    if new is not None:
-        _index(state, ref, new, add=True)
-    delta = (new is not None) - (old is not None)
-    if delta:
-        state.scope(record.runtime).records += delta
-        state.scope(SUBSCRIPTION_SCOPE).records += delta
-        state.providers[record.provider] += delta
-    record.facts = new
-
-
-def _index(state: SubscriptionState, ref: str, facts: Facts, add: bool) -> None:
-    if not facts.eligible:
+def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -> None:
+    """Add a countable record to the scope, merging the individuals it links."""
+    if not facts.eligible or not facts.identifiers:
+        _count(state, scope, _own_signature(facts), +1)
         return
-    index = state.index
+    index = state.index.setdefault(scope, {})
+    singles: list[str] = []
+    groups: dict[int, Group] = {}
     for identifier in facts.identifiers:
-        holders = index.get(identifier)
-        if add:
-            if holders is None:
-                index[identifier] = ref
-            elif isinstance(holders, str):
-                index[identifier] = {holders, ref}
-            else:
-                holders.add(ref)
-        elif holders is not None:
-            if isinstance(holders, str):
-                if holders == ref:
-                    del index[identifier]
-            else:
-                holders.discard(ref)
-                if len(holders) == 1:
-                    index[identifier] = next(iter(holders))
+        entry = index.get(identifier)
+        if isinstance(entry, Group):
+            groups[id(entry)] = entry
+        elif entry is not None and entry != ref and entry not in singles:
+            singles.append(entry)
+    if not singles and not groups:
+        for identifier in facts.identifiers:
+            index[identifier] = ref
+        _count(state, scope, _own_signature(facts), +1)
+        return
+    ordered = sorted(groups.values(), key=lambda g: g.size, reverse=True)
+    target = ordered[0] if ordered else Group()
+    known = _shape(target) if ordered else None
+    if ordered:
+        _count(state, scope, target.sig, -1)
+    for other in ordered[1:]:
+        _count(state, scope, other.sig, -1)
+        _merge(state, scope, index, target, other)
+    for single in singles:
+        single_facts = state.records[single].facts
+        assert single_facts is not None
+        _count(state, scope, _own_signature(single_facts), -1)
+        _add(state, scope, index, target, single, single_facts)
+    _add(state, scope, index, target, ref, facts)
+    if _shape(target) != known:
+        target.sig = signature(target.domains, target.unclassified > 0)
+    _count(state, scope, target.sig, +1)
 
 
-def _carriers(state: SubscriptionState, identifier: str) -> Iterable[str]:
-    holders = state.index.get(identifier)
-    if holders is None:
-        return ()
-    if isinstance(holders, str):
-        return (holders,)
-    return holders
+def _leave(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -> None:
+    """Remove a countable record from the scope; its individual splits if it was the only link."""
+    if not facts.eligible or not facts.identifiers:
+        _count(state, scope, _own_signature(facts), -1)
+        return
+    index = state.index[scope]
+    entry = index[facts.identifiers[0]]
+    if not isinstance(entry, Group):
+        for identifier in facts.identifiers:
+            del index[identifier]
+        _count(state, scope, _own_signature(facts), -1)
+        return
+    group = entry
+    known = _shape(group)
+    _count(state, scope, group.sig, -1)
+    linked = _remove(state, scope, index, group, ref, facts)
+    if len(linked) == 2:
+        part = _split_off(state, group, linked[0], linked[1])
+        if part is not None:
+            _detach(state, scope, index, group, part)
+    if group.size == 1:
+        _dissolve(state, scope, index, group)
+        return
+    if _shape(group) != known:
+        group.sig = signature(group.domains, group.unclassified > 0)
+    _count(state, scope, group.sig, +1)
 
 
-def _in_scope(state: SubscriptionState, ref: str, scope: str | None) -> bool:
-    return scope is SUBSCRIPTION_SCOPE or state.records[ref].runtime == scope
+def _shape(group: Group) -> tuple[int, bool]:
+    """What the signature depends on, as far as a join or leave can change it: a join only adds
+    domains and a leave only removes them, so their number tells whether the set moved."""
+    return len(group.domains), group.unclassified > 0
+
+
+def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
+         ref: str, facts: Facts) -> None:
+    group.size += 1
+    for identifier in facts.identifiers:
+        found = group.holders.get(identifier)
+        if found is None:
+            group.holders[identifier] = ref
+        elif isinstance(found, str):
+            group.holders[identifier] = {found, ref}
+        else:
+            found.add(ref)
+        index[identifier] = group
+        if scope is SUBSCRIPTION_SCOPE:
+            _note_holders(state, identifier, group.held(identifier))
+    _add_counts(group, facts, +1, scope)
+
+
+def _add_counts(group: Group, facts: Facts, delta: int, scope: str | None) -> None:
+    if facts.email is not None and scope is SUBSCRIPTION_SCOPE:
+        if group.emails is None:
+            group.emails = Counter()
+        _adjust(group.emails, facts.email, delta)
+    if facts.domain is not None:
+        _adjust(group.domains, facts.domain, delta)
+    group.unclassified += delta * facts.unclassified
+
+
+def _remove(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
+            ref: str, facts: Facts) -> list[str]:
+    """Take the record out of its group; its identifiers that other members still hold."""
+    group.size -= 1
+    linked = []
+    for identifier in facts.identifiers:
+        found = group.holders[identifier]
+        if isinstance(found, str):
+            del group.holders[identifier]
+            del index[identifier]
+        else:
+            found.discard(ref)
+            if len(found) == 1:
+                group.holders[identifier] = next(iter(found))
+            linked.append(identifier)
+        if scope is SUBSCRIPTION_SCOPE:
+            _note_holders(state, identifier, group.held(identifier))
+    _add_counts(group, facts, -1, scope)
+    return linked
+
+
+def _merge(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], target: Group,
+           other: Group) -> None:
+    """Move the smaller group into the larger: each identifier's holders stay together."""
+    target.size += other.size
+    for identifier, found in other.holders.items():
+        target.holders[identifier] = found
+        index[identifier] = target
+    if other.emails:
+        if target.emails is None:
+            target.emails = Counter()
+        target.emails.update(other.emails)
+    target.domains.update(other.domains)
+    target.unclassified += other.unclassified
+
+
+def _split_off(state: SubscriptionState, group: Group, first: str, second: str) -> set[str] | None:
+    """After a member left, whether the group's two identifiers it held are still connected.
+
+    Explores from both at once, one record per step, and stops when one exploration meets the other
+    (still one individual: None) or runs out (the members it reached are an individual of their
+    own). So the cost is bounded by the smaller side, not by the group.
+    """
+    searches = [_Search(state, group, first), _Search(state, group, second)]
+    while True:
+        for this, that in (searches, searches[::-1]):
+            found = this.step()
+            if found is None:
+                return this.records
+            if any(identifier in that.identifiers for identifier in found):
+                return None
+
+
+class _Search:
+    """A depth-first exploration of the members reachable from one identifier, in small steps."""
+
+    def __init__(self, state: SubscriptionState, group: Group, start: str) -> None:
+        self.state, self.group = state, group
+        self.identifiers = {start}
+        self.records: set[str] = set()
+        self._pending = [start]
+        self._holders: Iterator[str] = iter(())
+
+    def step(self) -> list[str] | None:
+        """Visit one more member; the identifiers it showed first, or None when nothing is left."""
+        for member in self._holders:
+            if member not in self.records:
+                break
+        else:
+            if not self._pending:
+                return None
+            self._holders = iter(self.group.holders_of(self._pending.pop()))
+            return []
+        self.records.add(member)
+        facts = self.state.records[member].facts
+        assert facts is not None
+        new = [i for i in facts.identifiers if i not in self.identifiers]
+        self.identifiers.update(new)
+        self._pending += new
+        return new
+
+
+def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
+            part: set[str]) -> None:
+    """Move the members of a part that is no longer connected to the rest into their own individual."""
+    records = state.records
+    if len(part) == 1:
+        (single,) = part
+        single_facts = records[single].facts
+        assert single_facts is not None
+        group.size -= 1
+        for identifier in single_facts.identifiers:
+            del group.holders[identifier]
+            index[identifier] = single
+        _add_counts(group, single_facts, -1, scope)
+        _count(state, scope, _own_signature(single_facts), +1)
+        return
+    piece = Group()
+    for member in part:
+        member_facts = records[member].facts
+        assert member_facts is not None
+        group.size -= 1
+        piece.size += 1
+        for identifier in member_facts.identifiers:
+            if identifier not in piece.holders:
+                piece.holders[identifier] = group.holders.pop(identifier)
+                index[identifier] = piece
+        _add_counts(group, member_facts, -1, scope)
+        _add_counts(piece, member_facts, +1, scope)
+    piece.sig = signature(piece.domains, piece.unclassified > 0)
+    _count(state, scope, piece.sig, +1)
+
+
+def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group) -> None:
+    """A group left with one member: that record is an individual of its own again."""
+    last = next(iter(group.holders.values()))
+    assert isinstance(last, str)
+    for identifier in group.holders:
+        index[identifier] = last
+    last_facts = state.records[last].facts
+    assert last_facts is not None
+    _count(state, scope, _own_signature(last_facts), +1)
+
+
+def _adjust(counter: Counter[str], key: str, delta: int) -> None:
+    left = counter[key] + delta
+    if left:
+        counter[key] = left
+    else:
+        del counter[key]
+
+
+def _note_holders(state: SubscriptionState, identifier: str, held: int) -> None:
+    """Keep the set of shared identifiers in step with one identifier's holder count."""
+    if held > state.settings.shared_identifier_threshold:
+        state.shared.add(identifier)
+        state.shared_changed = True
+    elif identifier in state.shared:
+        state.shared.discard(identifier)
+        state.shared_changed = True

@@ -115,10 +115,11 @@ class Digester:
     Each subscription gets its own key, derived from the secret and its name (:meth:`for_subscription`,
     which :func:`to_change` applies), so one person's digests cannot be linked across licensees.
     ``per_subscription=False`` keeps the one shared key of earlier versions (ENDUSERS_DIGEST_SCOPE=shared),
-    for state built with it. The scoped digesters share one memo, so its bound holds whatever their number.
+    and their separator-joined record keys, for state built with it (see :func:`encode_parts`). The
+    scoped digesters share one memo, so its bound holds whatever their number.
     """
 
-    __slots__ = ("_secret", "_key", "_cached", "_scoped", "_per_subscription")
+    __slots__ = ("_secret", "_key", "_cached", "_scoped", "_per_subscription", "_joined")
 
     def __init__(self, secret: bytes = DEVELOPMENT_SECRET, *, per_subscription: bool = True) -> None:
         self._secret = secret
@@ -126,9 +127,10 @@ class Digester:
         self._cached = lru_cache(maxsize=262_144)(_keyed_digest)
         self._scoped: dict[str, Digester] = {}
         self._per_subscription = per_subscription
+        self._joined = not per_subscription
 
     def __call__(self, *parts: str) -> str:
-        return self._cached(self._key, parts)
+        return self._cached(self._key, parts, self._joined)
 
     def for_subscription(self, subscription: str) -> Digester:
         """The digester of one subscription: key = HMAC(secret, subscription), memo shared."""
@@ -139,15 +141,30 @@ class Digester:
             scoped = Digester.__new__(Digester)
             scoped._secret, scoped._cached, scoped._scoped = self._secret, self._cached, {}
             scoped._per_subscription = False  # already scoped: it is its own subscription's digester
+            scoped._joined = False
             scoped._key = hmac.digest(self._secret, b"endusers subscription key\x1f" +
                                       subscription.encode("utf-8", "surrogatepass"), "sha256")
             self._scoped[subscription] = scoped
         return scoped
 
 
-def _keyed_digest(key: bytes, parts: tuple[str, ...]) -> str:
-    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+def _keyed_digest(key: bytes, parts: tuple[str, ...], joined: bool) -> str:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass") if joined else encode_parts(parts)
     return hmac.digest(key, message, "sha256")[:8].hex()
+
+
+def encode_parts(parts: tuple[str, ...]) -> bytes:
+    """The bytes a key of several parts is digested from: each part's UTF-8 length (4 bytes, big
+    endian), then the part. Producers may send any character, so joining with a separator would let
+    tenant ``a`` + provider ``b\x1fc`` and tenant ``a\x1fb`` + provider ``c`` become one record. A
+    single part (an identifier, a session id) is its own encoding: there is nothing to separate.
+
+    Only the one shared key of earlier versions (``per_subscription=False``) still joins with
+    ``\x1f``: it exists to read state built by them, whose record keys were digested that way."""
+    encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
+    if len(encoded) == 1:
+        return encoded[0]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in encoded)
 
 
 # --- events into changes -------------------------------------------------------------------------
@@ -155,6 +172,7 @@ def _keyed_digest(key: bytes, parts: tuple[str, ...]) -> str:
 VISITOR_PROVIDER = "visitor"
 DEFAULT_THRESHOLDS = (80, 90, 100)
 DEFAULT_HYSTERESIS = 1
+DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
 
 
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
@@ -259,6 +277,9 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
         settings["thresholds"] = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
     if "hysteresis" in given:
         settings["hysteresis"] = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
+    if "shared_identifier_threshold" in given:
+        threshold = event.shared_identifier_threshold
+        settings["shared_identifier_threshold"] = DEFAULT_SHARED_IDENTIFIER_THRESHOLD if threshold is None else threshold
     if "runtimes" in given:
         settings["runtimes"] = {
             runtime: None if setting.version is None else parse_version(setting.version)

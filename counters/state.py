@@ -2,8 +2,8 @@
 
 Persisted (what a store saves and loads): settings, records, tombstones, levels, level-change
 sequence numbers, anonymous sessions. Derived (rebuilt from records on load, maintained incrementally
-by the engine): the identifier index, the per-scope signature histograms and totals, record and
-provider counts. Keeping the derived part out of storage halves the bytes per record at rest and means
+by the engine): the per-scope identifier indexes and groups, the signature histograms and totals,
+record and provider counts. Keeping the derived part out of storage halves the bytes per record at rest and means
 a store can never hold an index that disagrees with its records.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from counters.classify import CLASSES, OwnedDomains
-from counters.normalize import DEFAULT_HYSTERESIS, DEFAULT_THRESHOLDS
+from counters.normalize import DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
 from schemas.outputs import ScopeCounts, SubscriptionCounts
 
 NEVER = -(2**62)
@@ -67,6 +67,39 @@ class Facts:
     identifiers: tuple[str, ...]
     domain: str | None
     unclassified: bool
+    email: str | None = None
+    """The digest of the record's email, when it has one (its other identifier is its username)."""
+
+
+class Group:
+    """An individual of two or more records in one scope, with what its signature and the index need
+    kept as counts, so a record joins or leaves it without walking the other members.
+
+    ``holders`` maps each identifier of the members to the member holding it, or to the set of its
+    holders: every holder of an identifier in the scope is in the same group, and the members are the
+    holders (so no set of members is kept, only their number). ``emails`` counts the members holding
+    an identifier as their email (the shared-identifier report's kind), in the subscription scope
+    only.
+    """
+
+    __slots__ = ("size", "holders", "emails", "domains", "unclassified", "sig")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.holders: dict[str, str | set[str]] = {}
+        self.emails: Counter[str] | None = None
+        self.domains: Counter[str] = Counter()
+        self.unclassified = 0
+        self.sig = ""
+
+    def held(self, identifier: str) -> int:
+        """How many members hold the identifier."""
+        found = self.holders.get(identifier)
+        return 0 if found is None else 1 if isinstance(found, str) else len(found)
+
+    def holders_of(self, identifier: str) -> set[str] | tuple[str, ...]:
+        found = self.holders.get(identifier)
+        return () if found is None else (found,) if isinstance(found, str) else found
 
 
 @dataclass
@@ -79,16 +112,21 @@ class Settings:
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
     hysteresis: float = DEFAULT_HYSTERESIS
     runtimes: dict[str, list[int] | None] = field(default_factory=dict)
+    shared_identifier_threshold: int = DEFAULT_SHARED_IDENTIFIER_THRESHOLD
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
-                "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes}
+                "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes,
+                "shared_identifier_threshold": self.shared_identifier_threshold}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
+        # Settings stored before a key existed take its default.
         return cls(platform=values["platform"], domains=OwnedDomains(values["domains"]),
                    capacity=dict(values["capacity"]), thresholds=tuple(values["thresholds"]),
-                   hysteresis=values["hysteresis"], runtimes=dict(values["runtimes"]))
+                   hysteresis=values["hysteresis"], runtimes=dict(values["runtimes"]),
+                   shared_identifier_threshold=values.get(
+                       "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD))
 
 
 class Sessions(Protocol):
@@ -152,9 +190,16 @@ class SubscriptionState:
         ingest forwards again after a crash or a rebalance is skipped (kept by stores, ignored by the
         engine)."""
         # derived
-        self.index: dict[str, str | set[str]] = {}
+        self.index: dict[str | None, dict[str, str | Group]] = {}
+        """Per scope: each identifier of a dedup-eligible countable record, mapped to the record when
+        no other record in the scope holds it, else to the group of its holders."""
         self.scopes: dict[str | None, Scope] = {SUBSCRIPTION_SCOPE: Scope()}
         self.providers: Counter[str] = Counter()
+        self.shared: set[str] = set()
+        """Identifiers held by more than ``settings.shared_identifier_threshold`` countable,
+        dedup-eligible records (the shared-identifier report)."""
+        self.shared_changed = False
+        """Whether the report changed since a store last saved it."""
         # what changed since the store last saved (records and tombstones by reference)
         self.dirty: set[str] = set()
 

@@ -157,6 +157,8 @@ class ConfigEvent(_Event):
     hysteresis: Annotated[float, Field(ge=0, le=100)] | None = None
     runtimes: Annotated[dict[Name, RuntimeSetting], Field(max_length=MAX_RUNTIMES)] | None = None
     actor: Text | None = Field(default=None, description="who made the change, for the audit trail")
+    shared_identifier_threshold: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """An email or login held by more records than this is reported as shared (null: 5)."""
 
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}

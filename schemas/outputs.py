@@ -59,3 +59,19 @@ class SubscriptionCounts(TypedDict):
     providers: dict[str, int]
     anonymous_sessions: int
     levels: dict[str, int]
+
+
+class SharedIdentifier(TypedDict):
+    """An email or login held by more countable, dedup-eligible records than the threshold."""
+
+    digest: str
+    kind: Literal["email", "username"]
+    records: int
+    runtimes: dict[str, int]
+
+
+class SharedIdentifiers(TypedDict):
+    """A subscription's shared-identifier report (``GET /api/v1/subscriptions/{id}/shared-identifiers``)."""
+
+    threshold: int
+    identifiers: list[SharedIdentifier]

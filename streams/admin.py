@@ -68,6 +68,7 @@ def config_event(
     hysteresis: float | None = None,
     platform: str | None = None,
     runtimes: Mapping[str, Any] | None = None,
+    shared_identifier_threshold: int | None = None,
     *,
     event_id: str | None = None,
     time: str | None = None,
@@ -83,6 +84,7 @@ def config_event(
     - ``platform``: ``o11`` or ``odc`` (any case).
     - ``runtimes``: ``{runtime: {"version": "11.14.0"}}``, or the shorthand ``{runtime: "11.14.0"}``
       (``None`` = no version: behaves as the newest).
+    - ``shared_identifier_threshold``: an email or login held by more records is reported (1 or more).
 
     Raises :class:`InvalidInput` naming the field when a value would be rejected, or when nothing
     would change.
@@ -141,9 +143,15 @@ def config_event(
                 raise InvalidInput(f"runtimes.{runtime}: expected {{'version': '11.14.0'}}, got {setting!r}")
             settings[str(runtime)] = dict(setting)
         event["runtimes"] = settings
+    if shared_identifier_threshold is not None:
+        if isinstance(shared_identifier_threshold, bool) or not isinstance(shared_identifier_threshold, int) \
+                or not 1 <= shared_identifier_threshold <= 1_000_000:
+            raise InvalidInput("shared_identifier_threshold: must be a whole number of records from 1 to 1,000,000, "
+                               f"got {shared_identifier_threshold!r}")
+        event["shared_identifier_threshold"] = shared_identifier_threshold
     if not set(event) - {"type", "subscription", "id", "time", "actor"}:
-        raise InvalidInput("nothing to change: give at least one setting "
-                           "(platform, domains, capacity, thresholds, hysteresis, runtimes)")
+        raise InvalidInput("nothing to change: give at least one setting (platform, domains, capacity, "
+                           "thresholds, hysteresis, runtimes, shared_identifier_threshold)")
     checked = decode(orjson.dumps(event))  # the size too: 10,000 long domains pass validation alone
     if isinstance(checked, Rejection):
         raise InvalidInput(checked.reason)

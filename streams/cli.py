@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 import orjson
@@ -106,7 +106,13 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
         try:
             names = list(subscription) or await store.subscriptions()
             found = {name: await store.counts(name) for name in names}
-            return {"subscriptions": {name: value for name, value in found.items() if value is not None}}
+            document: dict[str, object] = {
+                "subscriptions": {name: value for name, value in found.items() if value is not None}}
+            reports = {name: await store.shared_identifiers(name) for name in names if found[name] is not None}
+            shared = {name: report for name, report in reports.items() if report and report["identifiers"]}
+            if shared:  # emails or logins that fold many records into one individual
+                document["shared_identifiers"] = shared
+            return document
         finally:
             await store.close()
 
@@ -122,11 +128,40 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     else:
-        from streams.present import counts_table
+        from streams.present import counts_table, shared_warnings
 
         names = list(cast(dict[str, object], document["subscriptions"]))
         limits = asyncio.run(capacities(names))
         click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
+        warnings = shared_warnings(cast(dict[str, Any], document.get("shared_identifiers", {})))
+        if warnings:
+            click.echo(warnings, nl=False)
+
+
+@main.command()
+@click.argument("identifier")
+@click.option("--subscription", "-s", required=True, help="Digests are keyed per subscription.")
+def digest(identifier: str, subscription: str) -> None:
+    """Print the digest of an email or login in a subscription, normalized and keyed as the worker
+    does (ENDUSERS_SECRET, ENDUSERS_DIGEST_SCOPE).
+
+    The shared-identifier report lists digests only: this is how to check a suspected placeholder
+    such as noreply@corp.example against it."""
+    from counters.normalize import Digester, normalize_email, normalize_username
+    from streams.settings import Settings
+
+    normalized = normalize_email(identifier) or normalize_username(identifier)
+    if normalized is None:
+        raise click.BadParameter("empty after normalization", param_hint="IDENTIFIER")
+    from streams.settings import MissingSecret
+
+    settings = Settings()
+    try:
+        secret = settings.digest_secret()
+    except MissingSecret as exc:
+        raise click.UsageError(str(exc)) from None
+    digester = Digester(secret, per_subscription=settings.digest_scope != "shared")
+    click.echo(digester.for_subscription(subscription)(normalized))
 
 
 @main.group()
@@ -144,11 +179,13 @@ def config() -> None:
 @click.option("--platform", type=click.Choice(["o11", "odc"], case_sensitive=False))
 @click.option("--runtime", "runtimes", multiple=True, metavar="NAME=VERSION",
               help="A runtime's platform version, e.g. prod=11.14.0 (NAME= for no version).")
+@click.option("--shared-identifier-threshold", type=int,
+              help="Report an email or login held by more records than this (default 5).")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
-               actor: str | None, dry_run: bool) -> None:
+               shared_identifier_threshold: int | None, actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -176,6 +213,7 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             actor=actor,
             # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
             event_id=f"config-{uuid.uuid4()}",
+            shared_identifier_threshold=shared_identifier_threshold,
         )
     except InvalidInput as exc:
         raise click.UsageError(exc.message) from None

@@ -11,7 +11,7 @@ The pipeline calls the module-level objects directly::
     with BATCH_SECONDS.labels("apply").time(): ...
     CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
     CONSUMER_LAG.labels(topic, str(partition)).set(lag)
-    observe_counts(subscription, counts, settings["capacity"])
+    observe_counts(subscription, counts, settings["capacity"], shared_identifiers)
 """
 
 from __future__ import annotations
@@ -112,6 +112,13 @@ LEVEL = Gauge(
     ["subscription", "user_class"],
     registry=REGISTRY,
 )
+SHARED_IDENTIFIERS = Gauge(
+    "endusers_shared_identifiers",
+    "Emails and logins held by more records than the subscription's shared_identifier_threshold: their "
+    "records still count as one individual; see GET /api/v1/subscriptions/{id}/shared-identifiers.",
+    ["subscription"],
+    registry=REGISTRY,
+)
 INVALID_EMAILS = Gauge(
     "endusers_invalid_emails",
     "Events that carried an invalid email (treated as no email): a data-quality problem to fix upstream.",
@@ -178,8 +185,10 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mapping[str, int | None]) -> None:
-    """Set the count gauges of one subscription from its counts.
+def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mapping[str, int | None],
+                   shared_identifiers: int = 0) -> None:
+    """Set the count gauges of one subscription from its counts and the number of its shared
+    identifiers.
 
     ``capacity`` is the subscription's ``{"internal": int|None, "external": int|None}``; a null
     capacity removes the ``endusers_capacity`` series. Runtimes and providers absent from ``counts``
@@ -194,6 +203,7 @@ def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mappi
         if limit is not None:
             series[CAPACITY][(subscription, user_class)] = _number(limit)
     series[RECORDS][(subscription,)] = _number(counts.get("records"))
+    series[SHARED_IDENTIFIERS][(subscription,)] = float(shared_identifiers)
     series[ANONYMOUS_SESSIONS][(subscription,)] = _number(counts.get("anonymous_sessions"))
     runtimes = {name: {key: _number(scope.get(key)) for key in ("records", *CLASSES)}
                 for name, scope in (counts.get("runtimes") or {}).items()}
@@ -259,7 +269,7 @@ def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
 
 
 _PER_SUBSCRIPTION = (USERS, RECORDS, RUNTIME_USERS, RUNTIME_RECORDS, PROVIDER_RECORDS, ANONYMOUS_SESSIONS,
-                     CAPACITY, LEVEL)
+                     CAPACITY, LEVEL, SHARED_IDENTIFIERS)
 
 
 def render() -> tuple[bytes, str]:

@@ -219,7 +219,7 @@ class Pipeline:
             self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
         self._changed.add(subscription)
         self._counted_from[subscription] = source
-        metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity)
+        metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity, len(state.shared))
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
         if events:
             for listener in self.level_listeners:
@@ -299,10 +299,12 @@ class Pipeline:
             if subscription in self._counted_from:
                 continue
             counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
+            report = await self.store.shared_identifiers(subscription)
             if counts is None or settings is None or subscription in self._counted_from:
                 continue  # not committed yet, or counted (more freshly) while we read
             self._counted_from[subscription] = mine[0]
-            metrics.observe_counts(subscription, counts, settings["capacity"])
+            shared = 0 if report is None else len(report["identifiers"])
+            metrics.observe_counts(subscription, counts, settings["capacity"], shared)
             adopted.append(subscription)
         return adopted, unloaded
 

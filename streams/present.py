@@ -50,6 +50,21 @@ def _capacity_of(entry: Mapping[str, Any], given: Mapping[str, Any] | None) -> M
     return None
 
 
+def shared_warnings(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """One warning per subscription whose report lists shared identifiers, with the most-held ones:
+    their records still count as one individual, which an admin should know."""
+    lines = []
+    for name in sorted(reports):
+        found = list(reports[name].get("identifiers") or ())
+        if not found:
+            continue
+        top = ", ".join(f"{i['kind']} {i['digest']} ({_int(i['records'])} records)" for i in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        lines.append(f"! {name}: {len(found)} shared identifier(s) held by more than "
+                     f"{reports[name].get('threshold')} records each, counted as one individual: {top}{more}")
+    return "".join(line + "\n" for line in lines)
+
+
 def counts_table(
     document: Mapping[str, Any],
     *,

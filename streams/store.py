@@ -19,10 +19,10 @@ import msgpack
 import orjson
 from redis.asyncio import Redis
 
-from counters import individuals
+from counters import individuals, shared
 from counters.state import NEVER, Record, Settings, SubscriptionState, identity
 from counters.store import Position
-from schemas.outputs import CapacityEvent
+from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ POSITION = "position:"
 INGESTED = "ingested:"
 
 _COMMIT = """
-local meta, records, tombstones, outbox, hll, counts, recent, history =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local meta, records, tombstones, outbox, hll, counts, recent, history, shared =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local source, expected, nxt = ARGV[1], ARGV[2], ARGV[3]
 if source ~= '' then
   local stored = redis.call('HGET', meta, source)
@@ -79,6 +79,8 @@ local sample = ARGV[i + 1]
 if sample ~= '' then
   redis.call('RPUSH', history, sample); redis.call('LTRIM', history, -%(history)d, -1)
 end
+local report = ARGV[i + 2]
+if report ~= '' then redis.call('SET', shared, report) end
 return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH}
 
@@ -86,7 +88,7 @@ return {1, anonymous}
 class Keys:
     """The keys of one subscription, all under its hash tag."""
 
-    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history")
+    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared")
 
     def __init__(self, subscription: str) -> None:
         base = "endusers:{%s}:" % subscription
@@ -98,10 +100,11 @@ class Keys:
         self.counts = base + "counts"
         self.recent = base + "recent"
         self.history = base + "history"
+        self.shared = base + "shared"
 
     def commit_keys(self) -> list[str]:
         return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history]
+                self.recent, self.history, self.shared]
 
 
 class RedisSessions:
@@ -253,6 +256,7 @@ class RedisStore:
             self._last_sample[state.subscription] = now
         else:
             args.append("")
+        args.append(orjson.dumps(shared.report(state)) if state.shared_changed else "")
         if state.subscription not in self._listed:
             # Before the commit, not after: a crash in between must not leave committed capacity events
             # in an outbox that no sweep finds. (The registry has no hash tag, so it cannot join the
@@ -272,6 +276,7 @@ class RedisStore:
         if position is not None:
             state.positions[position.source] = position.next
         state.dirty.clear()
+        state.shared_changed = False
         if isinstance(sessions, RedisSessions):
             sessions.pending.clear()
             sessions.known = int(value)
@@ -315,6 +320,11 @@ class RedisStore:
 
     async def _meta(self, subscription: str) -> dict[str, bytes | str]:
         return {_text(k): v for k, v in (await self.redis.hgetall(Keys(subscription).meta)).items()}
+
+    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
+        """The last committed shared-identifier report (None before the subscription's first commit)."""
+        raw = await self.redis.get(Keys(subscription).shared)
+        return None if raw is None else orjson.loads(raw)
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)

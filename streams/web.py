@@ -13,6 +13,10 @@ Routes (also described in ``streams/static/openapi.json``)::
     GET /api/v1/subscriptions          {"subscriptions": [ids]}
     GET /api/v1/subscriptions/{id}     counts + "subscription" + "settings"; 404 if unknown
     GET /api/v1/subscriptions/{id}/audit  applied config changes, newest first (admins only)
+    GET /api/v1/subscriptions/{id}/shared-identifiers
+                                       {"subscription", "threshold", "identifiers": [{"digest", "kind",
+                                       "records", "runtimes"}]}: emails and logins held by more records
+                                       than the threshold (digests only); 404 if unknown
     GET /api/v1/stream                 Server-Sent Events, see below
     GET /healthz                       200 {"status": "ok"} while the process serves HTTP
     GET /readyz                        200 while Kafka and Redis answer, the partitions are assigned,
@@ -23,7 +27,7 @@ Routes (also described in ``streams/static/openapi.json``)::
 
 The stream sends ``event: counts`` immediately at connect and then every ``interval`` seconds. Its
 data is ``{"time": unix_ms, "full": bool, "subscriptions": {id: {...counts, "settings", "events",
-("history" | "point")}}}``: the first message (``full: true``) carries each subscription's
+"shared_identifiers", ("history" | "point")}}}``: the first message (``full: true``) carries each subscription's
 ``history`` (``[[unix_ms, internal, external], ...]``, oldest first, last hour); later messages carry
 only ``point`` (the current ``[time, internal, external]``), which the page appends. A subscription
 that appears later gets its ``history`` in the first message that includes it. ``events`` are the 10
@@ -48,6 +52,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from aiohttp import web
 
+from counters.normalize import DEFAULT_SHARED_IDENTIFIER_THRESHOLD
+from schemas.outputs import SharedIdentifiers
 from streams import auth, metrics
 from streams.outages import outage
 
@@ -95,6 +101,10 @@ class CountsReader(Protocol):
         """Applied config changes, newest first (``streams.audit``)."""
         ...
 
+    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
+        """The last committed shared-identifier report, None before the first commit."""
+        ...
+
 
 ROUTES: tuple[str, ...] = (
     "/",
@@ -102,6 +112,7 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions",
     "/api/v1/subscriptions/{id}",
     "/api/v1/subscriptions/{id}/audit",
+    "/api/v1/subscriptions/{id}/shared-identifiers",
     "/api/v1/stream",
     "/healthz",
     "/readyz",
@@ -149,6 +160,7 @@ class Views:
         router.add_get("/api/v1/subscriptions", self.subscriptions)
         router.add_get("/api/v1/subscriptions/{id}", self.subscription)
         router.add_get("/api/v1/subscriptions/{id}/audit", self.audit)
+        router.add_get("/api/v1/subscriptions/{id}/shared-identifiers", self.shared_identifiers)
         router.add_get("/api/v1/stream", self.stream)
         router.add_get("/healthz", self.healthz)
         router.add_get("/readyz", self.readyz)
@@ -194,6 +206,20 @@ class Views:
         except Exception as exc:
             return self._store_error(exc)
         return _json({"subscription": subscription, "changes": entries})
+
+    async def shared_identifiers(self, request: web.Request) -> web.Response:
+        subscription = request.match_info["id"]
+        auth.require(request, subscription)
+        try:
+            counts, report = await asyncio.gather(self.reader.counts(subscription),
+                                                  self.reader.shared_identifiers(subscription))
+        except Exception as exc:
+            return self._store_error(exc)
+        if counts is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        if report is None:  # committed before the report existed; the next commit writes it
+            report = {"threshold": DEFAULT_SHARED_IDENTIFIER_THRESHOLD, "identifiers": []}
+        return _json({"subscription": subscription, **report})
 
     def _store_error(self, exc: BaseException) -> web.Response:
         outage("Redis").failed(exc)  # one line per 10 s, not one per request
@@ -361,12 +387,14 @@ class Views:
         return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
 
     async def _entry(self, subscription: str, now: int, with_history: bool) -> dict[str, Any] | None:
-        counts, settings, events = await asyncio.gather(
+        counts, settings, events, report = await asyncio.gather(
             self.reader.counts(subscription), self.reader.settings(subscription),
-            self.reader.recent_capacity_events(subscription, limit=STREAM_EVENTS))
+            self.reader.recent_capacity_events(subscription, limit=STREAM_EVENTS),
+            self.reader.shared_identifiers(subscription))
         if counts is None:
             return None
-        entry: dict[str, Any] = {**counts, "settings": settings, "events": list(events)[:STREAM_EVENTS]}
+        entry: dict[str, Any] = {**counts, "settings": settings, "events": list(events)[:STREAM_EVENTS],
+                                 "shared_identifiers": 0 if report is None else len(report["identifiers"])}
         if with_history:
             entry["history"] = await self.reader.history(subscription)
         else:

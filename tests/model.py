@@ -311,6 +311,11 @@ def validate(line: str) -> dict:
             if not isinstance(th, list) or not all(_is_int(x) and 1 <= x <= 1000 for x in th):
                 raise Rejected("bad thresholds")
             out["thresholds"] = sorted(set(th))
+        if "shared_identifier_threshold" in ev:
+            # Only the shared-identifier report reads it; counting ignores it.
+            t = ev["shared_identifier_threshold"]
+            if t is not None and not (_is_int(t) and 1 <= t <= 1_000_000):
+                raise Rejected("bad shared_identifier_threshold")
         if "hysteresis" in ev:
             h = ev["hysteresis"]
             if not (isinstance(h, (int, float)) and not isinstance(h, bool)) or not h >= 0:

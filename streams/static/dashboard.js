@@ -47,7 +47,8 @@
     const refs = { name: q(".name"), platform: q(".platform"), records: q(".records"),
       anonymous: q(".anonymous"), thresholds: q(".thresholds"), chart: q(".chart"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
-      classes: {} };
+      shared: q(".shared-warning"), classes: {} };
+    refs.shared.dataset.testid = "shared-" + id;
     refs.records.dataset.testid = "records-" + id;
     refs.anonymous.dataset.testid = "anonymous-" + id;
     refs.chart.dataset.testid = "chart-" + id;
@@ -133,6 +134,13 @@
     r.records.textContent = fmt(data.records);
     r.anonymous.textContent = fmt(data.anonymous_sessions);
     r.thresholds.textContent = (settings.thresholds || [80, 90, 100]).map((t) => t + "%").join(" ");
+    // Emails or logins held by many records: they still count as one individual each (SPEC), so
+    // the admin should look at them (GET /api/v1/subscriptions/{id}/shared-identifiers).
+    const shared = data.shared_identifiers || 0;
+    r.shared.hidden = shared === 0;
+    r.shared.textContent = shared === 0 ? "" :
+      `⚠ ${fmt(shared)} shared email${shared === 1 ? "" : "s"} or login${shared === 1 ? "" : "s"}: ` +
+      `held by more than ${settings.shared_identifier_threshold || 5} records, counted as one user`;
     const runtimes = Object.entries(data.runtimes || {}).sort((a, b) => a[0].localeCompare(b[0]));
     fillRows(r.runtimes, runtimes.map(([name, s]) => [name, fmt(s.internal), fmt(s.external), fmt(s.records)]), 4);
     const providers = Object.entries(data.providers || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));

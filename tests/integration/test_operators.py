@@ -137,3 +137,36 @@ def test_after_a_rebalance_each_subscription_is_exported_by_the_worker_that_coun
     publish_one_login_each("2")
     assert _exported_subscriptions(first) == a and _exported_subscriptions(second) == b
     assert {s: c["records"] for s, c in deployment.counts().items()} == {s: 2 for s in subscriptions}
+
+
+def test_an_email_held_by_more_records_than_the_threshold_is_reported_live(
+        running: tuple[Deployment, Worker], tmp_path: Path) -> None:
+    """Seven profiles sharing one email (threshold 5): still one individual, and reported in the API,
+    the gauge and ``endusers counts``; after a worker restart the new worker reports it too."""
+    deployment, worker = running
+    shared = [{"type": "profile", "op": "upsert", "subscription": "ops", "user_id": f"s{n}",
+               "email": "noreply@corp.example", "runtime": "prod" if n < 4 else "test"} for n in range(7)]
+    deployment.cli("publish", str(write_jsonl(tmp_path / "shared.jsonl", shared)))
+    deployment.wait_caught_up()
+
+    def check(url: str) -> None:
+        report = httpx.get(url + "/api/v1/subscriptions/ops/shared-identifiers", timeout=5).json()
+        assert report["subscription"] == "ops" and report["threshold"] == 5
+        (found,) = report["identifiers"]
+        assert (found["kind"], found["records"], found["runtimes"]) == ("email", 7, {"prod": 4, "test": 3})
+        assert "noreply" not in orjson.dumps(report).decode() and len(found["digest"]) == 16
+        metrics = httpx.get(url + "/metrics", timeout=5).text
+        assert 'endusers_shared_identifiers{subscription="ops"} 1.0' in metrics
+
+    check(worker.url)
+    assert deployment.counts()["ops"]["internal"] == 4 + 1  # the seven are one individual
+    table = deployment.cli("counts").stdout.decode()
+    assert "! ops: 1 shared identifier(s) held by more than 5 records" in table
+
+    worker.stop()
+    restarted = deployment.start_worker()
+    deadline = time.monotonic() + 60
+    while 'endusers_shared_identifiers{subscription="ops"}' not in httpx.get(restarted.url + "/metrics", timeout=5).text:
+        assert time.monotonic() < deadline, "the restarted worker never exported the gauge"
+        time.sleep(0.5)
+    check(restarted.url)

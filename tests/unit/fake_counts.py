@@ -35,6 +35,7 @@ class FakeReader:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.histories: dict[str, list[list[int]]] = {}
         self.audits: dict[str, list[dict[str, Any]]] = {}
+        self.shared: dict[str, dict[str, Any]] = {}
         self.fail: Exception | None = None
         self.calls = 0
 
@@ -76,6 +77,10 @@ class FakeReader:
     async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
         self._check()
         return copy.deepcopy(self.audits.get(subscription, [])[:limit])
+
+    async def shared_identifiers(self, subscription: str) -> Any:
+        self._check()
+        return copy.deepcopy(self.shared.get(subscription))
 
 
 def capacity_event(subscription: str, user_class: str, previous: int, level: int, count: int, capacity: int,

@@ -36,6 +36,8 @@ def test_only_given_keys_are_present() -> None:
     assert config_event("acme", domains=[]) == {"type": "config", "subscription": "acme", "domains": []}
     assert config_event("acme", capacity_internal="None")["capacity"] == {"internal": None}
     assert config_event("acme", domains="a.com, b.org")["domains"] == ["a.com", "b.org"]
+    assert config_event("acme", shared_identifier_threshold=20) == {
+        "type": "config", "subscription": "acme", "shared_identifier_threshold": 20}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -49,6 +51,7 @@ def test_only_given_keys_are_present() -> None:
     ({"hysteresis": 101}, "hysteresis: must be a number of percentage points from 0 to 100"),
     ({"platform": "o12"}, "platform: expected 'o11' or 'odc'"),
     ({"runtimes": {"prod": "latest"}}, "runtimes.prod.version"),
+    ({"shared_identifier_threshold": 0}, "shared_identifier_threshold: must be a whole number of records from 1"),
     ({}, "nothing to change"),
 ])
 def test_invalid_config_names_the_field(kwargs: dict, message: str) -> None:

@@ -73,6 +73,14 @@ async def test_dashboard_renders_and_updates_by_itself(served: tuple[str, FakeRe
         assert took < 5
         assert await dash.get_by_test_id("events-acme").locator("tbody tr").count() == 3
 
+        assert not await dash.get_by_test_id("shared-acme").is_visible()
+        reader.shared["acme"] = {"threshold": 5, "identifiers": [
+            {"digest": "0123456789abcdef", "kind": "email", "records": 7, "runtimes": {"prod": 7}}]}
+        warning = dash.get_by_test_id("shared-acme")
+        await warning.wait_for(state="visible", timeout=5000)
+        assert (await warning.text_content()).startswith("⚠ 1 shared email or login")
+        assert not await dash.get_by_test_id("shared-globex").is_visible()
+
         reader.put("initech", counts(5, 1))
         await dash.wait_for_count("initech", "internal", 5, timeout=5)
         await dash.save(ARTIFACTS / "dashboard.png")

@@ -42,8 +42,9 @@ def test_observe_counts_sets_and_removes_series() -> None:
     value = counts(10, 3, runtimes={"prod": {"internal": 8, "external": 3, "records": 11},
                                     "dev": {"internal": 2, "external": 0, "records": 2}},
                    providers={"default": 12, "visitor": 1}, anonymous=5, levels={"internal": 80, "external": 0})
-    metrics.observe_counts("m1", value, {"internal": 12, "external": None})
+    metrics.observe_counts("m1", value, {"internal": 12, "external": None}, shared_identifiers=2)
     assert samples("endusers_users", "m1") == {(("user_class", "internal"),): 10, (("user_class", "external"),): 3}
+    assert samples("endusers_shared_identifiers", "m1") == {(): 2}
     assert samples("endusers_records", "m1") == {(): 13}
     assert samples("endusers_anonymous_sessions", "m1") == {(): 5}
     assert samples("endusers_capacity", "m1") == {(("user_class", "internal"),): 12}
@@ -62,8 +63,11 @@ def test_observe_counts_sets_and_removes_series() -> None:
     assert samples("endusers_provider_records", "m1") == {(("provider", "default"),): 12}
     assert samples("endusers_capacity", "m1") == {}
 
+    assert samples("endusers_shared_identifiers", "m1") == {(): 0}
+
     metrics.forget_subscription("m1")
     assert samples("endusers_users", "m1") == {}
+    assert samples("endusers_shared_identifiers", "m1") == {}
 
 
 def test_counters_and_histogram_render() -> None:

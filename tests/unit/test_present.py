@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.present import counts_table
+from streams.present import counts_table, shared_warnings
 from tests.unit.fake_counts import counts
 
 
@@ -38,3 +38,15 @@ def test_capacity_from_settings_or_argument() -> None:
 def test_color_and_empty() -> None:
     assert "\x1b[" in counts_table(document(), capacities={"acme": {"internal": 1000, "external": 1}}, color=True)
     assert counts_table({"subscriptions": {}}) == "No subscriptions.\n"
+
+
+def test_shared_identifiers_are_a_warning_per_subscription() -> None:
+    found = [{"digest": f"{n:016x}", "kind": "email" if n else "username", "records": 10 - n, "runtimes": {}}
+             for n in range(4)]
+    text = shared_warnings({"acme": {"threshold": 5, "identifiers": found},
+                            "beta": {"threshold": 5, "identifiers": []}})
+    assert text.splitlines() == [
+        "! acme: 4 shared identifier(s) held by more than 5 records each, counted as one individual: "
+        "username 0000000000000000 (10 records), email 0000000000000001 (9 records), "
+        "email 0000000000000002 (8 records) and 1 more"]
+    assert shared_warnings({}) == ""

@@ -1153,3 +1153,15 @@ def test_instant_outside_years_1_to_9999_in_utc_is_rejected() -> None:
 def test_capacity_event_time_is_rfc3339_for_early_years() -> None:
     document = run(config(capacity={"internal": 0}), login("1", time="0999-01-01T00:00:00Z"))
     assert document["capacity_events"][0]["time"] == "0999-01-01T00:00:00Z"
+
+
+# --- record keys --------------------------------------------------------------------------------------
+
+
+def test_record_key_parts_cannot_run_into_each_other() -> None:
+    """Tenant ``a`` + provider ``b<US>c`` and tenant ``a<US>b`` + provider ``c`` are two records, even
+    though both keys read ``a<US>b<US>c`` when joined with the unit separator."""
+    counts = acme(profile("upsert", "u1", tenant="a", provider="b\x1fc"),
+                  profile("upsert", "u1", tenant="a\x1fb", provider="c"))
+    assert counts["records"] == 2
+    assert counts["providers"] == {"b\x1fc": 1, "c": 1}

@@ -80,9 +80,23 @@ async def test_unknown_subscription_is_404_json(client: Any) -> None:
     assert "nope" in (await response.json())["error"]
 
 
+async def test_shared_identifiers_view_lists_the_report_without_plaintext(client: Any, reader: FakeReader) -> None:
+    found = {"digest": "0123456789abcdef", "kind": "email", "records": 7, "runtimes": {"prod": 7}}
+    reader.shared["acme"] = {"threshold": 5, "identifiers": [found]}
+    response = await client.get("/api/v1/subscriptions/acme/shared-identifiers")
+    assert response.status == 200
+    assert await response.json() == {"subscription": "acme", "threshold": 5, "identifiers": [found]}
+
+
+async def test_shared_identifiers_view_is_empty_before_a_report_and_404_when_unknown(client: Any) -> None:
+    response = await client.get("/api/v1/subscriptions/globex/shared-identifiers")
+    assert await response.json() == {"subscription": "globex", "threshold": 5, "identifiers": []}
+    assert (await client.get("/api/v1/subscriptions/nope/shared-identifiers")).status == 404
+
+
 async def test_store_failure_is_503_json(client: Any, reader: FakeReader) -> None:
     reader.fail = ConnectionError("redis down")
-    for path in ("/api/v1/subscriptions", "/api/v1/subscriptions/acme"):
+    for path in ("/api/v1/subscriptions", "/api/v1/subscriptions/acme", "/api/v1/subscriptions/acme/shared-identifiers"):
         response = await client.get(path)
         assert response.status == 503
         assert "redis down" in (await response.json())["error"]
