@@ -83,6 +83,8 @@ def _set_fields(record: Record, change: Change) -> None:
             record.active, record.active_t = fields["active"], time
         if "default_tenant" in fields and time >= record.default_tenant_t:
             record.default_tenant, record.default_tenant_t = fields["default_tenant"], time
+        if "excluded" in fields and time >= record.excluded_t:
+            record.excluded, record.excluded_t = fields["excluded"], time
     if time > record.updated:
         record.updated = time
 
@@ -112,6 +114,8 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         settings.thresholds = tuple(new["thresholds"])
     if "hysteresis" in new:
         settings.hysteresis = new["hysteresis"]
+    if "billing_day" in new:
+        settings.billing_day = new["billing_day"]  # only how the history is read: no count changes
     if settings.platform != platform_before:
         individuals.rebuild(state)  # countability and eligibility of every record may change
     else:
@@ -122,6 +126,9 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
     if "shared_identifier_threshold" in new and new["shared_identifier_threshold"] != settings.shared_identifier_threshold:
         settings.shared_identifier_threshold = new["shared_identifier_threshold"]
         individuals.find_shared(state)  # after a rebuild above: it recomputes the report itself
+    if "excluded_providers" in new and frozenset(new["excluded_providers"]) != settings.excluded_providers:
+        excluded_before, settings.excluded_providers = settings.excluded_providers, frozenset(new["excluded_providers"])
+        individuals.refresh_providers(state, set(excluded_before ^ settings.excluded_providers))
     if "domains" in new and tuple(new["domains"]) != settings.domains.entries:
         settings.domains = OwnedDomains(new["domains"])
         individuals.reclassify(state)

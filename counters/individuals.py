@@ -28,13 +28,15 @@ from collections import Counter
 from collections.abc import Iterator
 
 from counters.classify import signature
-from counters.policy import is_countable, is_dedup_eligible, is_unclassified
+from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
 from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, Settings, SubscriptionState
 
 
 def facts_of(settings: Settings, record: Record) -> Facts | None:
-    """The record's counting facts under the settings, or None when it is not countable."""
+    """The record's counting facts under the settings, or None when it is not countable or excluded."""
     if not is_countable(settings.platform, record.active, record.logged_in):
+        return None
+    if is_excluded(record.provider, record.excluded, settings.excluded_providers):
         return None
     version = settings.runtimes.get(record.runtime)
     identifiers = tuple(dict.fromkeys(i[0] for i in (record.email, record.username) if i is not None))
@@ -56,6 +58,7 @@ def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
     O(1) when its facts did not change.
     """
     record = state.records[ref]
+    _set_aside(state, record, not removing and is_set_aside(state.settings, record))
     old = record.facts
     new = None if removing else facts_of(state.settings, record)
     if old == new:
@@ -89,8 +92,10 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     state.scope(SUBSCRIPTION_SCOPE)
     state.providers.clear()
     state.shared.clear()
+    state.excluded = 0
     for record in state.records.values():
         record.facts = None
+        record.set_aside = False
     for done, ref in enumerate(state.records, start=1):
         refresh(state, ref)
         if done % step == 0:
@@ -104,6 +109,37 @@ def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
     runtimes' records keep their facts, and each one's grouping is left as it is."""
     for ref in [ref for ref, record in state.records.items() if record.runtime in runtimes]:
         refresh(state, ref)
+
+
+def refresh_providers(state: SubscriptionState, providers: set[str]) -> None:
+    """Bring the records of some providers in line with a change of ``excluded_providers``:
+    O(records) to find them, then as ``refresh`` for each."""
+    for ref in [ref for ref, record in state.records.items() if record.provider in providers]:
+        refresh(state, ref)
+
+
+def is_set_aside(settings: Settings, record: Record) -> bool:
+    """Countable, but not an end user: reported in ``excluded`` instead of a class."""
+    return is_countable(settings.platform, record.active, record.logged_in) and \
+        is_excluded(record.provider, record.excluded, settings.excluded_providers)
+
+
+def individual_of(state: SubscriptionState, ref: str, scope: str | None = SUBSCRIPTION_SCOPE) -> set[str]:
+    """The records of the individual that countable record ``ref`` belongs to in ``scope`` (for
+    ``counters/explain.py``); O(size of that individual)."""
+    facts = state.records[ref].facts
+    if facts is None or not facts.eligible or not facts.identifiers:
+        return {ref}
+    entry = state.index.get(scope, {}).get(facts.identifiers[0])
+    if not isinstance(entry, Group):
+        return {ref}
+    members: set[str] = set()
+    for holders in entry.holders.values():
+        if isinstance(holders, str):
+            members.add(holders)
+        else:
+            members |= holders
+    return members
 
 
 def reclassify(state: SubscriptionState) -> None:
@@ -145,6 +181,12 @@ def held_as_email(state: SubscriptionState, identifier: str) -> bool:
 
 
 # --- internals ------------------------------------------------------------------------------------
+
+
+def _set_aside(state: SubscriptionState, record: Record, aside: bool) -> None:
+    if aside != record.set_aside:
+        state.excluded += 1 if aside else -1
+        record.set_aside = aside
 
 
 def _own_signature(facts: Facts) -> str:

@@ -173,6 +173,7 @@ VISITOR_PROVIDER = "visitor"
 DEFAULT_THRESHOLDS = (80, 90, 100)
 DEFAULT_HYSTERESIS = 1
 DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
+DEFAULT_BILLING_DAY = 1
 
 
 def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
@@ -204,6 +205,8 @@ def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int
             change.fields["default_tenant"] = event.default_tenant
         if isinstance(event, ProfileEvent) and "active" in given and event.active is not None:
             change.fields["active"] = event.active
+        if isinstance(event, ProfileEvent) and "excluded" in given and event.excluded is not None:
+            change.fields["excluded"] = event.excluded
     return change
 
 
@@ -285,4 +288,8 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
             runtime: None if setting.version is None else parse_version(setting.version)
             for runtime, setting in (event.runtimes or {}).items()
         }
+    if "billing_day" in given:
+        settings["billing_day"] = event.billing_day or DEFAULT_BILLING_DAY
+    if "excluded_providers" in given:
+        settings["excluded_providers"] = sorted(set(event.excluded_providers or ()))
     return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, fields=settings)

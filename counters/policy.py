@@ -3,7 +3,7 @@ runtime version."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 ODC = "odc"
 O11 = "o11"
@@ -22,6 +22,13 @@ def _older(version: Sequence[int] | None, since: tuple[int, int, int]) -> bool:
 def is_countable(platform: str, active: bool, logged_in: bool) -> bool:
     """Active, and on ODC logged in at least once (O11 counts from the user records)."""
     return active and (platform != ODC or logged_in)
+
+
+def is_excluded(provider: str, flagged: bool, excluded_providers: Collection[str]) -> bool:
+    """Not an end user (docs/rules.md, accounts that are not end users): the record's provider is
+    excluded, or the record itself is marked ``excluded``. Such a record never counts and never links
+    others; it is reported apart when it would otherwise count."""
+    return flagged or provider in excluded_providers
 
 
 def is_dedup_eligible(platform: str, version: Sequence[int] | None, default_tenant: bool) -> bool:

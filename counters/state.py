@@ -26,12 +26,14 @@ class Record:
     """One user row in one runtime; each field remembers the time of the event that set it.
 
     ``email`` and ``username`` hold ``[digest, domain-or-None]`` (or None). ``facts`` is what the
-    index currently holds for this record (None: not countable); the engine alone maintains it.
+    index currently holds for this record (None: not countable, or excluded); the engine alone
+    maintains it and ``set_aside``.
     """
 
     __slots__ = (
         "runtime", "provider", "email", "email_t", "username", "username_t", "active", "active_t",
-        "default_tenant", "default_tenant_t", "logged_in", "updated", "facts",
+        "default_tenant", "default_tenant_t", "logged_in", "updated", "excluded", "excluded_t", "facts",
+        "set_aside",
     )
 
     def __init__(self, runtime: str, provider: str, updated: int) -> None:
@@ -48,7 +50,11 @@ class Record:
         self.default_tenant_t = NEVER
         self.logged_in = False
         self.updated = updated
+        self.excluded = False
+        self.excluded_t = NEVER
         self.facts: Facts | None = None
+        self.set_aside = False
+        """Derived: countable but excluded, so counted in ``SubscriptionState.excluded`` instead."""
 
 
 def identity(value: list[Any] | None) -> list[Any] | None:
@@ -113,11 +119,14 @@ class Settings:
     hysteresis: float = DEFAULT_HYSTERESIS
     runtimes: dict[str, list[int] | None] = field(default_factory=dict)
     shared_identifier_threshold: int = DEFAULT_SHARED_IDENTIFIER_THRESHOLD
+    excluded_providers: frozenset[str] = frozenset()
+    billing_day: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
                 "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes,
-                "shared_identifier_threshold": self.shared_identifier_threshold}
+                "shared_identifier_threshold": self.shared_identifier_threshold,
+                "excluded_providers": sorted(self.excluded_providers), "billing_day": self.billing_day}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Settings:
@@ -126,7 +135,9 @@ class Settings:
                    capacity=dict(values["capacity"]), thresholds=tuple(values["thresholds"]),
                    hysteresis=values["hysteresis"], runtimes=dict(values["runtimes"]),
                    shared_identifier_threshold=values.get(
-                       "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD))
+                       "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD),
+                   excluded_providers=frozenset(values.get("excluded_providers", ())),
+                   billing_day=values.get("billing_day", 1))
 
 
 class Sessions(Protocol):
@@ -200,6 +211,8 @@ class SubscriptionState:
         dedup-eligible records (the shared-identifier report)."""
         self.shared_changed = False
         """Whether the report changed since a store last saved it."""
+        self.excluded = 0
+        """Records that would count but are not end users (docs/rules.md): never in the classes."""
         # what changed since the store last saved (records and tombstones by reference)
         self.dirty: set[str] = set()
 
@@ -226,6 +239,7 @@ class SubscriptionState:
                 if runtime is not None and scope.records > 0
             },
             "providers": {p: n for p, n in sorted(self.providers.items()) if n > 0},
+            "excluded": self.excluded,
             "anonymous_sessions": self.sessions.count(),
             "levels": dict(self.levels),
         }

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from schemas.limits import MAX_DOMAINS, MAX_EMAIL, MAX_RUNTIMES, MAX_STRING, MAX_THRESHOLDS, MAX_VERSION_PART
+from schemas.limits import MAX_DOMAINS, MAX_EMAIL, MAX_EXCLUDED_PROVIDERS, MAX_RUNTIMES, MAX_STRING, MAX_THRESHOLDS, MAX_VERSION_PART
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -116,6 +116,9 @@ class ProfileEvent(_RecordEvent):
     type: Literal["profile"]
     op: Literal["upsert", "deactivate", "activate", "delete"]
     active: bool | None = None
+    excluded: bool | None = Field(default=None, description=(
+        "true: this record is not an end user (a developer, a service account) and never counts; "
+        "applied by upsert, null keeps the current value"))
 
 
 class VisitEvent(_Event):
@@ -156,6 +159,10 @@ class ConfigEvent(_Event):
     thresholds: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(max_length=MAX_THRESHOLDS)] | None = None
     hysteresis: Annotated[float, Field(ge=0, le=100)] | None = None
     runtimes: Annotated[dict[Name, RuntimeSetting], Field(max_length=MAX_RUNTIMES)] | None = None
+    billing_day: Annotated[int, Field(ge=1, le=28)] | None = Field(
+        default=None, description="Day of the month (1-28) on which a billing period starts; null: 1")
+    excluded_providers: Annotated[list[Name], Field(max_length=MAX_EXCLUDED_PROVIDERS)] | None = Field(
+        default=None, description="User providers whose records are not end users and never count; null: none")
     actor: Text | None = Field(default=None, description="who made the change, for the audit trail")
     shared_identifier_threshold: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     """An email or login held by more records than this is reported as shared (null: 5)."""

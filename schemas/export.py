@@ -81,6 +81,9 @@ COUNTS: dict[str, Any] = {
                      "description": "Per runtime; runtimes with no countable records may be omitted."},
         "providers": {"type": "object", "additionalProperties": _COUNT,
                       "description": "Countable records per user provider, without deduplication."},
+        "excluded": {**_COUNT, "description": (
+            "Records that would count but are not end users (an excluded provider, or marked excluded); "
+            "never in internal or external.")},
         "anonymous_sessions": {**_COUNT, "description": "Distinct anonymous sessions (an estimate within 2%)."},
         "levels": {
             "type": "object",
@@ -89,7 +92,8 @@ COUNTS: dict[str, Any] = {
             "additionalProperties": False,
         },
     },
-    "required": ["internal", "external", "records", "runtimes", "providers", "anonymous_sessions", "levels"],
+    "required": ["internal", "external", "records", "runtimes", "providers", "excluded", "anonymous_sessions",
+                 "levels"],
     "additionalProperties": False,
     "$defs": {"ScopeCounts": _SCOPE_COUNTS},
 }

@@ -25,6 +25,9 @@ MAX_DOMAINS = 10_000
 MAX_RUNTIMES = 1_000
 """Runtimes in one config event's ``runtimes`` map."""
 
+MAX_EXCLUDED_PROVIDERS = 1_000
+"""User providers in one config event's ``excluded_providers``."""
+
 MAX_THRESHOLDS = 100
 """Percentages in one config event's ``thresholds``."""
 

@@ -57,6 +57,7 @@ class SubscriptionCounts(TypedDict):
     records: int
     runtimes: dict[str, ScopeCounts]
     providers: dict[str, int]
+    excluded: int
     anonymous_sessions: int
     levels: dict[str, int]
 

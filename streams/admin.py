@@ -69,6 +69,8 @@ def config_event(
     platform: str | None = None,
     runtimes: Mapping[str, Any] | None = None,
     shared_identifier_threshold: int | None = None,
+    excluded_providers: Iterable[str] | None = None,
+    billing_day: int | None = None,
     *,
     event_id: str | None = None,
     time: str | None = None,
@@ -85,6 +87,8 @@ def config_event(
     - ``runtimes``: ``{runtime: {"version": "11.14.0"}}``, or the shorthand ``{runtime: "11.14.0"}``
       (``None`` = no version: behaves as the newest).
     - ``shared_identifier_threshold``: an email or login held by more records is reported (1 or more).
+    - ``excluded_providers``: user providers whose records are not end users (docs/rules.md); an
+      empty list excludes none.
 
     Raises :class:`InvalidInput` naming the field when a value would be rejected, or when nothing
     would change.
@@ -149,9 +153,19 @@ def config_event(
             raise InvalidInput("shared_identifier_threshold: must be a whole number of records from 1 to 1,000,000, "
                                f"got {shared_identifier_threshold!r}")
         event["shared_identifier_threshold"] = shared_identifier_threshold
+    if excluded_providers is not None:
+        providers = [p.strip() for p in excluded_providers]
+        if any(not p for p in providers):
+            raise InvalidInput("excluded_providers: a provider name cannot be empty")
+        event["excluded_providers"] = sorted(set(providers))
+    if billing_day is not None:
+        if isinstance(billing_day, bool) or not isinstance(billing_day, int) or not 1 <= billing_day <= 28:
+            raise InvalidInput(f"billing_day: the day of the month a billing period starts, 1 to 28, got {billing_day!r}")
+        event["billing_day"] = billing_day
     if not set(event) - {"type", "subscription", "id", "time", "actor"}:
         raise InvalidInput("nothing to change: give at least one setting (platform, domains, capacity, "
-                           "thresholds, hysteresis, runtimes, shared_identifier_threshold)")
+                           "thresholds, hysteresis, runtimes, shared_identifier_threshold, excluded_providers, "
+                           "billing_day)")
     checked = decode(orjson.dumps(event))  # the size too: 10,000 long domains pass validation alone
     if isinstance(checked, Rejection):
         raise InvalidInput(checked.reason)

@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return {"kafka": kafka, "redis": redis, **health.checks()}
 
     install_views(app, web_store, readiness, access=Access.from_env(settings.web_host),
-                  max_streams=settings.web_max_streams)
+                  max_streams=settings.web_max_streams, digester=digester)
     install_alerts(app, settings, store, pipeline)
     return app
 

@@ -46,6 +46,10 @@ VIEWER_SETTINGS = ("platform", "capacity", "thresholds", "hysteresis")
 """The settings a viewer sees: what a count is measured against. Owned domains and runtime versions
 describe the organisation and stay with admins."""
 
+ADMIN_COUNTS = ("external_domains",)
+"""Parts of a counts document only admins see: the email domains of external users describe the
+organisation's partners, like owned domains do."""
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
@@ -83,6 +87,12 @@ class Grant:
         if settings is None or self.admin:
             return settings
         return {k: v for k, v in settings.items() if k in VIEWER_SETTINGS}
+
+    def counts(self, counts: dict[str, Any]) -> dict[str, Any]:
+        """A counts document as this grant may see it: without :data:`ADMIN_COUNTS` for a viewer."""
+        if self.admin:
+            return counts
+        return {k: v for k, v in counts.items() if k not in ADMIN_COUNTS}
 
 
 FULL_ACCESS = Grant("admin", None)
@@ -304,6 +314,7 @@ def stream_view(grant: Grant, data: dict[str, Any]) -> dict[str, Any]:
     visible = {}
     for name, entry in data["subscriptions"].items():
         if grant.sees(name):
+            entry = grant.counts(entry)
             visible[name] = {**entry, "settings": grant.settings(entry.get("settings"))} if "settings" in entry else entry
     return {**data, "subscriptions": visible}
 

@@ -136,6 +136,8 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
         warnings = shared_warnings(cast(dict[str, Any], document.get("shared_identifiers", {})))
         if warnings:
             click.echo(warnings, nl=False)
+        for line in asyncio.run(_forecast_lines(names)):
+            click.echo(line)
 
 
 @main.command()
@@ -164,6 +166,27 @@ def digest(identifier: str, subscription: str) -> None:
     click.echo(digester.for_subscription(subscription)(normalized))
 
 
+async def _forecast_lines(names: list[str]) -> list[str]:
+    """"acme: at this rate, external reaches 100% around 2027-02-10" per subscription and class that has one."""
+    from datetime import datetime, timezone
+
+    from streams.insights import forecast_sentence, forecasts
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    store = RedisStore.from_url(Settings().redis)
+    lines = []
+    try:
+        today = datetime.now(timezone.utc).date()
+        for name in names:
+            found = forecasts(await store.daily(name), await store.settings(name) or {}, today)
+            lines += [f"{name}: {sentence}" for user_class, forecast in found.items()
+                      if (sentence := forecast_sentence(user_class, forecast)) is not None]
+    finally:
+        await store.close()
+    return lines
+
+
 @main.group()
 def config() -> None:
     """Subscription settings (published as config events)."""
@@ -181,11 +204,15 @@ def config() -> None:
               help="A runtime's platform version, e.g. prod=11.14.0 (NAME= for no version).")
 @click.option("--shared-identifier-threshold", type=int,
               help="Report an email or login held by more records than this (default 5).")
+@click.option("--excluded-providers", metavar="A,B",
+              help="User providers whose records are not end users, comma separated ('' excludes none).")
+@click.option("--billing-day", type=int, help="Day of the month (1-28) on which a billing period starts.")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
-               shared_identifier_threshold: int | None, actor: str | None, dry_run: bool) -> None:
+               shared_identifier_threshold: int | None, excluded_providers: str | None, billing_day: int | None,
+               actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -210,6 +237,9 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             capacity_internal=UNSET if capacity_internal is None else capacity_internal,
             capacity_external=UNSET if capacity_external is None else capacity_external,
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
+            excluded_providers=None if excluded_providers is None else
+            [p for p in excluded_providers.split(",") if p.strip()],
+            billing_day=billing_day,
             actor=actor,
             # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
             event_id=f"config-{uuid.uuid4()}",
@@ -219,9 +249,47 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
         raise click.UsageError(exc.message) from None
     if dry_run:
         click.echo(orjson.dumps(event).decode())
+        for line in asyncio.run(_preview_lines(subscription, event)):
+            click.echo(line)
         return
     asyncio.run(publish_documents([event]))
     click.echo(f"published config for {subscription}: {orjson.dumps(event).decode()}")
+
+
+async def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
+    """What the change would give if applied now (counters/whatif.py on the committed state), or why
+    there is no preview."""
+    import time
+
+    from counters.normalize import Digester, to_change
+    from counters.whatif import preview
+    from schemas.codec import Rejection, decode
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    decoded = decode(orjson.dumps(event))
+    now = int(time.time() * 1_000_000)
+    change = None if isinstance(decoded, Rejection) else to_change(decoded, Digester(), now)
+    if change is None or isinstance(change, Rejection):
+        return []
+    store = RedisStore.from_url(Settings().redis)
+    try:
+        state = await store.fresh_state(subscription)
+    except Exception as exc:  # the dry run still printed the event
+        return [f"(no preview: the store did not answer: {type(exc).__name__})"]
+    finally:
+        await store.close()
+    if state is None:
+        return [f"(no preview: {subscription} has no committed state yet)"]
+    answer = preview(state, change)
+    lines = ["if applied now:"]
+    for key, before in answer["current"].items():
+        after = answer["preview"][key]
+        if key == "levels":
+            lines += [f"  level {c}: {before[c]}% -> {after[c]}%" for c in ("internal", "external") if before[c] != after[c]]
+        else:
+            lines.append(f"  {key}: {before:,} -> {after:,} ({after - before:+,})")
+    return lines
 
 
 @main.command("import-users")
@@ -314,3 +382,148 @@ def audit(subscription: str, limit: int, as_json: bool) -> None:
             click.echo(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> {orjson.dumps(after.get(key)).decode()}")
         if not changed:
             click.echo("    (no setting changed)")
+
+
+@main.command()
+@click.argument("subscription")
+@click.option("--limit", "-n", default=20, show_default=True, help="Largest domains to show (at most 100).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (all of the 100 largest).")
+def domains(subscription: str, limit: int, as_json: bool) -> None:
+    """Where the external users of SUBSCRIPTION come from: external individuals per email domain.
+
+    An affiliate whose domain was never declared owned shows up at the top; declare it with
+    ``endusers config set SUBSCRIPTION --domains ...`` and its users become internal."""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    async def read() -> dict[str, object] | None:
+        store = RedisStore.from_url(Settings().redis)
+        try:
+            return await store.counts(subscription)
+        finally:
+            await store.close()
+
+    found = asyncio.run(read())
+    if found is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    report = cast(dict[str, object], found.get("external_domains") or
+                  {"top": [], "other_domains": 0, "other_individuals": 0})
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps({"subscription": subscription, "external": found.get("external", 0),
+                                              **report}, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    from streams.present import domains_table
+
+    click.echo(domains_table(subscription, int(cast(int, found.get("external", 0))), report, limit=limit))
+
+
+@main.command()
+@click.argument("subscription")
+@click.option("--from", "first", metavar="YYYY-MM-DD", help="First day (default: a year ago, or 14 days with --hourly).")
+@click.option("--to", "last", metavar="YYYY-MM-DD", help="Last day (default: today, UTC).")
+@click.option("--hourly", is_flag=True, help="Per hour (the last 14 days are kept) instead of per day.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (period, then max/min/last of internal and external).")
+def history(subscription: str, first: str | None, last: str | None, hourly: bool, as_csv: bool) -> None:
+    """The durable history of SUBSCRIPTION's counts: per UTC day (or hour) the maximum, minimum and last
+    count of each class, and the peak of the current and previous billing periods."""
+    import asyncio
+    import csv
+    from datetime import date, datetime, timedelta, timezone
+
+    from counters import history as kept
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    today = datetime.now(timezone.utc).date()
+    try:
+        end = min(date.fromisoformat(last) if last else today, today)
+        start = date.fromisoformat(first) if first else today - timedelta(days=kept.HOURLY_DAYS - 1 if hourly else 365)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected a date like 2026-11-01 ({exc})") from None
+
+    async def read() -> tuple[list[kept.Entry], list[kept.Entry], dict[str, object] | None]:
+        store = RedisStore.from_url(Settings().redis)
+        try:
+            daily = await store.daily(subscription)
+            return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
+        finally:
+            await store.close()
+
+    stored, daily, settings = asyncio.run(read())
+    if settings is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    if hourly:
+        hour_now = kept.hour_of(datetime.now(timezone.utc))
+        entries = kept.filled(stored, f"{start}T00", min(f"{end}T23", hour_now), hourly=True) if start <= end else []
+    else:
+        entries = kept.filled(stored, start.isoformat(), end.isoformat()) if start <= end else []
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(kept.CSV_HEADER)
+        writer.writerows(e.to_row() for e in entries)
+        return
+    click.echo(f"{'period':<14} {'internal max/min/last':>22} {'external max/min/last':>22}")
+    for e in entries:
+        click.echo(f"{e.period:<14} {f'{e.internal_max}/{e.internal_min}/{e.internal_last}':>22} "
+                   f"{f'{e.external_max}/{e.external_min}/{e.external_last}':>22}")
+    peak = kept.peak(daily, today, int(cast(int, settings.get("billing_day", 1))))
+    for name, period in (("current", peak["current_period"]), ("previous", peak["previous_period"])):
+        if isinstance(period, dict):
+            click.echo(f"peak, {name} billing period from {period['start']}: internal {period['internal']}, "
+                       f"external {period['external']}")
+
+
+
+@main.command()
+@click.argument("subscription")
+@click.option("--email", help="The person's email.")
+@click.option("--username", help="The person's username (login).")
+@click.option("--user-id", help="One record's user id (with --runtime, --tenant, --provider).")
+@click.option("--runtime", default="default", show_default=True)
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--provider", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+def explain(subscription: str, email: str | None, username: str | None, user_id: str | None, runtime: str,
+            tenant: str, provider: str, as_json: bool) -> None:
+    """Explain one person of SUBSCRIPTION: the records that carry the identifier, the individual they
+    form and which identifier joins them, its class and the rule that decided it, whether it counts.
+
+    The identifier is digested with the secret (ENDUSERS_SECRET) as ingest does; nothing is stored in
+    plaintext to make this possible."""
+    import asyncio
+
+    from counters import explain as explaining
+    from counters.normalize import Digester
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    if sum(x is not None for x in (email, username, user_id)) != 1:
+        raise click.UsageError("give exactly one of --email, --username, --user-id")
+    settings = Settings()
+    digest = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared") \
+        .for_subscription(subscription)
+    try:
+        query = ({"record": explaining.record_digest(digest, runtime, tenant, provider, user_id)} if user_id is not None
+                 else {"identifier": explaining.digests_of(digest, email=email, username=username)})
+    except explaining.NotAnIdentifier as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def read() -> object:
+        store = RedisStore.from_url(settings.redis)
+        try:
+            return await store.fresh_state(subscription)
+        finally:
+            await store.close()
+
+    state = asyncio.run(read())
+    if state is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    from counters.state import SubscriptionState
+
+    answer = explaining.explain(cast(SubscriptionState, state), **query)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    click.echo(explaining.as_text(answer))

@@ -70,7 +70,7 @@ def counts_table(
     *,
     capacities: Mapping[str, Mapping[str, int | None]] | None = None,
     color: bool = False,
-    width: int = 100,
+    width: int = 120,
 ) -> str:
     """Render ``{"subscriptions": {id: §6 object}}`` as a table: one row per subscription, then one
     indented row per runtime.
@@ -85,6 +85,7 @@ def counts_table(
     table.add_column("Internal", justify="right")
     table.add_column("External", justify="right")
     table.add_column("Records", justify="right")
+    table.add_column("Excluded", justify="right")
     table.add_column("Anonymous", justify="right")
     table.add_column("Levels", justify="right")
     for name in sorted(subscriptions):
@@ -97,6 +98,7 @@ def counts_table(
             text = _against(entry.get(user_class, 0), limit, capacity is not None)
             cells.append(Text(text, style=_style(levels.get(user_class, 0), limit) if capacity is not None else ""))
         cells.append(_int(entry.get("records")))
+        cells.append(_int(entry.get("excluded", 0)))
         cells.append(_int(entry.get("anonymous_sessions")))
         cells.append(f"int {levels.get('internal', 0)}% · ext {levels.get('external', 0)}%")
         table.add_row(*cells)
@@ -104,11 +106,34 @@ def counts_table(
         for runtime in sorted(runtimes):
             scope = runtimes[runtime] or {}
             table.add_row(Text(f"  └ {runtime}", style="dim"), _int(scope.get("internal")),
-                          _int(scope.get("external")), _int(scope.get("records")), "", "", style="dim")
+                          _int(scope.get("external")), _int(scope.get("records")), "", "", "", style="dim")
     if not subscriptions:
         return "No subscriptions.\n"
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, no_color=not color, color_system="standard"
                       if color else None, highlight=False, emoji=False)
     console.print(table)
+    return buffer.getvalue()
+
+
+def domains_table(subscription: str, external: int, report: Mapping[str, Any], *, limit: int = 20,
+                  width: int = 100) -> str:
+    """``endusers domains``: the largest email domains of external individuals, then the rest folded."""
+    top = list(report.get("top") or [])
+    shown, rest = top[:limit], top[limit:]
+    other_domains = int(report.get("other_domains", 0)) + len(rest)
+    other_individuals = int(report.get("other_individuals", 0)) + sum(int(n) for _, n in rest)
+    if not top:
+        return f"{subscription}: no external users.\n"
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("Domain", overflow="fold")
+    table.add_column("External", justify="right")
+    table.add_column("Share", justify="right")
+    for domain, count in shown:
+        table.add_row(str(domain), _int(count), f"{count * 100 / external:.1f}%" if external else "-")
+    if other_domains:
+        table.add_row(Text(f"{other_domains:,} other domain(s)", style="dim"), _int(other_individuals), "")
+    buffer = io.StringIO()
+    buffer.write(f"{subscription}: {external:,} external end users by email domain\n\n")
+    Console(file=buffer, width=width, no_color=True, highlight=False, emoji=False).print(table)
     return buffer.getvalue()

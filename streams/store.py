@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgpack
@@ -20,7 +21,9 @@ import orjson
 from redis.asyncio import Redis
 
 from counters import individuals, shared
-from counters.state import NEVER, Record, Settings, SubscriptionState, identity
+from counters.domains import DomainsReport, external_domains
+from counters.history import DAILY_DAYS, HOURLY_DAYS, Entry, day_of, hour_of, parse_entries
+from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, Settings, SubscriptionState, identity
 from counters.store import Position
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SUBSCRIPTIONS_KEY = "endusers:subscriptions"
 HISTORY_EVERY_MS = 10_000
+DOMAINS_EVERY_MS = 5_000
 HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
@@ -39,8 +43,8 @@ POSITION = "position:"
 INGESTED = "ingested:"
 
 _COMMIT = """
-local meta, records, tombstones, outbox, hll, counts, recent, history, shared =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta, records, tombstones, outbox, hll, counts, recent, history, shared, daily, hourly =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local source, expected, nxt = ARGV[1], ARGV[2], ARGV[3]
 if source ~= '' then
   local stored = redis.call('HGET', meta, source)
@@ -81,6 +85,32 @@ if sample ~= '' then
 end
 local report = ARGV[i + 2]
 if report ~= '' then redis.call('SET', shared, report) end
+-- durable history (counters/history.py): per day and per hour, max,min,last of internal then external
+local day, hour, ci, ce = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+local pi, pe = ci, ce
+local carried = redis.call('HGET', daily, '_last')
+if carried then
+  local a, b = string.match(carried, '^(%%d+),(%%d+)$'); pi, pe = tonumber(a), tonumber(b)
+end
+local function roll(key, period, oldest)
+  local old = redis.call('HGET', key, period)
+  local v
+  if old then
+    local t = {}
+    for n in string.gmatch(old, '%%d+') do t[#t + 1] = tonumber(n) end
+    v = {math.max(t[1], ci), math.min(t[2], ci), ci, math.max(t[4], ce), math.min(t[5], ce), ce}
+  else  -- the period's first commit: the count before it held at the period's start
+    v = {math.max(pi, ci), math.min(pi, ci), ci, math.max(pe, ce), math.min(pe, ce), ce}
+    -- and, once per period, the entries past the retention go (a few hundred fields at most)
+    for _, stored in ipairs(redis.call('HKEYS', key)) do
+      if stored ~= '_last' and stored < oldest then redis.call('HDEL', key, stored) end
+    end
+  end
+  redis.call('HSET', key, period, string.format('%%d,%%d,%%d,%%d,%%d,%%d', unpack(v)))
+end
+roll(daily, day, ARGV[i + 7])
+roll(hourly, hour, ARGV[i + 8])
+redis.call('HSET', daily, '_last', string.format('%%d,%%d', ci, ce))
 return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH}
 
@@ -88,7 +118,8 @@ return {1, anonymous}
 class Keys:
     """The keys of one subscription, all under its hash tag."""
 
-    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared")
+    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared",
+                 "daily", "hourly")
 
     def __init__(self, subscription: str) -> None:
         base = "endusers:{%s}:" % subscription
@@ -101,10 +132,12 @@ class Keys:
         self.recent = base + "recent"
         self.history = base + "history"
         self.shared = base + "shared"
+        self.daily = base + "daily"
+        self.hourly = base + "hourly"
 
     def commit_keys(self) -> list[str]:
         return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history, self.shared]
+                self.recent, self.history, self.shared, self.daily, self.hourly]
 
 
 class RedisSessions:
@@ -124,8 +157,10 @@ class RedisSessions:
 class RedisStore:
     """``counters.store.Store`` over Redis, plus the read side used by the CLI, API and dashboard."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
+        self.clock = clock
+        """Seconds since the epoch: the instant a commit's counts hold from (history periods)."""
         self._states: dict[str, SubscriptionState] = {}
         self._loading: dict[str, asyncio.Future[SubscriptionState]] = {}
         self._written: dict[str, dict[str, bytes]] = {}
@@ -134,6 +169,7 @@ class RedisStore:
         self.progress: dict[str, tuple[int, int]] = {}
         """Subscription -> (records loaded, records to load) while a load runs (for /readyz)."""
         self._last_sample: dict[str, int] = {}
+        self._domains: dict[str, tuple[float, tuple[int, int, tuple[str, ...]], DomainsReport]] = {}
         self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
 
@@ -249,14 +285,18 @@ class RedisStore:
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
         args += [len(pending), *pending]
         summary = state.summary()
-        args.append(orjson.dumps(summary))
-        now = int(time.time() * 1000)
+        # the read side's document also says where external users come from
+        args.append(orjson.dumps({**summary, "external_domains": self._external_domains(state)}))
+        now = int(self.clock() * 1000)
+        instant = datetime.fromtimestamp(now / 1000, tz=timezone.utc)
         if now - self._last_sample.get(state.subscription, 0) >= HISTORY_EVERY_MS:
             args.append(orjson.dumps([now, summary["internal"], summary["external"]]))
             self._last_sample[state.subscription] = now
         else:
             args.append("")
         args.append(orjson.dumps(shared.report(state)) if state.shared_changed else "")
+        args += [day_of(instant), hour_of(instant), summary["internal"], summary["external"],
+                 day_of(instant - timedelta(days=DAILY_DAYS)), hour_of(instant - timedelta(days=HOURLY_DAYS))]
         if state.subscription not in self._listed:
             # Before the commit, not after: a crash in between must not leave committed capacity events
             # in an outbox that no sweep finds. (The registry has no hash tag, so it cannot join the
@@ -346,6 +386,32 @@ class RedisStore:
     async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
         await audit.record(self.redis, subscription, entries)
 
+    def _external_domains(self, state: SubscriptionState) -> DomainsReport:
+        """The report is O(distinct signatures): about 13 ms with 5,000 foreign domains on the shared
+        test machine, too much for every batch. It is recomputed when the external count or the number
+        of signatures changed, and at least every DOMAINS_EVERY_MS; only a change that keeps both (a
+        person's email moving from one foreign domain to another) shows up to that much later."""
+        now = self.clock() * 1000
+        fingerprint = (state.count("external"), len(state.scopes[SUBSCRIPTION_SCOPE].histogram),
+                       state.settings.domains.entries)
+        cached = self._domains.get(state.subscription)
+        if cached is None or cached[1] != fingerprint or now - cached[0] >= DOMAINS_EVERY_MS:
+            cached = self._domains[state.subscription] = (now, fingerprint, external_domains(state))
+        return cached[2]
+
+    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
+        """The committed state read anew (never the worker's live copy): O(records), for a preview."""
+        if not await self.redis.hexists(Keys(subscription).meta, "settings"):
+            return None
+        return await self._read(subscription)
+
+    async def daily(self, subscription: str) -> list[Entry]:
+        """The stored daily entries (``counters.history``), oldest first; days without a commit are absent."""
+        return parse_entries({_text(k): _text(v) for k, v in (await self.redis.hgetall(Keys(subscription).daily)).items()})
+
+    async def hourly(self, subscription: str) -> list[Entry]:
+        return parse_entries({_text(k): _text(v) for k, v in (await self.redis.hgetall(Keys(subscription).hourly)).items()})
+
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
@@ -374,13 +440,15 @@ def pack_record(record: Record) -> bytes:
     return bytes(msgpack.packb([
         record.runtime, record.provider, ident(record.email), age(record.email_t), ident(record.username),
         age(record.username_t), record.active, age(record.active_t), record.default_tenant,
-        age(record.default_tenant_t), record.logged_in, updated,
+        age(record.default_tenant_t), record.logged_in, updated, record.excluded, age(record.excluded_t),
     ]))
 
 
 def unpack_record(packed: bytes) -> Record:
     (runtime, provider, email, email_age, username, username_age, active, active_age, default_tenant,
-     default_tenant_age, logged_in, updated) = msgpack.unpackb(packed)
+     default_tenant_age, logged_in, updated, *added) = msgpack.unpackb(packed)
+    # fields added later are absent from records stored before them: they keep their defaults
+    excluded, excluded_age = added[:2] if len(added) >= 2 else (False, None)
 
     def ident(value: list[Any] | None) -> list[Any] | None:
         return None if value is None else identity([value[0].hex(), value[1]])
@@ -394,6 +462,7 @@ def unpack_record(packed: bytes) -> Record:
     record.active, record.active_t = active, time(active_age)
     record.default_tenant, record.default_tenant_t = default_tenant, time(default_tenant_age)
     record.logged_in = logged_in
+    record.excluded, record.excluded_t = excluded, time(excluded_age)
     return record
 
 
@@ -418,4 +487,7 @@ def _fix_empty(document: dict[str, Any]) -> dict[str, Any]:
     for key in ("runtimes", "providers"):
         if document.get(key) == []:
             document[key] = {}
+    domains = document.get("external_domains")
+    if isinstance(domains, dict) and domains.get("top") == {}:
+        domains["top"] = []
     return document

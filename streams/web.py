@@ -17,6 +17,10 @@ Routes (also described in ``streams/static/openapi.json``)::
                                        {"subscription", "threshold", "identifiers": [{"digest", "kind",
                                        "records", "runtimes"}]}: emails and logins held by more records
                                        than the threshold (digests only); 404 if unknown
+    GET /api/v1/subscriptions/{id}/history  daily (or hourly) max/min/last per class; JSON or CSV
+    POST /api/v1/subscriptions/{id}/explain  one person's records, individual, class and rule (admins)
+    POST /api/v1/subscriptions/{id}/preview  what a config change would give, applying nothing (admins)
+    GET /api/v1/subscriptions/{id}/domains  external individuals per email domain (admins only)
     GET /api/v1/stream                 Server-Sent Events, see below
     GET /healthz                       200 {"status": "ok"} while the process serves HTTP
     GET /readyz                        200 while Kafka and Redis answer, the partitions are assigned,
@@ -43,18 +47,26 @@ stream and the lists show only the grant's subscriptions, with viewers' settings
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from counters.normalize import DEFAULT_SHARED_IDENTIFIER_THRESHOLD
+from counters import explain as explaining
+from counters import history, whatif
+from counters.history import Entry
+from counters.normalize import DEFAULT_SHARED_IDENTIFIER_THRESHOLD, Digester, to_change
+from counters.state import SubscriptionState
+from schemas.codec import Rejection, decode
 from schemas.outputs import SharedIdentifiers
-from streams import auth, metrics
+from streams import auth, insights, metrics
 from streams.outages import outage
 
 if TYPE_CHECKING:
@@ -64,6 +76,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STREAM_EVENTS = 10
+STREAM_DOMAINS = 10
 READINESS_TIMEOUT = 5.0
 
 Readiness = Callable[[], Awaitable[dict[str, bool | str]]]
@@ -105,6 +118,18 @@ class CountsReader(Protocol):
         """The last committed shared-identifier report, None before the first commit."""
         ...
 
+    async def daily(self, subscription: str) -> list[Entry]:
+        """Stored daily history entries (``counters.history``), oldest first."""
+        ...
+
+    async def hourly(self, subscription: str) -> list[Entry]:
+        """Stored hourly history entries, oldest first (the last 14 days)."""
+        ...
+
+    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
+        """A new copy of the subscription's committed state, the caller's to change; None if unknown."""
+        ...
+
 
 ROUTES: tuple[str, ...] = (
     "/",
@@ -113,6 +138,10 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions/{id}",
     "/api/v1/subscriptions/{id}/audit",
     "/api/v1/subscriptions/{id}/shared-identifiers",
+    "/api/v1/subscriptions/{id}/domains",
+    "/api/v1/subscriptions/{id}/history",
+    "/api/v1/subscriptions/{id}/preview",
+    "/api/v1/subscriptions/{id}/explain",
     "/api/v1/stream",
     "/healthz",
     "/readyz",
@@ -129,6 +158,10 @@ def _json(value: Any, status: int = 200) -> web.Response:
                         headers=_NO_CACHE)
 
 
+def _today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -137,8 +170,10 @@ class Views:
     """The handlers, bound to one reader and one readiness probe."""
 
     def __init__(self, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-                 max_streams: int = 100) -> None:
+                 max_streams: int = 100, digester: Digester | None = None) -> None:
         self.reader = reader
+        self.digester = digester or Digester()
+        """The worker's digester: ``explain`` digests an identifier as ingest does."""
         self.readiness = readiness
         self.interval = interval
         self.max_streams = max_streams
@@ -161,6 +196,10 @@ class Views:
         router.add_get("/api/v1/subscriptions/{id}", self.subscription)
         router.add_get("/api/v1/subscriptions/{id}/audit", self.audit)
         router.add_get("/api/v1/subscriptions/{id}/shared-identifiers", self.shared_identifiers)
+        router.add_get("/api/v1/subscriptions/{id}/domains", self.domains)
+        router.add_get("/api/v1/subscriptions/{id}/history", self.history)
+        router.add_post("/api/v1/subscriptions/{id}/preview", self.preview)
+        router.add_post("/api/v1/subscriptions/{id}/explain", self.explain)
         router.add_get("/api/v1/stream", self.stream)
         router.add_get("/healthz", self.healthz)
         router.add_get("/readyz", self.readyz)
@@ -188,13 +227,120 @@ class Views:
         subscription = request.match_info["id"]
         grant = auth.require(request, subscription)
         try:
-            counts, settings = await asyncio.gather(self.reader.counts(subscription),
-                                                    self.reader.settings(subscription))
+            counts, settings, daily = await asyncio.gather(self.reader.counts(subscription),
+                                                           self.reader.settings(subscription),
+                                                           self.reader.daily(subscription))
         except Exception as exc:
             return self._store_error(exc)
         if counts is None:
             return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
-        return _json({**counts, "subscription": subscription, "settings": grant.settings(settings)})
+        today = _today()
+        settings = settings or {}
+        return _json({**grant.counts(counts), "subscription": subscription, "settings": grant.settings(settings),
+                      "peak": history.peak(daily, today, int(settings.get("billing_day", 1))),
+                      "forecast": insights.forecasts(daily, settings, today)})
+
+    async def preview(self, request: web.Request) -> web.Response:
+        """What-if (``counters/whatif.py``): the body holds config keys as in a config event; the
+        committed state is loaded afresh and the change applied to that copy. Admins only: the
+        answer reveals settings."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription, admin=True)
+        try:
+            body = await request.json(loads=orjson.loads)
+        except ValueError:
+            return _json({"error": "the body must be a JSON object of config keys"}, status=400)
+        if not isinstance(body, dict):
+            return _json({"error": "the body must be a JSON object of config keys"}, status=400)
+        event = decode(orjson.dumps({**body, "type": "config", "subscription": subscription}))
+        if isinstance(event, Rejection):
+            return _json({"error": event.reason}, status=400)
+        change = to_change(event, Digester(), _now_ms() * 1000)
+        if isinstance(change, Rejection):
+            return _json({"error": change.reason}, status=400)
+        try:
+            state = await self.reader.fresh_state(subscription)
+        except Exception as exc:
+            return self._store_error(exc)
+        if state is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        return _json({"subscription": subscription, "change": change.fields, **whatif.preview(state, change)})
+
+    async def explain(self, request: web.Request) -> web.Response:
+        """Explain one person (``counters/explain.py``). The body names them: ``{"email"}``,
+        ``{"username"}``, or ``{"runtime", "tenant", "provider", "user_id"}`` (POST, so no identifier
+        lands in a URL or an access log). Admins only."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription, admin=True)
+        try:
+            body = await request.json(loads=orjson.loads)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json({"error": "the body must be a JSON object: email, username, or user_id (with "
+                                   "runtime, tenant, provider)"}, status=400)
+        digest = self.digester.for_subscription(subscription)
+        try:
+            if isinstance(body.get("user_id"), (str, int)) and not isinstance(body.get("user_id"), bool):
+                runtime, tenant, provider = (str(body.get(k) or "default") for k in ("runtime", "tenant", "provider"))
+                query: dict[str, str] = {
+                    "record": explaining.record_digest(digest, runtime, tenant, provider, str(body["user_id"]))}
+            elif isinstance(body.get("email"), str):
+                query = {"identifier": explaining.digests_of(digest, email=body["email"])}
+            elif isinstance(body.get("username"), str):
+                query = {"identifier": explaining.digests_of(digest, username=body["username"])}
+            else:
+                return _json({"error": "give email, username, or user_id"}, status=400)
+        except explaining.NotAnIdentifier as exc:
+            return _json({"error": str(exc)}, status=400)
+        try:
+            state = await self.reader.fresh_state(subscription)
+        except Exception as exc:
+            return self._store_error(exc)
+        if state is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        return _json(explaining.explain(state, **query))
+
+    async def history(self, request: web.Request) -> web.Response:
+        """Daily (or hourly) max/min/last per class from ``from`` to ``to`` (UTC dates, inclusive);
+        CSV when the client accepts ``text/csv``."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription)
+        hourly = request.query.get("resolution", "day") == "hour"
+        if request.query.get("resolution", "day") not in ("day", "hour"):
+            return _json({"error": "resolution must be day or hour"}, status=400)
+        today = _today()
+        try:
+            last = date.fromisoformat(request.query.get("to", today.isoformat()))
+            first = date.fromisoformat(request.query.get(
+                "from", (today - timedelta(days=history.HOURLY_DAYS - 1 if hourly else 365)).isoformat()))
+        except ValueError:
+            return _json({"error": "from and to must be dates like 2026-11-01"}, status=400)
+        if first > last:
+            return _json({"error": "from must not be after to"}, status=400)
+        try:
+            counts = await self.reader.counts(subscription)
+            stored = await (self.reader.hourly(subscription) if hourly else self.reader.daily(subscription))
+        except Exception as exc:
+            return self._store_error(exc)
+        if counts is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        last = min(last, today)
+        if hourly:
+            now_hour = history.hour_of(datetime.now(timezone.utc))
+            end = min(f"{last.isoformat()}T23", now_hour)
+            entries = history.filled(stored, f"{first.isoformat()}T00", end, hourly=True) if first <= last else []
+        else:
+            entries = history.filled(stored, first.isoformat(), last.isoformat()) if first <= last else []
+        if "text/csv" in request.headers.get("Accept", ""):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(history.CSV_HEADER)
+            writer.writerows(e.to_row() for e in entries)
+            return web.Response(text=buffer.getvalue(), content_type="text/csv", headers={
+                **_NO_CACHE, "Content-Disposition": f'attachment; filename="{subscription}-history.csv"'})
+        return _json({"subscription": subscription, "resolution": "hour" if hourly else "day",
+                      "entries": [e.to_dict() for e in entries]})
 
     async def audit(self, request: web.Request) -> web.Response:
         subscription = request.match_info["id"]
@@ -220,6 +366,22 @@ class Views:
         if report is None:  # committed before the report existed; the next commit writes it
             report = {"threshold": DEFAULT_SHARED_IDENTIFIER_THRESHOLD, "identifiers": []}
         return _json({"subscription": subscription, **report})
+
+    async def domains(self, request: web.Request) -> web.Response:
+        """Where external users come from: the worker keeps the report in the counts document. Admins
+        only (``auth.ADMIN_COUNTS``)."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription, admin=True)
+        try:
+            counts = await self.reader.counts(subscription)
+        except Exception as exc:
+            return self._store_error(exc)
+        if counts is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        report = counts.get("external_domains") or {"top": [], "other_domains": 0, "other_individuals": 0}
+        return _json({"subscription": subscription, "external": counts.get("external", 0),
+                      "domains": [{"domain": d, "external": n} for d, n in report["top"]],
+                      "other_domains": report["other_domains"], "other_individuals": report["other_individuals"]})
 
     def _store_error(self, exc: BaseException) -> web.Response:
         outage("Redis").failed(exc)  # one line per 10 s, not one per request
@@ -395,6 +557,8 @@ class Views:
             return None
         entry: dict[str, Any] = {**counts, "settings": settings, "events": list(events)[:STREAM_EVENTS],
                                  "shared_identifiers": 0 if report is None else len(report["identifiers"])}
+        if isinstance(counts.get("external_domains"), dict):
+            entry["external_domains"] = _shortened(counts["external_domains"], STREAM_DOMAINS)
         if with_history:
             entry["history"] = await self.reader.history(subscription)
         else:
@@ -416,21 +580,31 @@ class Views:
         return {**data, "subscriptions": subscriptions}
 
 
+def _shortened(report: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The ``limit`` largest domains of a report, the rest folded into the others (the dashboard shows
+    a short table every second; the full report is at ``/domains``)."""
+    top, rest = list(report.get("top") or [])[:limit], list(report.get("top") or [])[limit:]
+    return {"top": top, "other_domains": int(report.get("other_domains", 0)) + len(rest),
+            "other_individuals": int(report.get("other_individuals", 0)) + sum(int(n) for _, n in rest)}
+
+
 def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-               access: auth.Access | None = None, max_streams: int = 100) -> web.Application:
+               access: auth.Access | None = None, max_streams: int = 100,
+               digester: Digester | None = None) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
     (access or auth.Access()).install(app)
-    Views(reader, readiness, interval=interval, max_streams=max_streams).add_routes(app)
+    Views(reader, readiness, interval=interval, max_streams=max_streams, digester=digester).add_routes(app)
     return app
 
 
 def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-                  access: auth.Access | None = None, max_streams: int = 100) -> None:
+                  access: auth.Access | None = None, max_streams: int = 100,
+                  digester: Digester | None = None) -> None:
     """Mount every route on a Faust app's web server. Call before the worker starts.
 
     Faust's own blueprints (its index at ``/``, ``/router/`` and ``/table/``) are dropped: the dashboard
@@ -447,4 +621,4 @@ def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *,
         raise RuntimeError("install_views must be called before the web server starts")
     blueprints._enabled = []
     (access or auth.Access()).install(web_app)
-    Views(reader, readiness, interval=interval, max_streams=max_streams).add_routes(web_app)
+    Views(reader, readiness, interval=interval, max_streams=max_streams, digester=digester).add_routes(web_app)

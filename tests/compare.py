@@ -24,6 +24,7 @@ def comparable_counts(doc: dict[str, Any]) -> dict[str, Any]:
                 if any(c[k] for k in ("internal", "external", "records"))
             },
             "providers": {p: n for p, n in s.get("providers", {}).items() if n},
+            "excluded": s.get("excluded", 0),  # missing = 0 (documents written before the rule)
             "levels": dict(s["levels"]),
         }
     return out

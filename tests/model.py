@@ -267,6 +267,9 @@ def validate(line: str) -> dict:
         act = _opt_bool(ev, "active")
         if act is not None:
             out["active"] = act
+        exc = _opt_bool(ev, "excluded")
+        if exc is not None:
+            out["excluded"] = exc
 
     if typ == "visit":
         sid = ev.get("session_id")
@@ -337,6 +340,21 @@ def validate(line: str) -> dict:
                 else:
                     raise Rejected("bad version")
             out["runtimes"] = parsed
+        if "billing_day" in ev:
+            day = ev["billing_day"]
+            if day is not None and not (_is_int(day) and 1 <= day <= 28):
+                raise Rejected("bad billing_day")
+            out["billing_day"] = 1 if day is None else day  # DECISION: null means the default, 1
+        if "excluded_providers" in ev:
+            providers = ev["excluded_providers"]
+            if providers is None:
+                providers = []  # DECISION: null means none
+            if not isinstance(providers, list) or len(providers) > 1000:
+                raise Rejected("excluded_providers must be a list")
+            for p in providers:
+                if not isinstance(p, str) or not p or len(p) > MAX_STR:
+                    raise Rejected("bad provider")
+            out["excluded_providers"] = set(providers)
     return out
 
 
@@ -364,6 +382,7 @@ class Sub:
     levels: dict[str, int] = field(default_factory=lambda: {"internal": 0, "external": 0})
     key_times: dict[tuple[str, ...], Any] = field(default_factory=dict)
     config_ids: set[str] = field(default_factory=set)
+    excluded_providers: set[str] = field(default_factory=set)
 
 
 def _new_record() -> Record:
@@ -474,9 +493,12 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
         _set(rec, "active", ev["active"], t)
     if "default_tenant" in ev:
         _set(rec, "default_tenant", ev["default_tenant"], t)
+    if "excluded" in ev:
+        _set(rec, "excluded", ev["excluded"], t)
 
 
-CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes")
+CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes", "excluded_providers",
+               "billing_day")
 MAP_KEYS = ("capacity", "runtimes")
 
 
@@ -524,6 +546,8 @@ def apply_config_keys(sub: Sub, ev: dict) -> None:
         sub.hysteresis = ev["hysteresis"]
     if "runtimes" in ev:
         sub.versions.update(ev["runtimes"])
+    if "excluded_providers" in ev:
+        sub.excluded_providers = set(ev["excluded_providers"])
 
 
 # ----------------------------------------------------------------------------- counting
@@ -553,12 +577,21 @@ def _classification_email(rec: Record) -> str | None:
     return None
 
 
-def _countable(sub: Sub, rec: Record) -> bool:
+def _would_count(sub: Sub, rec: Record) -> bool:
     if not _get(rec, "active"):
         return False
     if sub.platform == "odc" and not rec.logged_in:
         return False
     return True
+
+
+def _not_an_end_user(sub: Sub, key: tuple, rec: Record) -> bool:
+    """Accounts that are not end users: an excluded provider, or the record marked excluded."""
+    return key[2] in sub.excluded_providers or _get(rec, "excluded") is True
+
+
+def _countable(sub: Sub, key: tuple, rec: Record) -> bool:
+    return _would_count(sub, rec) and not _not_an_end_user(sub, key, rec)
 
 
 def _dedup_eligible(sub: Sub, key: tuple, rec: Record) -> bool:
@@ -619,7 +652,7 @@ def _scope_counts(sub: Sub, keys: list[tuple]) -> dict[str, int]:
 
 
 def compute(sub: Sub) -> dict[str, Any]:
-    countable = sorted(k for k, r in sub.records.items() if _countable(sub, r))
+    countable = sorted(k for k, r in sub.records.items() if _countable(sub, k, r))
     doc = _scope_counts(sub, countable)
     runtimes = {}
     for rt in sorted({k[0] for k in countable}):
@@ -629,6 +662,9 @@ def compute(sub: Sub) -> dict[str, Any]:
         providers[k[2]] = providers.get(k[2], 0) + 1
     doc["runtimes"] = runtimes
     doc["providers"] = dict(sorted(providers.items()))
+    doc["excluded"] = sum(
+        1 for k, r in sub.records.items() if _would_count(sub, r) and _not_an_end_user(sub, k, r)
+    )
     doc["anonymous_sessions"] = len(sub.sessions)
     doc["levels"] = dict(sub.levels)
     return doc

@@ -147,6 +147,8 @@ def profile_events(draw: Any) -> dict:
             ev["active"] = draw(st.booleans())
         if draw(st.integers(0, 4)) == 0:
             ev["default_tenant"] = draw(st.booleans())
+        if draw(st.integers(0, 4)) == 0:
+            _maybe(ev, "excluded", st.booleans(), draw)
     return ev
 
 
@@ -184,6 +186,10 @@ def config_events(draw: Any) -> dict:
     if draw(st.integers(0, 2)) == 0:
         rts = draw(st.dictionaries(st.sampled_from(RUNTIMES), st.sampled_from(VERSIONS), max_size=2))
         ev["runtimes"] = {rt: {"version": v} for rt, v in rts.items()}
+    if draw(st.integers(0, 6)) == 0:
+        _maybe(ev, "billing_day", st.sampled_from([1, 15, 28]), draw)
+    if draw(st.integers(0, 4)) == 0:
+        _maybe(ev, "excluded_providers", st.lists(st.sampled_from([*PROVIDERS, "visitor"]), max_size=2), draw)
     if draw(st.integers(0, 4)) == 0:
         t = draw(times)
         if t is not None:
@@ -225,6 +231,12 @@ INVALID_EVENTS: list[Any] = [
     {"type": "config", "subscription": "acme", "runtimes": {"r1": {"version": "abc"}}},
     {"type": "config", "subscription": "acme", "runtimes": {"r1": {"version": 11}}},
     {"type": "config", "subscription": 7},
+    {"type": "config", "subscription": "acme", "excluded_providers": "Okta"},
+    {"type": "config", "subscription": "acme", "billing_day": 29},
+    {"type": "config", "subscription": "acme", "billing_day": 0},
+    {"type": "config", "subscription": "acme", "billing_day": 1.5},
+    {"type": "config", "subscription": "acme", "excluded_providers": [""]},
+    {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "3", "excluded": "yes"},
     {"type": "login", "subscription": "s" * 300, "user_id": "1"},
 ]
 

@@ -45,12 +45,17 @@
     const q = (sel) => root.querySelector(sel);
     q(".name").textContent = id;
     const refs = { name: q(".name"), platform: q(".platform"), records: q(".records"),
-      anonymous: q(".anonymous"), thresholds: q(".thresholds"), chart: q(".chart"),
+      anonymous: q(".anonymous"), excluded: q(".excluded"), thresholds: q(".thresholds"), chart: q(".chart"),
+      domains: q(".domains"), year: q(".year"), yearFrom: q(".year-from"), forecast: q(".forecast"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
       shared: q(".shared-warning"), classes: {} };
     refs.shared.dataset.testid = "shared-" + id;
     refs.records.dataset.testid = "records-" + id;
     refs.anonymous.dataset.testid = "anonymous-" + id;
+    refs.excluded.dataset.testid = "excluded-" + id;
+    refs.domains.dataset.testid = "domains-" + id;
+    refs.year.dataset.testid = "year-" + id;
+    refs.forecast.dataset.testid = "forecast-" + id;
     refs.chart.dataset.testid = "chart-" + id;
     q(".runtimes").dataset.testid = "runtimes-" + id;
     q(".providers").dataset.testid = "providers-" + id;
@@ -64,7 +69,7 @@
       r.badge.dataset.testid = `level-${id}-${cls}`;
       refs.classes[cls] = r;
     }
-    return { root, refs, history: [], data: null };
+    return { root, refs, history: [], data: null, year: [], forecast: null, loaded: 0 };
   }
 
   function updateClass(r, count, capacity, level) {
@@ -133,6 +138,19 @@
     card.root.className = "card level-" + (worst === "unlimited" ? "normal" : worst);
     r.records.textContent = fmt(data.records);
     r.anonymous.textContent = fmt(data.anonymous_sessions);
+    r.excluded.textContent = fmt(data.excluded || 0);
+    // external users per email domain: only in an admin's stream, and only when there are some
+    const report = data.external_domains;
+    r.domains.hidden = !report || report.top.length === 0;
+    if (report) {
+      const external = data.external || 0;
+      const share = (n) => (external ? ((n * 100) / external).toFixed(1) + "%" : "");
+      const rows = report.top.map(([domain, n]) => [domain, fmt(n), share(n)]);
+      if (report.other_domains > 0) {
+        rows.push([`${fmt(report.other_domains)} other domain(s)`, fmt(report.other_individuals), ""]);
+      }
+      fillRows(r.domains.querySelector("tbody"), rows, 3);
+    }
     r.thresholds.textContent = (settings.thresholds || [80, 90, 100]).map((t) => t + "%").join(" ");
     // Emails or logins held by many records: they still count as one individual each (SPEC), so
     // the admin should look at them (GET /api/v1/subscriptions/{id}/shared-identifiers).
@@ -204,6 +222,73 @@
     node.replaceChildren(...parts);
   }
 
+  // --- 12 months of daily maxima and the forecast (fetched, not streamed: they change once a day) ----
+  const YEAR_REFRESH = 5 * 60 * 1000;
+  async function loadYear(id, card) {
+    card.loaded = Date.now();
+    const from = new Date(Date.now() - 365 * 86400000).toISOString().slice(0, 10);
+    const base = "/api/v1/subscriptions/" + encodeURIComponent(id);
+    try {
+      const [hist, sub] = await Promise.all([
+        fetch(base + "/history?from=" + from, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
+        fetch(base, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
+      ]);
+      if (hist) card.year = hist.entries || [];
+      if (sub) card.forecast = sub.forecast || null;
+    } catch (err) { return; }
+    drawYear(card);
+  }
+  function forecastText(forecast) {
+    const lines = [];
+    for (const cls of ["internal", "external"]) {
+      const reaches = (forecast && forecast[cls] && forecast[cls].reaches) || {};
+      const ahead = Object.entries(reaches).filter(([, d]) => d).sort((a, b) => a[1].localeCompare(b[1]));
+      if (ahead.length === 0) continue;
+      let text = `at this rate, ${cls} reaches ${ahead[0][0]}% around ${ahead[0][1]}`;
+      if (reaches["100"] && ahead[0][0] !== "100") text += ` and 100% around ${reaches["100"]}`;
+      lines.push(text);
+    }
+    return lines.length ? lines.join("; ") : "no forecast: too little history, or not growing";
+  }
+  function drawYear(card) {
+    const node = card.refs.year;
+    const w = Math.max(200, Math.round(node.clientWidth || 320));
+    const h = Math.max(60, Math.round(node.clientHeight || 90));
+    const pad = { l: 4, r: 4, t: 8, b: 4 };
+    const days = card.year;
+    const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
+    let top = 0;
+    for (const d of days) top = Math.max(top, d.internal.max, d.external.max);
+    const caps = ["internal", "external"].filter((c) => typeof capacity[c] === "number" &&
+      capacity[c] > 0 && capacity[c] <= Math.max(top, 1) * 1.5);
+    for (const c of caps) top = Math.max(top, capacity[c]);
+    top = niceCeil(top * 1.05);
+    const span = 365;
+    const start = Date.now() - span * 86400000;
+    const x = (period) => pad.l + ((Date.parse(period + "T12:00:00Z") - start) / (span * 86400000)) * (w - pad.l - pad.r);
+    const y = (v) => h - pad.b - (v / top) * (h - pad.t - pad.b);
+    const parts = [];
+    for (const frac of [0, 1]) {
+      const yy = y(top * frac).toFixed(1);
+      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "grid" }));
+      if (frac > 0) parts.push(svg("text", { x: pad.l + 2, y: (+yy + 10).toFixed(1) }, fmt(Math.round(top * frac))));
+    }
+    for (const c of caps) {
+      const yy = y(capacity[c]).toFixed(1);
+      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "cap " + c }));
+    }
+    for (const c of ["internal", "external"]) {
+      if (days.length === 0) continue;
+      const coords = days.map((d) => `${x(d.period).toFixed(1)},${y(d[c].max).toFixed(1)}`);
+      if (days.length === 1) coords.push(`${(w - pad.r).toFixed(1)},${y(days[0][c].max).toFixed(1)}`);
+      parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
+    }
+    node.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    node.replaceChildren(...parts);
+    card.refs.yearFrom.textContent = new Date(start).toISOString().slice(0, 7);
+    card.refs.forecast.textContent = forecastText(card.forecast);
+  }
+
   // --- messages --------------------------------------------------------------------------------
   function applyFilter() {
     const text = $("filter").value.trim().toLowerCase();
@@ -238,6 +323,7 @@
       const cutoff = (message.time || Date.now()) - HOUR;
       while (card.history.length && card.history[0][0] < cutoff) card.history.shift();
       updateCard(card, entry);
+      if (Date.now() - card.loaded > YEAR_REFRESH) loadYear(id, card);
       previous = card;
     }
     $("empty").hidden = ids.length > 0;

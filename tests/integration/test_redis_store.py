@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgpack
 import pytest
 from redis.asyncio import Redis
 
 from counters import engine
-from counters.state import SubscriptionState
+from counters.state import NEVER, Record, SubscriptionState
 from counters.store import MemoryStore, Position, Store
 from schemas.changes import Change
-from streams.store import RedisStore
+from streams.store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
-from tests.fixtures.factories import changes, config, lines, login
+from tests.fixtures.factories import changes, config, lines, login, profile
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15
@@ -146,3 +147,70 @@ async def test_a_retried_commit_whose_first_attempt_landed_counts_as_done(redis:
     assert other.positions == {"changes:0": 1} and other.summary()["records"] == 1
     # without a failed attempt before, the same refusal means another writer moved on
     assert not await RedisStore(redis).commit(await RedisStore(redis).load("acme"), Position("changes:0", None, 1), [])
+
+
+async def test_where_external_users_come_from_is_in_the_read_document(redis: Redis) -> None:
+    store = RedisStore(redis)
+    await run_batches(store, list(changes(lines([
+        config(domains=["example.com"]),
+        login("1", email="a@partner.io"), login("2", email="b@partner.io"), login("3", email="c@ext.io"),
+        login("4", email="me@example.com"),
+    ]))), batch=10)
+    document = await store.counts("acme")
+    assert document is not None
+    assert document["external_domains"] == {"top": [["partner.io", 2], ["ext.io", 1]], "other_domains": 0,
+                                            "other_individuals": 0}
+    # the same store at once (its report is cached): a new foreign domain shows up in the next commit
+    state = await store.load("acme")
+    engine.apply(state, next(changes(lines([login("5", email="d@new.io")]))))
+    assert await store.commit(state, Position("changes:0", state.positions["changes:0"], 99), [])
+    assert ["new.io", 1] in ((await store.counts("acme")) or {})["external_domains"]["top"]
+    state = await store.load("acme")
+    engine.apply(state, next(changes(lines([config(domains=["example.com", "partner.io", "ext.io", "new.io"])]))))
+    assert await store.commit(state, Position("changes:0", 99, 100), [])
+    emptied = await store.counts("acme")
+    assert emptied is not None and emptied["external_domains"]["top"] == []  # not cjson's {}
+
+
+def test_records_stored_before_the_excluded_field_load_as_end_users() -> None:
+    record = Record("prod", "Okta", 5_000)
+    record.excluded, record.excluded_t = True, 4_000
+    again = unpack_record(pack_record(record))
+    assert (again.excluded, again.excluded_t) == (True, 4_000)
+    older = msgpack.packb(msgpack.unpackb(pack_record(record))[:12])  # as written before the field existed
+    assert (unpack_record(older).excluded, unpack_record(older).excluded_t) == (False, NEVER)
+
+
+async def test_history_keeps_each_days_and_hours_max_min_last_in_the_commit(redis: Redis) -> None:
+    """Counts 2 -> 5 -> 3 on day 1 (two hours), nothing on day 2, 4 on day 3: the first entry of a
+    period also holds the count carried over from before it."""
+    from datetime import datetime, timezone
+
+    clock = [datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc).timestamp()]
+    store = RedisStore(redis, clock=lambda: clock[0])
+    state = await store.load("acme")
+    offset = 0
+
+    async def apply(*events: dict) -> None:  # type: ignore[type-arg]
+        nonlocal offset
+        for change in changes(lines(events)):
+            engine.apply(state, change)
+        assert await store.commit(state, Position("changes:0", offset or None, offset + 1), [])
+        offset += 1
+
+    await apply(config(domains=["example.com"]), login("1", email="a@x.org"), login("2", email="b@x.org"))
+    await apply(*(login(str(n), email=f"u{n}@x.org") for n in range(3, 6)))
+    clock[0] += 3600
+    await apply(profile("delete", "3"), profile("delete", "4"))
+    clock[0] += 2 * 86400
+    await apply(login("9", email="z@x.org"))
+    days = {e.period: e.to_row()[1:] for e in await store.daily("acme")}
+    assert days == {"2026-11-01": [0, 0, 0, 5, 2, 3], "2026-11-03": [0, 0, 0, 4, 3, 4]}
+    hours = {e.period: e.to_row()[4:] for e in await store.hourly("acme")}
+    assert hours == {"2026-11-01T09": [5, 2, 5], "2026-11-01T10": [5, 3, 3], "2026-11-03T10": [4, 3, 4]}
+    clock[0] += 500 * 86400  # far later: entries past the retention go, today's stays
+    for day in range(40):
+        clock[0] += 86400
+        await apply(login(f"late{day}", email=f"l{day}@x.org"))
+    kept = [e.period for e in await store.daily("acme")]
+    assert "2026-11-01" not in kept and len(kept) == 40

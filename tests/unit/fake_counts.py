@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import copy
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from counters.history import Entry
+from counters.state import SubscriptionState
 
 
 def counts(internal: int = 0, external: int = 0, *, runtimes: dict[str, Any] | None = None,
            providers: dict[str, int] | None = None, anonymous: int = 0,
-           levels: dict[str, int] | None = None) -> dict[str, Any]:
+           levels: dict[str, int] | None = None, excluded: int = 0) -> dict[str, Any]:
     """The counts of one subscription (docs/events.md)."""
     if runtimes is None:
         runtimes = {"default": {"internal": internal, "external": external, "records": internal + external}}
     return {"internal": internal, "external": external, "records": internal + external, "runtimes": runtimes,
             "providers": providers if providers is not None else {"default": internal + external},
-            "anonymous_sessions": anonymous, "levels": levels or {"internal": 0, "external": 0}}
+            "excluded": excluded, "anonymous_sessions": anonymous, "levels": levels or {"internal": 0, "external": 0}}
 
 
 def settings(internal: int | None = None, external: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -36,6 +40,9 @@ class FakeReader:
         self.histories: dict[str, list[list[int]]] = {}
         self.audits: dict[str, list[dict[str, Any]]] = {}
         self.shared: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, SubscriptionState] = {}
+        self.days: dict[str, list[Entry]] = {}
+        self.hours: dict[str, list[Entry]] = {}
         self.fail: Exception | None = None
         self.calls = 0
 
@@ -81,6 +88,18 @@ class FakeReader:
     async def shared_identifiers(self, subscription: str) -> Any:
         self._check()
         return copy.deepcopy(self.shared.get(subscription))
+    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
+        self._check()
+        state = self.states.get(subscription)
+        return copy.deepcopy(state) if state is not None else None
+
+    async def daily(self, subscription: str) -> list[Entry]:
+        self._check()
+        return list(self.days.get(subscription, []))
+
+    async def hourly(self, subscription: str) -> list[Entry]:
+        self._check()
+        return list(self.hours.get(subscription, []))
 
 
 def capacity_event(subscription: str, user_class: str, previous: int, level: int, count: int, capacity: int,
@@ -97,9 +116,16 @@ def sample_reader() -> FakeReader:
         "prod": {"internal": 1200, "external": 50, "records": 1300},
         "dev": {"internal": 80, "external": 6, "records": 90}},
         providers={"default": 1100, "azure-ad": 280, "visitor": 10}, anonymous=987,
-        levels={"internal": 80, "external": 100}),
+        levels={"internal": 80, "external": 100}, excluded=12),
         settings(1500, 50, platform="o11"),
         events=[capacity_event("acme", "external", 90, 100, 56, 50, "2026-11-01T10:05:00Z"),
                 capacity_event("acme", "internal", 0, 80, 1200, 1500, "2026-11-01T09:40:00Z")])
+    reader.data["acme"]["external_domains"] = {
+        "top": [["partner.example", 31], ["supplier.example", 17], ["gmail.com", 5]],
+        "other_domains": 2, "other_individuals": 3}
     reader.put("globex", counts(42, 7, anonymous=3), settings(platform="odc"))
+    today = datetime.now(timezone.utc).date()
+    # a year of daily maxima: internal growing 2 a day towards 1,500, external near its 50
+    reader.days["acme"] = [Entry((today - timedelta(days=n)).isoformat(), 1234 - 2 * n, 1200 - 2 * n, 1230 - 2 * n,
+                                 56 - n // 30, 40 - n // 30, 50 - n // 30) for n in range(364, -1, -1)]
     return reader

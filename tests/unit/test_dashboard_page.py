@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 
 import socket
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from streams.insights import forecast_sentence, forecasts
 from streams.web import create_app
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
@@ -65,8 +67,24 @@ async def test_dashboard_renders_and_updates_by_itself(served: tuple[str, FakeRe
         assert await dash.get_by_test_id("runtimes-acme").locator("tbody tr").count() == 2
         assert await dash.get_by_test_id("events-acme").locator("tbody tr").count() == 2
         assert await dash.get_by_test_id("chart-acme").locator("polyline").count() == 2
+        assert await dash.text("excluded-acme") == "12"
+        domains = dash.get_by_test_id("domains-acme").locator("tbody tr")
+        assert await domains.count() == 4  # three domains and the others folded
+        assert (await domains.first.inner_text()).split() == ["partner.example", "31", "55.4%"]
+        assert not await dash.get_by_test_id("domains-globex").is_visible()  # no external domains known
+        await dash.get_by_test_id("year-acme").locator("polyline").first.wait_for(timeout=5000)
+        assert await dash.get_by_test_id("year-acme").locator("polyline").count() == 2
+        assert await dash.get_by_test_id("year-acme").locator("line.cap").count() == 2
+        # the page words the API's forecast as the CLI does (streams/insights.py)
+        today = datetime.now(timezone.utc).date()
+        expected = forecasts(reader.days["acme"], reader.settings_by["acme"], today)
+        sentences = [forecast_sentence(c, expected[c]) for c in ("internal", "external")]
+        assert await dash.text("forecast-acme") == "; ".join(s for s in sentences if s)
+        assert sentences[0] is not None and sentences[0].startswith("at this rate, internal reaches 90% around ")
+        assert await dash.text("forecast-globex") == "no forecast: too little history, or not growing"
 
-        reader.data["acme"] = counts(1501, 56, levels={"internal": 100, "external": 100})
+        reader.data["acme"] = {**counts(1501, 56, levels={"internal": 100, "external": 100}, excluded=12),
+                               "external_domains": reader.data["acme"]["external_domains"]}
         reader.events["acme"].insert(0, capacity_event("acme", "internal", 90, 100, 1501, 1500,
                                                            "2026-11-01T10:15:00Z"))
         took = await dash.wait_for_count("acme", "internal", 1501, timeout=5)

@@ -9,16 +9,17 @@ from tests.unit.fake_counts import counts
 def document() -> dict:
     acme = counts(1200, 3, runtimes={"prod": {"internal": 1000, "external": 3, "records": 1100},
                                      "dev": {"internal": 200, "external": 0, "records": 210}},
-                  anonymous=42, levels={"internal": 80, "external": 0})
+                  anonymous=42, levels={"internal": 80, "external": 0}, excluded=17)
     return {"subscriptions": {"acme": acme, "beta": counts(1, 0)}}
 
 
 def test_rows_runtimes_and_levels() -> None:
     text = counts_table(document())
     lines = text.splitlines()
-    assert lines[0].split() == ["Subscription", "Internal", "External", "Records", "Anonymous", "Levels"]
+    assert lines[0].split() == ["Subscription", "Internal", "External", "Records", "Excluded", "Anonymous", "Levels"]
     acme = next(line for line in lines if line.startswith("acme"))
     assert "1,200" in acme and "1,203" in acme and "42" in acme and "int 80%" in acme
+    assert acme.split()[4] == "17"  # excluded accounts, apart from the classes
     runtime_rows = [line for line in lines if "└" in line]
     assert [row.split()[1] for row in runtime_rows] == ["dev", "prod", "default"]
     assert "1,000" in runtime_rows[1] and "1,100" in runtime_rows[1]

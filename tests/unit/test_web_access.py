@@ -73,7 +73,8 @@ def test_bad_token_lines_are_skipped_and_never_widen_access(tmp_path: Path, capl
 
 
 @pytest.mark.parametrize("path", ["/api/v1/subscriptions", "/api/v1/subscriptions/acme", "/api/v1/stream",
-                                  "/metrics", "/openapi.json", "/api/v1/subscriptions/acme/audit"])
+                                  "/metrics", "/openapi.json", "/api/v1/subscriptions/acme/audit",
+                                  "/api/v1/subscriptions/acme/domains"])
 async def test_data_paths_need_a_valid_token(secured: tuple[Any, FakeReader], path: str) -> None:
     client, _ = secured
     for headers in ({}, bearer("wrong"), {"Authorization": "Basic abc"}):
@@ -210,7 +211,7 @@ async def test_only_the_documented_routes_exist_on_a_worker(tokens: Tokens) -> N
     served = {route.resource.canonical for route in web_app.router.routes() if route.resource is not None}
     assert served == set(ROUTES)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = set(re.findall(r"`GET (/[^`\s]*)`", readme.split("## HTTP", 1)[1].split("\n## ", 1)[0]))
+    documented = set(re.findall(r"`(?:GET|POST) (/[^`\s]*)`", readme.split("## HTTP", 1)[1].split("\n## ", 1)[0]))
     assert documented == set(ROUTES) - {"/static/{file}"}  # the dashboard's assets are not an interface
     async with TestClient(TestServer(web_app)) as client:
         for path in ("/router/", "/table/", "/stats/"):
@@ -237,3 +238,37 @@ def test_a_missing_token_file_accepts_no_token_and_says_so_once(tmp_path: Path, 
     assert len(caplog.records) == 1
     token = create_token(path, "admin", None)
     assert tokens.lookup(token) == auth.Grant("admin", None)
+
+
+async def test_external_domains_are_for_admins_only(secured: tuple[Any, FakeReader], tokens: Tokens) -> None:
+    client, reader = secured
+    reader.data["acme"]["external_domains"] = {"top": [["partner.io", 3]], "other_domains": 0,
+                                               "other_individuals": 0}
+    path = "/api/v1/subscriptions/acme/domains"
+    assert (await client.get(path, headers=bearer(tokens.viewer_acme))).status == 403
+    assert (await client.get(path, headers=bearer(tokens.admin_globex))).status == 403
+    assert (await (await client.get(path, headers=bearer(tokens.admin_all))).json())["domains"] == [
+        {"domain": "partner.io", "external": 3}]
+    viewer = await (await client.get("/api/v1/subscriptions/acme", headers=bearer(tokens.viewer_acme))).json()
+    assert "external_domains" not in viewer and viewer["external"] == 56
+    admin = await (await client.get("/api/v1/subscriptions/acme", headers=bearer(tokens.admin_all))).json()
+    assert admin["external_domains"]["top"] == [["partner.io", 3]]
+    assert "external_domains" not in auth.stream_view(auth.Grant("viewer", None),
+                                                      {"subscriptions": {"acme": reader.data["acme"]}})["subscriptions"]["acme"]
+
+
+async def test_a_preview_is_for_admins_only(secured: tuple[Any, FakeReader], tokens: Tokens) -> None:
+    client, _ = secured
+    path = "/api/v1/subscriptions/acme/preview"
+    assert (await client.post(path, json={"domains": []})).status == 401
+    assert (await client.post(path, json={"domains": []}, headers=bearer(tokens.viewer_acme))).status == 403
+    assert (await client.post(path, json={"domains": []}, headers=bearer(tokens.admin_globex))).status == 403
+    assert (await client.post(path, json={"domains": []}, headers=bearer(tokens.admin_all))).status == 404  # no state
+
+
+async def test_explaining_a_person_is_for_admins_only(secured: tuple[Any, FakeReader], tokens: Tokens) -> None:
+    client, _ = secured
+    path = "/api/v1/subscriptions/acme/explain"
+    assert (await client.post(path, json={"email": "a@example.com"})).status == 401
+    assert (await client.post(path, json={"email": "a@example.com"}, headers=bearer(tokens.viewer_all))).status == 403
+    assert (await client.post(path, json={"email": "a@example.com"}, headers=bearer(tokens.admin_all))).status == 404

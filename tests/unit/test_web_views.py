@@ -226,10 +226,13 @@ async def test_routes_match_openapi_document() -> None:
     document = json.loads((STATIC_DIR / "openapi.json").read_text())
     assert set(document["paths"]) == set(ROUTES)
     app = create_app(FakeReader(), ready(ok=True))
-    served = {route.resource.canonical for route in app.router.routes() if route.method == "GET"}
-    assert served == set(ROUTES)
+    served = {(route.resource.canonical, route.method.lower()) for route in app.router.routes()
+              if route.method != "HEAD"}
+    assert {path for path, _ in served} == set(ROUTES)
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert documented == served
     for path, item in document["paths"].items():
-        assert "get" in item and item["get"]["responses"], path
+        assert all(operation["responses"] for operation in item.values()), path
 
 
 def test_openapi_references_resolve() -> None:
