@@ -19,17 +19,18 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaClient
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from counters.normalize import Digester
 from schemas.cloudevents import Headers
 from streams import metrics
 from streams.alerts import install_alerts
 from streams.outages import outage, quiet_kafka_clients
+from streams.kafka_transport import broker_url
 from streams.pipeline import Inbound, Pipeline
 from streams.readiness import Readiness
+from streams.redis_connect import connect_bounded
 from streams.sources import consume_sources
 from streams.settings import MissingSecret, Settings, kafka_client_options
 from streams.store import RedisStore
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or Settings()
     app = faust.App(
         settings.app_id,
-        broker=settings.kafka,
+        broker=broker_url(settings.kafka),  # Faust's Kafka transport with an idempotent producer
         broker_credentials=_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
@@ -68,8 +69,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     store = RedisStore.from_url(settings.redis)
     # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
     # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
-    web_store = RedisStore(Redis(connection_pool=BlockingConnectionPool.from_url(
-        settings.redis, max_connections=settings.web_redis_connections, timeout=5)))
+    web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections))
     health = Readiness(settings.stall_seconds, store.progress)
 
     changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
@@ -80,9 +80,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
         Kafka has it."""
         return await app.producer.send(topic_name, key, value, None, None, headers)
 
+    async def rewind(source: str, offset: int) -> None:
+        """Read a changes partition again from ``offset`` (Redis lost commits in a failover)."""
+        topic, _, partition = source.rpartition(":")
+        tp = TP(topic, int(partition))
+        if tp not in app.consumer.assignment():
+            return  # another worker reads it now, from the committed offsets
+        await app.consumer.seek(tp, offset)
+
     digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
     pipeline = Pipeline(store, digester, send, settings.topic, max_future=settings.max_future,
-                        raw_dead_letters=settings.raw_dead_letters, topic_subscription=settings.topic_subscription)
+                        raw_dead_letters=settings.raw_dead_letters, topic_subscription=settings.topic_subscription,
+                        rewind=rewind)
     metrics.cap_labels(settings.metrics_max_labels)
     pipeline.batch_done = health.batch_done
 

@@ -50,6 +50,9 @@ class Send(Protocol):
     def __call__(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, /
                  ) -> Awaitable[Any]: ...
 
+Rewind = Callable[[str, int], Awaitable[None]]
+"""``rewind("topic:partition", offset)``: read the changes partition again from ``offset``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -69,7 +72,8 @@ class Pipeline:
     def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str],
                  max_future: int = parse_duration(DEFAULT_MAX_FUTURE),
                  clock: Callable[[], float] = time.time, *, raw_dead_letters: bool = False,
-                 topic_subscription: Callable[[str], str | None] | None = None) -> None:
+                 topic_subscription: Callable[[str], str | None] | None = None,
+                 rewind: Rewind | None = None) -> None:
         self.store = store
         self.topic_subscription = topic_subscription or (lambda _topic: None)
         """The subscription a source topic is reserved for (per-subscription layout), else None."""
@@ -82,6 +86,10 @@ class Pipeline:
         """Microseconds an event's time may be ahead of the processing clock (ENDUSERS_MAX_FUTURE)."""
         self.clock = clock
         self._sources = {topic(name): Source(topic(name), kind) for kind, name in SOURCE_TOPICS.items()}
+        self.rewind = rewind
+        self._rewinding: dict[str, int] = {}
+        """Changes partition -> the highest offset read before it was rewound: later offsets still
+        arriving were fetched before the rewind and are dropped until the re-read begins."""
         self._changed: set[str] = set()
         self._counted_from: dict[str, str] = {}
         """Subscription -> the changes partition (``topic:partition``) this worker last counted it from."""
@@ -164,7 +172,7 @@ class Pipeline:
         """Apply a batch of changes, one atomic commit per subscription and partition."""
         started = time.perf_counter()
         groups: dict[tuple[str, str], list[tuple[Inbound, list[Change]]]] = {}
-        for message in messages:
+        for message in self._after_rewinds(messages):
             try:
                 changes = decode_batch(message.value or b"")
             except Exception as exc:  # not ours: never crash the stage over it
@@ -174,8 +182,13 @@ class Pipeline:
                 source = f"{message.topic}:{message.partition}"
                 groups.setdefault((changes[0].subscription, source), []).append((message, changes))
         for (subscription, source), items in groups.items():
+            if source in self._rewinding:
+                continue  # rewound by an earlier group of this batch: these come again
             try:
                 await self._count_subscription(subscription, source, [(m.offset, c) for m, c in items])
+            except RolledBack as back:
+                await self._rewind(back, max(m.offset for m in messages if f"{m.topic}:{m.partition}" == source))
+                continue
             except Exception as exc:  # a bug, not bad input (ingest validated it): never stop counting
                 log.exception("cannot count a batch of %s; it goes to the dead-letter topic", subscription)
                 self.store.forget(subscription)
@@ -185,9 +198,13 @@ class Pipeline:
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
 
     async def _count_subscription(self, subscription: str, source: str, items: list[tuple[int, list[Change]]]) -> None:
+        refused: int | None = None
+        """The position this worker's copy had when Redis last refused its commit."""
         while True:
             state = await self._load(subscription)
             expected = state.positions.get(source)
+            if refused is not None and (expected or 0) < refused:
+                raise RolledBack(subscription, source, expected or 0, refused)
             todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
             if not todo:
                 return  # already applied (redelivery after a crash or a rebalance)
@@ -216,7 +233,9 @@ class Pipeline:
                         outage("Redis").failed(exc)
                         log.warning("audit entries of %s not recorded: %s", subscription, exc)
                 break
-            self.store.forget(subscription)  # another worker moved on: reload, then skip what it did
+            # Another worker moved on: reload, then skip what it did. Or Redis went back in time.
+            refused = expected or 0
+            self.store.forget(subscription)
         self._changed.add(subscription)
         self._counted_from[subscription] = source
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity, len(state.shared))
@@ -263,6 +282,40 @@ class Pipeline:
                 outage("Redis").failed(exc)
                 await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
 
+
+    def _after_rewinds(self, messages: Sequence[Inbound]) -> list[Inbound]:
+        """Drop what a rewound partition delivers from before its rewind; its re-read starts with an
+        offset at or below the highest one read before, which ends the rewind."""
+        if not self._rewinding:
+            return list(messages)
+        kept = []
+        for message in messages:
+            source = f"{message.topic}:{message.partition}"
+            mark = self._rewinding.get(source)
+            if mark is not None:
+                if message.offset > mark:
+                    continue
+                del self._rewinding[source]
+            kept.append(message)
+        return kept
+
+    async def _rewind(self, back: RolledBack, highest: int) -> None:
+        """Redis holds an older position than the copy this worker counted from: a failover lost
+        commits that Kafka's offsets had already moved past. Counting on would skip those changes for
+        good, so the partition is read again from the stored position; every other subscription on it
+        skips what it already has (its own position)."""
+        log.warning("Redis holds position %d of %s for %s but this worker had committed up to %d (lost "
+                    "in a failover?): reading the partition again from %d", back.stored, back.source,
+                    back.subscription, back.had, back.stored)
+        self.store.forget(back.subscription)
+        if self.rewind is None:
+            raise RuntimeError("Redis went back in time and this pipeline cannot rewind its input") from back
+        self._rewinding[back.source] = highest
+        try:
+            await self.rewind(back.source, back.stored)
+        except Exception:  # e.g. the partition moved in a rebalance: its new reader starts from Kafka's offsets
+            del self._rewinding[back.source]
+            log.exception("cannot read %s again from %d", back.source, back.stored)
 
     def keep_only(self, assigned: set[str]) -> list[str]:
         """After a rebalance: let go of the subscriptions whose changes partition (``topic:partition``)
@@ -372,6 +425,14 @@ def _first_time(state: SubscriptionState, change: Change) -> bool:
         return False
     state.ingested[source] = offset + 1
     return True
+
+
+class RolledBack(Exception):
+    """Redis refused a commit and holds an older position than the worker's copy was built from."""
+
+    def __init__(self, subscription: str, source: str, stored: int, had: int) -> None:
+        super().__init__(f"{subscription}: stored position {stored} of {source} < {had}")
+        self.subscription, self.source, self.stored, self.had = subscription, source, stored, had
 
 
 def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:

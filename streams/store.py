@@ -18,7 +18,6 @@ from typing import Any
 
 import msgpack
 import orjson
-from redis.asyncio import Redis
 
 from counters import individuals, shared
 from counters.domains import DomainsReport, external_domains
@@ -27,6 +26,7 @@ from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, Settings, Subscrip
 from counters.store import Position
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
+from streams.redis_connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,14 @@ class RedisSessions:
 class RedisStore:
     """``counters.store.Store`` over Redis, plus the read side used by the CLI, API and dashboard."""
 
-    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: AsyncClient, clock: Callable[[], float] = time.time, replicas: int = 0,
+                 wait_ms: int = 1000) -> None:
         self.redis = redis
         self.clock = clock
         """Seconds since the epoch: the instant a commit's counts hold from (history periods)."""
+        self.replicas = replicas
+        """Replicas that must confirm each commit (``ENDUSERS_REDIS_MIN_REPLICAS``)."""
+        self.wait_ms = wait_ms
         self._states: dict[str, SubscriptionState] = {}
         self._loading: dict[str, asyncio.Future[SubscriptionState]] = {}
         self._written: dict[str, dict[str, bytes]] = {}
@@ -175,7 +179,8 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        return cls(Redis.from_url(url))
+        """One server, Redis Cluster or Sentinel, by the URL's scheme (``streams.redis_connect``)."""
+        return cls(connect(url), replicas=min_replicas(), wait_ms=wait_timeout_ms())
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -304,9 +309,12 @@ class RedisStore:
             # skipped by every reader: see ``subscriptions``.
             await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
             self._listed.add(state.subscription)
-        ok, value = await self._commit(keys=keys.commit_keys(), args=args)
+        ok, value = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
+                                       self.wait_ms)
         if not ok and retried and position is not None and _text(value) == str(position.next):
-            # the previous attempt failed on the way back (a lost reply), not in Redis: it is ours
+            # the previous attempt failed on the way back (a lost reply, or too few replicas confirmed
+            # it), not in Redis: it is ours, once the replicas have it
+            await confirm_durably(self.redis, keys.meta, self.replicas, self.wait_ms)
             ok, value = 1, str(await self.redis.pfcount(keys.sessions)).encode()
         if not ok:
             log.info("commit refused for %s: stored position %r, expected %r",
@@ -321,6 +329,12 @@ class RedisStore:
             sessions.pending.clear()
             sessions.known = int(value)
         return True
+
+    async def confirm(self, subscription: str) -> None:
+        """Wait until the replicas have what Redis holds for ``subscription`` (no-op without
+        ``ENDUSERS_REDIS_MIN_REPLICAS``): a batch found already applied after an unconfirmed commit
+        is acknowledged to Kafka only then."""
+        await confirm_durably(self.redis, Keys(subscription).meta, self.replicas, self.wait_ms)
 
     # --- the outbox -------------------------------------------------------------------------------
 

@@ -45,6 +45,12 @@ def all_topics(settings: Settings) -> list[str]:
     return [settings.topic(name) for name in (*sources, *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
 
 
+def durability_configs(settings: Settings) -> dict[str, str]:
+    """For every topic the service creates: with three or more replicas, a write needs two in sync (``acks=all``): one broker may fail without
+    losing an acknowledged message or stopping the writes."""
+    return {"min.insync.replicas": "2"} if settings.replication_factor >= 3 else {}
+
+
 async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
     """Create the missing topics with ``settings.partitions``; return one warning per existing topic
     with fewer partitions (the most workers that can share it).
@@ -59,7 +65,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         missing = [t for t in wanted if t not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(t, settings.partitions, settings.replication_factor, topic_configs=topic_configs(settings, t))
+                [NewTopic(t, settings.partitions, settings.replication_factor,
+                          topic_configs={**topic_configs(settings, t), **durability_configs(settings)})
                  for t in missing])
             failures = [f"{topic}: {message or code}" for topic, code, *rest in response.topic_errors
                         for message in [rest[0] if rest else None] if code not in (0, _ALREADY_EXISTS)]
