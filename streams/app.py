@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     settings = settings or Settings()
     app = faust.App(
         settings.app_id,
-        broker=broker_url(settings.kafka),  # Faust's Kafka transport with an idempotent producer
+        broker=broker_url(settings.bootstrap_servers),  # Faust's Kafka transport with an idempotent producer
         broker_credentials=_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",

@@ -27,9 +27,10 @@ class Transport(faust_aiokafka.Transport):
     Producer = Producer
 
 
-def broker_url(kafka: str) -> str:
-    """``kafka://a:9092;b:9092`` -> the same brokers under this transport's scheme."""
-    return SCHEME + "://" + kafka.split("://", 1)[-1]
+def broker_url(bootstrap_servers: str) -> str:
+    """``a:9092,b:9092`` -> Faust's form of the same brokers under this transport's scheme
+    (``endusers+kafka://a:9092;b:9092``)."""
+    return SCHEME + "://" + ";".join(bootstrap_servers.split(","))
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

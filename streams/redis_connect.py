@@ -186,7 +186,7 @@ async def eval_durably(client: AsyncClient, script: AsyncScript, keys: list[str]
     for _ in range(3):
         node = client.get_node_from_key(keys[0]) if isinstance(client, RedisCluster) else None
         pipe: Any = client.pipeline(transaction=False)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # cluster pipelines block .evalsha()
         if node is not None:
             pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
         else:
