@@ -129,3 +129,23 @@ async def test_redis_data_survives_restart(services: Services) -> None:
     finally:
         await client.delete(f"{key}:s", f"{key}:h")
         await client.aclose()
+
+
+def test_services_env_prints_the_url_of_each_distributed_setup(services: Services) -> None:
+    """`env NAME` prints what a shell needs to point the worker at that setup, without starting it."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "ENDUSERS_REDIS_CLUSTER_PORT": "7300", "ENDUSERS_REDIS_SENTINEL_PORT": "7310",
+           "ENDUSERS_KAFKA_CLUSTER_PORT": "9400"}
+    out = subprocess.run([str(services.script), "env", "redis-cluster", "redis-sentinel", "kafka-cluster"],
+                         env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    nodes = ",".join(f"127.0.0.1:{port}" for port in range(7300, 7306))
+    assert out == [
+        f"export ENDUSERS_REDIS=redis+cluster://{nodes}/0",
+        "export ENDUSERS_REDIS=redis+sentinel://127.0.0.1:7312,127.0.0.1:7313,127.0.0.1:7314/endusers/0",
+        "export ENDUSERS_KAFKA=kafka://127.0.0.1:9400;127.0.0.1:9401;127.0.0.1:9402",
+        "export ENDUSERS_REPLICATION_FACTOR=3",
+    ]
+    unknown = subprocess.run([str(services.script), "up", "redis-galaxy"], env=env, capture_output=True, text=True)
+    assert unknown.returncode != 0 and "known: kafka redis redis-cluster redis-sentinel kafka-cluster" in unknown.stderr
