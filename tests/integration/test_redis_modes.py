@@ -131,7 +131,7 @@ def _assert_exact(deployment: Deployment, *files: Path, min_events: int = 10) ->
     # a re-read partition is behind Redis, not behind Kafka's committed offsets: poll the counts
     wait_for(lambda: {n: d["records"] for n, d in deployment.counts().items()} == want, 60, "counts of the replay")
     assert_counts_match(deployment.counts(), expected["subscriptions"])
-    live = assert_capacity_events_chain(deployment.read_topic("capacity"))
+    live = assert_capacity_events_chain(deployment.read_topic("capacity", timeout=30))
     assert len(expected["capacity_events"]) >= min_events, "the stream must cross thresholds"
     assert {e["id"]: e for e in live} == {e["id"]: e for e in expected["capacity_events"]}
 
