@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from schemas.changes import Change
 from schemas.outputs import format_instant
+from streams.redis_connect import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def entry(change: Change, before: dict[str, Any], after: dict[str, Any], applied
     }
 
 
-async def record(redis: Redis, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
+async def record(redis: AsyncClient, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
     """Append entries (oldest first) and keep the newest :data:`AUDIT_LENGTH`; log each at INFO."""
     if not entries:
         return
@@ -66,7 +66,7 @@ async def record(redis: Redis, subscription: str, entries: Sequence[dict[str, An
                  orjson.dumps({k: item["after"].get(k) for k in item["changed"]}).decode())
 
 
-async def read(redis: Redis, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
+async def read(redis: AsyncClient, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
     """Newest first."""
     limit = max(1, min(limit, AUDIT_LENGTH))
     return [orjson.loads(raw) for raw in await redis.lrange(audit_key(subscription), 0, limit - 1)]

@@ -70,6 +70,10 @@ async def test_store_reads_and_writes_on_cluster_and_sentinel(request: pytest.Fi
         await store.outbox_sent(subscription, len(pending))
         assert await store.outbox(subscription) == []
         await store.confirm(subscription)
+        entries = [{"changed": ["domains"], "actor": "test", "topic": "t", "partition": 0, "offset": n,
+                    "after": {"domains": [f"d{n}.example"]}} for n in range(3)]
+        await store.record_audit(subscription, entries)  # a transaction on one key (one slot)
+        assert [e["offset"] for e in await store.audit(subscription)] == [2, 1, 0]
         assert await store.ping()
     finally:
         await store.close()
