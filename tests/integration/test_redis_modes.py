@@ -67,7 +67,7 @@ async def test_store_reads_and_writes_on_cluster_and_sentinel(request: pytest.Fi
         assert len(await store.history(subscription)) >= 1
         pending = await store.outbox(subscription)
         assert pending
-        await store.outbox_sent(subscription, len(pending))
+        await store.outbox_sent(subscription, pending)  # one LREM per entry, pipelined on its node
         assert await store.outbox(subscription) == []
         await store.confirm(subscription)
         entries = [{"changed": ["domains"], "actor": "test", "topic": "t", "partition": 0, "offset": n,
