@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # A static member that rejoins gets its previous assignment back from the coordinator, with
         # the URL it announced then; Faust's assignor refuses (AssertionError) an assignment whose URL
         # is not its own. So the announced URL must not depend on a port that may change on restart.
-        **({"canonical_url": f"http://{settings.instance_id}"} if settings.instance_id else {}),
+        canonical_url=f"http://{settings.instance_id}" if settings.instance_id else None,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
