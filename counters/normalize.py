@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hmac
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import idna
 
 from schemas.changes import Change
 from schemas.codec import Rejection
-from schemas.events import ConfigEvent, InputEvent, LoginEvent, ProfileEvent, VisitEvent
+from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
+
+T = TypeVar("T")
 
 DEVELOPMENT_SECRET = b"endusers-development-secret-change-me"
 
@@ -199,13 +201,13 @@ def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int
         provider=event.provider,
     )
     if kind in ("login", "upsert"):
-        given = event.model_fields_set
-        _identity_fields(change, given, event.email, event.username, digest)
-        if "default_tenant" in given and event.default_tenant is not None:
+        given = {key for key in ("email", "username") if getattr(event, key) is not UNSET}
+        _identity_fields(change, given, _given(event.email), _given(event.username), digest)
+        if event.default_tenant is not None:
             change.fields["default_tenant"] = event.default_tenant
-        if isinstance(event, ProfileEvent) and "active" in given and event.active is not None:
+        if isinstance(event, ProfileEvent) and event.active is not None:
             change.fields["active"] = event.active
-        if isinstance(event, ProfileEvent) and "excluded" in given and event.excluded is not None:
+        if isinstance(event, ProfileEvent) and event.excluded is not None:
             change.fields["excluded"] = event.excluded
     return change
 
@@ -250,6 +252,15 @@ def _visit_change(event: VisitEvent, digest: Digester, time: int) -> Change:
     return change
 
 
+_CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes",
+                "shared_identifier_threshold", "billing_day", "excluded_providers")
+
+
+def _given(value: T | UnsetType) -> T | None:
+    """A field that may be absent (UNSET) as its value, absent read as null (the caller checks which)."""
+    return None if isinstance(value, UnsetType) else value
+
+
 def parse_version(version: str) -> list[int]:
     return [int(part) for part in version.split(".")]
 
@@ -258,7 +269,7 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
     """Each key present replaces the current value; a key given as null restores its default
     (``capacity: null`` makes both classes unlimited; ``runtimes`` merge, so null changes none)."""
     settings: dict[str, Any] = {}
-    given = event.model_fields_set
+    given = {key for key in _CONFIG_KEYS if getattr(event, key) is not UNSET}
     if "platform" in given:
         settings["platform"] = event.platform or "o11"
     if "domains" in given:
@@ -272,7 +283,7 @@ def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
     if "capacity" in given:
         capacity = event.capacity
         settings["capacity"] = {"internal": None, "external": None} if capacity is None else {
-            key: getattr(capacity, key) for key in ("internal", "external") if key in capacity.model_fields_set
+            key: getattr(capacity, key) for key in ("internal", "external") if getattr(capacity, key) is not UNSET
         }
     if "thresholds" in given:
         if event.thresholds is not None and not event.thresholds:
