@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import string
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -258,3 +259,19 @@ def test_an_rfc3339_time_is_its_exact_microseconds_since_the_epoch(moment: datet
 def test_a_time_before_1970_with_a_fraction_is_not_moved_a_second_later() -> None:
     assert parse_rfc3339("1969-12-31T23:59:59.5Z") == -500_000
     assert parse_rfc3339("1969-12-31T23:59:59.1234567Z") == -876_544  # digits beyond microseconds are dropped
+
+
+# --- digests -----------------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.binary(min_size=1, max_size=80), st.text(max_size=20), st.lists(st.text(max_size=30), min_size=1, max_size=4))
+def test_a_digest_from_the_copied_keyed_hmac_equals_hmac_digest(secret: bytes, subscription: str,
+                                                                parts: list[str]) -> None:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    shared = Digester(secret, per_subscription=False)
+    assert shared(*parts) == shared(*parts) == hmac.digest(secret, message, "sha256")[:8].hex()
+    key = hmac.digest(secret, b"endusers subscription key\x1f" + subscription.encode("utf-8", "surrogatepass"),
+                      "sha256")
+    scoped = Digester(secret).for_subscription(subscription)
+    assert scoped(*parts) == scoped(*parts) == hmac.digest(key, message, "sha256")[:8].hex()
