@@ -306,6 +306,7 @@ class Bench:
             await self.latency()
             await self.reconfigure()
             await self.memory(memory_before)
+            self.heap()
         finally:
             d.stop_worker()
             await self.offsets.stop()
@@ -696,6 +697,20 @@ class Bench:
             f"{self.results['reconfigure']['before']} -> {self.results['reconfigure']['after']}")
 
     # 4. memory --------------------------------------------------------------------------------------
+
+    def heap(self) -> None:
+        """``heap_bytes_per_record``: Python heap bytes per record of the engine states that the run's own
+        events build (tracemalloc, in this process: the worker's heap also holds Kafka buffers and garbage,
+        which its RSS growth shows). The same measure as ``tests/bench/engine_replay.py``, on these events."""
+        from tests.bench.engine_replay import states_heap_bytes
+
+        path = self.d.workdir / f"events-{self.args.events}.jsonl"
+        started = time.perf_counter()
+        heap, records = states_heap_bytes(path.read_bytes().splitlines())
+        self.results["heap_bytes_per_record"] = round(heap / records, 1) if records else None
+        self.results["heap"] = {"bytes": heap, "records": records, "seconds": round(time.perf_counter() - started, 1),
+                                "method": "tracemalloc of the engine states built from the run's events"}
+        log(f"heap: {heap} bytes for {records} records ({self.results['heap_bytes_per_record']} B/record)")
 
     async def memory(self, before: int) -> None:
         info = await self.redis.info("memory")
