@@ -211,13 +211,14 @@ class RedisStore:
         loop in between: a million records take seconds, during which heartbeats, /healthz and the
         other subscriptions must keep moving."""
         keys = Keys(subscription)
-        # one round trip instead of four: an adoption after a rebalance reads many subscriptions
+        # two round trips instead of four: an adoption after a rebalance reads many subscriptions
+        # (redis-py refuses PFCOUNT in a Redis Cluster pipeline, so it goes on its own)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.meta)
             pipe.hlen(keys.records)
             pipe.hlen(keys.tombstones)
-            pipe.pfcount(keys.sessions)
-            raw_meta, records, tombstones, sessions = await pipe.execute()
+            raw_meta, records, tombstones = await pipe.execute()
+        sessions = await self.redis.pfcount(keys.sessions)
         meta: dict[str, bytes | str] = {_text(k): v for k, v in raw_meta.items()}
         total = int(records) + int(tombstones)
         self.progress[subscription] = (0, total)
