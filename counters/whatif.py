@@ -9,7 +9,7 @@ records they touch.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace  # Change is a msgspec struct (schemas/changes.py)
 from typing import Any
 
 from counters import engine

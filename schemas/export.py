@@ -1,9 +1,9 @@
 """Write the JSON Schema files of the input and output contracts: ``python -m schemas.export [DIR]``.
 
-The input schemas (``login``, ``profile``, ``visit``, ``config``) are generated from the pydantic models in
+The input schemas (``login``, ``profile``, ``visit``, ``config``) are generated from the msgspec structs in
 ``schemas.events``, which stay the single source of truth. The output schemas (``capacity-event``,
 ``counts``) are written by hand below, because ``schemas.outputs`` holds a dataclass and a
-``typing.TypedDict`` (which pydantic cannot export on Python 3.11); ``tests/unit/test_schema_files.py``
+``typing.TypedDict`` (kept as they are read); ``tests/unit/test_schema_files.py``
 checks that they name exactly the fields of those types and that the files on disk are current.
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+import msgspec
 
 from schemas.events import SOURCE_TOPICS, ConfigEvent, LoginEvent, ProfileEvent, VisitEvent
 from schemas.limits import MAX_EVENT_BYTES
@@ -23,7 +23,7 @@ DIRECTORY = Path(__file__).resolve().parent / "json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:endusers:schema:"
 
-INPUTS: dict[str, tuple[type[BaseModel], str]] = {
+INPUTS: dict[str, tuple[type[msgspec.Struct], str]] = {
     "login": (LoginEvent, "Login event"),
     "profile": (ProfileEvent, "Profile event"),
     "visit": (VisitEvent, "Visit event"),
@@ -110,11 +110,24 @@ def _document(name: str, title: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"$schema": DIALECT, "$id": f"{ID_PREFIX}{name}", "title": title, **body}
 
 
+def _input_schema(model: type[msgspec.Struct], kind: str) -> dict[str, Any]:
+    """msgspec's schema of one event struct, with the struct at the root (not behind a ``$ref``) and its
+    tag as ``{"type": "string", "const": kind}``; the structs it uses stay in ``$defs``."""
+    generated = msgspec.json.schema(model)
+    definitions = generated["$defs"]
+    schema: dict[str, Any] = definitions.pop(model.__name__)
+    schema.pop("title", None)
+    schema["properties"]["type"] = {"type": "string", "const": kind}
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
 def schemas() -> dict[str, dict[str, Any]]:
     """Every schema by file name (``login.schema.json`` ...), generated in memory."""
     out = {}
     for name, (model, title) in INPUTS.items():
-        schema = TypeAdapter(model).json_schema()
+        schema = _input_schema(model, name)
         schema["$comment"] = (f"At most {MAX_EVENT_BYTES} bytes (1 MiB) of JSON per event. Accepted only on the "
                               f"topic <prefix>.{SOURCE_TOPICS[name]}; any other topic dead-letters it.")
         out[f"{name}.schema.json"] = _document(name, title, schema)

@@ -174,7 +174,7 @@ def reason_category(reason: str) -> str:
             return category
     if " is not accepted on topic " in text:  # "type config is not accepted on topic enduser.logins"
         return "wrong_topic"
-    if "should have at most" in text:  # pydantic: "String should have at most 256 characters", "... items"
+    if "should have at most" in text:  # codec: "String should have at most 256 characters", "... items"
         return "too_large"
     if "required field missing" in text:
         return "missing_field"

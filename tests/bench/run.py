@@ -51,6 +51,7 @@ SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "c
 PARTITIONS = 4
 REDIS_DB = 13
 LATENCY_SUBSCRIPTION = "bench-latency"
+TAKEOVER_SUBSCRIPTION = "bench-takeover"
 
 
 def log(message: str) -> None:
@@ -306,6 +307,9 @@ class Bench:
             await self.latency()
             await self.reconfigure()
             await self.memory(memory_before)
+            self.heap()
+            if args.takeover_records:
+                await self.takeover(args.takeover_records)
         finally:
             d.stop_worker()
             await self.offsets.stop()
@@ -697,6 +701,72 @@ class Bench:
 
     # 4. memory --------------------------------------------------------------------------------------
 
+    async def takeover(self, records: int) -> None:
+        """``takeover_s_<N>``: the worker owning a subscription of N records is killed (SIGKILL); a new
+        worker starts at once and a login of a new user is produced. The figure is the time from the kill
+        until that login is visible in Redis: session expiry and rebalance, loading N records, the count.
+        The key names the N that ran (``takeover_s_1m`` only for 1,000,000)."""
+        from aiokafka import AIOKafkaProducer
+
+        d, sub = self.d, TAKEOVER_SUBSCRIPTION
+        counts_key = "endusers:{%s}:counts" % sub
+        producer = AIOKafkaProducer(bootstrap_servers=d.kafka, linger_ms=20, acks=1, max_batch_size=1 << 20)
+        await producer.start()
+
+        def login(user: int) -> bytes:
+            return orjson.dumps({"type": "login", "subscription": sub, "user_id": str(user),
+                                 "email": f"user{user}@takeover.example"})
+
+        async def visible(count: int, timeout: float) -> float:
+            deadline = time.perf_counter() + timeout
+            while True:
+                raw = await self.redis.get(counts_key)
+                if raw is not None and orjson.loads(raw)["records"] >= count:
+                    return time.perf_counter()
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"takeover: {count} records not visible within {timeout}s:\n{d.log_tail()}")
+                await asyncio.sleep(0.005)
+
+        try:
+            started = time.perf_counter()
+            for first in range(0, records, 10_000):
+                sent = [await producer.send(d.topic("logins"), login(u), key=sub.encode())
+                        for u in range(first, min(records, first + 10_000))]
+                await asyncio.gather(*sent)
+            await visible(records, timeout=max(120.0, records / 1000))
+            loaded = time.perf_counter() - started
+            assert d.process is not None
+            log(f"takeover: {records} records of {sub} counted in {loaded:.1f}s; killing worker {d.process.pid}")
+            killed = time.perf_counter()
+            d.process.send_signal(signal.SIGKILL)
+            d.process.wait(timeout=10)
+            process = d.start_worker()
+            await (await producer.send(d.topic("logins"), login(records), key=sub.encode()))
+            seen = await visible(records + 1, timeout=600)
+            ready = await self.wait_ready(process, timeout=600)
+        finally:
+            await producer.stop()
+        name = f"takeover_s_{records // 1_000_000}m" if records % 1_000_000 == 0 else f"takeover_s_{records // 1000}k"
+        self.results[name] = round(seen - killed, 2)
+        self.results["takeover"] = {"records": records, "kill_to_visible_s": round(seen - killed, 2),
+                                    "kill_to_ready_s": round(ready - killed, 2), "load_seconds": round(loaded, 1),
+                                    "session_timeout_s": 10}
+        log(f"takeover: a login visible {seen - killed:.2f}s after the kill ({records} records)")
+
+    def heap(self) -> None:
+        """``heap_bytes_per_record``: Python heap bytes per record of the engine states that the run's own
+        events build (tracemalloc, in this process: the worker's heap also holds Kafka buffers and garbage,
+        which its RSS growth shows). The same measure as ``tests/bench/engine_replay.py``, on these events."""
+        from tests.bench.engine_replay import states_heap_bytes
+
+        path = self.d.workdir / f"events-{self.args.events}.jsonl"
+        started = time.perf_counter()
+        heap, records = states_heap_bytes(path.read_bytes().splitlines())
+        self.results["heap_bytes_per_record"] = round(heap / records, 1) if records else None
+        self.results["heap"] = {"bytes": heap, "records": records, "seconds": round(time.perf_counter() - started, 1),
+                                "method": "tracemalloc of the engine states built from the run's events"}
+        log(f"heap: {heap} bytes for {records} records ({self.results['heap_bytes_per_record']} B/record)")
+
     async def memory(self, before: int) -> None:
         info = await self.redis.info("memory")
         records = 0
@@ -830,6 +900,8 @@ def main() -> None:
     parser.add_argument("--gc-log", help="run the worker under tests/bench/gcwatch.py, logging gc pauses here")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the partitions (the scaling measurement)")
+    parser.add_argument("--takeover-records", type=int, default=0,
+                        help="records of the subscription whose owner is killed (takeover_s_<N>; 0: skip)")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the Redis DB afterwards")
     args = parser.parse_args()
     results = asyncio.run(Bench(args).run())
@@ -840,8 +912,8 @@ def main() -> None:
     log(f"done in {results['run_seconds']}s: {args.out}" + (f", {args.plot}" if args.plot else ""))
     summary = {k: results.get(k) for k in ("pipeline_events_per_s", "baseline_events_per_s", "ratio", "latency_ms",
                                            "capacity_latency_ms", "redis_bytes_per_record",
-                                           "worker_rss_growth_bytes_per_record",
-                                           "reconfigure_ms")}
+                                           "worker_rss_growth_bytes_per_record", "heap_bytes_per_record",
+                                           "reconfigure_ms")} | {k: v for k, v in results.items() if k.startswith("takeover_s_")}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import string
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,11 +12,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from counters.normalize import Digester, to_change
+from counters.normalize import Digester, encode_parts, to_change
 from counters.replay import Replay
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.codec import Rejection, decode, validate
-from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent
+from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent, parse_rfc3339
 
 EVENT_MODELS = (LoginEvent, ProfileEvent, VisitEvent, ConfigEvent)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -239,3 +240,38 @@ def test_replay_never_raises_on_any_stream_of_event_like_objects(documents: list
     replay.feed_lines(lines)
     document = replay.document()
     assert document["rejected"] == len(replay.rejections) <= len(lines)
+
+
+# --- times -------------------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc)),
+       st.integers(-23 * 60 - 59, 23 * 60 + 59), st.integers(0, 2))
+def test_an_rfc3339_time_is_its_exact_microseconds_since_the_epoch(moment: datetime, offset: int, style: int) -> None:
+    text = _instant(moment, offset, style)
+    exact = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    if style != 1:
+        exact -= moment.microsecond  # written without its fraction
+    assert parse_rfc3339(text) == exact, text
+
+
+def test_a_time_before_1970_with_a_fraction_is_not_moved_a_second_later() -> None:
+    assert parse_rfc3339("1969-12-31T23:59:59.5Z") == -500_000
+    assert parse_rfc3339("1969-12-31T23:59:59.1234567Z") == -876_544  # digits beyond microseconds are dropped
+
+
+# --- digests -----------------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.binary(min_size=1, max_size=80), st.text(max_size=20), st.lists(st.text(max_size=30), min_size=1, max_size=4))
+def test_a_digest_from_the_copied_keyed_hmac_equals_hmac_digest(secret: bytes, subscription: str,
+                                                                parts: list[str]) -> None:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    shared = Digester(secret, per_subscription=False)
+    assert shared(*parts) == shared(*parts) == hmac.digest(secret, message, "sha256")[:8].hex()
+    key = hmac.digest(secret, b"endusers subscription key\x1f" + subscription.encode("utf-8", "surrogatepass"),
+                      "sha256")
+    scoped = Digester(secret).for_subscription(subscription)
+    assert scoped(*parts) == scoped(*parts) == hmac.digest(key, encode_parts(tuple(parts)), "sha256")[:8].hex()

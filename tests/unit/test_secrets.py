@@ -63,7 +63,7 @@ def test_one_persons_digests_cannot_be_linked_across_subscriptions() -> None:
     digester = Digester(SECRET.encode())
 
     def email_digest(subscription: str) -> str:
-        event = LoginEvent(type="login", subscription=subscription, user_id="1", email="Ann@Example.com")
+        event = LoginEvent(subscription=subscription, user_id="1", email="Ann@Example.com")
         change = to_change(event, digester, 0)
         assert isinstance(change, Change)
         return f"{change.fields['email'][0]} {change.record}"
