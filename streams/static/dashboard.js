@@ -48,7 +48,14 @@
       anonymous: q(".anonymous"), excluded: q(".excluded"), thresholds: q(".thresholds"), chart: q(".chart"),
       domains: q(".domains"), year: q(".year"), yearFrom: q(".year-from"), forecast: q(".forecast"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
-      shared: q(".shared-warning"), classes: {} };
+      shared: q(".shared-warning"), tools: q(".admin-tools"), classes: {} };
+    refs.tools.dataset.testid = "tools-" + id;
+    q(".whatif").dataset.testid = "whatif-" + id;
+    q(".whatif-result").dataset.testid = "whatif-result-" + id;
+    q(".explain").dataset.testid = "explain-" + id;
+    q(".explain-result").dataset.testid = "explain-result-" + id;
+    q(".whatif").addEventListener("submit", (e) => { e.preventDefault(); whatIf(id, e.target); });
+    q(".explain").addEventListener("submit", (e) => { e.preventDefault(); explainPerson(id, e.target); });
     refs.shared.dataset.testid = "shared-" + id;
     refs.records.dataset.testid = "records-" + id;
     refs.anonymous.dataset.testid = "anonymous-" + id;
@@ -151,6 +158,9 @@
       }
       fillRows(r.domains.querySelector("tbody"), rows, 3);
     }
+    // what-if and explain reveal settings and identifiers: admins only (their stream carries the
+    // admin-only external_domains report; the server checks the token again on every request)
+    r.tools.hidden = !("external_domains" in data);
     r.thresholds.textContent = (settings.thresholds || [80, 90, 100]).map((t) => t + "%").join(" ");
     // Emails or logins held by many records: they still count as one individual each (SPEC), so
     // the admin should look at them (GET /api/v1/subscriptions/{id}/shared-identifiers).
@@ -170,6 +180,62 @@
       return [eventTime(e.time), e.user_class, change, ratio];
     }), 4);
     drawChart(card);
+  }
+
+  // --- admin tools: what-if (POST .../preview) and explain (POST .../explain) ---------------------
+  async function post(id, path, body) {
+    const response = await fetch("/api/v1/subscriptions/" + encodeURIComponent(id) + path, {
+      method: "POST", headers: { ...authHeaders(), "Content-Type": "application/json" },
+      body: JSON.stringify(body), cache: "no-store" });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    return answer;
+  }
+
+  async function whatIf(id, form) {
+    const out = form.querySelector(".whatif-result");
+    const body = {};
+    const domains = form.elements.domains.value.split(/[\s,]+/).filter(Boolean);
+    if (domains.length) body.domains = domains;
+    const capacity = {};
+    for (const cls of ["internal", "external"]) {
+      if (form.elements[cls].value !== "") capacity[cls] = Number(form.elements[cls].value);
+    }
+    if (Object.keys(capacity).length) body.capacity = capacity;
+    if (Object.keys(body).length === 0) { out.textContent = "give a setting to try"; return; }
+    out.textContent = "…";
+    try {
+      const a = await post(id, "/preview", body);
+      const signed = (n) => (n > 0 ? "+" : "") + fmt(n);
+      out.textContent = ["internal", "external"].map((c) =>
+        `${c} ${fmt(a.current[c])} → ${fmt(a.preview[c])} (${signed(a.difference[c])}), ` +
+        `level ${a.current.levels[c]}% → ${a.preview.levels[c]}%`).join("; ");
+    } catch (err) {
+      out.textContent = "not previewed: " + err.message;
+    }
+  }
+
+  async function explainPerson(id, form) {
+    const out = form.querySelector(".explain-result");
+    const who = form.elements.who.value.trim();
+    if (!who) { out.textContent = "give an email or a username"; return; }
+    out.textContent = "…";
+    try {
+      const a = await post(id, "/explain", who.includes("@") ? { email: who } : { username: who });
+      const lines = [`${a.found} record(s) carry it`];
+      for (const entry of a.records) {
+        const rec = entry.record;
+        const where = `${rec.runtime} · ${rec.provider}`;
+        if (!rec.counted) { lines.push(`${where}: not counted (${rec.why_not_counted || "no facts"})`); continue; }
+        const person = entry.individual;
+        const joined = person.joined_by.length ? `, joined by ${[...new Set(person.joined_by.map((j) => j.field))].join(" and ")}` : "";
+        lines.push(`${where}: person #${person.number + 1} of ${person.records.length} record(s)${joined}; ` +
+                   person.rule);
+      }
+      out.replaceChildren(...lines.map((line) => el("p", line)));
+    } catch (err) {
+      out.textContent = "not explained: " + err.message;
+    }
   }
 
   // --- chart (inline SVG) ------------------------------------------------------------------------

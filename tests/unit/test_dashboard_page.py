@@ -113,3 +113,48 @@ async def test_dashboard_fits_a_phone(served: tuple[str, FakeReader]) -> None:
         assert overflow <= 0, f"the page is {overflow}px wider than a 360px phone"
         assert await dash.count("acme", "internal") == 1234
         assert dash.errors == []
+
+
+async def test_admins_preview_a_change_and_explain_a_person_on_the_dashboard(
+        served: tuple[str, FakeReader]) -> None:
+    """The what-if and explain forms send the admin API's requests and word its answers; the page's
+    figures are the API's own (asked for here the same way)."""
+    import aiohttp
+
+    from tests.unit.test_explain import state
+
+    url, reader = served
+    reader.states["acme"] = state()
+    api = url + "api/v1/subscriptions/acme"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(api + "/preview", json={"domains": ["partner.io"]}) as response:
+            preview = await response.json()
+        async with session.post(api + "/explain", json={"email": "adam@example.com"}) as response:
+            explained = await response.json()
+    assert explained["found"] >= 2  # the fixture's Adam has records in two runtimes
+
+    async with await open_dashboard(url, ARTIFACTS / "dashboard-tools.png") as dash:
+        tools = dash.get_by_test_id("tools-acme")
+        await tools.locator("summary").click()
+        whatif = dash.get_by_test_id("whatif-acme")
+        await whatif.locator("input[name=domains]").fill("partner.io")
+        await whatif.locator("button").click()
+        result = dash.get_by_test_id("whatif-result-acme")
+        await dash.wait_for_function(
+            "el => el.textContent.includes('→')", arg=await result.element_handle(), timeout=5000)
+        text = await result.text_content()
+        for cls in ("internal", "external"):
+            assert (f"{cls} {preview['current'][cls]} → {preview['preview'][cls]}" in text), text
+
+        explain = dash.get_by_test_id("explain-acme")
+        await explain.locator("input[name=who]").fill("adam@example.com")
+        await explain.locator("button").click()
+        answer = dash.get_by_test_id("explain-result-acme")
+        await answer.locator("p").first.wait_for(timeout=5000)
+        lines = await answer.locator("p").all_text_contents()
+        assert lines[0] == f"{explained['found']} record(s) carry it"
+        assert len(lines) == explained["found"] + 1
+        assert any("joined by" in line for line in lines[1:]), lines
+        assert not await dash.get_by_test_id("tools-globex").is_visible()  # a viewer's stream has no report
+        await dash.save(ARTIFACTS / "dashboard-tools.png")
+        assert dash.errors == []
