@@ -8,21 +8,12 @@ then handles a few messages per batch instead of thousands, and applies each mes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 import orjson
 
 ChangeKind = Literal["login", "upsert", "deactivate", "activate", "delete", "anonymous", "config"]
-
-
-@dataclass(slots=True)
-class Ident:
-    """A normalized identifier's digest and, when it is a valid email, its domain."""
-
-    digest: str
-    domain: str | None
 
 
 class Change(msgspec.Struct, array_like=True, gc=False):

@@ -39,16 +39,6 @@ class Source(NamedTuple):
     accepts: str
 
 
-def loads(raw: bytes | str) -> Any:
-    """Parse JSON with orjson (raises orjson.JSONDecodeError)."""
-    return orjson.loads(raw)
-
-
-def dumps(value: Any) -> bytes:
-    """Serialize with orjson; dataclasses and plain dicts both work."""
-    return orjson.dumps(value)
-
-
 def validate(document: Any, source: Source | None = None) -> InputEvent | Rejection:
     """Validate an already parsed JSON document as one input event (from ``source``, if given)."""
     if not isinstance(document, dict):

@@ -256,4 +256,3 @@ _SCOPES: dict[type, tuple[str, ...]] = {
 }
 
 InputEvent = Union[LoginEvent, ProfileEvent, VisitEvent, ConfigEvent]
-RecordEvent = LoginEvent | ProfileEvent
