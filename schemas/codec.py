@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from schemas.events import InputEvent, RuntimeSetting
+from schemas.events import SOURCE_TOPICS, InputEvent, RuntimeSetting
 from schemas.limits import MAX_EVENT_BYTES, format_duration
 from schemas.outputs import format_instant
 
 _DECODER = msgspec.json.Decoder(InputEvent)
-_KNOWN_TYPES = ("login", "profile", "visit", "config")
+_KNOWN_TYPES = tuple(SOURCE_TOPICS)  # the one list of event types: schemas/events.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from streams.metrics import CLASSES
+from counters.classify import CLASSES
 
 if TYPE_CHECKING:
     import faust

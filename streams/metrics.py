@@ -23,9 +23,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from counters.classify import CLASSES
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-CLASSES = ("internal", "external")
 
 EVENTS = Counter(
     "endusers_events_processed_total",

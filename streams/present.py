@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-CLASSES = ("internal", "external")
+from counters.classify import CLASSES
+
 
 
 def _int(value: Any) -> str:
