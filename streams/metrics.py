@@ -60,7 +60,7 @@ CAPACITY_EVENTS = Counter(
 )
 CONSUMER_LAG = Gauge(
     "endusers_consumer_lag",
-    "Messages not yet consumed (high-water mark minus committed offset), per source partition.",
+    "Messages not yet read (high-water mark minus the last fetched offset), per partition of the source and changes topics.",
     ["topic", "partition"],
     registry=REGISTRY,
 )
