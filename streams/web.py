@@ -258,12 +258,9 @@ class Views:
         change = to_change(event, Digester(), _now_ms() * 1000)
         if isinstance(change, Rejection):
             return _json({"error": change.reason}, status=400)
-        try:
-            state = await self.reader.fresh_state(subscription)
-        except Exception as exc:
-            return self._store_error(exc)
-        if state is None:
-            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        state = await self._fresh_state(subscription)
+        if isinstance(state, web.Response):
+            return state
         return _json({"subscription": subscription, "change": change.fields, **whatif.preview(state, change)})
 
     async def explain(self, request: web.Request) -> web.Response:
@@ -293,12 +290,9 @@ class Views:
                 return _json({"error": "give email, username, or user_id"}, status=400)
         except explaining.NotAnIdentifier as exc:
             return _json({"error": str(exc)}, status=400)
-        try:
-            state = await self.reader.fresh_state(subscription)
-        except Exception as exc:
-            return self._store_error(exc)
-        if state is None:
-            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        state = await self._fresh_state(subscription)
+        if isinstance(state, web.Response):
+            return state
         return _json(explaining.explain(state, **query))
 
     async def history(self, request: web.Request) -> web.Response:
@@ -382,6 +376,17 @@ class Views:
         return _json({"subscription": subscription, "external": counts.get("external", 0),
                       "domains": [{"domain": d, "external": n} for d, n in report["top"]],
                       "other_domains": report["other_domains"], "other_individuals": report["other_individuals"]})
+
+    async def _fresh_state(self, subscription: str) -> SubscriptionState | web.Response:
+        """The subscription's committed state, read anew (the admin tools change their copy), or the
+        answer to give instead: 503 while the store is unavailable, 404 for an unknown subscription."""
+        try:
+            state = await self.reader.fresh_state(subscription)
+        except Exception as exc:
+            return self._store_error(exc)
+        if state is None:
+            return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
+        return state
 
     def _store_error(self, exc: BaseException) -> web.Response:
         outage("Redis").failed(exc)  # one line per 10 s, not one per request
