@@ -57,7 +57,10 @@ def broken(page: Path, target: str) -> str | None:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return None  # an absolute URL: not ours to check offline
-    destination = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+    path = unquote(parts.path)
+    # "/x" is the repository's root (as GitHub renders it): docs/ links to code without "../"
+    base = REPO if path.startswith("/") else page.parent
+    destination = (base / path.lstrip("/")).resolve() if path else page
     if not destination.is_relative_to(REPO):
         return f"{target}: points outside the repository"
     if not destination.exists():
@@ -91,6 +94,8 @@ def test_the_check_catches_a_missing_file_an_outside_target_and_a_missing_anchor
     assert broken(page, "events.md#no-such-heading") is not None
     assert broken(page, "#capacity-levels-and-hysteresis") is None
     assert broken(page, "https://example.com/anything") is None
+    assert broken(page, "/schemas/events.py") is None  # the repository's root
+    assert broken(page, "/../shared/SPEC.md") is not None
 
 
 def test_anchor_slugs_follow_github() -> None:
