@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 import orjson
@@ -13,6 +14,28 @@ import orjson
 from counters.replay import Replay
 from schemas.events import parse_rfc3339
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
+
+if TYPE_CHECKING:
+    from streams.store import RedisStore
+
+T = TypeVar("T")
+
+
+def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
+    """Run ``read`` against the configured Redis store and close it: one read for one command."""
+    import asyncio
+
+    from streams.settings import Settings
+    from streams.store import RedisStore
+
+    async def run() -> T:
+        store = RedisStore.from_url(Settings().redis)
+        try:
+            return await read(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -355,19 +378,8 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON (newest first).")
 def audit(subscription: str, limit: int, as_json: bool) -> None:
     """The applied config changes of SUBSCRIPTION, newest first, from the store."""
-    import asyncio
 
-    from streams.settings import Settings
-    from streams.store import RedisStore
-
-    async def read() -> list[dict[str, object]]:
-        store = RedisStore.from_url(Settings().redis)
-        try:
-            return await store.audit(subscription, limit)
-        finally:
-            await store.close()
-
-    entries = asyncio.run(read())
+    entries = _with_store(lambda store: store.audit(subscription, limit))
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
         return
@@ -393,19 +405,8 @@ def domains(subscription: str, limit: int, as_json: bool) -> None:
 
     An affiliate whose domain was never declared owned shows up at the top; declare it with
     ``endusers config set SUBSCRIPTION --domains ...`` and its users become internal."""
-    import asyncio
 
-    from streams.settings import Settings
-    from streams.store import RedisStore
-
-    async def read() -> dict[str, object] | None:
-        store = RedisStore.from_url(Settings().redis)
-        try:
-            return await store.counts(subscription)
-        finally:
-            await store.close()
-
-    found = asyncio.run(read())
+    found = _with_store(lambda store: store.counts(subscription))
     if found is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
     report = cast(dict[str, object], found.get("external_domains") or
@@ -428,12 +429,10 @@ def domains(subscription: str, limit: int, as_json: bool) -> None:
 def history(subscription: str, first: str | None, last: str | None, hourly: bool, as_csv: bool) -> None:
     """The durable history of SUBSCRIPTION's counts: per UTC day (or hour) the maximum, minimum and last
     count of each class, and the peak of the current and previous billing periods."""
-    import asyncio
     import csv
     from datetime import date, datetime, timedelta, timezone
 
     from counters import history as kept
-    from streams.settings import Settings
     from streams.store import RedisStore
 
     today = datetime.now(timezone.utc).date()
@@ -443,15 +442,11 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     except ValueError as exc:
         raise click.BadParameter(f"expected a date like 2026-11-01 ({exc})") from None
 
-    async def read() -> tuple[list[kept.Entry], list[kept.Entry], dict[str, object] | None]:
-        store = RedisStore.from_url(Settings().redis)
-        try:
-            daily = await store.daily(subscription)
-            return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
-        finally:
-            await store.close()
+    async def read(store: RedisStore) -> tuple[list[kept.Entry], list[kept.Entry], dict[str, object] | None]:
+        daily = await store.daily(subscription)
+        return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
 
-    stored, daily, settings = asyncio.run(read())
+    stored, daily, settings = _with_store(read)
     if settings is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
     if hourly:
@@ -492,12 +487,10 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
 
     The identifier is digested with the secret (ENDUSERS_SECRET) as ingest does; nothing is stored in
     plaintext to make this possible."""
-    import asyncio
 
     from counters import explain as explaining
     from counters.normalize import Digester
     from streams.settings import Settings
-    from streams.store import RedisStore
 
     if sum(x is not None for x in (email, username, user_id)) != 1:
         raise click.UsageError("give exactly one of --email, --username, --user-id")
@@ -510,19 +503,10 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     except explaining.NotAnIdentifier as exc:
         raise click.UsageError(str(exc)) from None
 
-    async def read() -> object:
-        store = RedisStore.from_url(settings.redis)
-        try:
-            return await store.fresh_state(subscription)
-        finally:
-            await store.close()
-
-    state = asyncio.run(read())
+    state = _with_store(lambda store: store.fresh_state(subscription))
     if state is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
-    from counters.state import SubscriptionState
-
-    answer = explaining.explain(cast(SubscriptionState, state), **query)
+    answer = explaining.explain(state, **query)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
         return
