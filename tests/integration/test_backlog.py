@@ -24,6 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import SOURCE_TOPICS
+from streams.store import Keys
 from tests.fixtures.examples import assert_counts_match
 from tests.fixtures.generate import random_stream
 from tests.fixtures.pipeline import Deployment
@@ -61,6 +62,12 @@ async def _ingested(deployment: Deployment) -> int:
 def assert_live_equals_replay(deployment: Deployment, expected: dict[str, Any]) -> None:
     deployment.wait_caught_up(timeout=120)
     assert_counts_match(deployment.counts(), expected["subscriptions"])
+    # a worker killed after a commit leaves its capacity events in the outbox; the 5-second sweep
+    # publishes them (README, "How exactness holds"): wait for every outbox to drain before reading
+    redis = deployment.redis()
+    deadline = time.monotonic() + 60
+    while any(redis.llen(Keys(name).outbox) for name in expected["subscriptions"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     got: dict[str, dict[str, Any]] = {}
     for _, value in deployment.read_topic("capacity"):
         event = orjson.loads(value)
