@@ -29,10 +29,10 @@ from collections.abc import Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
-from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, Settings, SubscriptionState
+from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, SubscriptionSettings, SubscriptionState
 
 
-def facts_of(settings: Settings, record: Record) -> Facts | None:
+def facts_of(settings: SubscriptionSettings, record: Record) -> Facts | None:
     """The record's counting facts under the settings, or None when it is not countable or excluded."""
     if not is_countable(settings.platform, record.active, record.logged_in):
         return None
@@ -118,7 +118,7 @@ def refresh_providers(state: SubscriptionState, providers: set[str]) -> None:
         refresh(state, ref)
 
 
-def is_set_aside(settings: Settings, record: Record) -> bool:
+def is_set_aside(settings: SubscriptionSettings, record: Record) -> bool:
     """Countable, but not an end user: reported in ``excluded`` instead of a class."""
     return is_countable(settings.platform, record.active, record.logged_in) and \
         is_excluded(record.provider, record.excluded, settings.excluded_providers)

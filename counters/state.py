@@ -109,7 +109,7 @@ class Group:
 
 
 @dataclass
-class Settings:
+class SubscriptionSettings:
     """A subscription's settings (docs/rules.md, settings): each key present in a config event replaces the current value."""
 
     platform: str = "o11"
@@ -129,7 +129,7 @@ class Settings:
                 "excluded_providers": sorted(self.excluded_providers), "billing_day": self.billing_day}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Settings:
+    def from_dict(cls, values: dict[str, Any]) -> SubscriptionSettings:
         # Settings stored before a key existed take its default.
         return cls(platform=values["platform"], domains=OwnedDomains(values["domains"]),
                    capacity=dict(values["capacity"]), thresholds=tuple(values["thresholds"]),
@@ -160,7 +160,7 @@ class ExactSessions:
 
 
 @dataclass
-class Scope:
+class ScopeTotals:
     """Derived counts of one scope (a runtime, or the whole subscription)."""
 
     histogram: Counter[str] = field(default_factory=Counter)
@@ -183,7 +183,7 @@ class SubscriptionState:
 
     def __init__(self, subscription: str, sessions: Sessions | None = None) -> None:
         self.subscription = subscription
-        self.settings = Settings()
+        self.settings = SubscriptionSettings()
         self.records: dict[str, Record] = {}
         self.tombstones: dict[str, int] = {}
         self.levels: dict[str, int] = {c: 0 for c in CLASSES}
@@ -204,7 +204,7 @@ class SubscriptionState:
         self.index: dict[str | None, dict[str, str | Group]] = {}
         """Per scope: each identifier of a dedup-eligible countable record, mapped to the record when
         no other record in the scope holds it, else to the group of its holders."""
-        self.scopes: dict[str | None, Scope] = {SUBSCRIPTION_SCOPE: Scope()}
+        self.scopes: dict[str | None, ScopeTotals] = {SUBSCRIPTION_SCOPE: ScopeTotals()}
         self.providers: Counter[str] = Counter()
         self.shared: set[str] = set()
         """Identifiers held by more than ``settings.shared_identifier_threshold`` countable,
@@ -216,10 +216,10 @@ class SubscriptionState:
         # what changed since the store last saved (records and tombstones by reference)
         self.dirty: set[str] = set()
 
-    def scope(self, runtime: str | None) -> Scope:
+    def scope(self, runtime: str | None) -> ScopeTotals:
         found = self.scopes.get(runtime)
         if found is None:
-            found = self.scopes[runtime] = Scope()
+            found = self.scopes[runtime] = ScopeTotals()
         return found
 
     def count(self, user_class: str) -> int:

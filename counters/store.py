@@ -3,7 +3,7 @@
 The engine works on a ``SubscriptionState`` in memory; a store loads one and commits what a batch
 changed together with how far the input has been applied (the *position*) and the capacity events
 the batch produced (the *outbox*), in one atomic step that refuses a replayed or stale batch.
-``streams.store.RedisStore`` serves production; ``MemoryStore`` is the reference the same tests run
+``streams.redis_store.RedisStore`` serves production; ``MemoryStore`` is the reference the same tests run
 on, and stands in for Redis in the pipeline's stage tests.
 """
 

@@ -102,7 +102,7 @@ Count = Annotated[int, Meta(ge=0)]
 Percentage = Annotated[int, Meta(ge=1, le=1000)]
 
 
-Scope = Annotated[Name | None, Meta(description="null means \"default\"")]
+ScopeName = Annotated[Name | None, Meta(description="null means \"default\"")]
 """``runtime``, ``tenant`` or ``provider`` on the wire; the struct holds ``"default"`` for null."""
 UserId = Annotated[Name | int, Meta(description="an integer is taken as its decimal string")]
 """A user id on the wire; the struct holds an integer as its decimal string (a bool is no integer)."""
@@ -152,14 +152,14 @@ class _RecordEvent(_Event, frozen=True, kw_only=True):
         runtime: str = "default"
         tenant: str = "default"
     else:
-        runtime: Scope = "default"
-        tenant: Scope = "default"
+        runtime: ScopeName = "default"
+        tenant: ScopeName = "default"
     default_tenant: bool | None = None
     if TYPE_CHECKING:
         provider: str = "default"
         user_id: str
     else:
-        provider: Scope = "default"
+        provider: ScopeName = "default"
         user_id: UserId
     username: Text | None | UnsetType = UNSET
     email: EmailText | None | UnsetType = UNSET
@@ -192,8 +192,8 @@ class VisitEvent(_Event, frozen=True, kw_only=True, tag="visit"):
         runtime: str = "default"
         tenant: str = "default"
     else:
-        runtime: Scope = "default"
-        tenant: Scope = "default"
+        runtime: ScopeName = "default"
+        tenant: ScopeName = "default"
     default_tenant: bool | None = None
     session_id: Name
     email: EmailText | None = None

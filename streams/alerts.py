@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import faust
 
     from streams.pipeline import Pipeline
-    from streams.settings import Settings
+    from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ Post = Callable[[Sequence[Alert]], Awaitable[None]]
 
 
 class CommittedCounts(Protocol):
-    """The committed read side of the store (``streams.store.RedisStore``)."""
+    """The committed read side of the store (``streams.redis_store.RedisStore``)."""
 
     async def counts(self, subscription: str) -> dict[str, Any] | None: ...
 
@@ -249,7 +249,7 @@ class AlertmanagerClient:
                 raise ConnectionError(f"HTTP {response.status}: {(await response.text())[:200]}")
 
 
-def install_alerts(app: faust.App, settings: Settings, store: CommittedCounts, pipeline: Pipeline) -> AlertPusher | None:
+def install_alerts(app: faust.App, settings: WorkerSettings, store: CommittedCounts, pipeline: Pipeline) -> AlertPusher | None:
     """Push capacity alerts from this worker when ``ENDUSERS_ALERTMANAGER_URL`` is set."""
     urls = [url.strip() for url in settings.alertmanager_url.split(",") if url.strip()]
     if not urls:

@@ -32,16 +32,16 @@ from streams.pipeline import Inbound, Pipeline
 from streams.readiness import Readiness
 from streams.redis_connect import connect_bounded
 from streams.sources import consume_sources
-from streams.settings import MissingSecret, Settings, kafka_client_options
-from streams.store import RedisStore
+from streams.settings import MissingSecret, WorkerSettings, kafka_client_options
+from streams.redis_store import RedisStore
 from streams.topics import all_topics, ensure_topics
 from streams.auth import Access
 from streams.web import install_views
 
 log = logging.getLogger(__name__)
 
-def create_app(settings: Settings | None = None) -> faust.App:
-    settings = settings or Settings()
+def create_app(settings: WorkerSettings | None = None) -> faust.App:
+    settings = settings or WorkerSettings()
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.bootstrap_servers),  # Faust's Kafka transport with an idempotent producer
@@ -232,7 +232,7 @@ async def _observe_lag(app: faust.App) -> int:
     return total
 
 
-def _credentials(settings: Settings) -> Any:
+def _credentials(settings: WorkerSettings) -> Any:
     if settings.kafka_security_protocol == "PLAINTEXT" and not settings.kafka_username:
         return None
     ssl_context = None
@@ -248,7 +248,7 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
-def create_topics(settings: Settings) -> None:
+def create_topics(settings: WorkerSettings) -> None:
     """Every topic, before Faust's consumer subscribes: a consumer that subscribes to a topic that does
     not exist yet ignores it until its next metadata refresh (minutes), so the count stage would sit
     idle. Waits for Kafka, saying so, rather than starting a worker that cannot count."""
@@ -266,7 +266,7 @@ def create_topics(settings: Settings) -> None:
             loop.close()
 
 
-def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
+def run_worker(settings: WorkerSettings | None = None, loglevel: str = "info") -> None:
     """Start the app as a Faust worker in this process (``endusers worker``).
 
     The worker holds every record of the subscriptions it counts; Python's default collector would
@@ -274,7 +274,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     freed nothing in the benchmarks), so collections run far less often. uvloop, when installed,
     halves the event loop's own cost.
     """
-    settings = settings or Settings()
+    settings = settings or WorkerSettings()
     try:
         settings.digest_secret()
     except MissingSecret as exc:  # before anything connects: a worker without its key must not count

@@ -16,7 +16,7 @@ from schemas.events import parse_rfc3339
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
 if TYPE_CHECKING:
-    from streams.store import RedisStore
+    from streams.redis_store import RedisStore
 
 T = TypeVar("T")
 
@@ -25,11 +25,11 @@ def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
     """Run ``read`` against the configured Redis store and close it: one read for one command."""
     import asyncio
 
-    from streams.settings import Settings
-    from streams.store import RedisStore
+    from streams.settings import WorkerSettings
+    from streams.redis_store import RedisStore
 
     async def run() -> T:
-        store = RedisStore.from_url(Settings().redis)
+        store = RedisStore.from_url(WorkerSettings().redis)
         try:
             return await read(store)
         finally:
@@ -121,11 +121,11 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     """Print the live counts from the store."""
     import asyncio
 
-    from streams.settings import Settings
-    from streams.store import RedisStore
+    from streams.settings import WorkerSettings
+    from streams.redis_store import RedisStore
 
     async def read() -> dict[str, object]:
-        store = RedisStore.from_url(Settings().redis)
+        store = RedisStore.from_url(WorkerSettings().redis)
         try:
             names = list(subscription) or await store.subscriptions()
             found = {name: await store.counts(name) for name in names}
@@ -140,7 +140,7 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
             await store.close()
 
     async def capacities(names: list[str]) -> dict[str, dict[str, int | None]]:
-        store = RedisStore.from_url(Settings().redis)
+        store = RedisStore.from_url(WorkerSettings().redis)
         try:
             found = {name: await store.settings(name) for name in names}
             return {name: value["capacity"] for name, value in found.items() if value is not None}
@@ -173,14 +173,14 @@ def digest(identifier: str, subscription: str) -> None:
     The shared-identifier report lists digests only: this is how to check a suspected placeholder
     such as noreply@corp.example against it."""
     from counters.normalize import Digester, normalize_email, normalize_username
-    from streams.settings import Settings
+    from streams.settings import WorkerSettings
 
     normalized = normalize_email(identifier) or normalize_username(identifier)
     if normalized is None:
         raise click.BadParameter("empty after normalization", param_hint="IDENTIFIER")
     from streams.settings import MissingSecret
 
-    settings = Settings()
+    settings = WorkerSettings()
     try:
         secret = settings.digest_secret()
     except MissingSecret as exc:
@@ -194,10 +194,10 @@ async def _forecast_lines(names: list[str]) -> list[str]:
     from datetime import datetime, timezone
 
     from streams.insights import forecast_sentence, forecasts
-    from streams.settings import Settings
-    from streams.store import RedisStore
+    from streams.settings import WorkerSettings
+    from streams.redis_store import RedisStore
 
-    store = RedisStore.from_url(Settings().redis)
+    store = RedisStore.from_url(WorkerSettings().redis)
     lines = []
     try:
         today = datetime.now(timezone.utc).date()
@@ -287,15 +287,15 @@ async def _preview_lines(subscription: str, event: dict[str, object]) -> list[st
     from counters.normalize import Digester, to_change
     from counters.whatif import preview
     from schemas.codec import Rejection, decode
-    from streams.settings import Settings
-    from streams.store import RedisStore
+    from streams.settings import WorkerSettings
+    from streams.redis_store import RedisStore
 
     decoded = decode(orjson.dumps(event))
     now = int(time.time() * 1_000_000)
     change = None if isinstance(decoded, Rejection) else to_change(decoded, Digester(), now)
     if change is None or isinstance(change, Rejection):
         return []
-    store = RedisStore.from_url(Settings().redis)
+    store = RedisStore.from_url(WorkerSettings().redis)
     try:
         state = await store.fresh_state(subscription)
     except Exception as exc:  # the dry run still printed the event
@@ -433,7 +433,7 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     from datetime import date, datetime, timedelta, timezone
 
     from counters import history as kept
-    from streams.store import RedisStore
+    from streams.redis_store import RedisStore
 
     today = datetime.now(timezone.utc).date()
     try:
@@ -490,11 +490,11 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
 
     from counters import explain as explaining
     from counters.normalize import Digester
-    from streams.settings import Settings
+    from streams.settings import WorkerSettings
 
     if sum(x is not None for x in (email, username, user_id)) != 1:
         raise click.UsageError("give exactly one of --email, --username, --user-id")
-    settings = Settings()
+    settings = WorkerSettings()
     digest = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared") \
         .for_subscription(subscription)
     try:

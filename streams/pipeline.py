@@ -33,7 +33,7 @@ from streams import audit, metrics
 from streams.outages import outage
 from streams.redact import redacted_value
 from streams.settings import SOURCE_TOPICS
-from streams.store import SLICE_SECONDS, RedisStore
+from streams.redis_store import SLICE_SECONDS, RedisStore
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from counters.replay import ArrivalClock
 from schemas.events import parse_rfc3339
 from schemas.outputs import format_instant
-from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 from streams.sources import ARRIVAL_HEADER
 from streams.topics import ensure_topics
 
@@ -43,7 +43,7 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
     return topic, subscription.encode() if isinstance(subscription, str) else None, document
 
 
-async def _source_topics_exist(settings: Settings, topics: list[str] | None = None) -> None:
+async def _source_topics_exist(settings: WorkerSettings, topics: list[str] | None = None) -> None:
     """Create the source topics with the configured partitions when no worker has yet, so that the
     first send does not leave the broker to auto-create them with its default (often 1). A publisher
     without the right to create topics still publishes. In the per-subscription layout the topics
@@ -62,7 +62,7 @@ async def _source_topics_exist(settings: Settings, topics: list[str] | None = No
 class _Topics:
     """The full source topic of each routed event, created (when this identity may) on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.known: set[str] = set()
 
@@ -101,8 +101,8 @@ def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock,
     return line, [(ARRIVAL_HEADER, str(arrival).encode())]
 
 
-async def publish_files(files: list[Path], settings: Settings | None = None, progress: bool = False) -> PublishResult:
-    settings = settings or Settings()
+async def publish_files(files: list[Path], settings: WorkerSettings | None = None, progress: bool = False) -> PublishResult:
+    settings = settings or WorkerSettings()
     result = PublishResult()
     clock = ArrivalClock()
     await _source_topics_exist(settings)
@@ -165,9 +165,9 @@ async def _delivered(pending: list[Any]) -> None:
     pending.clear()
 
 
-async def publish_documents(documents: list[dict[str, object]], settings: Settings | None = None) -> PublishResult:
+async def publish_documents(documents: list[dict[str, object]], settings: WorkerSettings | None = None) -> PublishResult:
     """Send already validated events (``config set``, ``import-users``) to their source topics."""
-    settings = settings or Settings()
+    settings = settings or WorkerSettings()
     result = PublishResult()
     clock = ArrivalClock()
     await _source_topics_exist(settings)

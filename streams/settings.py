@@ -1,4 +1,4 @@
-"""Settings from the environment (docs/operations.md, settings); each field names its variable."""
+"""The worker's settings from the environment (docs/operations.md, settings); each field names its variable."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from counters.normalize import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
-__all__ = ["SOURCE_TOPICS", "Settings", "kafka_client_options"]
+__all__ = ["SOURCE_TOPICS", "WorkerSettings", "kafka_client_options"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class MissingSecret(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class WorkerSettings:
     kafka: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092"))
     redis: str = field(default_factory=lambda: _env("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0"), repr=False)
     """May hold a password (``rediss://user:password@host``), so it stays out of the repr."""
@@ -169,7 +169,7 @@ _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 """A subscription that can end a Kafka topic name (legal characters, room left for the prefix)."""
 
 
-def kafka_client_options(settings: Settings) -> dict[str, object]:
+def kafka_client_options(settings: WorkerSettings) -> dict[str, object]:
     """Connection options for aiokafka clients (publish, ingest), including TLS and SASL."""
     options: dict[str, object] = {
         "bootstrap_servers": settings.bootstrap_servers,

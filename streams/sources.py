@@ -26,7 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from streams import metrics
 from streams.outages import outage
 from streams.pipeline import Inbound
-from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ ARRIVAL_HEADER = "endusers-arrival"
 """Header with the publish order in microseconds (set by ``endusers publish``); ingest keeps it."""
 
 
-def ingest_group(settings: Settings) -> str:
+def ingest_group(settings: WorkerSettings) -> str:
     return f"{settings.app_id}-ingest"
 
 
@@ -154,7 +154,7 @@ class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
         metrics.keep_lag_of(self.topics, [(tp.topic, tp.partition) for tp in assigned])
 
 
-def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
+def ingest_consumer(settings: WorkerSettings) -> AIOKafkaConsumer:
     """The source topics' consumer; with ENDUSERS_INSTANCE_ID it is a static member of its group."""
     return AIOKafkaConsumer(
         group_id=ingest_group(settings),
@@ -175,7 +175,7 @@ def ingest_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
-async def consume_sources(settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
+async def consume_sources(settings: WorkerSettings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
     """Forever: fetch from the source topics, release in arrival order, hand over, commit."""
     pattern = settings.source_pattern() if settings.per_subscription_topics else None
     topics = [] if pattern else [settings.topic(name) for name in SOURCE_TOPICS.values()]
@@ -207,7 +207,7 @@ STALL_WARNING_AFTER = 30.0
 
 
 async def _merge_forever(consumer: AIOKafkaConsumer, merge: ArrivalMerge, ends: dict[TopicPartition, int],
-                         settings: Settings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
+                         settings: WorkerSettings, handle: Callable[[Sequence[Inbound]], Awaitable[None]]) -> None:
     # A partition far ahead of the others in arrival is paused once this many of its messages are
     # held: memory stays bounded, and the fetches go to the partitions the merge waits for.
     hold_limit = max(1000, settings.batch_size)

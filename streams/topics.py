@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.settings import SOURCE_TOPICS, Settings, kafka_client_options
+from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 
 OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
 INTERNAL_TOPICS = ("changes",)
@@ -30,7 +30,7 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 internal changes go after 7 days; ``counts`` keeps the latest document per subscription (its key)."""
 
 
-def topic_configs(settings: Settings, topic: str) -> dict[str, str]:
+def topic_configs(settings: WorkerSettings, topic: str) -> dict[str, str]:
     """The configs a topic of this service is created with (none for the source topics: the operator's)."""
     for name, configs in TOPIC_CONFIGS.items():
         if topic == settings.topic(name):
@@ -38,20 +38,20 @@ def topic_configs(settings: Settings, topic: str) -> dict[str, str]:
     return {}
 
 
-def all_topics(settings: Settings) -> list[str]:
+def all_topics(settings: WorkerSettings) -> list[str]:
     """Every topic the service reads or writes, with its prefix; in the per-subscription layout the
     source topics are made per licensee (by the operator, or by ``endusers publish``)."""
     sources = () if settings.per_subscription_topics else tuple(SOURCE_TOPICS.values())  # made per licensee
     return [settings.topic(name) for name in (*sources, *INTERNAL_TOPICS, *OUTPUT_TOPICS)]
 
 
-def durability_configs(settings: Settings) -> dict[str, str]:
+def durability_configs(settings: WorkerSettings) -> dict[str, str]:
     """For every topic the service creates: with three or more replicas, a write needs two in sync (``acks=all``): one broker may fail without
     losing an acknowledged message or stopping the writes."""
     return {"min.insync.replicas": "2"} if settings.replication_factor >= 3 else {}
 
 
-async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+async def ensure_topics(settings: WorkerSettings, topics: Iterable[str]) -> list[str]:
     """Create the missing topics with ``settings.partitions``; return one warning per existing topic
     with fewer partitions (the most workers that can share it).
 

@@ -3,7 +3,7 @@
 The handlers are plain aiohttp handlers (Faust's web driver *is* aiohttp: ``app.web.web_app`` is the
 :class:`aiohttp.web.Application`), because the dashboard needs a streaming response (Server-Sent
 Events) and static files, which Faust's ``View`` does not offer. :func:`install_views` mounts them on
-a Faust app; :func:`create_app` builds a standalone aiohttp application (tests, or serving the
+a Faust app; :func:`create_web_app` builds a standalone aiohttp application (tests, or serving the
 dashboard from a process that is not a worker).
 
 Routes (also described in ``streams/static/openapi.json``)::
@@ -597,7 +597,7 @@ def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def create_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
+def create_web_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                access: auth.Access | None = None, max_streams: int = 100,
                digester: Digester | None = None) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""

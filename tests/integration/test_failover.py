@@ -21,8 +21,8 @@ import pytest
 from aiokafka.partitioner import murmur2
 from redis import Redis
 
-from counters.state import Record, Settings
-from streams.store import POSITION, SUBSCRIPTIONS_KEY, Keys, pack_record
+from counters.state import Record, SubscriptionSettings
+from streams.redis_store import POSITION, SUBSCRIPTIONS_KEY, Keys, pack_record
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures import pipeline as fixtures
 from tests.fixtures.pipeline import Deployment, Worker, free_port
@@ -41,7 +41,7 @@ def _write_committed_subscription(deployment: Deployment, subscription: str, rec
     """A subscription as a worker would have committed it: settings, records, position, counts."""
     redis = deployment.redis()
     keys = Keys(subscription)
-    settings = Settings()
+    settings = SubscriptionSettings()
     settings_dict = {**settings.to_dict(), "domains": ["corp.example"]}
     pipe = redis.pipeline(transaction=False)
     for n in range(records):

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 from redis import Redis
 
-from streams.settings import SOURCE_TOPICS, Settings
+from streams.settings import SOURCE_TOPICS, WorkerSettings
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment, _databases
 from tests.fixtures.secure_kafka import SecureKafka, secure_kafka  # noqa: F401  (the fixture)
@@ -42,8 +42,8 @@ class SecuredDeployment(Deployment):
         return {**super().env, **self.secure.client_env(self.identity, tls=self.tls),
                 "ENDUSERS_TOPIC_LAYOUT": "per-subscription"}
 
-    def settings(self) -> Settings:
-        return Settings(topic_prefix=self.prefix, topic_layout="per-subscription")
+    def settings(self) -> WorkerSettings:
+        return WorkerSettings(topic_prefix=self.prefix, topic_layout="per-subscription")
 
     async def source_topics(self, admin: AIOKafkaAdminClient) -> list[str]:
         pattern = self.settings().source_pattern()

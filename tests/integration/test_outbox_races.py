@@ -14,7 +14,7 @@ from counters.normalize import Digester
 from counters.engine import capacity_event_id
 from schemas.outputs import CapacityEvent
 from streams.pipeline import Pipeline, Send
-from streams.store import RedisStore
+from streams.redis_store import RedisStore
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15  # the store tests' database (tests run one at a time)

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from streams.redis_connect import NotDurable, connect_sync
-from streams.store import Keys, RedisStore
+from streams.redis_store import Keys, RedisStore
 from tests.fixtures.clusters import Cluster, kill, wait_for
 from tests.fixtures.examples import assert_counts_match, example_files, expected_for
 from tests.fixtures.factories import changes

@@ -14,7 +14,7 @@ from counters import engine
 from counters.state import NEVER, Record, SubscriptionState
 from counters.store import MemoryStore, Position, Store
 from schemas.changes import Change
-from streams.store import RedisStore, pack_record, unpack_record
+from streams.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
 

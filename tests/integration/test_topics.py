@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.settings import SOURCE_TOPICS, Settings
+from streams.settings import SOURCE_TOPICS, WorkerSettings
 from streams.topics import ensure_topics
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment
@@ -28,7 +28,7 @@ def test_publish_before_any_worker_creates_the_source_topics_with_the_configured
 
 def test_a_topic_with_fewer_partitions_than_configured_is_reported(deployment_factory) -> None:  # type: ignore[no-untyped-def]
     deployment: Deployment = deployment_factory()
-    settings = Settings(kafka=f"kafka://{deployment.kafka_bootstrap}", topic_prefix=deployment.prefix, partitions=4)
+    settings = WorkerSettings(kafka=f"kafka://{deployment.kafka_bootstrap}", topic_prefix=deployment.prefix, partitions=4)
     narrow, fresh = deployment.topic("logins"), deployment.topic("visits")
 
     async def scenario() -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from streams.auth import Access, TokenFile, create_token
-from streams.web import create_app
+from streams.web import create_web_app
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 from tests.unit.test_dashboard_page import ARTIFACTS, free_port
@@ -34,7 +34,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[tuple[str, FakeReader, str]]:
     async def readiness() -> dict[str, bool]:
         return {"kafka": True, "redis": True}
 
-    app = create_app(reader, readiness, interval=0.5, access=Access(TokenFile(path)))
+    app = create_web_app(reader, readiness, interval=0.5, access=Access(TokenFile(path)))
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
     port = free_port()

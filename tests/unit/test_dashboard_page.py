@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from streams.insights import forecast_sentence, forecasts
-from streams.web import create_app
+from streams.web import create_web_app
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
 
@@ -42,7 +42,7 @@ async def served() -> AsyncIterator[tuple[str, FakeReader]]:
     async def readiness() -> dict[str, bool]:
         return {"kafka": True, "redis": True}
 
-    runner = web.AppRunner(create_app(reader, readiness, interval=0.5), shutdown_timeout=1)
+    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5), shutdown_timeout=1)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)

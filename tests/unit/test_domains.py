@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from counters.domains import external_domains
 from counters.replay import Replay
 from streams.present import domains_table
-from streams.web import create_app
+from streams.web import create_web_app
 from schemas.events import parse_rfc3339
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import config, login, profile
@@ -80,7 +80,7 @@ async def test_domains_endpoint_and_stream_carry_the_report() -> None:
     reader = sample_reader()
     top = [[f"d{i}.io", 100 - i] for i in range(30)]
     reader.data["acme"]["external_domains"] = {"top": top, "other_domains": 4, "other_individuals": 9}
-    async with TestClient(TestServer(create_app(reader, ready(kafka=True, redis=True), interval=0.05))) as client:
+    async with TestClient(TestServer(create_web_app(reader, ready(kafka=True, redis=True), interval=0.05))) as client:
         body = await (await client.get("/api/v1/subscriptions/acme/domains")).json()
         assert body["domains"][:2] == [{"domain": "d0.io", "external": 100}, {"domain": "d1.io", "external": 99}]
         assert (body["external"], body["other_domains"], body["other_individuals"]) == (56, 4, 9)

@@ -13,7 +13,7 @@ from counters.explain import as_text, digests_of, explain, record_digest
 from counters.normalize import Digester
 from counters.replay import Replay
 from schemas.events import parse_rfc3339
-from streams.web import create_app
+from streams.web import create_web_app
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import config, login, profile
 from tests.unit.fake_counts import FakeReader, counts
@@ -69,7 +69,7 @@ async def test_explain_endpoint_digests_as_ingest_does() -> None:
     reader = FakeReader()
     reader.put("acme", counts(2, 1))
     reader.states["acme"] = state()
-    async with TestClient(TestServer(create_app(reader, ready(kafka=True, redis=True)))) as client:
+    async with TestClient(TestServer(create_web_app(reader, ready(kafka=True, redis=True)))) as client:
         path = "/api/v1/subscriptions/acme/explain"
         body = await (await client.post(path, json={"email": "eve@partner.io"})).json()
         assert body["found"] == 1 and body["records"][0]["individual"]["class"] == "external"

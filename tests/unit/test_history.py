@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from counters.history import Entry, filled, peak, period_start
 from streams.insights import forecast_sentence, forecasts
-from streams.web import create_app
+from streams.web import create_web_app
 from tests.unit.fake_counts import sample_reader
 from tests.unit.test_web_views import ready
 
@@ -69,7 +69,7 @@ async def test_history_endpoint_json_and_csv_and_peak_and_forecast_in_the_subscr
     today = datetime.now(timezone.utc).date()
     reader.days["acme"] = [day((today - timedelta(days=n)).isoformat(), 1200 + n, 56 - n) for n in (0, 1, 3)]
     reader.hours["acme"] = [Entry(f"{today.isoformat()}T00", 1, 1, 1, 2, 2, 2)]
-    async with TestClient(TestServer(create_app(reader, ready(kafka=True, redis=True)))) as client:
+    async with TestClient(TestServer(create_web_app(reader, ready(kafka=True, redis=True)))) as client:
         first = (today - timedelta(days=3)).isoformat()
         body = await (await client.get(f"/api/v1/subscriptions/acme/history?from={first}")).json()
         assert [e["period"] for e in body["entries"]] == [(today - timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]

@@ -27,7 +27,7 @@ from schemas.outputs import format_instant
 from streams.admin import InvalidInput, config_event
 from streams.metrics import reason_category
 from streams.publish import stamped
-from streams.settings import Settings
+from streams.settings import WorkerSettings
 from tests.fixtures.examples import REPLAY_NOW
 
 NOW = parse_rfc3339(REPLAY_NOW)
@@ -168,9 +168,9 @@ def test_max_future_refuses_other_forms(text: str) -> None:
 def test_a_bad_max_future_stops_the_worker_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDUSERS_MAX_FUTURE", "tomorrow")
     with pytest.raises(ValueError, match="ENDUSERS_MAX_FUTURE"):
-        Settings()
+        WorkerSettings()
     monkeypatch.setenv("ENDUSERS_MAX_FUTURE", "2d")
-    assert Settings().max_future == 48 * HOUR
+    assert WorkerSettings().max_future == 48 * HOUR
 
 
 def test_a_time_up_to_max_future_ahead_is_accepted_and_later_ones_are_rejected() -> None:

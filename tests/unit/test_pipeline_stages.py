@@ -274,11 +274,11 @@ async def test_raw_dead_letters_keep_the_value_as_it_came() -> None:
 
 
 def test_per_subscription_topics_are_named_and_owned_by_their_subscription() -> None:
-    from streams.settings import Settings
+    from streams.settings import WorkerSettings
 
-    shared = Settings(topic_prefix="p")
+    shared = WorkerSettings(topic_prefix="p")
     assert shared.source_topic("logins", "acme") == "p.logins" and shared.topic_subscription("p.logins") is None
-    layout = Settings(topic_prefix="p", topic_layout="per-subscription")
+    layout = WorkerSettings(topic_prefix="p", topic_layout="per-subscription")
     assert layout.source_topic("logins", "acme") == "p.logins.acme"
     assert layout.source_topic("logins", "a b") is None and layout.source_topic("logins", None) is None
     assert layout.topic_subscription("p.config.acme.eu") == "acme.eu"
@@ -286,9 +286,9 @@ def test_per_subscription_topics_are_named_and_owned_by_their_subscription() -> 
 
 
 async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> None:
-    from streams.settings import Settings
+    from streams.settings import WorkerSettings
 
-    layout = Settings(topic_prefix="t", topic_layout="per-subscription")
+    layout = WorkerSettings(topic_prefix="t", topic_layout="per-subscription")
     sent, store = Sent(), CountingStore()
     stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",  # type: ignore[arg-type]
                      topic_subscription=layout.topic_subscription)

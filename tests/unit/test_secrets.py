@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from counters.normalize import DEVELOPMENT_SECRET
-from streams.settings import MissingSecret, Settings, kafka_client_options
+from streams.settings import MissingSecret, WorkerSettings, kafka_client_options
 
 SECRET = "s3cr3t-digest-key-0123456789"
 PASSWORD = "kafka-pa55word"
@@ -30,7 +30,7 @@ def test_no_secret_shows_in_the_settings_repr_or_a_log_line(env: pytest.MonkeyPa
     env.setenv("ENDUSERS_KAFKA_USERNAME", "worker")
     env.setenv("ENDUSERS_KAFKA_PASSWORD", PASSWORD)
     env.setenv("ENDUSERS_REDIS", f"rediss://worker:{REDIS_PASSWORD}@redis.example:6380/0")
-    settings = Settings()
+    settings = WorkerSettings()
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("settings: %s / %r / %s", settings, settings, settings.secret)
     for text in (repr(settings), str(settings), caplog.text, repr(settings.kafka_password)):
@@ -42,9 +42,9 @@ def test_no_secret_shows_in_the_settings_repr_or_a_log_line(env: pytest.MonkeyPa
 
 def test_without_a_secret_only_development_starts(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingSecret, match="ENDUSERS_SECRET"):
-        Settings().digest_secret()
+        WorkerSettings().digest_secret()
     env.setenv("ENDUSERS_ENV", "development")
-    assert Settings().digest_secret() == DEVELOPMENT_SECRET
+    assert WorkerSettings().digest_secret() == DEVELOPMENT_SECRET
 
 
 def test_a_worker_refuses_to_start_without_a_secret_outside_development() -> None:

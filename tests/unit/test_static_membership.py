@@ -12,11 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streams.app import create_app
-from streams.settings import Settings
+from streams.settings import WorkerSettings
 from streams.sources import ingest_consumer
 
 
-def consumers(settings: Settings) -> list[AIOKafkaConsumer]:
+def consumers(settings: WorkerSettings) -> list[AIOKafkaConsumer]:
     """The count stage's consumer (as Faust's aiokafka driver creates it) and the ingest consumer."""
     app = create_app(settings)
     counting: AIOKafkaConsumer = app.consumer._thread._create_worker_consumer(app.transport)
@@ -26,7 +26,7 @@ def consumers(settings: Settings) -> list[AIOKafkaConsumer]:
 async def test_instance_id_sets_group_instance_id_of_both_consumers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDUSERS_INSTANCE_ID", "endusers-7d9f-x2k4p")
     monkeypatch.setenv("ENDUSERS_APP_ID", "endusers-test")
-    built = consumers(Settings())
+    built = consumers(WorkerSettings())
     try:
         assert [(c._group_id, c._group_instance_id) for c in built] == [
             ("endusers-test", "endusers-7d9f-x2k4p"), ("endusers-test-ingest", "endusers-7d9f-x2k4p")]
@@ -37,7 +37,7 @@ async def test_instance_id_sets_group_instance_id_of_both_consumers(monkeypatch:
 
 async def test_without_instance_id_the_consumers_are_dynamic_members(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENDUSERS_INSTANCE_ID", raising=False)
-    built = consumers(Settings())
+    built = consumers(WorkerSettings())
     try:
         assert [c._group_instance_id for c in built] == [None, None]
     finally:

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from streams import auth
 from streams.auth import Access, TokenFile, create_token, default_allowed_hosts, request_host
 from streams.cli import main
-from streams.web import ROUTES, create_app, install_views
+from streams.web import ROUTES, create_web_app, install_views
 from tests.unit.fake_counts import FakeReader, sample_reader
 from tests.unit.test_web_views import read_events, ready
 
@@ -45,7 +45,7 @@ def tokens(tmp_path: Path) -> Tokens:
 async def secured(tokens: Tokens) -> AsyncIterator[tuple[Any, FakeReader]]:
     reader = sample_reader()
     reader.audits["acme"] = [{"subscription": "acme", "actor": "alice", "changed": ["capacity"]}]
-    app = create_app(reader, ready(kafka=True, redis=True), interval=0.05, access=Access(TokenFile(tokens.path)))
+    app = create_web_app(reader, ready(kafka=True, redis=True), interval=0.05, access=Access(TokenFile(tokens.path)))
     async with TestClient(TestServer(app)) as client:
         yield client, reader
 
@@ -195,7 +195,7 @@ def test_without_tokens_a_warning_is_logged_once_unless_bound_to_loopback(
 
 
 async def test_without_a_token_file_everything_is_served_as_before() -> None:
-    app = create_app(sample_reader(), ready(ok=True), access=Access())
+    app = create_web_app(sample_reader(), ready(ok=True), access=Access())
     async with TestClient(TestServer(app)) as client:
         body = await (await client.get("/api/v1/subscriptions/acme")).json()
         assert body["settings"]["domains"] == ["example.com"]

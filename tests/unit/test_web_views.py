@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from streams import metrics
-from streams.web import ROUTES, STATIC_DIR, create_app, install_views
+from streams.web import ROUTES, STATIC_DIR, create_web_app, install_views
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 
 
@@ -29,7 +29,7 @@ async def reader() -> FakeReader:
 
 @pytest.fixture
 async def client(reader: FakeReader) -> Any:
-    app = create_app(reader, ready(kafka=True, redis=True), interval=0.05)
+    app = create_web_app(reader, ready(kafka=True, redis=True), interval=0.05)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -117,7 +117,7 @@ async def test_healthz(client: Any) -> None:
 ])
 async def test_readyz_is_200_only_when_every_check_passes_else_says_why(
         checks: dict[str, bool | str], status: int, reason: str | None) -> None:
-    app = create_app(FakeReader(), ready(**checks))
+    app = create_web_app(FakeReader(), ready(**checks))
     async with TestClient(TestServer(app)) as test_client:
         response = await test_client.get("/readyz")
         assert response.status == status
@@ -129,7 +129,7 @@ async def test_readyz_is_200_only_when_every_check_passes_else_says_why(
 async def test_readyz_probe_that_raises_is_503() -> None:
     async def broken() -> dict[str, bool]:
         raise RuntimeError("no kafka client")
-    async with TestClient(TestServer(create_app(FakeReader(), broken))) as test_client:
+    async with TestClient(TestServer(create_web_app(FakeReader(), broken))) as test_client:
         response = await test_client.get("/readyz")
         assert response.status == 503
         assert "no kafka client" in (await response.json())["error"]
@@ -225,7 +225,7 @@ async def test_one_poller_serves_many_clients(client: Any, reader: FakeReader) -
 async def test_routes_match_openapi_document() -> None:
     document = json.loads((STATIC_DIR / "openapi.json").read_text())
     assert set(document["paths"]) == set(ROUTES)
-    app = create_app(FakeReader(), ready(ok=True))
+    app = create_web_app(FakeReader(), ready(ok=True))
     served = {(route.resource.canonical, route.method.lower()) for route in app.router.routes()
               if route.method != "HEAD"}
     assert {path for path, _ in served} == set(ROUTES)
@@ -288,7 +288,7 @@ async def test_stream_sends_settings_at_connect_and_then_only_when_they_change(c
 
 
 async def test_streams_beyond_the_cap_get_503_with_retry_after(reader: FakeReader) -> None:
-    app = create_app(reader, ready(ok=True), interval=0.05, max_streams=1)
+    app = create_web_app(reader, ready(ok=True), interval=0.05, max_streams=1)
     async with TestClient(TestServer(app)) as test_client:
         first = await test_client.get("/api/v1/stream")
         await read_events(first, 1)
@@ -298,7 +298,7 @@ async def test_streams_beyond_the_cap_get_503_with_retry_after(reader: FakeReade
 
 
 async def test_clients_that_connect_together_share_one_full_snapshot(reader: FakeReader) -> None:
-    app = create_app(reader, ready(ok=True), interval=5.0)
+    app = create_web_app(reader, ready(ok=True), interval=5.0)
     async with TestClient(TestServer(app)) as test_client:
         before = reader.calls
         streams = await asyncio.gather(*(test_client.get("/api/v1/stream") for _ in range(20)))

@@ -13,7 +13,7 @@ from counters import engine
 from counters.replay import Replay
 from counters.whatif import preview
 from schemas.events import parse_rfc3339
-from streams.web import create_app
+from streams.web import create_web_app
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import at, changes, config, lines, login
 from tests.unit.fake_counts import FakeReader, counts
@@ -65,7 +65,7 @@ async def test_preview_endpoint_validates_and_applies_nothing() -> None:
     reader = FakeReader()
     reader.put("acme", counts(3, 3))
     reader.states["acme"] = state_of(*STREAM)
-    async with TestClient(TestServer(create_app(reader, ready(kafka=True, redis=True)))) as client:
+    async with TestClient(TestServer(create_web_app(reader, ready(kafka=True, redis=True)))) as client:
         path = "/api/v1/subscriptions/acme/preview"
         response = await client.post(path, json={"domains": ["example.com", "partner.io"]})
         assert response.status == 200

@@ -22,7 +22,7 @@ import orjson
 from counters import individuals, shared
 from counters.domains import DomainsReport, external_domains
 from counters.history import DAILY_DAYS, HOURLY_DAYS, Entry, day_of, hour_of, parse_entries
-from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, Settings, SubscriptionState, identity
+from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, SubscriptionSettings, SubscriptionState, identity
 from counters.store import Position
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
@@ -225,7 +225,7 @@ class RedisStore:
         try:
             state = SubscriptionState(subscription, RedisSessions(int(sessions)))
             if "settings" in meta:
-                state.settings = Settings.from_dict(orjson.loads(meta["settings"]))
+                state.settings = SubscriptionSettings.from_dict(orjson.loads(meta["settings"]))
                 state.levels = orjson.loads(meta["levels"])
                 state.sequence = orjson.loads(meta["sequence"])
                 state.invalid_emails = int(meta.get("invalid_emails", b"0"))
