@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from redis.exceptions import RedisError
@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from counters import engine
 from counters.normalize import Digester, to_change
 from counters.state import SubscriptionState
-from counters.store import Position
+from counters.ports import Position, Store
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
@@ -33,9 +33,10 @@ from streams import audit, metrics
 from streams.outages import outage
 from streams.redact import redacted_value
 from streams.settings import SOURCE_TOPICS
-from streams.redis_store import SLICE_SECONDS, RedisStore
+from streams.redis_store import SLICE_SECONDS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 """Raw bytes kept in a dead letter: enough to diagnose, small enough to stay under Kafka's limits."""
@@ -69,7 +70,7 @@ class Inbound:
 
 
 class Pipeline:
-    def __init__(self, store: RedisStore, digest: Digester, send: Send, topic: Callable[[str], str],
+    def __init__(self, store: Store, digest: Digester, send: Send, topic: Callable[[str], str],
                  max_future: int = parse_duration(DEFAULT_MAX_FUTURE),
                  clock: Callable[[], float] = time.time, *, raw_dead_letters: bool = False,
                  topic_subscription: Callable[[str], str | None] | None = None,
@@ -208,80 +209,77 @@ class Pipeline:
             todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
             if not todo:
                 return  # already applied (redelivery after a crash or a rebalance)
-            events: list[CapacityEvent] = []
-            audits: list[dict[str, Any]] = []
-            started = time.perf_counter()
-            for _, changes in todo:
-                for change in changes:
-                    if not _first_time(state, change):
-                        continue  # a source event that ingest forwarded again: applied once already
-                    if change.kind == "config":  # rare: compare the settings around it for the audit trail
-                        before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
-                        events += engine.apply(state, change)
-                        after = orjson.loads(orjson.dumps(state.settings.to_dict()))
-                        audits.append(audit.entry(change, before, after))
-                    else:
-                        events += engine.apply(state, change)
-                    if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
-                        await asyncio.sleep(0)
-                        started = time.perf_counter()
+            events, audits = await self._apply(state, todo)
             if await self._commit(state, Position(source, expected, todo[-1][0] + 1), events):
-                if audits:
-                    try:
-                        await self.store.record_audit(subscription, audits)
-                    except (RedisError, OSError) as exc:  # committed: only the audit entries are lost
-                        outage("Redis").failed(exc)
-                        log.warning("audit entries of %s not recorded: %s", subscription, exc)
+                await self._record_audit(subscription, audits)
                 break
             # Another worker moved on: reload, then skip what it did. Or Redis went back in time.
             refused = expected or 0
             self.store.forget(subscription)
+        await self._after_commit(state, source, events)
+
+    async def _apply(self, state: SubscriptionState, todo: list[tuple[int, list[Change]]]
+                     ) -> tuple[list[CapacityEvent], list[dict[str, Any]]]:
+        """Apply the batch's changes not applied yet: the capacity events they raise and the audit
+        entries of their config changes."""
+        events: list[CapacityEvent] = []
+        audits: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        for _, changes in todo:
+            for change in changes:
+                if not _first_time(state, change):
+                    continue  # a source event that ingest forwarded again: applied once already
+                if change.kind == "config":  # rare: compare the settings around it for the audit trail
+                    before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
+                    events += engine.apply(state, change)
+                    after = orjson.loads(orjson.dumps(state.settings.to_dict()))
+                    audits.append(audit.entry(change, before, after))
+                else:
+                    events += engine.apply(state, change)
+                if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
+        return events, audits
+
+    async def _record_audit(self, subscription: str, audits: list[dict[str, Any]]) -> None:
+        if not audits:
+            return
+        try:
+            await self.store.record_audit(subscription, audits)
+        except (RedisError, OSError) as exc:  # committed: only the audit entries are lost
+            outage("Redis").failed(exc)
+            log.warning("audit entries of %s not recorded: %s", subscription, exc)
+
+    async def _after_commit(self, state: SubscriptionState, source: str, events: list[CapacityEvent]) -> None:
+        """After a commit: the subscription is counted here now; export its gauges, tell the level
+        listeners and publish its capacity events."""
+        subscription = state.subscription
         self._changed.add(subscription)
         self._counted_from[subscription] = source
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity, len(state.shared))
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
-        if events:
-            for listener in self.level_listeners:
-                listener(subscription)
-            for event in events:
-                metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
-            try:
-                await self.flush_outbox(subscription)
-            except Exception as exc:  # committed and safe in the outbox: the sweep publishes it later
-                log.warning("capacity events of %s wait in the outbox (%s)", subscription, exc)
+        if not events:
+            return
+        for listener in self.level_listeners:
+            listener(subscription)
+        for event in events:
+            metrics.CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
+        try:
+            await self.flush_outbox(subscription)
+        except Exception as exc:  # committed and safe in the outbox: the sweep publishes it later
+            log.warning("capacity events of %s wait in the outbox (%s)", subscription, exc)
 
     async def _load(self, subscription: str) -> SubscriptionState:
-        """The state; Redis errors are retried with backoff (nothing is applied yet)."""
-        attempt = 0
-        while True:
-            try:
-                state = await self.store.load(subscription)
-                if attempt:  # (a cached state proves nothing about Redis)
-                    outage("Redis").recovered()
-                return state
-            except (RedisError, OSError) as exc:
-                attempt += 1
-                outage("Redis").failed(exc)
-                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+        """The state; Redis errors are retried with backoff (nothing is applied yet). A cached state
+        proves nothing about Redis, so only a retried load ends an outage."""
+        return await _until_redis_answers(lambda _retried: self.store.load(subscription), proves_up=False)
 
     async def _commit(self, state: SubscriptionState, position: Position, events: list[CapacityEvent]) -> bool:
         """Commit, retrying the same commit with backoff on a Redis error: the applied state stays
         cached, because the batch cannot be applied twice (a capacity event would be lost to the
         already-raised level). False only when the position check says another writer moved on."""
-        attempt = 0
-        while True:
-            try:
-                if attempt:
-                    committed = await self.store.commit(state, position, events, retried=True)
-                else:
-                    committed = await self.store.commit(state, position, events)
-                outage("Redis").recovered()
-                return committed
-            except (RedisError, OSError) as exc:
-                attempt += 1
-                outage("Redis").failed(exc)
-                await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
-
+        return await _until_redis_answers(
+            lambda retried: self.store.commit(state, position, events, retried=retried), proves_up=True)
 
     def _after_rewinds(self, messages: Sequence[Inbound]) -> list[Inbound]:
         """Drop what a rewound partition delivers from before its rewind; its re-read starts with an
@@ -406,6 +404,24 @@ class Pipeline:
         letter = dead_letter(message, reason, raw=self.raw_dead_letters)
         delivery: Awaitable[Any] = await self.send(self.topic("deadletter"), message.key, letter)
         return delivery
+
+
+async def _until_redis_answers(call: Callable[[bool], Awaitable[T]], *, proves_up: bool) -> T:
+    """``call(retried)`` again and again while Redis errors (backing off from 0.2 s to 5 s), with
+    ``retried`` true after a failed attempt. ``proves_up``: a first success also ends a Redis outage
+    (a call that may not reach Redis, like a cached load, proves it only after a failure)."""
+    attempt = 0
+    while True:
+        try:
+            result = await call(attempt > 0)
+        except (RedisError, OSError) as exc:
+            attempt += 1
+            outage("Redis").failed(exc)
+            await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+            continue
+        if attempt or proves_up:
+            outage("Redis").recovered()
+        return result
 
 
 def _first_time(state: SubscriptionState, change: Change) -> bool:

@@ -23,7 +23,7 @@ from counters import individuals, shared
 from counters.domains import DomainsReport, external_domains
 from counters.history import DAILY_DAYS, HOURLY_DAYS, Entry, day_of, hour_of, parse_entries
 from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, SubscriptionSettings, SubscriptionState, identity
-from counters.store import Position
+from counters.ports import Position
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
 from streams.redis_connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
@@ -154,8 +154,60 @@ class RedisSessions:
         return self.known
 
 
+def _position_args(position: Position | None) -> list[str]:
+    """The position field, the value the commit expects in it and the one it stores ('' for none)."""
+    if position is None:
+        return ["", "", ""]
+    return [POSITION + position.source, "" if position.expected is None else str(position.expected),
+            str(position.next)]
+
+
+def _meta_fields(state: SubscriptionState) -> dict[str, bytes]:
+    """Every field of the meta hash as the state has it now (a commit sends those that changed)."""
+    return {
+        "settings": orjson.dumps(state.settings.to_dict()),
+        "levels": orjson.dumps(state.levels),
+        "sequence": orjson.dumps(state.sequence),
+        "invalid_emails": str(state.invalid_emails).encode(),
+        "config_times": orjson.dumps(state.config_times),
+        "config_ids": orjson.dumps(state.config_ids),
+        **{INGESTED + source: str(offset).encode() for source, offset in state.ingested.items()},
+    }
+
+
+def _record_args(state: SubscriptionState) -> list[Any]:
+    """The changed records and tombstones, each counted list followed by its items: records to put,
+    records to delete, tombstones to put, tombstones to delete."""
+    put_records: list[bytes | str] = []
+    put_tombs: list[bytes | str] = []
+    del_records: list[bytes] = []
+    del_tombs: list[bytes] = []
+    for ref in state.dirty:
+        record, key = state.records.get(ref), bytes.fromhex(ref)
+        if record is not None:
+            put_records += [key, pack_record(record)]
+            del_tombs.append(key)
+        elif ref in state.tombstones:
+            put_tombs += [key, str(state.tombstones[ref])]
+            del_records.append(key)
+    return [len(put_records) // 2, *put_records, len(del_records), *del_records,
+            len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
+
+
+def _settle(state: SubscriptionState, position: Position | None, anonymous: int) -> None:
+    """The state after its commit landed: at the stored position, nothing pending, and the anonymous
+    sessions as the commit counted them."""
+    if position is not None:
+        state.positions[position.source] = position.next
+    state.dirty.clear()
+    state.shared_changed = False
+    if isinstance(state.sessions, RedisSessions):
+        state.sessions.pending.clear()
+        state.sessions.known = anonymous
+
+
 class RedisStore:
-    """``counters.store.Store`` over Redis, plus the read side used by the CLI, API and dashboard."""
+    """The ports of ``counters.ports`` over Redis, plus the read side used by the CLI, API and dashboard."""
 
     def __init__(self, redis: AsyncClient, clock: Callable[[], float] = time.time, replicas: int = 0,
                  wait_ms: int = 1000) -> None:
@@ -259,64 +311,14 @@ class RedisStore:
         """``retried``: the same commit raised a connection error before; a refusal that finds the
         position this commit stores means that attempt did land."""
         keys = Keys(state.subscription)
-        args: list[Any] = []
-        if position is None:
-            args += ["", "", ""]
-        else:
-            source = POSITION + position.source
-            args += [source, "" if position.expected is None else str(position.expected), str(position.next)]
-        every = {
-            "settings": orjson.dumps(state.settings.to_dict()),
-            "levels": orjson.dumps(state.levels),
-            "sequence": orjson.dumps(state.sequence),
-            "invalid_emails": str(state.invalid_emails).encode(),
-            "config_times": orjson.dumps(state.config_times),
-            "config_ids": orjson.dumps(state.config_ids),
-            **{INGESTED + source: str(offset).encode() for source, offset in state.ingested.items()},
-        }
         written = self._written.get(state.subscription, {})
-        meta = {field: value for field, value in every.items() if written.get(field) != value}
-        args.append(len(meta))
-        for field, value in meta.items():
-            args += [field, value]
-        put_records: list[bytes | str] = []
-        put_tombs: list[bytes | str] = []
-        del_records: list[bytes] = []
-        del_tombs: list[bytes] = []
-        for ref in state.dirty:
-            record, key = state.records.get(ref), bytes.fromhex(ref)
-            if record is not None:
-                put_records += [key, pack_record(record)]
-                del_tombs.append(key)
-            elif ref in state.tombstones:
-                put_tombs += [key, str(state.tombstones[ref])]
-                del_records.append(key)
-        args += [len(put_records) // 2, *put_records, len(del_records), *del_records]
-        args += [len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
-        args += [len(events), *(e.to_bytes() for e in events)]
+        meta = {field: value for field, value in _meta_fields(state).items() if written.get(field) != value}
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
-        args += [len(pending), *pending]
-        summary = state.summary()
-        # the read side's document also says where external users come from
-        args.append(orjson.dumps({**summary, "external_domains": self._external_domains(state)}))
-        now = int(self.clock() * 1000)
-        instant = datetime.fromtimestamp(now / 1000, tz=timezone.utc)
-        if now - self._last_sample.get(state.subscription, 0) >= HISTORY_EVERY_MS:
-            args.append(orjson.dumps([now, summary["internal"], summary["external"]]))
-            self._last_sample[state.subscription] = now
-        else:
-            args.append("")
-        args.append(orjson.dumps(shared.report(state)) if state.shared_changed else "")
-        args += [day_of(instant), hour_of(instant), summary["internal"], summary["external"],
-                 day_of(instant - timedelta(days=DAILY_DAYS)), hour_of(instant - timedelta(days=HOURLY_DAYS))]
-        if state.subscription not in self._listed:
-            # Before the commit, not after: a crash in between must not leave committed capacity events
-            # in an outbox that no sweep finds. (The registry has no hash tag, so it cannot join the
-            # commit script on Redis Cluster.) A registered subscription without a commit yet is
-            # skipped by every reader: see ``subscriptions``.
-            await self.redis.sadd(SUBSCRIPTIONS_KEY, state.subscription)
-            self._listed.add(state.subscription)
+        args = [*_position_args(position), len(meta), *(item for pair in meta.items() for item in pair),
+                *_record_args(state), len(events), *(e.to_bytes() for e in events), len(pending), *pending,
+                *self._read_side_args(state)]
+        await self._register(state.subscription)
         ok, value = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
                                        self.wait_ms)
         if not ok and retried and position is not None and _text(value) == str(position.next):
@@ -329,14 +331,36 @@ class RedisStore:
                      state.subscription, value, position)
             return False
         self._written[state.subscription] = {**written, **meta}
-        if position is not None:
-            state.positions[position.source] = position.next
-        state.dirty.clear()
-        state.shared_changed = False
-        if isinstance(sessions, RedisSessions):
-            sessions.pending.clear()
-            sessions.known = int(value)
+        _settle(state, position, int(value))
         return True
+
+    def _read_side_args(self, state: SubscriptionState) -> list[Any]:
+        """What the script writes for readers: the counts document, a history sample (at most every
+        HISTORY_EVERY_MS), the shared-identifier report when it changed, and the durable history's
+        periods (now and the oldest kept)."""
+        summary = state.summary()
+        # the read side's document also says where external users come from
+        args: list[Any] = [orjson.dumps({**summary, "external_domains": self._external_domains(state)})]
+        now = int(self.clock() * 1000)
+        instant = datetime.fromtimestamp(now / 1000, tz=timezone.utc)
+        if now - self._last_sample.get(state.subscription, 0) >= HISTORY_EVERY_MS:
+            args.append(orjson.dumps([now, summary["internal"], summary["external"]]))
+            self._last_sample[state.subscription] = now
+        else:
+            args.append("")
+        args.append(orjson.dumps(shared.report(state)) if state.shared_changed else "")
+        args += [day_of(instant), hour_of(instant), summary["internal"], summary["external"],
+                 day_of(instant - timedelta(days=DAILY_DAYS)), hour_of(instant - timedelta(days=HOURLY_DAYS))]
+        return args
+
+    async def _register(self, subscription: str) -> None:
+        """Before the commit, not after: a crash in between must not leave committed capacity events
+        in an outbox that no sweep finds. (The registry has no hash tag, so it cannot join the commit
+        script on Redis Cluster.) A registered subscription without a commit yet is skipped by every
+        reader: see ``subscriptions``."""
+        if subscription not in self._listed:
+            await self.redis.sadd(SUBSCRIPTIONS_KEY, subscription)
+            self._listed.add(subscription)
 
     async def confirm(self, subscription: str) -> None:
         """Wait until the replicas have what Redis holds for ``subscription`` (no-op without

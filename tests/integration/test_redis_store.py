@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgpack
+import orjson
 import pytest
 from redis.asyncio import Redis
 
 from counters import engine
 from counters.state import NEVER, Record, SubscriptionState
-from counters.store import MemoryStore, Position, Store
+from counters.memory_store import MemoryStore
+from counters.ports import Position, States, Store
 from schemas.changes import Change
 from streams.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
@@ -36,7 +38,7 @@ def store(request: pytest.FixtureRequest, redis: Redis) -> Store:
     return MemoryStore() if request.param == "memory" else RedisStore(redis)
 
 
-async def run_batches(store: Store, items: list[Change], batch: int = 3) -> list[dict]:  # type: ignore[type-arg]
+async def run_batches(store: States, items: list[Change], batch: int = 3) -> list[dict]:  # type: ignore[type-arg]
     """Apply changes in batches, committing each with its position, like the count stage."""
     emitted = []
     for start in range(0, len(items), batch):
@@ -50,14 +52,26 @@ async def run_batches(store: Store, items: list[Change], batch: int = 3) -> list
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.stem)
-async def test_examples_on_each_store(store: Store, path: Path) -> None:
+async def test_examples_give_the_same_counts_outbox_and_read_side_on_each_store(store: Store, path: Path) -> None:
     expected = expected_for(path)
-    emitted = await run_batches(store, list(changes(path.read_bytes().splitlines())))
+    items = list(changes(path.read_bytes().splitlines()))
+    emitted = await run_batches(store, items)
     assert_events_match(emitted, expected["capacity_events"])
     for name in expected["subscriptions"]:
         store.forget(name)  # the Redis store reloads from what it committed
+        assert store.cached(name) is None
     actual = {name: (await store.load(name)).summary() for name in expected["subscriptions"]}
     assert_counts_match(actual, expected["subscriptions"])
+    # the read side holds the last commit's counts, and the outbox every event, in order, until sent
+    assert_counts_match({name: await store.counts(name) for name in expected["subscriptions"]}, expected["subscriptions"])
+    assert await store.subscriptions() == sorted({change.subscription for change in items})
+    for name in await store.subscriptions():
+        assert await store.sources(name) == ["changes:0"]
+        assert ((await store.settings(name)) or {})["capacity"] == (await store.load(name)).settings.capacity
+        pending = await store.outbox(name)
+        assert [orjson.loads(entry) for entry in pending] == [e for e in emitted if e["subscription"] == name]
+        await store.outbox_sent(name, pending[:1])
+        assert await store.outbox(name) == pending[1:]
 
 
 async def test_counts_snapshot_is_readable_after_commit(redis: Redis) -> None:

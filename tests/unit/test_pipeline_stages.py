@@ -2,62 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import orjson
 
+from counters.memory_store import MemoryStore
 from counters.normalize import Digester
-from counters.store import MemoryStore
+from counters.ports import Position
+from counters.state import SubscriptionState
 from schemas.changes import decode_batch
-from schemas.outputs import format_instant
+from schemas.cloudevents import Headers
+from schemas.outputs import CapacityEvent, format_instant
 from streams import metrics
 from streams.pipeline import Inbound, Pipeline
 
 
 class Sent:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes | None, bytes]] = []
+    """Kafka's producer: records what it accepts; a topic in ``refused`` fails its deliveries."""
 
-    async def __call__(self, topic: str, key: bytes | None, value: bytes) -> Any:
-        self.messages.append((topic, key, value))
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes | None, bytes, Headers | None]] = []
+        self.refused: set[str] = set()
+
+    async def __call__(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None, /
+                       ) -> Awaitable[None]:
+        if topic not in self.refused:
+            self.messages.append((topic, key, value, headers))
 
         async def delivered() -> None:
-            return None
+            if topic in self.refused:
+                raise ConnectionError(f"{topic}: not delivered")
 
         return delivered()
 
     def on(self, topic: str) -> list[bytes]:
-        return [value for name, _, value in self.messages if name == topic]
+        return [value for name, _, value, _ in self.messages if name == topic]
 
 
-class CountingStore(MemoryStore):
-    """The memory store with what the pipeline also asks of the Redis store."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forgotten: list[str] = []
-        self.audits: dict[str, list[dict[str, Any]]] = {}
-
-    def cached(self, subscription: str) -> Any:
-        return self.states.get(subscription)
-
-    async def outbox(self, subscription: str) -> list[bytes]:
-        return []
-
-    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
-        pass
-
-    def forget(self, subscription: str) -> None:
-        self.forgotten.append(subscription)
-
-    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
-        self.audits.setdefault(subscription, []).extend(entries)
-
-
-def pipeline() -> tuple[Pipeline, Sent, CountingStore]:
-    sent, store = Sent(), CountingStore()
-    return Pipeline(store, Digester(), sent, lambda name: f"t.{name}"), sent, store  # type: ignore[arg-type]
+def pipeline() -> tuple[Pipeline, Sent, MemoryStore]:
+    sent, store = Sent(), MemoryStore()
+    return Pipeline(store, Digester(), sent, lambda name: f"t.{name}"), sent, store
 
 
 def inbound(values: Sequence[bytes | None], topic: str = "t.logins") -> list[Inbound]:
@@ -103,7 +88,8 @@ async def test_an_event_that_ingest_forwards_again_is_applied_once() -> None:
     await stage.count([Inbound("t.changes", 0, 0, 0, b"a", first), Inbound("t.changes", 0, 1, 0, b"a", again)])
     state = store.states["a"]
     assert state.settings.capacity["external"] == 10
-    assert [(e.previous_level, e.level) for e in store.outbox] == [(0, 100), (100, 0)]
+    published = [orjson.loads(value) for value in sent.on("t.capacity")]
+    assert [(e["previous_level"], e["level"]) for e in published] == [(0, 100), (100, 0)]
     assert state.ingested == {"t.config:0": 2, "t.logins:0": 1}
 
 
@@ -141,10 +127,11 @@ async def test_after_a_rebalance_a_worker_lets_go_of_the_subscriptions_it_no_lon
         await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": subscription, "user_id": "1"})]))
         await stage.count([Inbound("t.changes", partition, 0, 0, subscription.encode(), sent.on("t.changes")[-1])])
     assert {"gone-a", "kept-b"} <= exported_subscriptions()
+    assert store.cached("gone-a") is not None and store.cached("kept-b") is not None
 
     assert stage.keep_only({"t.changes:1"}) == ["gone-a"]
 
-    assert store.forgotten == ["gone-a"]
+    assert store.cached("gone-a") is None and store.cached("kept-b") is not None
     assert "gone-a" not in exported_subscriptions() and "kept-b" in exported_subscriptions()
     assert stage.keep_only({"t.changes:1"}) == []
 
@@ -212,9 +199,9 @@ async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_
 
 
 async def test_the_processing_clock_is_the_record_timestamp_but_never_later_than_the_workers_clock() -> None:
-    sent, store = Sent(), CountingStore()
+    sent, store = Sent(), MemoryStore()
     worker_now_ms = 1_780_000_000_000
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",  # type: ignore[arg-type]
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",
                      max_future=HOUR_MS * 1000, clock=lambda: worker_now_ms / 1000)
     event = {"type": "login", "subscription": "acme", "user_id": "1", "time": at(worker_now_ms + 2 * HOUR_MS)}
     # a producer's record timestamp set far ahead moves nothing: the worker's clock caps it
@@ -238,7 +225,7 @@ async def test_each_applied_config_change_is_audited_with_its_source_actor_and_s
     await stage.ingest(inbound(configs, topic="t.config"))
     (batch,) = sent.on("t.changes")
     await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
-    first, second = store.audits["a"]
+    second, first = await store.audit("a")  # newest first
     assert (first["topic"], first["partition"], first["offset"], first["actor"], first["event_id"]) == \
         ("t.config", 0, 0, "alice", "c1")
     assert first["before"]["capacity"] == {"internal": None, "external": None}
@@ -247,7 +234,7 @@ async def test_each_applied_config_change_is_audited_with_its_source_actor_and_s
     assert (second["offset"], second["actor"], second["changed"]) == (2, None, ["domains"])
     assert second["before"]["domains"] == [] and second["after"]["domains"] == ["example.com"]
     await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])  # redelivered: applied once, audited once
-    assert len(store.audits["a"]) == 2
+    assert len(await store.audit("a")) == 2
 
 
 async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> None:
@@ -265,8 +252,8 @@ async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> 
 
 
 async def test_raw_dead_letters_keep_the_value_as_it_came() -> None:
-    sent, store = Sent(), CountingStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}", raw_dead_letters=True)  # type: ignore[arg-type]
+    sent, store = Sent(), MemoryStore()
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}", raw_dead_letters=True)
     bad = orjson.dumps({"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "ann@example.com"})
     await stage.ingest(inbound([bad]))
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
@@ -289,33 +276,43 @@ async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> Non
     from streams.settings import WorkerSettings
 
     layout = WorkerSettings(topic_prefix="t", topic_layout="per-subscription")
-    sent, store = Sent(), CountingStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",  # type: ignore[arg-type]
+    sent, store = Sent(), MemoryStore()
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",
                      topic_subscription=layout.topic_subscription)
     events = [orjson.dumps({"type": "login", "subscription": s, "user_id": "1"}) for s in ("acme", "globex")]
     await stage.ingest(inbound(events, topic="t.logins.acme"))
     assert [decode_batch(v)[0].subscription for v in sent.on("t.changes")] == ["acme"]
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["offset"] == 1 and "'globex' does not belong on topic t.logins.acme" in letter["reason"]
+
+
 async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_the_applied_state() -> None:
     """Dropping the state on a transient error forced a reload (30-40 s for a large subscription);
     re-applying the batch to a reloaded state is right, but re-applying it to the applied state would
     lose the capacity event that the first application raised."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    class FlakyStore(CountingStore):
+    class FlakyStore(MemoryStore):
+        """Its first commit fails on the way to Redis; it remembers what it was told to forget."""
+
         def __init__(self) -> None:
             super().__init__()
             self.attempts: list[bool] = []
+            self.forgotten: list[str] = []
 
-        async def commit(self, state: Any, position: Any, events: Any, retried: bool = False) -> bool:
+        async def commit(self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
+                         retried: bool = False) -> bool:
             self.attempts.append(retried)
             if len(self.attempts) == 1:
                 raise RedisConnectionError("Too many connections")
-            return await super().commit(state, position, events)
+            return await super().commit(state, position, events, retried)
+
+        def forget(self, subscription: str) -> None:
+            self.forgotten.append(subscription)
+            super().forget(subscription)
 
     sent, store = Sent(), FlakyStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}")  # type: ignore[arg-type]
+    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}")
     await stage.ingest(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 1}})],
                                topic="t.config"))
     await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
@@ -323,5 +320,34 @@ async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_t
                        for offset, batch in enumerate(sent.on("t.changes"))])
     assert store.attempts == [False, True]
     assert store.forgotten == []
-    assert [(e.level, e.direction) for e in store.outbox] == [(100, "up")]
+    assert [(orjson.loads(e)["level"], orjson.loads(e)["direction"]) for e in sent.on("t.capacity")] == [(100, "up")]
     assert store.states["a"].summary()["records"] == 1
+
+
+async def test_a_capacity_event_is_published_from_the_outbox_and_only_then_trimmed() -> None:
+    """The commit puts the event in the outbox; it leaves only once Kafka has it, so a publish that
+    fails keeps it for the sweep (the same event, the same id)."""
+    stage, sent, store = pipeline()
+    await stage.ingest(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 2},
+                                              "thresholds": [50, 100]})], topic="t.config"))
+    for offset in range(2):
+        login = {"type": "login", "subscription": "a", "user_id": str(offset)}
+        await stage.ingest([Inbound("t.logins", 0, offset, 1_780_000_000_000, b"a", orjson.dumps(login))])
+    first, second, third = [Inbound("t.changes", 0, offset, 0, b"a", batch)
+                            for offset, batch in enumerate(sent.on("t.changes"))]
+    await stage.count([first, second])
+    (up,) = sent.on("t.capacity")
+    assert (orjson.loads(up)["level"], orjson.loads(up)["direction"]) == (50, "up")
+    assert await store.outbox("a") == []
+
+    sent.refused.add("t.capacity")  # Kafka does not take the next one
+    await stage.count([third])
+    (pending,) = await store.outbox("a")
+    assert orjson.loads(pending)["level"] == 100 and sent.on("t.capacity") == [up]
+
+    sent.refused.clear()
+    await stage.sweep_outboxes()
+    assert sent.on("t.capacity") == [up, pending]
+    assert await store.outbox("a") == []
+    headers = dict(sent.messages[-1][3] or [])
+    assert headers["ce_id"] == orjson.loads(pending)["id"].encode()

@@ -1,0 +1,107 @@
+"""What the count pipeline asks of a store, as small ports grouped by role.
+
+The engine works on a ``SubscriptionState`` in memory; a store loads one and commits what a batch
+changed together with how far the input has been applied (the *position*) and the capacity events the
+batch produced (the *outbox*), in one atomic step that refuses a replayed or stale batch. The outbox
+is read and trimmed apart from that step, once Kafka has its events; the directory tells a worker what
+is committed (after a rebalance it adopts subscriptions from it); the audit trail keeps every applied
+config change.
+
+``streams.redis_store.RedisStore`` serves production and satisfies the ports structurally;
+``counters.memory_store.MemoryStore`` is the reference the same tests run on, and stands in for Redis
+in the pipeline's stage tests. Nothing here knows how a store keeps its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from counters.state import SubscriptionState
+from schemas.outputs import CapacityEvent, SharedIdentifiers
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Input applied so far from one source partition: the commit expects ``expected`` (the next
+    offset stored by the previous commit, None for the first) and stores ``next``."""
+
+    source: str
+    expected: int | None
+    next: int
+
+
+class States(Protocol):
+    """The state port: subscription states at rest, committed batch by batch."""
+
+    async def load(self, subscription: str) -> SubscriptionState:
+        """The cached state, else the committed one (a new one when unknown)."""
+        ...
+
+    async def commit(
+        self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
+        retried: bool = False,
+    ) -> bool:
+        """Persist the state's changes, the position and the events into the outbox atomically; False
+        (and nothing written) when the stored position is not ``position.expected``. ``retried``: the
+        same commit failed before with a connection error, so a stored position equal to
+        ``position.next`` means that attempt landed (True)."""
+        ...
+
+    def forget(self, subscription: str) -> None:
+        """Drop any cached copy: the next load reads the committed state."""
+        ...
+
+    def cached(self, subscription: str) -> SubscriptionState | None:
+        """The state held in this worker's memory, if any (never a read of the committed one)."""
+        ...
+
+
+class Outbox(Protocol):
+    """The outbox port: committed capacity events waiting for Kafka, oldest first."""
+
+    async def outbox(self, subscription: str) -> list[bytes]:
+        """The pending events, each as the bytes published (``CapacityEvent.to_bytes``)."""
+        ...
+
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
+        """Remove these entries, each by its value (its id is unique), never by position: several
+        workers sweep the same outbox, and an entry committed after this one's read must stay."""
+        ...
+
+
+class Directory(Protocol):
+    """The directory port: what is committed, read without loading a state."""
+
+    async def subscriptions(self) -> list[str]:
+        """The subscriptions with a committed state, sorted."""
+        ...
+
+    async def sources(self, subscription: str) -> list[str]:
+        """The changes partitions (``topic:partition``) the subscription has been counted from."""
+        ...
+
+    async def counts(self, subscription: str) -> dict[str, Any] | None:
+        """The counts document of the last commit (None before the first)."""
+        ...
+
+    async def settings(self, subscription: str) -> dict[str, Any] | None:
+        """The settings of the last commit, as JSON (None before the first)."""
+        ...
+
+    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
+        """The last committed shared-identifier report (None before one was committed)."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """The audit port: applied config changes, recorded right after their batch's commit."""
+
+    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
+        """Append entries (oldest first): who changed which settings, from where, before and after."""
+        ...
+
+
+class Store(States, Outbox, Directory, AuditTrail, Protocol):
+    """Everything the count pipeline asks of a store."""
