@@ -1,0 +1,65 @@
+"""The counting engine's front door: everything outside ``counters/`` uses these names, and only these.
+
+Pure and synchronous, it knows nothing of Kafka or Redis. A caller turns a validated input event into
+a change (:func:`to_change`, with a :class:`Digester` and an :class:`ArrivalClock` for untimed events),
+applies it to a :class:`SubscriptionState` (:func:`apply`, which returns the capacity events it
+causes), and after loading a state's persisted part calls :func:`restore` (or, from an event loop,
+steps through :func:`restore_in_steps`). :class:`Replay` does all of that in memory for JSONL files.
+The rest are the reports a store or the web derive from a state. The modules behind these names are
+the engine's own business: ``streams/`` never imports them directly (tests/unit/test_architecture.py).
+"""
+
+from counters.classify import CLASSES
+from counters.clock import ArrivalClock
+from counters.digest import DEVELOPMENT_SECRET, Digester
+from counters.domains import DomainsReport, external_domains
+from counters.engine import apply, restore, restore_in_steps
+from counters.explain import NotAnIdentifier, digests_of, explanation, explanation_text, record_digest
+from counters.forecast import WINDOW_DAYS, forecast_class
+from counters.history import (
+    DAILY_DAYS,
+    HISTORY_CSV_HEADER,
+    HOURLY_DAYS,
+    Entry,
+    billing_peak,
+    day_of,
+    filled,
+    hour_of,
+    parse_entries,
+)
+from counters.normalize import normalize_email, normalize_owned_domain, normalize_username
+from counters.replay import Replay, replay_lines
+from counters.shared import shared_identifiers_report
+from counters.state import (
+    DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
+    NEVER,
+    SUBSCRIPTION_SCOPE,
+    Record,
+    SubscriptionSettings,
+    SubscriptionState,
+    identity,
+)
+from counters.ports import Position, Store
+from counters.translate import to_change
+from counters.whatif import preview
+
+__all__ = [
+    # applying changes to a state, and restoring a loaded one
+    "apply", "restore", "restore_in_steps",
+    # what the pipeline asks of a store (counters/ports.py)
+    "Store", "Position",
+    # the state and what a store persists of it
+    "SubscriptionState", "SubscriptionSettings", "Record", "identity", "NEVER", "SUBSCRIPTION_SCOPE",
+    "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",
+    # events into changes
+    "to_change", "Digester", "DEVELOPMENT_SECRET", "ArrivalClock",
+    "normalize_email", "normalize_username", "normalize_owned_domain",
+    # the offline replay
+    "Replay", "replay_lines",
+    # reports derived from a state
+    "shared_identifiers_report", "DomainsReport", "external_domains", "preview",
+    "explanation", "explanation_text", "digests_of", "record_digest", "NotAnIdentifier",
+    # the durable history and the forecast
+    "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",
+    "HISTORY_CSV_HEADER", "WINDOW_DAYS", "forecast_class",
+]

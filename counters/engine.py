@@ -9,6 +9,7 @@ same change twice changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from counters import individuals
@@ -41,6 +42,23 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     # A level is a fixed point of its count: re-evaluating it at an unchanged count changes nothing.
     return [e for c, count in zip(CLASSES, before)
             if state.count(c) != count and (e := _follow_level(state, c, change)) is not None]
+
+
+def restore(state: SubscriptionState) -> None:
+    """Derive the rest of a loaded state from its persisted part (counters/state.py says which is which).
+
+    A store loads only the facts (settings, records, tombstones, levels, ...) and calls this before
+    the first ``apply``: the identifier indexes, groups, histograms, class totals, counts and the
+    shared-identifier set are rebuilt from the records under the loaded settings, so they can never
+    disagree with them. O(records log records)."""
+    for _ in restore_in_steps(state):
+        pass
+
+
+def restore_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
+    """:func:`restore`, pausing about every ``step`` records so that an asynchronous store can yield
+    to its event loop between slices. The state is usable only once the generator is exhausted."""
+    yield from individuals.rebuild_in_steps(state, step)
 
 
 # --- records --------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 
 from counters import individuals
 from counters.classify import EXTERNAL, INTERNAL, UNCLASSIFIED, signature
-from counters.normalize import Digester, normalize_email, normalize_username
+from counters.digest import Digester
+from counters.normalize import normalize_email, normalize_username
 from counters.policy import ODC, is_excluded
 from counters.state import Record, SubscriptionState
 
@@ -35,7 +36,7 @@ def digests_of(digest: Digester, *, email: str | None = None, username: str | No
     return digest(login)
 
 
-def explain(state: SubscriptionState, *, identifier: str | None = None, record: str | None = None) -> dict[str, Any]:
+def explanation(state: SubscriptionState, *, identifier: str | None = None, record: str | None = None) -> dict[str, Any]:
     """The explanation for the records carrying identifier digest ``identifier``, or for record
     digest ``record`` (``digest(runtime, tenant, provider, user_id)``)."""
     if record is not None:
@@ -129,7 +130,7 @@ def record_digest(digest: Digester, runtime: str, tenant: str, provider: str, us
 
 
 
-def as_text(answer: dict[str, Any]) -> str:
+def explanation_text(answer: dict[str, Any]) -> str:
     """The explanation in a few plain lines (``endusers explain``)."""
     if not answer["found"]:
         gone = " (the record was deleted)" if answer.get("tombstoned") else ""

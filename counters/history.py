@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from counters.state import DEFAULT_BILLING_DAY
+
 DAILY_DAYS = 400
 """Days of daily entries kept (at least): a year and a billing month on either side."""
 HOURLY_DAYS = 14
 """Days of hourly entries kept."""
-DEFAULT_BILLING_DAY = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Entry:
                 self.external_max, self.external_min, self.external_last]
 
 
-CSV_HEADER = ("period", "internal_max", "internal_min", "internal_last", "external_max", "external_min",
+HISTORY_CSV_HEADER = ("period", "internal_max", "internal_min", "internal_last", "external_max", "external_min",
               "external_last")
 
 
@@ -106,7 +107,7 @@ def period_start(day: date, billing_day: int) -> date:
     return date(year, month, billing_day)
 
 
-def peak(entries: Iterable[Entry], today: date, billing_day: int = DEFAULT_BILLING_DAY) -> dict[str, object]:
+def billing_peak(entries: Iterable[Entry], today: date, billing_day: int = DEFAULT_BILLING_DAY) -> dict[str, object]:
     """``{"current_period": {internal, external, start}, "previous_period": {...} | None}``: the
     largest daily maximum of each class in the billing period so far, and in the one before."""
     start = period_start(today, billing_day)

@@ -77,8 +77,9 @@ def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
 
 
 def rebuild(state: SubscriptionState) -> None:
-    """Recompute every derived structure from the records: after a load, or a change of platform or
-    runtime versions (which may change every record's facts). O(records log records)."""
+    """Recompute every derived structure from the records, class totals included (each record's
+    individual is counted under the current owned domains): after a load (``engine.restore``), or a
+    change of platform (which may change every record's facts). O(records log records)."""
     for _ in rebuild_in_steps(state):
         pass
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from counters import shared
 from counters.domains import external_domains
 from counters.ports import Position, Store
+from counters.shared import shared_identifiers_report
 from counters.state import SubscriptionState
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 
@@ -63,7 +63,7 @@ class MemoryStore(Store):
             state.positions[position.source] = position.next
         state.dirty.clear()
         self._outboxes.setdefault(state.subscription, []).extend(event.to_bytes() for event in events)
-        report = orjson.dumps(shared.report(state)) if state.shared_changed else self._shared(state.subscription)
+        report = orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else self._shared(state.subscription)
         state.shared_changed = False
         counts = {**state.summary(), "external_domains": external_domains(state)}
         self._committed[state.subscription] = _Committed(

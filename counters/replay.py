@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from counters import engine
-from counters.normalize import Digester, to_change
+from counters.clock import ArrivalClock
+from counters.digest import Digester
 from counters.state import SubscriptionState
+from counters.translate import to_change
+from schemas.changes import Change
 from schemas.codec import Rejection, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
-
-
-class ArrivalClock:
-    """The time of an event that carries none: newer than every event before it (docs/rules.md, time
-    and order). Strictly increasing microseconds from the wall clock, and past every explicit time seen
-    so far, so the result does not depend on the day a file is replayed. ``endusers publish`` stamps
-    events the same way, so a replay and the live pipeline order the same events the same way."""
-
-    def __init__(self, pinned: int | None = None) -> None:
-        self._last = 0
-        self._pinned = pinned
-        """A fixed "now" (``replay --now``) instead of the wall clock, for results that never change."""
-
-    def now(self) -> int:
-        """The processing clock in microseconds: the pinned instant, or the wall clock."""
-        return time.time_ns() // 1000 if self._pinned is None else self._pinned
-
-    def observe(self, explicit: int) -> None:
-        """An event carried its own time: the next arrival must be newer."""
-        if explicit > self._last:
-            self._last = explicit
-
-    def __call__(self) -> int:
-        self._last = max(self.now(), self._last + 1)
-        return self._last
 
 
 @dataclass
@@ -68,14 +45,8 @@ class Replay:
         self.clock = ArrivalClock(self.now)
 
     def feed(self, raw: bytes | str, source: str = "-", line: int = 0) -> Rejection | None:
-        """Apply one event; a bad one is recorded with its place and reason and changes nothing.
-
-        A far-future time is refused before it can move the arrival clock, exactly as live.
-        """
-        event = decode(raw)
-        if not isinstance(event, Rejection):
-            event = too_far_ahead(event, self.clock.now(), self.max_future) or event
-        change = event if isinstance(event, Rejection) else to_change(event, self.digest, self._time_of(event.time))
+        """Apply one event; a bad one is recorded with its place and reason and changes nothing."""
+        change = self.change_of(raw)
         if isinstance(change, Rejection):
             self.rejections.append(LineRejection(source, line, change.reason))
             return change
@@ -85,12 +56,18 @@ class Replay:
         self.capacity_events.extend(engine.apply(state, change))
         return None
 
-    def _time_of(self, explicit: int | None) -> int:
-        """The event's own time (which later arrivals must pass), or its arrival time."""
-        if explicit is None:
-            return self.clock()
-        self.clock.observe(explicit)
-        return explicit
+    def change_of(self, raw: bytes | str) -> Change | Rejection:
+        """One event as the change the engine applies, stamped by this replay's clock (nothing applied).
+
+        A far-future time is refused before it can move the arrival clock, exactly as live.
+        """
+        event = decode(raw)
+        if isinstance(event, Rejection):
+            return event
+        future = too_far_ahead(event, self.clock.now(), self.max_future)
+        if future is not None:
+            return future
+        return to_change(event, self.digest, self.clock.stamp(event.time))
 
     def feed_lines(self, lines: Iterable[bytes | str], source: str = "-") -> None:
         for number, line in _event_lines(lines):

@@ -14,7 +14,7 @@ from counters.state import SUBSCRIPTION_SCOPE, SubscriptionState
 from schemas.outputs import SharedIdentifier, SharedIdentifiers
 
 
-def report(state: SubscriptionState) -> SharedIdentifiers:
+def shared_identifiers_report(state: SubscriptionState) -> SharedIdentifiers:
     """The shared identifiers, most-held first. Holders are countable, dedup-eligible records: the
     ones that group. ``kind`` is ``email`` when any record holds the identifier as its email."""
     runtimes = [scope for scope in state.index if scope is not SUBSCRIPTION_SCOPE]

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from counters.classify import CLASSES, OwnedDomains
-from counters.normalize import DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
 from schemas.outputs import ScopeCounts, SubscriptionCounts
+
+DEFAULT_THRESHOLDS = (80, 90, 100)
+DEFAULT_HYSTERESIS = 1
+DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
+DEFAULT_BILLING_DAY = 1
+"""The settings of a subscription no config event has set, and what a key given as null restores."""
 
 NEVER = -(2**62)
 """The time of a field nobody set: older than any event, so any explicit value wins."""
@@ -120,7 +125,7 @@ class SubscriptionSettings:
     runtimes: dict[str, list[int] | None] = field(default_factory=dict)
     shared_identifier_threshold: int = DEFAULT_SHARED_IDENTIFIER_THRESHOLD
     excluded_providers: frozenset[str] = frozenset()
-    billing_day: int = 1
+    billing_day: int = DEFAULT_BILLING_DAY
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
@@ -137,7 +142,7 @@ class SubscriptionSettings:
                    shared_identifier_threshold=values.get(
                        "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD),
                    excluded_providers=frozenset(values.get("excluded_providers", ())),
-                   billing_day=values.get("billing_day", 1))
+                   billing_day=values.get("billing_day", DEFAULT_BILLING_DAY))
 
 
 class Sessions(Protocol):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import click
 import orjson
 
-from counters.normalize import normalize_owned_domain
+from counters import normalize_owned_domain
 from schemas.codec import Rejection, decode, validate
 
 UNSET: Literal["unset"] = "unset"

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from counters.classify import CLASSES
+from counters import CLASSES
 
 if TYPE_CHECKING:
     import faust

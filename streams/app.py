@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaClient
 from redis.exceptions import RedisError
 from faust.types import TP, EventT
 
-from counters.normalize import Digester
+from counters import Digester
 from schemas.cloudevents import Headers
 from streams import metrics
 from streams.alerts import install_alerts

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 import orjson
 
-from counters.replay import Replay
+from counters import Replay
 from schemas.events import parse_rfc3339
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
@@ -172,7 +172,7 @@ def digest(identifier: str, subscription: str) -> None:
 
     The shared-identifier report lists digests only: this is how to check a suspected placeholder
     such as noreply@corp.example against it."""
-    from counters.normalize import Digester, normalize_email, normalize_username
+    from counters import Digester, normalize_email, normalize_username
     from streams.settings import WorkerSettings
 
     normalized = normalize_email(identifier) or normalize_username(identifier)
@@ -284,8 +284,7 @@ async def _preview_lines(subscription: str, event: dict[str, object]) -> list[st
     there is no preview."""
     import time
 
-    from counters.normalize import Digester, to_change
-    from counters.whatif import preview
+    from counters import Digester, preview, to_change
     from schemas.codec import Rejection, decode
     from streams.settings import WorkerSettings
     from streams.redis_store import RedisStore
@@ -432,17 +431,17 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     import csv
     from datetime import date, datetime, timedelta, timezone
 
-    from counters import history as kept
+    from counters import HISTORY_CSV_HEADER, HOURLY_DAYS, Entry, billing_peak, filled, hour_of
     from streams.redis_store import RedisStore
 
     today = datetime.now(timezone.utc).date()
     try:
         end = min(date.fromisoformat(last) if last else today, today)
-        start = date.fromisoformat(first) if first else today - timedelta(days=kept.HOURLY_DAYS - 1 if hourly else 365)
+        start = date.fromisoformat(first) if first else today - timedelta(days=HOURLY_DAYS - 1 if hourly else 365)
     except ValueError as exc:
         raise click.BadParameter(f"expected a date like 2026-11-01 ({exc})") from None
 
-    async def read(store: RedisStore) -> tuple[list[kept.Entry], list[kept.Entry], dict[str, object] | None]:
+    async def read(store: RedisStore) -> tuple[list[Entry], list[Entry], dict[str, object] | None]:
         daily = await store.daily(subscription)
         return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
 
@@ -450,20 +449,20 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     if settings is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
     if hourly:
-        hour_now = kept.hour_of(datetime.now(timezone.utc))
-        entries = kept.filled(stored, f"{start}T00", min(f"{end}T23", hour_now), hourly=True) if start <= end else []
+        hour_now = hour_of(datetime.now(timezone.utc))
+        entries = filled(stored, f"{start}T00", min(f"{end}T23", hour_now), hourly=True) if start <= end else []
     else:
-        entries = kept.filled(stored, start.isoformat(), end.isoformat()) if start <= end else []
+        entries = filled(stored, start.isoformat(), end.isoformat()) if start <= end else []
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(kept.CSV_HEADER)
+        writer.writerow(HISTORY_CSV_HEADER)
         writer.writerows(e.to_row() for e in entries)
         return
     click.echo(f"{'period':<14} {'internal max/min/last':>22} {'external max/min/last':>22}")
     for e in entries:
         click.echo(f"{e.period:<14} {f'{e.internal_max}/{e.internal_min}/{e.internal_last}':>22} "
                    f"{f'{e.external_max}/{e.external_min}/{e.external_last}':>22}")
-    peak = kept.peak(daily, today, int(cast(int, settings.get("billing_day", 1))))
+    peak = billing_peak(daily, today, int(cast(int, settings.get("billing_day", 1))))
     for name, period in (("current", peak["current_period"]), ("previous", peak["previous_period"])):
         if isinstance(period, dict):
             click.echo(f"peak, {name} billing period from {period['start']}: internal {period['internal']}, "
@@ -488,8 +487,7 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     The identifier is digested with the secret (ENDUSERS_SECRET) as ingest does; nothing is stored in
     plaintext to make this possible."""
 
-    from counters import explain as explaining
-    from counters.normalize import Digester
+    from counters import Digester, NotAnIdentifier, digests_of, explanation, explanation_text, record_digest
     from streams.settings import WorkerSettings
 
     if sum(x is not None for x in (email, username, user_id)) != 1:
@@ -498,16 +496,16 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     digest = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared") \
         .for_subscription(subscription)
     try:
-        query = ({"record": explaining.record_digest(digest, runtime, tenant, provider, user_id)} if user_id is not None
-                 else {"identifier": explaining.digests_of(digest, email=email, username=username)})
-    except explaining.NotAnIdentifier as exc:
+        query = ({"record": record_digest(digest, runtime, tenant, provider, user_id)} if user_id is not None
+                 else {"identifier": digests_of(digest, email=email, username=username)})
+    except NotAnIdentifier as exc:
         raise click.UsageError(str(exc)) from None
 
     state = _with_store(lambda store: store.fresh_state(subscription))
     if state is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
-    answer = explaining.explain(state, **query)
+    answer = explanation(state, **query)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    click.echo(explaining.as_text(answer))
+    click.echo(explanation_text(answer))

@@ -7,9 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from counters.classify import CLASSES
-from counters.forecast import WINDOW_DAYS, forecast_class
-from counters.history import Entry, filled
+from counters import CLASSES, WINDOW_DAYS, Entry, filled, forecast_class
 
 
 def forecasts(daily: Iterable[Entry], settings: Mapping[str, Any], today: date) -> dict[str, dict[str, Any]]:

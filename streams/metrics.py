@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from counters.classify import CLASSES
+from counters import CLASSES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

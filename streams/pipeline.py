@@ -20,10 +20,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from counters import engine
-from counters.normalize import Digester, to_change
-from counters.state import SubscriptionState
-from counters.ports import Position, Store
+from counters import Digester, Position, Store, SubscriptionState, apply, to_change
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
@@ -231,11 +228,11 @@ class Pipeline:
                     continue  # a source event that ingest forwarded again: applied once already
                 if change.kind == "config":  # rare: compare the settings around it for the audit trail
                     before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
-                    events += engine.apply(state, change)
+                    events += apply(state, change)
                     after = orjson.loads(orjson.dumps(state.settings.to_dict()))
                     audits.append(audit.entry(change, before, after))
                 else:
-                    events += engine.apply(state, change)
+                    events += apply(state, change)
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()

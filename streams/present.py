@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from counters.classify import CLASSES
+from counters import CLASSES
 
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from counters.replay import ArrivalClock
+from counters import ArrivalClock
 from schemas.events import parse_rfc3339
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options

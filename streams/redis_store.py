@@ -19,11 +19,25 @@ from typing import Any
 import msgpack
 import orjson
 
-from counters import individuals, shared
-from counters.domains import DomainsReport, external_domains
-from counters.history import DAILY_DAYS, HOURLY_DAYS, Entry, day_of, hour_of, parse_entries
-from counters.state import NEVER, SUBSCRIPTION_SCOPE, Record, SubscriptionSettings, SubscriptionState, identity
-from counters.ports import Position
+from counters import (
+    DAILY_DAYS,
+    HOURLY_DAYS,
+    NEVER,
+    SUBSCRIPTION_SCOPE,
+    DomainsReport,
+    Entry,
+    Position,
+    Record,
+    SubscriptionSettings,
+    SubscriptionState,
+    day_of,
+    external_domains,
+    hour_of,
+    identity,
+    parse_entries,
+    restore_in_steps,
+    shared_identifiers_report,
+)
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 from streams import audit
 from streams.redis_connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
@@ -296,8 +310,7 @@ class RedisStore:
                 state.tombstones[ref.hex()] = int(tombstone)
                 done += 1
             self.progress[subscription] = (done, total)
-            await yielding(individuals.rebuild_in_steps(state))
-            individuals.reclassify(state)
+            await yielding(restore_in_steps(state))
         finally:
             self.progress.pop(subscription, None)
         self._written[subscription] = {k: v if isinstance(v, bytes) else v.encode() for k, v in meta.items()
@@ -348,7 +361,7 @@ class RedisStore:
             self._last_sample[state.subscription] = now
         else:
             args.append("")
-        args.append(orjson.dumps(shared.report(state)) if state.shared_changed else "")
+        args.append(orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else "")
         args += [day_of(instant), hour_of(instant), summary["internal"], summary["external"],
                  day_of(instant - timedelta(days=DAILY_DAYS)), hour_of(instant - timedelta(days=HOURLY_DAYS))]
         return args

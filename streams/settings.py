@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from counters.normalize import DEVELOPMENT_SECRET
+from counters import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 

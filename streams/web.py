@@ -59,11 +59,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 from aiohttp import web
 
-from counters import explain as explaining
-from counters import history, whatif
-from counters.history import Entry
-from counters.normalize import DEFAULT_SHARED_IDENTIFIER_THRESHOLD, Digester, to_change
-from counters.state import SubscriptionState
+from counters import (
+    DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
+    HISTORY_CSV_HEADER,
+    HOURLY_DAYS,
+    Digester,
+    Entry,
+    NotAnIdentifier,
+    SubscriptionState,
+    billing_peak,
+    digests_of,
+    explanation,
+    filled,
+    hour_of,
+    preview,
+    record_digest,
+    to_change,
+)
 from schemas.codec import Rejection, decode
 from schemas.outputs import SharedIdentifiers
 from streams import auth, insights, metrics
@@ -237,7 +249,7 @@ class Views:
         today = _today()
         settings = settings or {}
         return _json({**grant.counts(counts), "subscription": subscription, "settings": grant.settings(settings),
-                      "peak": history.peak(daily, today, int(settings.get("billing_day", 1))),
+                      "peak": billing_peak(daily, today, int(settings.get("billing_day", 1))),
                       "forecast": insights.forecasts(daily, settings, today)})
 
     async def preview(self, request: web.Request) -> web.Response:
@@ -261,7 +273,7 @@ class Views:
         state = await self._fresh_state(subscription)
         if isinstance(state, web.Response):
             return state
-        return _json({"subscription": subscription, "change": change.fields, **whatif.preview(state, change)})
+        return _json({"subscription": subscription, "change": change.fields, **preview(state, change)})
 
     async def explain(self, request: web.Request) -> web.Response:
         """Explain one person (``counters/explain.py``). The body names them: ``{"email"}``,
@@ -281,19 +293,19 @@ class Views:
             if isinstance(body.get("user_id"), (str, int)) and not isinstance(body.get("user_id"), bool):
                 runtime, tenant, provider = (str(body.get(k) or "default") for k in ("runtime", "tenant", "provider"))
                 query: dict[str, str] = {
-                    "record": explaining.record_digest(digest, runtime, tenant, provider, str(body["user_id"]))}
+                    "record": record_digest(digest, runtime, tenant, provider, str(body["user_id"]))}
             elif isinstance(body.get("email"), str):
-                query = {"identifier": explaining.digests_of(digest, email=body["email"])}
+                query = {"identifier": digests_of(digest, email=body["email"])}
             elif isinstance(body.get("username"), str):
-                query = {"identifier": explaining.digests_of(digest, username=body["username"])}
+                query = {"identifier": digests_of(digest, username=body["username"])}
             else:
                 return _json({"error": "give email, username, or user_id"}, status=400)
-        except explaining.NotAnIdentifier as exc:
+        except NotAnIdentifier as exc:
             return _json({"error": str(exc)}, status=400)
         state = await self._fresh_state(subscription)
         if isinstance(state, web.Response):
             return state
-        return _json(explaining.explain(state, **query))
+        return _json(explanation(state, **query))
 
     async def history(self, request: web.Request) -> web.Response:
         """Daily (or hourly) max/min/last per class from ``from`` to ``to`` (UTC dates, inclusive);
@@ -307,7 +319,7 @@ class Views:
         try:
             last = date.fromisoformat(request.query.get("to", today.isoformat()))
             first = date.fromisoformat(request.query.get(
-                "from", (today - timedelta(days=history.HOURLY_DAYS - 1 if hourly else 365)).isoformat()))
+                "from", (today - timedelta(days=HOURLY_DAYS - 1 if hourly else 365)).isoformat()))
         except ValueError:
             return _json({"error": "from and to must be dates like 2026-11-01"}, status=400)
         if first > last:
@@ -321,15 +333,15 @@ class Views:
             return _json({"error": f"unknown subscription {subscription!r}"}, status=404)
         last = min(last, today)
         if hourly:
-            now_hour = history.hour_of(datetime.now(timezone.utc))
+            now_hour = hour_of(datetime.now(timezone.utc))
             end = min(f"{last.isoformat()}T23", now_hour)
-            entries = history.filled(stored, f"{first.isoformat()}T00", end, hourly=True) if first <= last else []
+            entries = filled(stored, f"{first.isoformat()}T00", end, hourly=True) if first <= last else []
         else:
-            entries = history.filled(stored, first.isoformat(), last.isoformat()) if first <= last else []
+            entries = filled(stored, first.isoformat(), last.isoformat()) if first <= last else []
         if "text/csv" in request.headers.get("Accept", ""):
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(history.CSV_HEADER)
+            writer.writerow(HISTORY_CSV_HEADER)
             writer.writerows(e.to_row() for e in entries)
             return web.Response(text=buffer.getvalue(), content_type="text/csv", headers={
                 **_NO_CACHE, "Content-Disposition": f'attachment; filename="{subscription}-history.csv"'})

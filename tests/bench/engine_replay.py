@@ -27,7 +27,7 @@ from schemas.outputs import format_instant
 
 from counters import engine
 from counters import normalize
-from counters.normalize import Digester, normalize_email, to_change
+from counters import Digester, normalize_email, to_change
 from counters.replay import Replay
 from counters.state import SubscriptionState
 from schemas.changes import Change

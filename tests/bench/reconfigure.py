@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from counters import engine
-from counters.normalize import Digester
+from counters import Digester
 from counters.state import SubscriptionState
 from schemas.changes import Change
 

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from counters import engine
-from counters.normalize import Digester
+from counters import Digester
 from counters.replay import Replay
 from counters.state import SubscriptionState
 from schemas.changes import Change

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from counters.normalize import Digester
+from counters import Digester
 from counters.engine import capacity_event_id
 from schemas.outputs import CapacityEvent
 from streams.pipeline import Pipeline, Send

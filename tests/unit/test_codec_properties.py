@@ -12,7 +12,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from counters.normalize import Digester, encode_parts, to_change
+from counters import Digester, to_change
+from counters.digest import encode_parts
 from counters.replay import Replay
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.codec import Rejection, decode, validate

@@ -13,6 +13,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from counters import Replay, SubscriptionState, restore
 from schemas.events import parse_rfc3339
 from tests.compare import anonymous_sessions, comparable, comparable_counts, comparable_events
 from tests.fixtures.examples import REPLAY_NOW
@@ -63,3 +64,21 @@ def test_engine_final_counts_do_not_depend_on_arrival_order(pair: tuple[list[str
         for v in s.values():
             v.pop("levels")
     assert ca == cb
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams())
+def test_a_state_restored_from_its_persisted_part_counts_as_the_engine_kept_it(lines: list[str]) -> None:
+    """What a store does on load: only the persisted part survives, ``restore`` derives the rest
+    (groups, class totals under the loaded owned domains, counts, shared identifiers) with no
+    further step."""
+    run = Replay(now=parse_rfc3339(REPLAY_NOW))
+    run.feed_lines(lines)
+    for name, kept in run.states.items():
+        summary, shared = kept.summary(), set(kept.shared)
+        loaded = SubscriptionState(name, kept.sessions)
+        loaded.settings, loaded.records, loaded.tombstones = kept.settings, kept.records, kept.tombstones
+        loaded.levels, loaded.sequence, loaded.invalid_emails = kept.levels, kept.sequence, kept.invalid_emails
+        restore(loaded)
+        assert loaded.summary() == summary
+        assert loaded.shared == shared

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from counters.explain import as_text, digests_of, explain, record_digest
-from counters.normalize import Digester
+from counters.explain import digests_of, explanation, explanation_text, record_digest
+from counters import Digester
 from counters.replay import Replay
 from schemas.events import parse_rfc3339
 from streams.web import create_web_app
@@ -38,7 +38,7 @@ def state() -> Any:
 
 
 def test_an_email_finds_its_records_their_individual_and_the_joining_identifiers() -> None:
-    answer = explain(state(), identifier=digests_of(DIGEST, email=" ADAM@example.COM "))
+    answer = explanation(state(), identifier=digests_of(DIGEST, email=" ADAM@example.COM "))
     assert answer["found"] == 2
     assert [e["record"]["carries"] for e in answer["records"]] == [["email"], ["email"]]
     people = [e["individual"] for e in answer["records"]]
@@ -49,19 +49,19 @@ def test_an_email_finds_its_records_their_individual_and_the_joining_identifiers
 
 
 def test_the_rule_names_the_wildcard_entry_and_the_external_case() -> None:
-    external = explain(state(), identifier=digests_of(DIGEST, email="eve@partner.io"))["records"][0]
+    external = explanation(state(), identifier=digests_of(DIGEST, email="eve@partner.io"))["records"][0]
     assert external["individual"]["rule"] == "external: no email domain of its records (partner.io) is owned"
     assert external["individual"]["joined_by"] == []
 
 
 def test_records_that_do_not_count_say_why() -> None:
-    developer = explain(state(), identifier=digests_of(DIGEST, email="dev@corp.example"))["records"][0]
+    developer = explanation(state(), identifier=digests_of(DIGEST, email="dev@corp.example"))["records"][0]
     assert developer["record"]["why_not_counted"] == "not an end user: its provider is in excluded_providers"
     assert "individual" not in developer
-    gone = explain(state(), record=record_digest(DIGEST, "default", "default", "default", "F"))["records"][0]
+    gone = explanation(state(), record=record_digest(DIGEST, "default", "default", "default", "F"))["records"][0]
     assert gone["record"]["why_not_counted"] == "inactive"
-    assert explain(state(), identifier=digests_of(DIGEST, email="nobody@example.com"))["found"] == 0
-    text = as_text(explain(state(), identifier=digests_of(DIGEST, username="adam")))
+    assert explanation(state(), identifier=digests_of(DIGEST, email="nobody@example.com"))["found"] == 0
+    text = explanation_text(explanation(state(), identifier=digests_of(DIGEST, username="adam")))
     assert "individual #0 of 3 record(s)" in text and "class internal" in text
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from counters import engine
-from counters.normalize import Digester
+from counters import Digester
 from counters.state import Record, SubscriptionState
 from schemas.changes import Change
 

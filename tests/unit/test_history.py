@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from counters.history import Entry, filled, peak, period_start
+from counters.history import Entry, billing_peak, filled, period_start
 from streams.insights import forecast_sentence, forecasts
 from streams.web import create_web_app
 from tests.unit.fake_counts import sample_reader
@@ -39,14 +39,14 @@ def test_a_billing_period_starts_on_the_billing_day_of_this_or_the_previous_mont
 def test_peak_is_the_largest_daily_maximum_in_the_current_and_previous_period() -> None:
     entries = [day("2026-10-10", 50, 3), Entry("2026-10-20", 70, 70, 70, 9, 2, 2), day("2026-11-03", 60, 4),
                Entry("2026-11-20", 80, 10, 10, 5, 5, 5)]
-    assert peak(entries, date(2026, 11, 29), billing_day=1) == {
+    assert billing_peak(entries, date(2026, 11, 29), billing_day=1) == {
         "current_period": {"internal": 80, "external": 5, "start": "2026-11-01"},
         "previous_period": {"internal": 70, "external": 9, "start": "2026-10-01"}}
     # billing on the 15th: Oct 15 - Nov 14 holds Oct 20 and Nov 3; the current one, the carried Nov 3 and Nov 20
-    shifted = peak(entries, date(2026, 11, 29), billing_day=15)
+    shifted = billing_peak(entries, date(2026, 11, 29), billing_day=15)
     assert shifted["current_period"] == {"internal": 80, "external": 5, "start": "2026-11-15"}
     assert shifted["previous_period"] == {"internal": 70, "external": 9, "start": "2026-10-15"}
-    assert peak([], date(2026, 11, 29)) == {"current_period": {"internal": 0, "external": 0, "start": "2026-11-01"},
+    assert billing_peak([], date(2026, 11, 29)) == {"current_period": {"internal": 0, "external": 0, "start": "2026-11-01"},
                                             "previous_period": None}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from counters.replay import ArrivalClock, Replay
+from counters import ArrivalClock, Replay
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.events import ConfigEvent, LoginEvent, parse_rfc3339
 from schemas.limits import (

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from counters.memory_store import MemoryStore
-from counters.normalize import Digester
+from counters import Digester
 from counters.ports import Position
 from counters.state import SubscriptionState
 from schemas.changes import decode_batch
@@ -108,7 +108,7 @@ async def test_a_failure_in_the_count_stage_dead_letters_the_batch_instead_of_st
     def broken(state: Any, change: Any) -> Any:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("counters.engine.apply", broken)
+    monkeypatch.setattr("streams.pipeline.apply", broken)
     await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"] == "count stage failed: RuntimeError: engine bug"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from counters.normalize import DEVELOPMENT_SECRET
+from counters import DEVELOPMENT_SECRET
 from streams.settings import MissingSecret, WorkerSettings, kafka_client_options
 
 SECRET = "s3cr3t-digest-key-0123456789"
@@ -56,7 +56,7 @@ def test_a_worker_refuses_to_start_without_a_secret_outside_development() -> Non
 
 
 def test_one_persons_digests_cannot_be_linked_across_subscriptions() -> None:
-    from counters.normalize import Digester, to_change
+    from counters import Digester, to_change
     from schemas.changes import Change
     from schemas.events import LoginEvent
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from counters import shared
-from counters.normalize import Digester
+from counters import Digester
 from counters.replay import Replay
 from schemas.outputs import SharedIdentifiers
 from tests.fixtures.factories import config, login, profile
@@ -19,7 +19,7 @@ SHARED = "noreply@corp.example"
 def report(*events: dict[str, Any]) -> SharedIdentifiers:
     replay = Replay()
     replay.feed_lines([orjson.dumps(e) for e in events])
-    return shared.report(replay.states["acme"])
+    return shared.shared_identifiers_report(replay.states["acme"])
 
 
 def holders(n: int, **fields: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,82 @@
+"""Keyed digests of identifiers and record keys: what the engine stores instead of personal data.
+
+The digest is identity at rest: two records are linked exactly when the digests of their normalized
+identifiers are equal, and a record's key is the digest of its runtime, tenant, provider and user id.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import lru_cache
+
+DEVELOPMENT_SECRET = b"endusers-development-secret-change-me"
+"""The key when none is configured: for tests and development only (the worker refuses to start
+without ENDUSERS_SECRET unless ENDUSERS_ENV=development)."""
+
+
+class Digester:
+    """Keyed digests of identifiers and record keys, so no personal data is stored at rest.
+
+    HMAC-SHA256 truncated to 64 bits: collisions within one subscription's million identifiers have a
+    probability near 3e-8, and the secret keeps digests from being reversed by a dictionary attack.
+    Digests of recent values are memoized: logins repeat the same people over and over.
+
+    Each subscription gets its own key, derived from the secret and its name (:meth:`for_subscription`,
+    which :func:`to_change` applies), so one person's digests cannot be linked across licensees.
+    ``per_subscription=False`` keeps the one shared key of earlier versions (ENDUSERS_DIGEST_SCOPE=shared),
+    and their separator-joined record keys, for state built with it (see :func:`encode_parts`). The
+    scoped digesters share one memo, so its bound holds whatever their number.
+    """
+
+    __slots__ = ("_secret", "_key", "_keyed", "_cached", "_scoped", "_per_subscription", "_joined")
+
+    def __init__(self, secret: bytes = DEVELOPMENT_SECRET, *, per_subscription: bool = True) -> None:
+        self._secret = secret
+        self._key = secret
+        self._keyed = hmac.new(secret, digestmod="sha256")
+        self._cached = lru_cache(maxsize=262_144)(_keyed_digest)
+        self._scoped: dict[str, Digester] = {}
+        self._per_subscription = per_subscription
+        self._joined = not per_subscription
+
+    def __call__(self, *parts: str) -> str:
+        return self._cached(self._keyed, parts, self._joined)
+
+    def for_subscription(self, subscription: str) -> Digester:
+        """The digester of one subscription: key = HMAC(secret, subscription), memo shared."""
+        if not self._per_subscription:
+            return self
+        scoped = self._scoped.get(subscription)
+        if scoped is None:
+            scoped = Digester.__new__(Digester)
+            scoped._secret, scoped._cached, scoped._scoped = self._secret, self._cached, {}
+            scoped._per_subscription = False  # already scoped: it is its own subscription's digester
+            scoped._joined = False
+            scoped._key = hmac.digest(self._secret, b"endusers subscription key\x1f" +
+                                      subscription.encode("utf-8", "surrogatepass"), "sha256")
+            scoped._keyed = hmac.new(scoped._key, digestmod="sha256")
+            self._scoped[subscription] = scoped
+        return scoped
+
+
+def _keyed_digest(keyed: hmac.HMAC, parts: tuple[str, ...], joined: bool) -> str:
+    """HMAC-SHA256 of the parts, from a copy of the HMAC already keyed (``hmac.new(key)``): the copy skips
+    hashing the key's two padded blocks, about 1.8x faster than ``hmac.digest(key, ...)``, same digest.
+    The memo's entries hold the keyed HMAC, one object per key, so equal keys share entries."""
+    mac = keyed.copy()
+    mac.update("\x1f".join(parts).encode("utf-8", "surrogatepass") if joined else encode_parts(parts))
+    return mac.digest()[:8].hex()
+
+
+def encode_parts(parts: tuple[str, ...]) -> bytes:
+    """The bytes a key of several parts is digested from: each part's UTF-8 length (4 bytes, big
+    endian), then the part. Producers may send any character, so joining with a separator would let
+    tenant ``a`` + provider ``b\x1fc`` and tenant ``a\x1fb`` + provider ``c`` become one record. A
+    single part (an identifier, a session id) is its own encoding: there is nothing to separate.
+
+    Only the one shared key of earlier versions (``per_subscription=False``) still joins with
+    ``\x1f``: it exists to read state built by them, whose record keys were digested that way."""
+    encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
+    if len(encoded) == 1:
+        return encoded[0]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in encoded)

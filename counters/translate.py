@@ -1,0 +1,149 @@
+"""Validated input events into the changes the engine applies (docs/rules.md, time and order).
+
+The one translation both paths use: ingest in the live pipeline and the offline replay call
+:func:`to_change`, so an event means the same change wherever it is read. Identifiers leave here
+normalized and digested; a config event leaves with its defaults filled in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from counters.digest import Digester
+from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
+from counters.state import DEFAULT_BILLING_DAY, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
+from schemas.changes import Change
+from schemas.codec import Rejection
+from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
+
+T = TypeVar("T")
+
+VISITOR_PROVIDER = "visitor"
+
+
+def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
+    """Normalize a validated event; ``arrival_time`` is its time when it carries none (docs/rules.md, time and order)."""
+    time = event.time if event.time is not None else arrival_time
+    digest = digest.for_subscription(event.subscription)
+    if isinstance(event, ConfigEvent):
+        return _config_change(event, time)
+    if isinstance(event, VisitEvent):
+        return _visit_change(event, digest, time)
+    return _record_change(event, digest, time)
+
+
+def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int) -> Change:
+    kind = "login" if isinstance(event, LoginEvent) else event.op
+    change = Change(
+        kind=kind,
+        subscription=event.subscription,
+        time=time,
+        event_id=event.id,
+        record=digest(event.runtime, event.tenant, event.provider, event.user_id),
+        runtime=event.runtime,
+        provider=event.provider,
+    )
+    if kind in ("login", "upsert"):
+        given = {key for key in ("email", "username") if getattr(event, key) is not UNSET}
+        _identity_fields(change, given, _given(event.email), _given(event.username), digest)
+        if event.default_tenant is not None:
+            change.fields["default_tenant"] = event.default_tenant
+        if isinstance(event, ProfileEvent) and event.active is not None:
+            change.fields["active"] = event.active
+        if isinstance(event, ProfileEvent) and event.excluded is not None:
+            change.fields["excluded"] = event.excluded
+    return change
+
+
+def _identity_fields(
+    change: Change, given: set[str], email: str | None, username: str | None, digest: Digester
+) -> None:
+    if "email" in given:
+        normalized = normalize_email(email) if email is not None else None
+        change.invalid_email = email is not None and normalized is None
+        change.fields["email"] = None if normalized is None else [digest(normalized), email_domain(normalized)]
+    if "username" in given:
+        login = normalize_username(username) if username is not None else None
+        if login is None:
+            change.fields["username"] = None
+        else:
+            as_email = normalize_email(login)
+            change.fields["username"] = [digest(login), email_domain(as_email) if as_email else None]
+
+
+def _visit_change(event: VisitEvent, digest: Digester, time: int) -> Change:
+    """A visit that shares personal data upserts a visitor record; otherwise it is anonymous."""
+    email = normalize_email(event.email) if event.email is not None else None
+    phone = normalize_phone(event.phone) if event.phone is not None else None
+    named = event.name is not None and event.name.strip() != ""
+    common: dict[str, Any] = {"subscription": event.subscription, "time": time, "event_id": event.id}
+    if email is None and phone is None and not named:
+        return Change(kind="anonymous", record=digest(event.session_id), runtime=event.runtime,
+                      invalid_email=event.email is not None, **common)
+    user_id = email or phone or event.session_id
+    change = Change(
+        kind="upsert",
+        record=digest(event.runtime, event.tenant, VISITOR_PROVIDER, user_id),
+        runtime=event.runtime,
+        provider=VISITOR_PROVIDER,
+        **common,
+    )
+    given = {"email"} if event.email is not None else set()
+    _identity_fields(change, given, event.email, None, digest)
+    if event.default_tenant is not None:
+        change.fields["default_tenant"] = event.default_tenant
+    return change
+
+
+_CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes",
+                "shared_identifier_threshold", "billing_day", "excluded_providers")
+
+
+def _given(value: T | UnsetType) -> T | None:
+    """A field that may be absent (UNSET) as its value, absent read as null (the caller checks which)."""
+    return None if isinstance(value, UnsetType) else value
+
+
+def parse_version(version: str) -> list[int]:
+    return [int(part) for part in version.split(".")]
+
+
+def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
+    """Each key present replaces the current value; a key given as null restores its default
+    (``capacity: null`` makes both classes unlimited; ``runtimes`` merge, so null changes none)."""
+    settings: dict[str, Any] = {}
+    given = {key for key in _CONFIG_KEYS if getattr(event, key) is not UNSET}
+    if "platform" in given:
+        settings["platform"] = event.platform or "o11"
+    if "domains" in given:
+        domains = []
+        for position, entry in enumerate(event.domains or ()):
+            normalized = normalize_owned_domain(entry)
+            if normalized is None:
+                return Rejection(f"domains.{position}: {entry[:60]!r} is not a domain name")
+            domains.append(normalized)
+        settings["domains"] = sorted(set(domains))
+    if "capacity" in given:
+        capacity = event.capacity
+        settings["capacity"] = {"internal": None, "external": None} if capacity is None else {
+            key: getattr(capacity, key) for key in ("internal", "external") if getattr(capacity, key) is not UNSET
+        }
+    if "thresholds" in given:
+        if event.thresholds is not None and not event.thresholds:
+            return Rejection("thresholds: must list at least one percentage")
+        settings["thresholds"] = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
+    if "hysteresis" in given:
+        settings["hysteresis"] = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
+    if "shared_identifier_threshold" in given:
+        threshold = event.shared_identifier_threshold
+        settings["shared_identifier_threshold"] = DEFAULT_SHARED_IDENTIFIER_THRESHOLD if threshold is None else threshold
+    if "runtimes" in given:
+        settings["runtimes"] = {
+            runtime: None if setting.version is None else parse_version(setting.version)
+            for runtime, setting in (event.runtimes or {}).items()
+        }
+    if "billing_day" in given:
+        settings["billing_day"] = event.billing_day or DEFAULT_BILLING_DAY
+    if "excluded_providers" in given:
+        settings["excluded_providers"] = sorted(set(event.excluded_providers or ()))
+    return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, fields=settings)

@@ -1,0 +1,60 @@
+"""The layers' import rules, read from the source: ``streams/`` reaches the engine only through its
+front door (``counters/__init__.py``), so the engine's modules can move and split behind it."""
+
+from __future__ import annotations
+
+import ast
+import types
+from pathlib import Path
+
+import counters
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _engine_imports(path: Path) -> list[tuple[int, str]]:
+    """Each import of the engine in one file: (line, what is imported, as written)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, f"import {alias.name}") for alias in node.names
+                      if alias.name.split(".")[0] == "counters"]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None \
+                and node.module.split(".")[0] == "counters":
+            found += [(node.lineno, f"from {node.module} import {alias.name}") for alias in node.names]
+    return found
+
+
+def _breaks_the_rule(statement: str) -> bool:
+    """Anything but ``from counters import <a name of counters.__all__>``."""
+    prefix = "from counters import "
+    if not statement.startswith(prefix):
+        return True  # import counters.x, from counters.x import y
+    name = statement[len(prefix):]
+    return name not in counters.__all__
+
+
+def test_streams_imports_only_the_engines_front_door() -> None:
+    files = sorted((REPO / "streams").rglob("*.py"))
+    assert files
+    offending = [f"{path.relative_to(REPO)}:{line}: {statement}"
+                 for path in files for line, statement in _engine_imports(path) if _breaks_the_rule(statement)]
+    assert offending == [], "streams/ must import the engine as `from counters import <name in __all__>`:\n" + \
+        "\n".join(offending)
+
+
+def test_the_front_door_exports_names_not_modules() -> None:
+    """A module in ``__all__`` would let the whole of it through the door."""
+    assert len(set(counters.__all__)) == len(counters.__all__)
+    for name in counters.__all__:
+        assert not isinstance(getattr(counters, name), types.ModuleType), name
+
+
+def test_the_rule_reader_sees_each_way_round_the_front_door(tmp_path: Path) -> None:
+    source = tmp_path / "sample.py"
+    source.write_text("import counters.engine\nfrom counters.state import Record\nfrom counters import individuals\n"
+                      "from counters import apply\nimport schemas.codec\n\ndef f():\n    from counters.replay import Replay\n")
+    statements = _engine_imports(source)
+    assert [(line, s) for line, s in statements if _breaks_the_rule(s)] == [
+        (1, "import counters.engine"), (2, "from counters.state import Record"),
+        (3, "from counters import individuals"), (8, "from counters.replay import Replay")]
