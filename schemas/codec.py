@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import re
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import orjson
@@ -21,11 +21,18 @@ _DECODER = msgspec.json.Decoder(InputEvent)
 _KNOWN_TYPES = tuple(SOURCE_TOPICS)  # the one list of event types: schemas/events.py
 
 
+RejectionCategory = Literal["not_json", "not_object", "missing_type", "unknown_type", "wrong_topic", "missing_field",
+                            "unknown_op", "bad_time", "future_time", "too_large", "invalid"]
+"""What kind of mistake a rejection is, in a few words fit for a metric label (a bounded set)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why an input was refused, phrased for the producer who must fix it."""
+    """Why an input was refused, phrased for the producer who must fix it, and its kind for the
+    metrics (``endusers_rejections_total``), decided where the reason is written."""
 
     reason: str
+    category: RejectionCategory = "invalid"
 
 
 class Source(NamedTuple):
@@ -42,19 +49,20 @@ class Source(NamedTuple):
 def validate(document: Any, source: Source | None = None) -> InputEvent | Rejection:
     """Validate an already parsed JSON document as one input event (from ``source``, if given)."""
     if not isinstance(document, dict):
-        return Rejection(f"not a JSON object (got {type(document).__name__})")
+        return Rejection(f"not a JSON object (got {type(document).__name__})", "not_object")
     kind = document.get("type")
     if kind not in _KNOWN_TYPES:
         if kind is None:
-            return Rejection("type: required field missing")
-        return Rejection(f"type: unknown event type {_preview(kind)} (expected one of {', '.join(_KNOWN_TYPES)})")
+            return Rejection("type: required field missing", "missing_type")
+        return Rejection(f"type: unknown event type {_preview(kind)} (expected one of {', '.join(_KNOWN_TYPES)})",
+                         "unknown_type")
     if source is not None and kind != source.accepts:
-        return Rejection(f"type {kind} is not accepted on topic {source.topic}")
+        return Rejection(f"type {kind} is not accepted on topic {source.topic}", "wrong_topic")
     try:
         event: InputEvent = msgspec.convert(document, InputEvent)
         return event
     except msgspec.ValidationError as exc:
-        return Rejection(_explain(str(exc), document))
+        return _explain(str(exc), document)
     except Exception as exc:  # a validator bug must still never crash the caller
         return Rejection(f"invalid event: {type(exc).__name__}: {exc}")
 
@@ -67,7 +75,7 @@ def decode(raw: bytes | str, source: Source | None = None) -> InputEvent | Rejec
     """
     size = _size(raw)
     if size > MAX_EVENT_BYTES:
-        return Rejection(f"too large: {size} bytes (an event is at most {MAX_EVENT_BYTES} bytes, 1 MiB)")
+        return Rejection(f"too large: {size} bytes (an event is at most {MAX_EVENT_BYTES} bytes, 1 MiB)", "too_large")
     try:
         event: InputEvent = _DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -76,16 +84,16 @@ def decode(raw: bytes | str, source: Source | None = None) -> InputEvent | Rejec
         return Rejection(f"invalid event: {type(exc).__name__}: {exc}")
     else:
         if source is not None and event.type != source.accepts:
-            return Rejection(f"type {event.type} is not accepted on topic {source.topic}")
+            return Rejection(f"type {event.type} is not accepted on topic {source.topic}", "wrong_topic")
         return event
     # The reasons come from one place, the parsed document: orjson's words for bad JSON, then
     # ``validate`` (object, type, topic, then the fields, in that order).
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return Rejection(f"not JSON: {exc}")
+        return Rejection(f"not JSON: {exc}", "not_json")
     except Exception as exc:
-        return Rejection(f"not JSON: {type(exc).__name__}")
+        return Rejection(f"not JSON: {type(exc).__name__}", "not_json")
     return validate(document, source)
 
 
@@ -99,7 +107,7 @@ def too_far_ahead(event: InputEvent, now: int, max_future: int) -> Rejection | N
     if event.time is None or event.time - now <= max_future:
         return None
     return Rejection(f"time is in the future: {format_instant(event.time)} is more than "
-                     f"{format_duration(max_future)} ahead of {format_instant(now)}")
+                     f"{format_duration(max_future)} ahead of {format_instant(now)}", "future_time")
 
 
 def _size(raw: bytes | str) -> int:
@@ -118,11 +126,12 @@ _SHORTER = re.compile(r"^Expected `str` of length >= (\d+)$")
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 
 
-def _explain(message: str, document: Any) -> str:
+def _explain(message: str, document: Any) -> Rejection:
     """msgspec's error as ``location: message``, the location dotted (``domains.0``, ``runtimes.prod.version``).
 
     msgspec writes ``[...]`` for a map's key; the key is found again in ``document``, so the producer
-    reads which runtime is wrong.
+    reads which runtime is wrong. The category: a wrong ``op`` or ``time`` first (their own kinds,
+    whatever the mistake), then too long, then missing.
     """
     location, text = "", message
     located = _LOCATED.match(message)
@@ -143,7 +152,13 @@ def _explain(message: str, document: Any) -> str:
     shorter = _SHORTER.match(text)
     if shorter is not None:
         text = f"String should have at least {shorter.group(1)} character{'s' if shorter.group(1) != '1' else ''}"
-    return f"{location}: {text}" if location else text
+    reason = f"{location}: {text}" if location else text
+    # the field: the location, or the one an event's own check names first ("time: not an RFC 3339 ...")
+    field = (location or text.split(":", 1)[0]).split(".", 1)[0]
+    category: RejectionCategory = (
+        "unknown_op" if field == "op" else "bad_time" if field == "time" else "too_large" if longer is not None
+        else "missing_field" if missing is not None else "invalid")
+    return Rejection(reason, category)
 
 
 def _dotted(path: str, document: Any) -> str:

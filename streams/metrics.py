@@ -6,9 +6,9 @@ apps in one process never collide, and ``/metrics`` shows exactly the series thi
 The pipeline calls the module-level objects directly::
 
     EVENTS.labels(topic).inc(n)
-    REJECTIONS.labels(reason_category(rejection.reason)).inc()
+    REJECTIONS.labels(rejection.category).inc()
     DEAD_LETTERS.inc()
-    with BATCH_SECONDS.labels("apply").time(): ...
+    BATCH_SECONDS.labels("ingest").observe(seconds)  # or "count"
     CAPACITY_EVENTS.labels(event.subscription, event.user_class, event.direction).inc()
     CONSUMER_LAG.labels(topic, str(partition)).set(lag)
     observe_counts(subscription, counts, settings["capacity"], shared_identifiers)
@@ -36,7 +36,7 @@ EVENTS = Counter(
 )
 REJECTIONS = Counter(
     "endusers_rejections_total",
-    "Input events rejected as invalid, per reason category (see streams.metrics.reason_category).",
+    "Input events rejected as invalid, per reason category (see schemas.codec.RejectionCategory).",
     ["reason"],
     registry=REGISTRY,
 )
@@ -47,7 +47,7 @@ DEAD_LETTERS = Counter(
 )
 BATCH_SECONDS = Histogram(
     "endusers_batch_seconds",
-    "Time spent on one batch of events, per processing stage.",
+    "Time spent on one batch of events, per processing stage (ingest, count).",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
@@ -146,40 +146,6 @@ def cap_labels(limit: int) -> None:
     if limit < 1:
         raise ValueError(f"ENDUSERS_METRICS_MAX_LABELS must be at least 1, got {limit}")
     _label_cap = limit
-
-# Human reasons produced by schemas/codec.py -> short, bounded label values.
-_REASON_PREFIXES = (
-    ("not json", "not_json"),
-    ("not a json object", "not_object"),
-    ("type: unknown event type", "unknown_type"),
-    ("type: required field missing", "missing_type"),
-    ("op:", "unknown_op"),
-    ("time:", "bad_time"),
-    ("too large", "too_large"),
-    ("message too large", "too_large"),
-    ("time is in the future", "future_time"),
-)
-
-
-def reason_category(reason: str) -> str:
-    """A rejection reason as a short category (bounded label cardinality).
-
-    ``"not JSON: ..."`` -> ``not_json``, ``"type: unknown event type ..."`` -> ``unknown_type``,
-    ``"time: ..."`` -> ``bad_time``, ``"time is in the future: ..."`` -> ``future_time``, an event of
-    another type than its topic's -> ``wrong_topic``, an event, a string or a list longer than allowed ->
-    ``too_large``, a missing required field -> ``missing_field``; anything else -> ``invalid``.
-    """
-    text = reason.strip().lower()
-    for prefix, category in _REASON_PREFIXES:
-        if text.startswith(prefix):
-            return category
-    if " is not accepted on topic " in text:  # "type config is not accepted on topic enduser.logins"
-        return "wrong_topic"
-    if "should have at most" in text:  # codec: "String should have at most 256 characters", "... items"
-        return "too_large"
-    if "required field missing" in text:
-        return "missing_field"
-    return "invalid"
 
 
 def _number(value: Any) -> float:

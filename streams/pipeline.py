@@ -117,7 +117,7 @@ class Pipeline:
                 sliced = time.perf_counter()
             result = self._normalize(message)
             if isinstance(result, Rejection):
-                metrics.REJECTIONS.labels(metrics.reason_category(result.reason)).inc()
+                metrics.REJECTIONS.labels(result.category).inc()
                 deliveries.append(await self._dead_letter(message, result.reason))
             else:
                 by_subscription.setdefault(result.subscription, []).append(result)

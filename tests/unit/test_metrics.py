@@ -1,11 +1,12 @@
-"""streams/metrics.py: reason categories and the per-subscription count gauges."""
+"""streams/metrics.py: rejection categories and the per-subscription count gauges."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.codec import decode
+from schemas.codec import Rejection, Source, decode, too_far_ahead
+from schemas.events import parse_rfc3339
 from streams import metrics
 from tests.unit.fake_counts import counts
 
@@ -33,9 +34,9 @@ def samples(name: str, subscription: str) -> dict[tuple[tuple[str, str], ...], f
     (b'{"type": "config", "subscription": "s", "runtimes": {' + b",".join(b'"r%d": {}' % n for n in range(1001)) + b"}}",
      "too_large"),
 ])
-def test_reason_category_of_codec_reasons(raw: bytes, category: str) -> None:
+def test_each_codec_rejection_carries_the_category_its_metric_is_labelled_with(raw: bytes, category: str) -> None:
     rejection = decode(raw)
-    assert metrics.reason_category(rejection.reason) == category  # type: ignore[union-attr]
+    assert isinstance(rejection, Rejection) and rejection.category == category
 
 
 def test_observe_counts_sets_and_removes_series() -> None:
@@ -75,12 +76,12 @@ def test_counters_and_histogram_render() -> None:
     metrics.DEAD_LETTERS.inc()
     metrics.CAPACITY_EVENTS.labels("m2", "internal", "up").inc()
     metrics.CONSUMER_LAG.labels("enduser.logins", "0").set(7)
-    metrics.BATCH_SECONDS.labels("apply").observe(0.003)
+    metrics.BATCH_SECONDS.labels("count").observe(0.003)
     body, content_type = metrics.render()
     text = body.decode()
     assert content_type.startswith("text/plain")
     for name in ("endusers_rejections_total", "endusers_dead_letters_total", "endusers_capacity_events_total",
-                 "endusers_consumer_lag", 'endusers_batch_seconds_bucket{le="0.005",stage="apply"}'):
+                 "endusers_consumer_lag", 'endusers_batch_seconds_bucket{le="0.005",stage="count"}'):
         assert name in text
 
 
@@ -97,11 +98,15 @@ def test_a_rebalance_drops_only_the_lag_of_that_consumers_partitions_it_lost() -
     assert {("t.changes", "1"), ("t.logins", "0")} <= kept and ("t.changes", "0") not in kept
 
 
-def test_future_times_and_wrong_topics_have_their_own_reason_categories() -> None:
-    assert metrics.reason_category("time is in the future: 9999-01-01T00:00:00Z is more than 24h ahead of "
-                                   "2026-11-29T00:00:00Z") == "future_time"
-    assert metrics.reason_category("type config is not accepted on topic enduser.logins") == "wrong_topic"
-    assert metrics.reason_category("too large: 2000000 bytes (an event is at most 1048576 bytes, 1 MiB)") == "too_large"
+def test_future_times_wrong_topics_and_oversized_events_have_their_own_categories() -> None:
+    event = decode(b'{"type": "login", "subscription": "s", "user_id": "u", "time": "9999-01-01T00:00:00Z"}')
+    assert not isinstance(event, Rejection)
+    future = too_far_ahead(event, parse_rfc3339("2026-11-29T00:00:00Z"), 86_400_000_000)
+    assert future is not None and future.category == "future_time"
+    wrong_topic = decode(b'{"type": "config", "subscription": "s"}', Source("enduser.logins", "login"))
+    assert isinstance(wrong_topic, Rejection) and wrong_topic.category == "wrong_topic"
+    too_large = decode(b" " * 2_000_000)
+    assert isinstance(too_large, Rejection) and too_large.category == "too_large"
 
 
 def test_runtimes_and_providers_beyond_the_label_cap_are_summed_under_other() -> None:
