@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TypeVar
+
+from msgspec import UNSET, UnsetType
 
 from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
 from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState, identity
-from schemas.changes import Change
+from schemas.changes import Change, ConfigFields
 from schemas.outputs import CapacityEvent, format_instant
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 _EVENT_NAMESPACE = uuid.UUID("6f1c2a57-4a0e-4a43-9d1e-2f6a3c1d8b90")
 
@@ -151,39 +156,17 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         state.config_ids.append(change.event_id)
         del state.config_ids[:-CONFIG_IDS_KEPT]
     new = _newer_keys(state, change)
-    if not new:
+    if new is None:
         return []  # every key was set by a newer config: settings, and so levels, stay as they are
     settings = state.settings
-    platform_before, versions_before = settings.platform, dict(settings.runtimes)
     thresholds_before = settings.thresholds
-    if "platform" in new:
-        settings.platform = new["platform"]
-    if "runtimes" in new:
-        settings.runtimes.update(new["runtimes"])
-    if "capacity" in new:
-        settings.capacity.update(new["capacity"])
-    if "thresholds" in new:
-        settings.thresholds = tuple(new["thresholds"])
-    if "hysteresis" in new:
-        settings.hysteresis = new["hysteresis"]
-    if "billing_day" in new:
-        settings.billing_day = new["billing_day"]  # only how the history is read: no count changes
-    if settings.platform != platform_before:
-        individuals.rebuild(state)  # countability and eligibility of every record may change
-    else:
-        changed = {runtime for runtime, version in settings.runtimes.items()
-                   if not counts_alike(settings.platform, versions_before.get(runtime), version)}
-        if changed:
-            individuals.refresh_runtimes(state, changed)
-    if "shared_identifier_threshold" in new and new["shared_identifier_threshold"] != settings.shared_identifier_threshold:
-        settings.shared_identifier_threshold = new["shared_identifier_threshold"]
-        individuals.find_shared(state)  # after a rebuild above: it recomputes the report itself
-    if "excluded_providers" in new and frozenset(new["excluded_providers"]) != settings.excluded_providers:
-        excluded_before, settings.excluded_providers = settings.excluded_providers, frozenset(new["excluded_providers"])
-        individuals.refresh_providers(state, set(excluded_before ^ settings.excluded_providers))
-    if "domains" in new and tuple(new["domains"]) != settings.domains.entries:
-        settings.domains = OwnedDomains(new["domains"])
-        individuals.reclassify(state)
+    _set_counting_rules(state, new)
+    if not isinstance(new.thresholds, UnsetType):
+        settings.thresholds = tuple(new.thresholds)
+    if not isinstance(new.hysteresis, UnsetType):
+        settings.hysteresis = new.hysteresis
+    if not isinstance(new.billing_day, UnsetType):
+        settings.billing_day = new.billing_day  # only how the history is read: no count changes
     thresholds_changed = set(settings.thresholds) != set(thresholds_before)
     events = []
     for user_class in CLASSES:
@@ -196,27 +179,67 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
     return events
 
 
-def _newer_keys(state: SubscriptionState, change: Change) -> dict[str, Any]:
-    """The config keys that this event may set: last-writer-wins by time per key, like record fields
-    (a tie applies, so of two configs with the same time the later arrival wins). ``capacity`` and
-    ``runtimes`` are maps whose entries are keys of their own (``capacity.internal``, ``runtimes.r1``)."""
+def _set_counting_rules(state: SubscriptionState, new: ConfigFields) -> None:
+    """Set the settings that decide who counts and how, and re-evaluate the records each one touches."""
+    settings = state.settings
+    platform_before, versions_before = settings.platform, dict(settings.runtimes)
+    if not isinstance(new.platform, UnsetType):
+        settings.platform = new.platform
+    if not isinstance(new.runtimes, UnsetType):
+        settings.runtimes.update(new.runtimes)
+    if not isinstance(new.capacity, UnsetType):
+        settings.capacity.update(new.capacity)
+    if settings.platform != platform_before:
+        individuals.rebuild(state)  # countability and eligibility of every record may change
+    else:
+        changed = {runtime for runtime, version in settings.runtimes.items()
+                   if not counts_alike(settings.platform, versions_before.get(runtime), version)}
+        if changed:
+            individuals.refresh_runtimes(state, changed)
+    threshold = new.shared_identifier_threshold
+    if not isinstance(threshold, UnsetType) and threshold != settings.shared_identifier_threshold:
+        settings.shared_identifier_threshold = threshold
+        individuals.find_shared(state)  # after a rebuild above: it recomputes the report itself
+    providers = new.excluded_providers
+    if not isinstance(providers, UnsetType) and frozenset(providers) != settings.excluded_providers:
+        excluded_before, settings.excluded_providers = settings.excluded_providers, frozenset(providers)
+        individuals.refresh_providers(state, set(excluded_before ^ settings.excluded_providers))
+    if not isinstance(new.domains, UnsetType) and tuple(new.domains) != settings.domains.entries:
+        settings.domains = OwnedDomains(new.domains)
+        individuals.reclassify(state)
+
+
+def _newer_keys(state: SubscriptionState, change: Change) -> ConfigFields | None:
+    """The config keys that this event may set, None if none: last-writer-wins by time per key, like
+    record fields (a tie applies, so of two configs with the same time the later arrival wins).
+    ``capacity`` and ``runtimes`` are maps whose entries are keys of their own (``capacity.internal``,
+    ``runtimes.r1``)."""
+    given = change.config if change.config is not None else ConfigFields()
     times, time = state.config_times, change.time
+    newer_any = False
 
-    def newer(key: str) -> bool:
-        if time < times.get(key, NEVER):
-            return False
+    def newer(key: str, value: T | UnsetType) -> T | UnsetType:
+        nonlocal newer_any
+        if isinstance(value, UnsetType) or time < times.get(key, NEVER):
+            return UNSET
         times[key] = time
-        return True
+        newer_any = True
+        return value
 
-    kept: dict[str, Any] = {}
-    for key, value in change.fields.items():
-        if isinstance(value, dict):  # capacity, runtimes
-            entries = {name: v for name, v in value.items() if newer(f"{key}.{name}")}
-            if entries:
-                kept[key] = entries
-        elif newer(key):
-            kept[key] = value
-    return kept
+    def entries(key: str, mapping: dict[str, V] | UnsetType) -> dict[str, V] | UnsetType:
+        if isinstance(mapping, UnsetType):
+            return UNSET
+        kept = {name: value for name, value in mapping.items() if newer(f"{key}.{name}", value) is not UNSET}
+        return kept if kept else UNSET
+
+    kept = ConfigFields(
+        platform=newer("platform", given.platform), domains=newer("domains", given.domains),
+        capacity=entries("capacity", given.capacity), thresholds=newer("thresholds", given.thresholds),
+        hysteresis=newer("hysteresis", given.hysteresis),
+        shared_identifier_threshold=newer("shared_identifier_threshold", given.shared_identifier_threshold),
+        runtimes=entries("runtimes", given.runtimes), billing_day=newer("billing_day", given.billing_day),
+        excluded_providers=newer("excluded_providers", given.excluded_providers))
+    return kept if newer_any else None
 
 
 # --- levels ---------------------------------------------------------------------------------------

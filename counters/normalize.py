@@ -8,30 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import idna
+from schemas.domains import normalize_domain, normalize_owned_domain
 
-
-def normalize_domain(domain: str) -> str | None:
-    """Lowercased IDNA ASCII form without a trailing dot; None when it is not a dotted domain name."""
-    return _domain(domain.strip())
-
-
-@lru_cache(maxsize=65_536)
-def _domain(domain: str) -> str | None:
-    if domain.endswith("."):
-        domain = domain[:-1]
-    if not domain or "." not in domain or any(c.isspace() for c in domain):
-        return None
-    labels = domain.split(".")
-    if any(not label for label in labels):
-        return None
-    try:  # IDNA (UTS 46) for every domain, so ASCII names obey the same hostname rules
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError, ValueError):
-        return None
-    if len(ascii_domain) > 253:
-        return None
-    return ascii_domain
+__all__ = ["email_domain", "normalize_domain", "normalize_email", "normalize_owned_domain", "normalize_phone",
+           "normalize_username"]
 
 
 @lru_cache(maxsize=262_144)
@@ -47,7 +27,7 @@ def normalize_email(email: str) -> str | None:
     at = _single_unquoted_at(email)
     if at is None or at == 0:
         return None
-    domain = _domain(email[at + 1 :])
+    domain = normalize_domain(email[at + 1 :])
     if domain is None:
         return None
     return f"{email[:at].lower()}@{domain}"
@@ -84,14 +64,3 @@ def normalize_phone(phone: str) -> str | None:
     if not digits:
         return None
     return ("+" if phone.startswith("+") else "") + digits
-
-
-def normalize_owned_domain(entry: str) -> str | None:
-    """An owned-domain entry: a leading ``@`` dropped; ``*.`` kept as the wildcard marker."""
-    entry = entry.strip()
-    if entry.startswith("@"):
-        entry = entry[1:]
-    if entry.startswith("*."):
-        base = _domain(entry[2:])
-        return None if base is None else "*." + base
-    return _domain(entry)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from counters.digest import Digester
 from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
 from counters.state import DEFAULT_BILLING_DAY, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
-from schemas.changes import Change
+from schemas.changes import Change, ConfigFields
 from schemas.codec import Rejection
 from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
 
@@ -95,10 +95,6 @@ def _visit_change(event: VisitEvent, digest: Digester, time: int) -> Change:
     return change
 
 
-_CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes",
-                "shared_identifier_threshold", "billing_day", "excluded_providers")
-
-
 def _given(value: T | UnsetType) -> T | None:
     """A field that may be absent (UNSET) as its value, absent read as null (the caller checks which)."""
     return None if isinstance(value, UnsetType) else value
@@ -108,42 +104,33 @@ def parse_version(version: str) -> list[int]:
     return [int(part) for part in version.split(".")]
 
 
-def _config_change(event: ConfigEvent, time: int) -> Change | Rejection:
+def _config_change(event: ConfigEvent, time: int) -> Change:
     """Each key present replaces the current value; a key given as null restores its default
-    (``capacity: null`` makes both classes unlimited; ``runtimes`` merge, so null changes none)."""
-    settings: dict[str, Any] = {}
-    given = {key for key in _CONFIG_KEYS if getattr(event, key) is not UNSET}
-    if "platform" in given:
-        settings["platform"] = event.platform or "o11"
-    if "domains" in given:
-        domains = []
-        for position, entry in enumerate(event.domains or ()):
-            normalized = normalize_owned_domain(entry)
-            if normalized is None:
-                return Rejection(f"domains.{position}: {entry[:60]!r} is not a domain name")
-            domains.append(normalized)
-        settings["domains"] = sorted(set(domains))
-    if "capacity" in given:
+    (``capacity: null`` makes both classes unlimited; ``runtimes`` merge, so null changes none).
+    The codec has checked every rule (schemas/events.py, ConfigEvent): nothing is refused here."""
+    settings = ConfigFields()
+    if not isinstance(event.platform, UnsetType):
+        settings.platform = event.platform or "o11"
+    if not isinstance(event.domains, UnsetType):
+        settings.domains = sorted({domain for entry in event.domains or ()
+                                   if (domain := normalize_owned_domain(entry)) is not None})
+    if not isinstance(event.capacity, UnsetType):
         capacity = event.capacity
-        settings["capacity"] = {"internal": None, "external": None} if capacity is None else {
-            key: getattr(capacity, key) for key in ("internal", "external") if getattr(capacity, key) is not UNSET
-        }
-    if "thresholds" in given:
-        if event.thresholds is not None and not event.thresholds:
-            return Rejection("thresholds: must list at least one percentage")
-        settings["thresholds"] = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
-    if "hysteresis" in given:
-        settings["hysteresis"] = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
-    if "shared_identifier_threshold" in given:
+        settings.capacity = {"internal": None, "external": None} if capacity is None else {
+            key: value for key in ("internal", "external")
+            if not isinstance(value := getattr(capacity, key), UnsetType)}
+    if not isinstance(event.thresholds, UnsetType):
+        settings.thresholds = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))
+    if not isinstance(event.hysteresis, UnsetType):
+        settings.hysteresis = DEFAULT_HYSTERESIS if event.hysteresis is None else event.hysteresis
+    if not isinstance(event.shared_identifier_threshold, UnsetType):
         threshold = event.shared_identifier_threshold
-        settings["shared_identifier_threshold"] = DEFAULT_SHARED_IDENTIFIER_THRESHOLD if threshold is None else threshold
-    if "runtimes" in given:
-        settings["runtimes"] = {
-            runtime: None if setting.version is None else parse_version(setting.version)
-            for runtime, setting in (event.runtimes or {}).items()
-        }
-    if "billing_day" in given:
-        settings["billing_day"] = event.billing_day or DEFAULT_BILLING_DAY
-    if "excluded_providers" in given:
-        settings["excluded_providers"] = sorted(set(event.excluded_providers or ()))
-    return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, fields=settings)
+        settings.shared_identifier_threshold = DEFAULT_SHARED_IDENTIFIER_THRESHOLD if threshold is None else threshold
+    if not isinstance(event.runtimes, UnsetType):
+        settings.runtimes = {runtime: None if setting.version is None else parse_version(setting.version)
+                             for runtime, setting in (event.runtimes or {}).items()}
+    if not isinstance(event.billing_day, UnsetType):
+        settings.billing_day = event.billing_day or DEFAULT_BILLING_DAY
+    if not isinstance(event.excluded_providers, UnsetType):
+        settings.excluded_providers = sorted(set(event.excluded_providers or ()))
+    return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, config=settings)

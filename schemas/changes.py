@@ -12,8 +12,35 @@ from typing import Any, Literal
 
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 
 ChangeKind = Literal["login", "upsert", "deactivate", "activate", "delete", "anonymous", "config"]
+
+
+class ConfigFields(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """The normalized settings a config change sets: a key left UNSET keeps its current value.
+
+    Normalization has already resolved null to the default (``thresholds`` null -> ``[80, 90, 100]``),
+    sorted and deduplicated the lists and parsed the versions, so the engine reads plain values.
+    ``capacity`` and ``runtimes`` are maps whose entries are set one by one (an entry absent keeps it).
+    On the wire it is the JSON object of the keys given (``omit_defaults``), the very object that
+    config changes carried as ``fields`` before they were typed, so a message written then still reads.
+    """
+
+    platform: Literal["o11", "odc"] | UnsetType = UNSET
+    domains: list[str] | UnsetType = UNSET
+    capacity: dict[str, int | None] | UnsetType = UNSET
+    thresholds: list[int] | UnsetType = UNSET
+    hysteresis: int | float | UnsetType = UNSET
+    shared_identifier_threshold: int | UnsetType = UNSET
+    runtimes: dict[str, list[int] | None] | UnsetType = UNSET
+    billing_day: int | UnsetType = UNSET
+    excluded_providers: list[str] | UnsetType = UNSET
+
+    def to_dict(self) -> dict[str, Any]:
+        """The keys given, as JSON values (the wire form, and what the what-if answer shows)."""
+        given: dict[str, Any] = msgspec.to_builtins(self)
+        return given
 
 
 class Change(msgspec.Struct, array_like=True, gc=False):
@@ -22,7 +49,7 @@ class Change(msgspec.Struct, array_like=True, gc=False):
     ``record`` is the digest of ``(runtime, tenant, provider, user_id)`` for record changes and of the
     session id for ``anonymous``. ``fields`` holds only what the event carries: ``email`` and
     ``username`` as ``[digest, domain]`` or null (cleared), ``active`` and ``default_tenant`` as bools;
-    for ``config`` it holds the normalized settings.
+    a ``config`` change carries its settings, typed, in ``config`` instead.
 
     A msgspec struct whose fields are in the order of a row of ``encode_batch``: ``decode_batch`` has
     msgspec build the changes straight from the message, in C, instead of one Python ``__init__`` call
@@ -43,6 +70,9 @@ class Change(msgspec.Struct, array_like=True, gc=False):
     ingest forwards twice (ingest is at least once), and the audit trail names where a config came
     from (``actor`` is set on configs only)."""
     subscription: str = ""
+    config: ConfigFields | None = None
+    """The settings of a ``config`` change (None for every other kind). Not a column of its own on the
+    wire: ``encode_batch`` writes it in the place of ``fields``, which a config change leaves empty."""
 
 
 class _Batch(msgspec.Struct):
@@ -57,7 +87,8 @@ def encode_batch(subscription: str, changes: list[Change]) -> bytes:
     """Changes of one subscription, in order, as one compact message."""
     return orjson.dumps({
         "subscription": subscription,
-        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider, c.fields, c.invalid_email,
+        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider,
+                     c.fields if c.config is None else c.config.to_dict(), c.invalid_email,
                      *([] if c.origin is None else [c.origin])] for c in changes],
     })
 
@@ -68,4 +99,6 @@ def decode_batch(raw: bytes) -> list[Change]:
     subscription = batch.subscription
     for change in batch.changes:
         change.subscription = subscription
+        if change.kind == "config":  # rare: its settings, read from the place of ``fields``, typed
+            change.config, change.fields = msgspec.convert(change.fields, ConfigFields), {}
     return batch.changes

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from msgspec import UNSET, Meta, Struct, UnsetType
 from msgspec.structs import force_setattr
 
+from schemas.domains import normalize_owned_domain
 from schemas.limits import (
     MAX_DOMAINS, MAX_EMAIL, MAX_EXCLUDED_PROVIDERS, MAX_RUNTIMES, MAX_STRING, MAX_THRESHOLDS, MAX_VERSION_PART,
 )
@@ -245,6 +246,16 @@ class ConfigEvent(_Event, frozen=True, kw_only=True, tag="config"):
     actor: Annotated[Text | None, Meta(description="who made the change, for the audit trail")] = None
     shared_identifier_threshold: Annotated[int, Meta(ge=1, le=1_000_000)] | None | UnsetType = UNSET
     """An email or login held by more records than this is reported as shared (null: 5)."""
+
+    def __post_init__(self) -> None:
+        """The rules a JSON Schema cannot state: every owned domain is a domain name, and thresholds,
+        when given, list at least one percentage (null restores the default ones)."""
+        _post_init(self)
+        for position, entry in enumerate(self.domains or ()):
+            if normalize_owned_domain(entry) is None:
+                raise ValueError(f"domains.{position}: {entry[:60]!r} is not a domain name")
+        if isinstance(self.thresholds, list) and not self.thresholds:
+            raise ValueError("thresholds: must list at least one percentage")
 
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}

@@ -273,7 +273,8 @@ class Views:
         state = await self._fresh_state(subscription)
         if isinstance(state, web.Response):
             return state
-        return _json({"subscription": subscription, "change": change.fields, **preview(state, change)})
+        return _json({"subscription": subscription, "change": change.config.to_dict() if change.config is not None else {},
+                      **preview(state, change)})
 
     async def explain(self, request: web.Request) -> web.Response:
         """Explain one person (``counters/explain.py``). The body names them: ``{"email"}``,

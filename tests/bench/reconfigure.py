@@ -21,7 +21,7 @@ from typing import Any
 from counters import engine
 from counters import Digester
 from counters.state import SubscriptionState
-from schemas.changes import Change
+from schemas.changes import Change, ConfigFields
 
 SUBSCRIPTION = "bench"
 RUNTIMES = ("prod-eu", "prod-us", "prod-ap")
@@ -34,7 +34,7 @@ def domain_of(n: int) -> str:
 
 
 def config(time_us: int, **fields: Any) -> Change:
-    return Change(kind="config", subscription=SUBSCRIPTION, time=time_us, event_id=f"cfg-{time_us}", fields=fields)
+    return Change(kind="config", subscription=SUBSCRIPTION, time=time_us, event_id=f"cfg-{time_us}", config=ConfigFields(**fields))
 
 
 def build(records: int, domains: int) -> tuple[SubscriptionState, float]:

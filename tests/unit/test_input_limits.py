@@ -117,6 +117,8 @@ def _with(kind: str, field: str, text: str) -> dict[str, Any]:
 def _text(field: str, length: int) -> str:
     if field == "time":  # a valid instant, lengthened by its fraction of a second
         return "2026-11-01T09:00:00." + "1" * (length - len("2026-11-01T09:00:00.Z")) + "Z"
+    if field == "domains":  # an owned domain must be a domain name: a wildcard, labels of 63, a final dot
+        return "*." + "".join("." if n % 64 == 63 else "x" for n in range(length - 3)) + "."
     return "x" * length
 
 
