@@ -239,7 +239,7 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
-    from streams.admin import UNSET, InvalidInput, config_event
+    from streams.config_builder import UNSET, config_event
     from streams.publish import publish_documents
 
     versions: dict[str, object] = {}
@@ -268,8 +268,8 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             event_id=f"config-{uuid.uuid4()}",
             shared_identifier_threshold=shared_identifier_threshold,
         )
-    except InvalidInput as exc:
-        raise click.UsageError(exc.message) from None
+    except ValueError as exc:  # the codec's reason, naming the field
+        raise click.UsageError(str(exc)) from None
     if dry_run:
         click.echo(orjson.dumps(event).decode())
         for line in asyncio.run(_preview_lines(subscription, event)):
@@ -324,7 +324,7 @@ def import_users(file: Path, subscription: str | None, default_tenant: str | Non
     """Turn a user-table CSV export into profile (and login) events and publish them."""
     import asyncio
 
-    from streams.admin import import_users as rows
+    from streams.user_import import import_users as rows
     from streams.publish import publish_documents
 
     events, errors = [], 0
