@@ -11,7 +11,6 @@ import asyncio
 import gc
 import logging
 import os
-import ssl
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from streams.pipeline import Inbound, Pipeline
 from streams.readiness import Readiness
 from streams.redis_connect import connect_bounded
 from streams.sources import consume_sources
-from streams.settings import MissingSecret, WorkerSettings, kafka_client_options
+from streams.settings import MissingSecret, WorkerSettings, kafka_client_options, kafka_connection
 from streams.redis_store import RedisStore
 from streams.topics import all_topics, ensure_topics
 from streams.auth import Access
@@ -45,7 +44,7 @@ def create_app(settings: WorkerSettings | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings.bootstrap_servers),  # Faust's Kafka transport with an idempotent producer
-        broker_credentials=_credentials(settings),
+        broker_credentials=kafka_connection(settings).faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
         web_port=settings.web_port,
@@ -230,22 +229,6 @@ async def _observe_lag(app: faust.App) -> int:
     except Exception:  # lag is best effort: never let metrics stop a timer
         return 0
     return total
-
-
-def _credentials(settings: WorkerSettings) -> Any:
-    if settings.kafka_security_protocol == "PLAINTEXT" and not settings.kafka_username:
-        return None
-    ssl_context = None
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        ssl_context = ssl.create_default_context(cafile=settings.kafka_cafile or None)
-    if settings.kafka_username:
-        return faust.SASLCredentials(
-            username=settings.kafka_username,
-            password=settings.kafka_password_value,
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            ssl_context=ssl_context,
-        )
-    return faust.SSLCredentials(ssl_context)
 
 
 def create_topics(settings: WorkerSettings) -> None:

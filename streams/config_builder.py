@@ -53,20 +53,14 @@ def config_event(
     time: str | None = None,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    """A validated ``config`` event; only the settings given (not None) are included: absent keys keep.
+    """A validated ``config`` event with the settings given (not None); absent keys keep their value.
 
-    - ``domains``: owned domains (a list, or one text separated by commas or spaces), normalized
-      (``@Example.COM`` -> ``example.com``, ``*.example.com`` kept as a wildcard), duplicates dropped;
-      an empty list clears them.
-    - ``capacity_internal``/``capacity_external``: a whole number >= 0 (0 = none licensed, digits in a
-      text too), None or ``"unlimited"``/``"none"`` for unlimited (null), ``"unset"`` (default) to keep.
-    - ``thresholds``: percents (1..1000), sorted and deduplicated; ``hysteresis``: points (0..100).
-    - ``platform``: ``o11`` or ``odc`` (any case).
-    - ``runtimes``: ``{runtime: {"version": "11.14.0"}}``, or the shorthand ``{runtime: "11.14.0"}``
-      (``None`` = no version: behaves as the newest).
-    - ``shared_identifier_threshold``: an email or login held by more records is reported (1 or more).
-    - ``excluded_providers``: user providers whose records are not end users (docs/rules.md); an
-      empty list excludes none. ``billing_day``: 1 to 28.
+    ``domains``: a list or one text separated by commas or spaces, normalized (``@Example.COM`` ->
+    ``example.com``, ``*.example.com`` a wildcard), duplicates dropped; an empty list clears them.
+    ``capacity_*``: a whole number >= 0 (0 = none licensed), None or ``"unlimited"``/``"none"``
+    (null: unlimited), ``"unset"`` to keep. ``thresholds`` (1..1000) sorted and deduplicated;
+    ``platform`` any case; ``runtimes`` ``{runtime: {"version": "11.14.0"}}`` or ``{runtime:
+    "11.14.0"}`` (None: no version, the newest). The ranges: docs/events.md, config.
 
     Raises :class:`InvalidInput` with the codec's reason when the event would be rejected, or when
     nothing would change.

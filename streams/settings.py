@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -13,7 +15,10 @@ from counters import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
-__all__ = ["SOURCE_TOPICS", "WorkerSettings", "kafka_client_options"]
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+__all__ = ["SOURCE_TOPICS", "KafkaConnection", "WorkerSettings", "kafka_client_options", "kafka_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -160,27 +165,66 @@ class WorkerSettings:
                 "production (and keep it: changing it later splits every person in two)."
             )
 
-    @property
-    def kafka_password_value(self) -> str:
-        return "" if self.kafka_password is None else self.kafka_password.get_secret_value()
-
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 """A subscription that can end a Kafka topic name (legal characters, room left for the prefix)."""
 
 
-def kafka_client_options(settings: WorkerSettings) -> dict[str, object]:
-    """Connection options for aiokafka clients (publish, ingest), including TLS and SASL."""
-    options: dict[str, object] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        import ssl
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How every Kafka client of the service connects, mapped once from :class:`WorkerSettings`: the
+    aiokafka clients (publish, ingest, topics, probes) read :meth:`client_options`, the Faust worker
+    :meth:`faust_credentials`, so TLS and SASL cannot differ between the two. The password stays a
+    :class:`SecretStr` until a client takes it: no repr, log line or error shows it."""
 
-        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_cafile or None)
-    if settings.kafka_username:
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = settings.kafka_username
-        options["sasl_plain_password"] = settings.kafka_password_value
-    return options
+    bootstrap_servers: str
+    security_protocol: str
+    ssl_context: ssl.SSLContext | None = field(repr=False)
+    """TLS (``SSL``, ``SASL_SSL``) with the system's trust store, or ENDUSERS_KAFKA_CAFILE's."""
+    username: str
+    password: SecretStr | None
+    sasl_mechanism: str
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments of aiokafka's clients."""
+        options: dict[str, object] = {"bootstrap_servers": self.bootstrap_servers,
+                                      "security_protocol": self.security_protocol}
+        if self.ssl_context is not None:
+            options["ssl_context"] = self.ssl_context
+        if self.username:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self._password()
+        return options
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """Faust's ``broker_credentials``: SASL (over TLS when configured), TLS alone, or none."""
+        import faust  # only the worker needs Faust: the command line starts without it
+
+        if self.username:
+            return faust.SASLCredentials(username=self.username, password=self._password(),
+                                         mechanism=self.sasl_mechanism, ssl_context=self.ssl_context)
+        if self.security_protocol == "PLAINTEXT":
+            return None
+        return faust.SSLCredentials(self.ssl_context)
+
+    def _password(self) -> str:
+        return "" if self.password is None else self.password.get_secret_value()
+
+
+def kafka_connection(settings: WorkerSettings) -> KafkaConnection:
+    """The one mapping of the Kafka settings (ENDUSERS_KAFKA*) to a connection."""
+    secure = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+    return KafkaConnection(
+        bootstrap_servers=settings.bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        ssl_context=ssl.create_default_context(cafile=settings.kafka_cafile or None) if secure else None,
+        username=settings.kafka_username,
+        password=settings.kafka_password,
+        sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+    )
+
+
+def kafka_client_options(settings: WorkerSettings) -> dict[str, object]:
+    """Connection options for aiokafka clients (publish, ingest, topics), including TLS and SASL."""
+    return kafka_connection(settings).client_options()

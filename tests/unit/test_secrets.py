@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from counters import DEVELOPMENT_SECRET
-from streams.settings import MissingSecret, WorkerSettings, kafka_client_options
+from streams.settings import MissingSecret, WorkerSettings, kafka_client_options, kafka_connection
 
 SECRET = "s3cr3t-digest-key-0123456789"
 PASSWORD = "kafka-pa55word"
@@ -38,6 +38,9 @@ def test_no_secret_shows_in_the_settings_repr_or_a_log_line(env: pytest.MonkeyPa
             assert secret not in text
     assert settings.digest_secret() == SECRET.encode()  # the value itself is still there for the digester
     assert kafka_client_options(settings)["sasl_plain_password"] == PASSWORD
+    connection = kafka_connection(settings)  # the one mapping, for aiokafka and Faust alike
+    assert PASSWORD not in repr(connection) and PASSWORD not in str(connection)
+    assert getattr(connection.faust_credentials(), "password", None) == PASSWORD
 
 
 def test_without_a_secret_only_development_starts(env: pytest.MonkeyPatch) -> None:
