@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from counters.state import SubscriptionState
 from counters.translate import to_change
 from schemas.changes import Change
 from schemas.codec import Rejection, decode, too_far_ahead
+from schemas.jsonl import event_lines
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
 
@@ -70,7 +71,7 @@ class Replay:
         return to_change(event, self.digest, self.clock.stamp(event.time))
 
     def feed_lines(self, lines: Iterable[bytes | str], source: str = "-") -> None:
-        for number, line in _event_lines(lines):
+        for number, line in event_lines(lines):
             self.feed(line, source, number)
 
     def document(self) -> dict[str, Any]:
@@ -79,16 +80,6 @@ class Replay:
             "capacity_events": [e.to_dict() for e in self.capacity_events],
             "rejected": len(self.rejections),
         }
-
-
-def _event_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | str]]:
-    """Blank lines and lines starting with '#' are skipped; numbering stays the file's."""
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        comment = stripped.startswith(b"#") if isinstance(stripped, bytes) else stripped.startswith("#")
-        if not stripped or comment:
-            continue
-        yield number, line
 
 
 def replay_lines(lines: Iterable[bytes | str], now: int | None = None) -> dict[str, Any]:

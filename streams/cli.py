@@ -119,48 +119,38 @@ def publish(files: tuple[Path, ...], progress: bool | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, as replay does (for machines).")
 def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     """Print the live counts from the store."""
-    import asyncio
-
-    from streams.settings import WorkerSettings
-    from streams.redis_store import RedisStore
-
-    async def read() -> dict[str, object]:
-        store = RedisStore.from_url(WorkerSettings().redis)
-        try:
-            names = list(subscription) or await store.subscriptions()
-            found = {name: await store.counts(name) for name in names}
-            document: dict[str, object] = {
-                "subscriptions": {name: value for name, value in found.items() if value is not None}}
-            reports = {name: await store.shared_identifiers(name) for name in names if found[name] is not None}
-            shared = {name: report for name, report in reports.items() if report and report["identifiers"]}
-            if shared:  # emails or logins that fold many records into one individual
-                document["shared_identifiers"] = shared
-            return document
-        finally:
-            await store.close()
-
-    async def capacities(names: list[str]) -> dict[str, dict[str, int | None]]:
-        store = RedisStore.from_url(WorkerSettings().redis)
-        try:
-            found = {name: await store.settings(name) for name in names}
-            return {name: value["capacity"] for name, value in found.items() if value is not None}
-        finally:
-            await store.close()
-
-    document = asyncio.run(read())
+    document = _with_store(lambda store: _counts_document(store, list(subscription)))
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-    else:
-        from streams.present import counts_table, shared_warnings
+        return
+    from streams.present import counts_table, shared_warnings
 
-        names = list(cast(dict[str, object], document["subscriptions"]))
-        limits = asyncio.run(capacities(names))
-        click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
-        warnings = shared_warnings(cast(dict[str, Any], document.get("shared_identifiers", {})))
-        if warnings:
-            click.echo(warnings, nl=False)
-        for line in asyncio.run(_forecast_lines(names)):
-            click.echo(line)
+    names = list(cast(dict[str, object], document["subscriptions"]))
+    limits = _with_store(lambda store: _capacities(store, names))
+    click.echo(counts_table(document, capacities=limits, color=sys.stdout.isatty()))
+    warnings = shared_warnings(cast(dict[str, Any], document.get("shared_identifiers", {})))
+    if warnings:
+        click.echo(warnings, nl=False)
+    for line in _with_store(lambda store: _forecast_lines(store, names)):
+        click.echo(line)
+
+
+async def _counts_document(store: RedisStore, subscriptions: list[str]) -> dict[str, object]:
+    """The counts of ``subscriptions`` (default: every one), as ``replay`` prints them, and the
+    shared identifiers of those that have any."""
+    names = subscriptions or await store.subscriptions()
+    found = {name: await store.counts(name) for name in names}
+    document: dict[str, object] = {"subscriptions": {name: value for name, value in found.items() if value is not None}}
+    reports = {name: await store.shared_identifiers(name) for name in names if found[name] is not None}
+    shared = {name: report for name, report in reports.items() if report and report["identifiers"]}
+    if shared:  # emails or logins that fold many records into one individual
+        document["shared_identifiers"] = shared
+    return document
+
+
+async def _capacities(store: RedisStore, names: list[str]) -> dict[str, dict[str, int | None]]:
+    found = {name: await store.settings(name) for name in names}
+    return {name: value["capacity"] for name, value in found.items() if value is not None}
 
 
 @main.command()
@@ -189,24 +179,18 @@ def digest(identifier: str, subscription: str) -> None:
     click.echo(digester.for_subscription(subscription)(normalized))
 
 
-async def _forecast_lines(names: list[str]) -> list[str]:
+async def _forecast_lines(store: RedisStore, names: list[str]) -> list[str]:
     """"acme: at this rate, external reaches 100% around 2027-02-10" per subscription and class that has one."""
     from datetime import datetime, timezone
 
     from streams.insights import forecast_sentence, forecasts
-    from streams.settings import WorkerSettings
-    from streams.redis_store import RedisStore
 
-    store = RedisStore.from_url(WorkerSettings().redis)
+    today = datetime.now(timezone.utc).date()
     lines = []
-    try:
-        today = datetime.now(timezone.utc).date()
-        for name in names:
-            found = forecasts(await store.daily(name), await store.settings(name) or {}, today)
-            lines += [f"{name}: {sentence}" for user_class, forecast in found.items()
-                      if (sentence := forecast_sentence(user_class, forecast)) is not None]
-    finally:
-        await store.close()
+    for name in names:
+        found = forecasts(await store.daily(name), await store.settings(name) or {}, today)
+        lines += [f"{name}: {sentence}" for user_class, forecast in found.items()
+                  if (sentence := forecast_sentence(user_class, forecast)) is not None]
     return lines
 
 
@@ -272,35 +256,30 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
         raise click.UsageError(str(exc)) from None
     if dry_run:
         click.echo(orjson.dumps(event).decode())
-        for line in asyncio.run(_preview_lines(subscription, event)):
+        for line in _preview_lines(subscription, event):
             click.echo(line)
         return
     asyncio.run(publish_documents([event]))
     click.echo(f"published config for {subscription}: {orjson.dumps(event).decode()}")
 
 
-async def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
+def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
     """What the change would give if applied now (counters/whatif.py on the committed state), or why
     there is no preview."""
     import time
 
     from counters import Digester, preview, to_change
     from schemas.codec import Rejection, decode
-    from streams.settings import WorkerSettings
-    from streams.redis_store import RedisStore
 
     decoded = decode(orjson.dumps(event))
     now = int(time.time() * 1_000_000)
     change = None if isinstance(decoded, Rejection) else to_change(decoded, Digester(), now)
     if change is None or isinstance(change, Rejection):
         return []
-    store = RedisStore.from_url(WorkerSettings().redis)
     try:
-        state = await store.fresh_state(subscription)
+        state = _with_store(lambda store: store.fresh_state(subscription))
     except Exception as exc:  # the dry run still printed the event
         return [f"(no preview: the store did not answer: {type(exc).__name__})"]
-    finally:
-        await store.close()
     if state is None:
         return [f"(no preview: {subscription} has no committed state yet)"]
     answer = preview(state, change)

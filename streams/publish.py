@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from counters import ArrivalClock
 from schemas.events import parse_rfc3339
+from schemas.jsonl import event_lines
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 from streams.sources import ARRIVAL_HEADER
@@ -101,17 +102,67 @@ def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock,
     return line, [(ARRIVAL_HEADER, str(arrival).encode())]
 
 
+class _Sender:
+    """Routes, stamps and sends events to their source topics, in order, and records in ``result``
+    what it sent and what it could not route. One for a whole publish: the arrival clock runs across
+    every file, as ``replay``'s does."""
+
+    def __init__(self, settings: WorkerSettings, result: PublishResult, **producer_options: Any) -> None:
+        self.settings, self.result = settings, result
+        self.clock = ArrivalClock()
+        self.topic_of = _Topics(settings)
+        self.pending: list[Any] = []
+        self.producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
+                                         **producer_options)
+
+    async def __aenter__(self) -> _Sender:
+        await _source_topics_exist(self.settings)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, kind: object, *_: object) -> None:
+        try:
+            if kind is None:
+                await self.flush()
+        finally:
+            await self.producer.stop()
+
+    async def send(self, line: bytes, where: str = "") -> None:
+        """Send one event line; ``where`` prefixes the reason when it cannot be routed."""
+        routed = route(line)
+        if isinstance(routed, str):
+            self.result.unroutable.append(f"{where}{routed}")
+            return
+        topic, key, document = routed
+        full = await self.topic_of(topic, document)
+        if full is None:
+            self.result.unroutable.append(f"{where}{_NO_TOPIC}")
+            return
+        value, headers = stamped(line, document, self.clock, self.settings.max_future)
+        # A config event reaches the broker after everything before it and before anything after it.
+        # Topics are written independently: without this, a fetch could see later logins before an
+        # earlier config, which ingest's arrival merge cannot wait for, and capacity levels would move
+        # along another path than ``replay`` takes. Configs are rare, so the extra round trips cost little.
+        config = topic == SOURCE_TOPICS["config"]
+        if config:
+            await self.flush()
+        self.pending.append(await self.producer.send(full, value, key=key, headers=headers))
+        self.result.sent[full] += 1
+        if config or len(self.pending) >= 10_000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until Kafka has acknowledged every pending send, then forget them."""
+        for delivery in self.pending:
+            await delivery
+        self.pending.clear()
+
+
 async def publish_files(files: list[Path], settings: WorkerSettings | None = None, progress: bool = False) -> PublishResult:
-    settings = settings or WorkerSettings()
+    """Send the event lines of JSONL ``files`` (schemas/jsonl.py) to their source topics, in file order."""
     result = PublishResult()
-    clock = ArrivalClock()
-    await _source_topics_exist(settings)
-    topic_of = _Topics(settings)
-    producer = AIOKafkaProducer(**kafka_client_options(settings), linger_ms=5,
-                                max_batch_size=1024 * 1024, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        bar = _progress(files) if progress else None
+    bar = _progress(files) if progress else None
+    async with _Sender(settings or WorkerSettings(), result, linger_ms=5, max_batch_size=1024 * 1024) as sender:
         for path in files:
             try:
                 lines = path.read_bytes().splitlines()
@@ -119,82 +170,22 @@ async def publish_files(files: list[Path], settings: WorkerSettings | None = Non
                 result.unroutable.append(f"{path}: cannot read: {exc.strerror or exc}")
                 result.unreadable = True
                 continue
-            pending: list[Any] = []
-            for number, line in enumerate(lines, start=1):
-                stripped = line.strip()
-                if not stripped or stripped.startswith(b"#"):
-                    continue
-                routed = route(stripped)
-                if isinstance(routed, str):
-                    result.unroutable.append(f"{path}:{number}: not routed: {routed}")
-                    continue
-                topic, key, document = routed
-                full = await topic_of(topic, document)
-                if full is None:
-                    result.unroutable.append(f"{path}:{number}: not routed: {_NO_TOPIC}")
-                    continue
-                value, headers = stamped(stripped, document, clock, settings.max_future)
-                # A config event reaches the broker after everything before it and before anything
-                # after it. Topics are written independently: without this, a fetch could see later
-                # logins before an earlier config, which ingest's arrival merge cannot wait for, and
-                # capacity levels would move along another path than ``replay`` takes. Configs are
-                # rare, so the extra round trips cost little.
-                config = topic == SOURCE_TOPICS["config"]
-                if config:
-                    await _delivered(pending)
-                pending.append(await producer.send(full, value, key=key, headers=headers))
-                if config:
-                    await _delivered(pending)
-                result.sent[full] += 1
+            for number, line in event_lines(lines):
+                await sender.send(line.strip(), f"{path}:{number}: not routed: ")
                 if bar is not None:
                     bar.update(len(line) + 1)
-                if len(pending) >= 10_000:
-                    await _delivered(pending)
-            await _delivered(pending)
-        if bar is not None:
-            bar.close()
-    finally:
-        await producer.stop()
+            await sender.flush()
+    if bar is not None:
+        bar.close()
     return result
-
-
-async def _delivered(pending: list[Any]) -> None:
-    """Wait until Kafka has acknowledged every pending send, then forget them."""
-    for delivery in pending:
-        await delivery
-    pending.clear()
 
 
 async def publish_documents(documents: list[dict[str, object]], settings: WorkerSettings | None = None) -> PublishResult:
     """Send already validated events (``config set``, ``import-users``) to their source topics."""
-    settings = settings or WorkerSettings()
     result = PublishResult()
-    clock = ArrivalClock()
-    await _source_topics_exist(settings)
-    topic_of = _Topics(settings)
-    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all",
-                                enable_idempotence=True)
-    await producer.start()
-    try:
-        deliveries = []
+    async with _Sender(settings or WorkerSettings(), result) as sender:
         for document in documents:
-            line = orjson.dumps(document)
-            routed = route(line)
-            if isinstance(routed, str):
-                result.unroutable.append(routed)
-                continue
-            topic, key, _ = routed
-            full = await topic_of(topic, document)
-            if full is None:
-                result.unroutable.append(_NO_TOPIC)
-                continue
-            value, headers = stamped(line, document, clock, settings.max_future)
-            deliveries.append(await producer.send(full, value, key=key, headers=headers))
-            result.sent[full] += 1
-        for delivery in deliveries:
-            await delivery
-    finally:
-        await producer.stop()
+            await sender.send(orjson.dumps(document))
     return result
 
 
