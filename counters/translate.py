@@ -13,7 +13,6 @@ from counters.digest import Digester
 from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
 from counters.state import DEFAULT_BILLING_DAY, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
 from schemas.changes import Change, ConfigFields
-from schemas.codec import Rejection
 from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
 
 T = TypeVar("T")
@@ -21,7 +20,7 @@ T = TypeVar("T")
 VISITOR_PROVIDER = "visitor"
 
 
-def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change | Rejection:
+def to_change(event: InputEvent, digest: Digester, arrival_time: int) -> Change:
     """Normalize a validated event; ``arrival_time`` is its time when it carries none (docs/rules.md, time and order)."""
     time = event.time if event.time is not None else arrival_time
     digest = digest.for_subscription(event.subscription)

@@ -274,7 +274,7 @@ def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
     decoded = decode(orjson.dumps(event))
     now = int(time.time() * 1_000_000)
     change = None if isinstance(decoded, Rejection) else to_change(decoded, Digester(), now)
-    if change is None or isinstance(change, Rejection):
+    if change is None:
         return []
     try:
         state = _with_store(lambda store: store.fresh_state(subscription))

@@ -137,14 +137,14 @@ class Pipeline:
         owner = self.topic_subscription(message.topic)
         if owner is not None and event.subscription != owner:  # the broker's ACLs let its producer write here
             return Rejection(f"subscription: {event.subscription!r} does not belong on topic {message.topic} "
-                             f"(ENDUSERS_TOPIC_LAYOUT=per-subscription: only {owner!r})")
+                             f"(ENDUSERS_TOPIC_LAYOUT=per-subscription: only {owner!r})", "wrong_topic")
         future = too_far_ahead(event, self._processing_clock(message), self.max_future)
         if future is not None:
             return future
         change = to_change(event, self.digest, message.timestamp_ms * 1000)
-        if isinstance(change, Change):  # where it came from: to apply it once, and for the audit trail
-            actor = getattr(event, "actor", None) if change.kind == "config" else None
-            change.origin = [message.topic, message.partition, message.offset, actor]
+        # where it came from: to apply it once, and for the audit trail
+        actor = getattr(event, "actor", None) if change.kind == "config" else None
+        change.origin = [message.topic, message.partition, message.offset, actor]
         return change
 
     def _source(self, topic: str) -> Source:

@@ -268,8 +268,6 @@ class Views:
         if isinstance(event, Rejection):
             return _json({"error": event.reason}, status=400)
         change = to_change(event, Digester(), _now_ms() * 1000)
-        if isinstance(change, Rejection):
-            return _json({"error": change.reason}, status=400)
         state = await self._fresh_state(subscription)
         if isinstance(state, web.Response):
             return state

@@ -280,7 +280,9 @@ async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> Non
     stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",
                      topic_subscription=layout.topic_subscription)
     events = [orjson.dumps({"type": "login", "subscription": s, "user_id": "1"}) for s in ("acme", "globex")]
+    wrong_topic = metrics.REJECTIONS.labels("wrong_topic")._value.get()
     await stage.ingest(inbound(events, topic="t.logins.acme"))
+    assert metrics.REJECTIONS.labels("wrong_topic")._value.get() == wrong_topic + 1
     assert [decode_batch(v)[0].subscription for v in sent.on("t.changes")] == ["acme"]
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["offset"] == 1 and "'globex' does not belong on topic t.logins.acme" in letter["reason"]
