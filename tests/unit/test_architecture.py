@@ -58,3 +58,41 @@ def test_the_rule_reader_sees_each_way_round_the_front_door(tmp_path: Path) -> N
     assert [(line, s) for line, s in statements if _breaks_the_rule(s)] == [
         (1, "import counters.engine"), (2, "from counters.state import Record"),
         (3, "from counters import individuals"), (8, "from counters.replay import Replay")]
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """The top-level packages one file imports (absolute imports only: the project uses no others)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None}
+    return {name.split(".")[0] for name in names}
+
+
+LAYERS = {"schemas": set(), "counters": {"schemas"}, "streams": {"schemas", "counters"}}
+"""Each package and the project packages it may import: the arrows go one way, schemas <- counters <- streams."""
+
+
+def test_the_packages_import_one_way_schemas_then_counters_then_streams() -> None:
+    offending = []
+    for package, allowed in LAYERS.items():
+        for path in sorted((REPO / package).rglob("*.py")):
+            reached = _imported_packages(path) & (set(LAYERS) - {package})
+            offending += [f"{path.relative_to(REPO)} imports {name}" for name in sorted(reached - allowed)]
+    assert offending == []
+
+
+FUNCTION_LINES = 50
+"""The longest function a reader should have to hold in mind (tests excepted)."""
+
+
+def test_no_function_in_the_packages_is_longer_than_fifty_lines() -> None:
+    long = []
+    for package in LAYERS:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if lines > FUNCTION_LINES:
+                        long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {lines} lines")
+    assert long == []
