@@ -40,8 +40,15 @@ from streams.web import install_views
 log = logging.getLogger(__name__)
 
 def create_app(settings: WorkerSettings | None = None) -> faust.App:
+    """The worker's Faust app, with everything it runs registered (see :class:`Wiring`)."""
     settings = settings or WorkerSettings()
-    app = faust.App(
+    app = _faust_app(settings)
+    Wiring(app, settings).register()
+    return app
+
+
+def _faust_app(settings: WorkerSettings) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=broker_url(settings.bootstrap_servers),  # Faust's Kafka transport with an idempotent producer
         broker_credentials=kafka_connection(settings).faust_credentials(),
@@ -69,76 +76,101 @@ def create_app(settings: WorkerSettings | None = None) -> faust.App:
         store="memory://",
         datadir=settings.data_dir,
     )
-    store = RedisStore.from_url(settings.redis)
-    # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
-    # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
-    web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections))
-    health = Readiness(settings.stall_seconds, store.progress)
 
-    changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
-                        value_type=bytes, internal=True)
 
-    async def send(topic_name: str, key: bytes | None, value: bytes, headers: Headers | None = None, /) -> Any:
+class Wiring:
+    """What a worker runs, each under its name: the ingest task, the count agent, the rebalance
+    handlers, the timers and the readiness check. Faust calls them once :meth:`register` has handed
+    them over (as bound methods: Faust's decorators take any callable); the object holds what they
+    share, the pipeline, the stores and the worker's health."""
+
+    def __init__(self, app: faust.App, settings: WorkerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = RedisStore.from_url(settings.redis)
+        # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
+        # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
+        self.web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections))
+        self.health = Readiness(settings.stall_seconds, self.store.progress)
+        self.changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
+                                 value_type=bytes, internal=True)
+        self.digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
+        self.pipeline = Pipeline(self.store, self.digester, self.send, settings.topic,
+                                 max_future=settings.max_future, raw_dead_letters=settings.raw_dead_letters,
+                                 topic_subscription=settings.topic_subscription, rewind=self.rewind)
+        self.pipeline.batch_done = self.health.batch_done
+        self._adoptions: set[asyncio.Future[None]] = set()
+        self._kafka_probe: AIOKafkaClient | None = None
+
+    def register(self) -> None:
+        app, settings = self.app, self.settings
+        metrics.cap_labels(settings.metrics_max_labels)
+        app.task(self.ingest)
+        app.agent(self.changes)(self.count)
+        app.on_partitions_revoked.connect(self.on_revoked)
+        app.on_partitions_assigned.connect(self.on_assigned)
+        app.timer(1.0)(self.publish_counts)
+        app.timer(2.0)(self.watch_dependencies)
+        app.timer(5.0)(self.sweep_outboxes)
+        install_views(app, self.web_store, self.readiness, access=Access.from_env(settings.web_host),
+                      max_streams=settings.web_max_streams, digester=self.digester)
+        install_alerts(app, settings, self.store, self.pipeline)
+
+    # --- the two stages ---------------------------------------------------------------------------
+
+    async def ingest(self) -> None:
+        """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
+        self.settings.warn_if_development_secret()
+        await consume_sources(self.settings, self.pipeline.ingest)
+
+    async def count(self, stream: faust.StreamT[bytes]) -> None:
+        """Changes -> the engine -> Redis, a batch at a time."""
+        if not isinstance(stream, faust.Stream):  # Faust's own class: its StreamT does not declare take_events
+            raise TypeError(f"the count agent needs a faust.Stream, not {type(stream).__name__}")
+        async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_within):
+            await self.pipeline.count([_inbound(e) for e in batch])
+
+    async def send(self, topic_name: str, key: bytes | None, value: bytes, headers: Headers | None = None, /
+                   ) -> Any:
         """Queue on the app's producer (no per-message Faust bookkeeping); await the result to know
         Kafka has it."""
-        return await app.producer.send(topic_name, key, value, None, None, headers)
+        return await self.app.producer.send(topic_name, key, value, None, None, headers)
 
-    async def rewind(source: str, offset: int) -> None:
+    async def rewind(self, source: str, offset: int) -> None:
         """Read a changes partition again from ``offset`` (Redis lost commits in a failover)."""
         topic, _, partition = source.rpartition(":")
         tp = TP(topic, int(partition))
-        if tp not in app.consumer.assignment():
+        if tp not in self.app.consumer.assignment():
             return  # another worker reads it now, from the committed offsets
-        await app.consumer.seek(tp, offset)
+        await self.app.consumer.seek(tp, offset)
 
-    digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
-    pipeline = Pipeline(store, digester, send, settings.topic, max_future=settings.max_future,
-                        raw_dead_letters=settings.raw_dead_letters, topic_subscription=settings.topic_subscription,
-                        rewind=rewind)
-    metrics.cap_labels(settings.metrics_max_labels)
-    pipeline.batch_done = health.batch_done
+    # --- rebalances (mode's signals call a receiver with the sender, the assignment, ``signal=``) ---
 
-    @app.task
-    async def ingest() -> None:
-        """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
-        settings.warn_if_development_secret()
-        await consume_sources(settings, pipeline.ingest)
-
-    @app.agent(changes)
-    async def count(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(settings.batch_size, within=settings.batch_within)  # type: ignore[attr-defined]
-        async for batch in batches:
-            await pipeline.count([_inbound(e) for e in batch])
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's handler union rejects any coroutine
-    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        health.assignment_revoked()
-        for task in list(adoptions):
+    async def on_revoked(self, _sender: object, /, *_revoked: set[TP], **_signal: Any) -> None:
+        self.health.assignment_revoked()
+        for task in list(self._adoptions):
             task.cancel()
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's handler union rejects any coroutine
-    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def on_assigned(self, _sender: object, /, *assignment: set[TP], **_signal: Any) -> None:
         """Faust sends the whole new assignment of the changes topic after every rebalance."""
-        assigned: set[Any] = args[0]
-        health.assignment_received()
+        assigned = assignment[0]
+        self.health.assignment_received()
         sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
-        released = pipeline.keep_only(sources)
-        metrics.keep_lag_of([changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
+        released = self.pipeline.keep_only(sources)
+        metrics.keep_lag_of([self.changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
         if released:
             log.info("after a rebalance another worker counts %d subscriptions: %s", len(released),
                      ", ".join(sorted(released)[:10]))
-        task = asyncio.ensure_future(adopt(sources))  # off the rebalance's critical path
-        adoptions.add(task)
-        task.add_done_callback(adoptions.discard)
+        task = asyncio.ensure_future(self.adopt(sources))  # off the rebalance's critical path
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
 
-    adoptions: set[asyncio.Future[None]] = set()
-
-    async def adopt(sources: set[str]) -> None:
+    async def adopt(self, sources: set[str]) -> None:
         """Gauges first (two small keys each), then every owned state, one subscription at a time;
         /readyz says ``loading`` until the last one is in memory."""
         while True:
             try:
-                adopted, unloaded = await pipeline.adopt(sources)
+                adopted, unloaded = await self.pipeline.adopt(sources)
                 outage("Redis").recovered()
                 break
             except (RedisError, OSError) as exc:
@@ -146,55 +178,49 @@ def create_app(settings: WorkerSettings | None = None) -> faust.App:
                 await asyncio.sleep(1.0)
         if adopted:
             log.info("counting %d subscriptions after a rebalance", len(adopted))
-        pending = health.to_load = set(unloaded)  # this rebalance's own set: a newer one replaces it
-        health.listing = False
+        pending = self.health.to_load = set(unloaded)  # this rebalance's own set: a newer one replaces it
+        self.health.listing = False
         try:
             for subscription in unloaded:
-                await pipeline.preload(subscription)
+                await self.pipeline.preload(subscription)
                 pending.discard(subscription)
         finally:
             pending.clear()
 
-    @app.timer(1.0)
-    async def publish_counts() -> None:
-        await pipeline.publish_counts()
-        health.observe_lag(await _observe_lag(app))
+    # --- timers -----------------------------------------------------------------------------------
 
-    @app.timer(2.0)
-    async def watch_dependencies() -> None:
+    async def publish_counts(self) -> None:
+        await self.pipeline.publish_counts()
+        self.health.observe_lag(await _observe_lag(self.app))
+
+    async def watch_dependencies(self) -> None:
         """While Kafka or Redis is marked away, probe it, so the log says when it is back."""
-        if outage("Kafka").down and await _answers(kafka_answers()):
+        if outage("Kafka").down and await _answers(self.kafka_answers()):
             outage("Kafka").recovered()
-        if outage("Redis").down and await _answers(store.ping()):
+        if outage("Redis").down and await _answers(self.store.ping()):
             outage("Redis").recovered()
 
-    @app.timer(5.0)
-    async def sweep_outboxes() -> None:
+    async def sweep_outboxes(self) -> None:
         try:
-            await pipeline.sweep_outboxes()
+            await self.pipeline.sweep_outboxes()
         except (RedisError, OSError) as exc:  # the next sweep retries
             outage("Redis").failed(exc)
         except Exception as exc:  # Kafka away: the next sweep retries
             outage("Kafka").failed(f"outbox sweep: {type(exc).__name__}: {exc}")
 
-    probes: list[AIOKafkaClient] = []
+    # --- readiness --------------------------------------------------------------------------------
 
-    async def kafka_answers() -> None:
+    async def kafka_answers(self) -> None:
         """A real metadata round trip on a client of its own (created in the running loop)."""
-        if not probes:
-            client = AIOKafkaClient(**kafka_client_options(settings), request_timeout_ms=2000)
+        if self._kafka_probe is None:
+            client = AIOKafkaClient(**kafka_client_options(self.settings), request_timeout_ms=2000)
             await client.bootstrap()
-            probes.append(client)
-        await probes[0].fetch_all_metadata()
+            self._kafka_probe = client
+        await self._kafka_probe.fetch_all_metadata()
 
-    async def readiness() -> dict[str, bool | str]:
-        kafka, redis = await asyncio.gather(_answers(kafka_answers()), _answers(store.ping()))
-        return {"kafka": kafka, "redis": redis, **health.checks()}
-
-    install_views(app, web_store, readiness, access=Access.from_env(settings.web_host),
-                  max_streams=settings.web_max_streams, digester=digester)
-    install_alerts(app, settings, store, pipeline)
-    return app
+    async def readiness(self) -> dict[str, bool | str]:
+        kafka, redis = await asyncio.gather(_answers(self.kafka_answers()), _answers(self.store.ping()))
+        return {"kafka": kafka, "redis": redis, **self.health.checks()}
 
 
 async def _answers(probe: Any) -> bool:
