@@ -137,7 +137,7 @@ def _arrival_order(message: Inbound) -> tuple[int, str, int, int]:
     return message.arrival_us, message.topic, message.partition, message.offset
 
 
-class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types (its base is Any); subscribe() wants an instance
     def __init__(self, merge: ArrivalMerge, topics: list[str], ends: dict[TopicPartition, int]) -> None:
         self.merge = merge
         self.topics = set(topics)
@@ -219,47 +219,71 @@ async def _merge_forever(consumer: AIOKafkaConsumer, merge: ArrivalMerge, ends: 
         for tp, records in fetched.items():
             merge.add(tp, [inbound(r) for r in records], now)
         assigned = consumer.assignment()
-        unknown = [tp for tp in assigned if consumer.highwater(tp) is None and tp not in ends]
-        if unknown:  # before a partition's first fetch answers: ask for its end, once
-            try:
-                ends.update(await consumer.end_offsets(unknown))
-            except KafkaError as exc:
-                log.info("cannot read the end offsets of %s yet (%s)", unknown, exc)
-        positions = {tp: await consumer.position(tp) for tp in assigned}
-        paused = consumer.paused()
-
-        def unread(tp: TopicPartition) -> bool | None:
-            if tp in paused:
-                return True  # not being read, so not known to be caught up
-            highwater = consumer.highwater(tp)
-            end = highwater if highwater is not None else ends.get(tp)
-            return None if end is None else positions[tp] < end
-
+        await _ask_first_ends(consumer, assigned, ends)
+        unread = await _unread_of(consumer, assigned, ends)
         batch = merge.release(assigned, unread, now)
-        too_far = {tp for tp in assigned if merge.held(tp) >= hold_limit}
-        if too_far - paused:
-            consumer.pause(*(too_far - paused))
-        if paused - too_far:
-            consumer.resume(*(paused - too_far))
+        _pause_the_far_ahead(consumer, merge, assigned, hold_limit)
         if batch:
             progress = now
             await handle(batch)
-            offsets = merge.commits()
-            if offsets:
-                try:
-                    await consumer.commit(offsets)
-                except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
-                    # A rebalance took the partitions away meanwhile: their next owner re-reads from the
-                    # last commit, and the count stage skips what it already applied. Keep going.
-                    log.info("ingest commit refused after a rebalance (%s)", exc)
-                else:
-                    merge.committed(offsets)
+            await _commit_released(consumer, merge)
             _observe_lag(consumer, fetched)
         elif now - progress >= STALL_WARNING_AFTER and any(merge.held(tp) for tp in assigned):
             waiting = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if unread(tp))
             log.warning("ingest holds fetched events until these partitions deliver earlier ones: %s",
                         ", ".join(waiting))
             progress = now
+
+
+async def _ask_first_ends(consumer: AIOKafkaConsumer, assigned: set[TopicPartition],
+                          ends: dict[TopicPartition, int]) -> None:
+    """Before a partition's first fetch answers, its end comes from the broker: asked once."""
+    unknown = [tp for tp in assigned if consumer.highwater(tp) is None and tp not in ends]
+    if unknown:
+        try:
+            ends.update(await consumer.end_offsets(unknown))
+        except KafkaError as exc:
+            log.info("cannot read the end offsets of %s yet (%s)", unknown, exc)
+
+
+async def _unread_of(consumer: AIOKafkaConsumer, assigned: set[TopicPartition],
+                     ends: dict[TopicPartition, int]) -> Unread:
+    """The merge's :data:`Unread` as of now: positions and pauses are read once, here."""
+    positions = {tp: await consumer.position(tp) for tp in assigned}
+    paused = consumer.paused()
+
+    def unread(tp: TopicPartition) -> bool | None:
+        if tp in paused:
+            return True  # not being read, so not known to be caught up
+        highwater = consumer.highwater(tp)
+        end = highwater if highwater is not None else ends.get(tp)
+        return None if end is None else positions[tp] < end
+
+    return unread
+
+
+def _pause_the_far_ahead(consumer: AIOKafkaConsumer, merge: ArrivalMerge, assigned: set[TopicPartition],
+                         hold_limit: int) -> None:
+    paused = consumer.paused()
+    too_far = {tp for tp in assigned if merge.held(tp) >= hold_limit}
+    if too_far - paused:
+        consumer.pause(*(too_far - paused))
+    if paused - too_far:
+        consumer.resume(*(paused - too_far))
+
+
+async def _commit_released(consumer: AIOKafkaConsumer, merge: ArrivalMerge) -> None:
+    offsets = merge.commits()
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
+        # A rebalance took the partitions away meanwhile: their next owner re-reads from the
+        # last commit, and the count stage skips what it already applied. Keep going.
+        log.info("ingest commit refused after a rebalance (%s)", exc)
+    else:
+        merge.committed(offsets)
 
 
 def _observe_lag(consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
