@@ -8,10 +8,13 @@ a histogram of signatures, and a change of owned domains re-classifies distinct 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
-INTERNAL = "internal"
-EXTERNAL = "external"
-CLASSES = (INTERNAL, EXTERNAL)
+from schemas.outputs import UserClass
+
+INTERNAL: Final = "internal"
+EXTERNAL: Final = "external"
+CLASSES: tuple[UserClass, ...] = (INTERNAL, EXTERNAL)
 
 UNCLASSIFIED = "!"
 """Signature of an individual holding a record of an O11 runtime older than 11.7.0 (always internal)."""

@@ -20,7 +20,7 @@ from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
 from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState, identity
 from schemas.changes import Change, ConfigFields
-from schemas.outputs import CapacityEvent, format_instant
+from schemas.outputs import CapacityEvent, UserClass, format_instant
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -246,7 +246,7 @@ def _newer_keys(state: SubscriptionState, change: Change) -> ConfigFields | None
 
 
 def _follow_level(
-    state: SubscriptionState, user_class: str, change: Change, without_hysteresis: bool = False
+    state: SubscriptionState, user_class: UserClass, change: Change, without_hysteresis: bool = False
 ) -> CapacityEvent | None:
     settings = state.settings
     capacity = settings.capacity[user_class]
@@ -264,7 +264,7 @@ def _follow_level(
     return CapacityEvent(
         id=capacity_event_id(state.subscription, user_class, state.sequence[user_class], level, new_level),
         subscription=state.subscription,
-        user_class=user_class,  # type: ignore[arg-type]
+        user_class=user_class,
         previous_level=level,
         level=new_level,
         direction="up" if new_level > level else "down",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, TypedDict
 
@@ -20,13 +20,17 @@ def format_instant(microseconds: int) -> str:
     return text + "Z"
 
 
+UserClass = Literal["internal", "external"]
+"""The two classes an individual is counted in (docs/rules.md, classes)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CapacityEvent:
     """A level change of one class of one subscription; ``id`` is the same whenever the change is."""
 
     id: str
     subscription: str
-    user_class: Literal["internal", "external"]
+    user_class: UserClass
     previous_level: int
     level: int
     direction: Literal["up", "down"]
@@ -40,7 +44,7 @@ class CapacityEvent:
         return orjson.dumps(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.to_bytes())  # type: ignore[no-any-return]
+        return asdict(self)  # every field is a JSON value already: what to_bytes writes, as a dict
 
 
 class ScopeCounts(TypedDict):

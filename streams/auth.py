@@ -159,26 +159,30 @@ def parse_token_lines(lines: Iterable[str], source: str = "tokens") -> Iterable[
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        parts = text.split()
-        problem = None
-        if len(parts) != 3:
-            problem = "expected 'sha256 role scope'"
-        elif len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0].lower()):
-            problem = "the first column must be a SHA-256 hex digest"
-        elif parts[1] not in ROLES:
-            problem = f"role must be one of {', '.join(ROLES)}"
-        if problem is None:
-            try:
-                scope = parse_scope(parts[2])
-            except ValueError as exc:
-                problem = str(exc)
-        if problem is not None:
-            log.warning("%s:%d: ignored: %s", source, number, problem)
+        parsed = _token_line(text)
+        if isinstance(parsed, str):
+            log.warning("%s:%d: ignored: %s", source, number, parsed)
             continue
-        yield parts[0].lower().encode(), Grant(parts[1], scope)  # type: ignore[arg-type]  # checked above
+        yield parsed
 
 
-def create_token(path: str | Path, role: Role, scope: frozenset[str] | None) -> str:
+def _token_line(text: str) -> tuple[bytes, Grant] | str:
+    """The hash and grant of a line ``sha256 role scope``, or why it is not one."""
+    parts = text.split()
+    if len(parts) != 3:
+        return "expected 'sha256 role scope'"
+    digest, role, scope = parts
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        return "the first column must be a SHA-256 hex digest"
+    if role not in ROLES:
+        return f"role must be one of {', '.join(ROLES)}"
+    try:
+        return digest.lower().encode(), Grant(role, parse_scope(scope))
+    except ValueError as exc:
+        return str(exc)
+
+
+def create_token(path: str | Path, role: str, scope: frozenset[str] | None) -> str:
     """A new random token; its hash is appended to ``path`` (created owner-readable only)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")

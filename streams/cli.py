@@ -346,7 +346,7 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope") from None
-    click.echo(create_token(path, role, parsed))  # type: ignore[arg-type]  # click.Choice checked it
+    click.echo(create_token(path, role, parsed))
     click.echo(f"(only its hash was appended to {path}; this is the one time the token is shown)", err=True)
 
 

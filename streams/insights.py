@@ -16,7 +16,7 @@ def forecasts(daily: Iterable[Entry], settings: Mapping[str, Any], today: date) 
     days = filled(daily, (today - timedelta(days=WINDOW_DAYS - 1)).isoformat(), today.isoformat())
     capacity = settings.get("capacity") or {}
     thresholds = settings.get("thresholds") or (80, 90, 100)
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for user_class in CLASSES:
         maxima = {date.fromisoformat(e.period): getattr(e, f"{user_class}_max") for e in days}
         result = forecast_class(maxima, capacity.get(user_class), thresholds, today)

@@ -44,10 +44,10 @@ def _capacity_of(entry: Mapping[str, Any], given: Mapping[str, Any] | None) -> M
     if given is not None:
         return given
     settings = entry.get("settings")
-    if isinstance(settings, Mapping) and isinstance(settings.get("capacity"), Mapping):
-        return settings["capacity"]  # type: ignore[no-any-return]
-    if isinstance(entry.get("capacity"), Mapping):
-        return entry["capacity"]  # type: ignore[no-any-return]
+    for holder in (settings if isinstance(settings, Mapping) else {}, entry):
+        capacity = holder.get("capacity")
+        if isinstance(capacity, Mapping):
+            return capacity
     return None
 
 

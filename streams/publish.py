@@ -37,7 +37,7 @@ def route(line: bytes) -> tuple[str, bytes | None, dict[str, object]] | str:
         return f"not JSON: {exc}"
     if not isinstance(document, dict):
         return "not a JSON object"
-    topic = SOURCE_TOPICS.get(document.get("type"))  # type: ignore[arg-type]
+    topic = SOURCE_TOPICS.get(kind) if isinstance(kind := document.get("type"), str) else None
     if topic is None:
         return f"unknown type {document.get('type')!r}"
     subscription = document.get("subscription")

@@ -184,7 +184,7 @@ async def eval_durably(client: AsyncClient, script: AsyncScript, keys: list[str]
     if replicas <= 0:
         return await script(keys=keys, args=args)
     for _ in range(3):
-        node = client.get_node_from_key(keys[0]) if isinstance(client, RedisCluster) else None
+        node = _primary_of(client, keys[0])
         pipe: Any = client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)  # cluster pipelines block .evalsha()
         if node is not None:
@@ -199,12 +199,23 @@ async def eval_durably(client: AsyncClient, script: AsyncScript, keys: list[str]
             raise result
         if isinstance(confirmed, BaseException):
             raise NotDurable(f"WAIT failed after the commit: {confirmed}") from confirmed
-        if node is not None and client.get_node_from_key(keys[0]).name != node.name:  # type: ignore[union-attr]
+        if node is not None and _moved(client, keys[0], node):
             raise NotDurable(f"the slot of {keys[0]} moved from {node.name} during the commit")
         if int(confirmed) < replicas:
             raise NotDurable(f"{confirmed} of {replicas} replicas confirmed the commit within {timeout_ms} ms")
         return result
     raise NotDurable("the commit script could not be loaded on the primary")
+
+
+def _primary_of(client: AsyncClient, key: str) -> ClusterNode | None:
+    """On a cluster, the primary that holds ``key``'s slot; None for one server or Sentinel (one primary)."""
+    return client.get_node_from_key(key) if isinstance(client, RedisCluster) else None
+
+
+def _moved(client: AsyncClient, key: str, node: ClusterNode) -> bool:
+    """Whether ``key``'s slot is no longer on ``node`` (a failover between two commands)."""
+    primary = _primary_of(client, key)
+    return primary is None or primary.name != node.name
 
 
 async def confirm_durably(client: AsyncClient, key: str, replicas: int, timeout_ms: int) -> None:
@@ -216,7 +227,7 @@ async def confirm_durably(client: AsyncClient, key: str, replicas: int, timeout_
     """
     if replicas <= 0:
         return
-    node = client.get_node_from_key(key) if isinstance(client, RedisCluster) else None
+    node = _primary_of(client, key)
     pipe: Any = client.pipeline(transaction=False)
     pipe.hincrby(key, "confirmations", 1)
     if node is not None:
@@ -224,7 +235,7 @@ async def confirm_durably(client: AsyncClient, key: str, replicas: int, timeout_
     else:
         pipe.execute_command("WAIT", replicas, timeout_ms)
     _, confirmed = await pipe.execute()
-    if node is not None and client.get_node_from_key(key).name != node.name:  # type: ignore[union-attr]
+    if node is not None and _moved(client, key, node):
         raise NotDurable(f"the slot of {key} moved from {node.name} during the confirmation")
     if int(confirmed) < replicas:
         raise NotDurable(f"{confirmed} of {replicas} replicas confirmed within {timeout_ms} ms")
