@@ -148,7 +148,9 @@ class _Event(Struct, frozen=True, kw_only=True, tag_field="type"):
         _post_init(self)
 
 
-class _RecordEvent(_Event, frozen=True, kw_only=True):
+class _ScopedEvent(_Event, frozen=True, kw_only=True):
+    """An event of a runtime and tenant: records and visits (a config belongs to the subscription)."""
+
     if TYPE_CHECKING:
         runtime: str = "default"
         tenant: str = "default"
@@ -156,6 +158,9 @@ class _RecordEvent(_Event, frozen=True, kw_only=True):
         runtime: ScopeName = "default"
         tenant: ScopeName = "default"
     default_tenant: bool | None = None
+
+
+class _RecordEvent(_ScopedEvent, frozen=True, kw_only=True):
     if TYPE_CHECKING:
         provider: str = "default"
         user_id: str
@@ -185,17 +190,10 @@ class ProfileEvent(_RecordEvent, frozen=True, kw_only=True, tag="profile"):
         "applied by upsert, null keeps the current value"))] = None
 
 
-class VisitEvent(_Event, frozen=True, kw_only=True, tag="visit"):
+class VisitEvent(_ScopedEvent, frozen=True, kw_only=True, tag="visit"):
     """Activity without login; anonymous unless it shares personal data."""
 
     type: ClassVar[str] = "visit"
-    if TYPE_CHECKING:
-        runtime: str = "default"
-        tenant: str = "default"
-    else:
-        runtime: ScopeName = "default"
-        tenant: ScopeName = "default"
-    default_tenant: bool | None = None
     session_id: Name
     email: EmailText | None = None
     phone: Text | None = None
