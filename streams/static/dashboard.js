@@ -252,24 +252,22 @@
     for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
-  function drawChart(card) {
-    const node = card.refs.chart;
+  // What both charts share: the size of the drawing, the scale (up to the data and to the capacities
+  // that fit on it), the grid lines with their labels and a line per capacity. The caller adds its
+  // polylines to `parts` and passes the frame to `showChart`.
+  function chartFrame(card, node, minHeight, defaultHeight, dataTop, gridFractions) {
     const w = Math.max(200, Math.round(node.clientWidth || 320));
-    const h = Math.max(80, Math.round(node.clientHeight || 130));
+    const h = Math.max(minHeight, Math.round(node.clientHeight || defaultHeight));
     const pad = { l: 4, r: 4, t: 8, b: 4 };
-    const now = Date.now();
-    const points = card.history.filter((p) => p[0] >= now - HOUR);
     const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
-    let top = 0;
-    for (const p of points) top = Math.max(top, p[1], p[2]);
     const caps = ["internal", "external"].filter((c) => typeof capacity[c] === "number" &&
-      capacity[c] > 0 && capacity[c] <= Math.max(top, 1) * 1.5);
+      capacity[c] > 0 && capacity[c] <= Math.max(dataTop, 1) * 1.5);
+    let top = dataTop;
     for (const c of caps) top = Math.max(top, capacity[c]);
     top = niceCeil(top * 1.05);
-    const x = (t) => pad.l + ((t - (now - HOUR)) / HOUR) * (w - pad.l - pad.r);
     const y = (v) => h - pad.b - (v / top) * (h - pad.t - pad.b);
     const parts = [];
-    for (const frac of [0, 0.5, 1]) {
+    for (const frac of gridFractions) {
       const yy = y(top * frac).toFixed(1);
       parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "grid" }));
       if (frac > 0) parts.push(svg("text", { x: pad.l + 2, y: (+yy + 10).toFixed(1) }, fmt(Math.round(top * frac))));
@@ -278,14 +276,27 @@
       const yy = y(capacity[c]).toFixed(1);
       parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "cap " + c }));
     }
+    return { node, w, h, pad, y, parts };
+  }
+  function showChart(frame) {
+    frame.node.setAttribute("viewBox", `0 0 ${frame.w} ${frame.h}`);
+    frame.node.replaceChildren(...frame.parts);
+  }
+  function drawChart(card) {
+    const now = Date.now();
+    const points = card.history.filter((p) => p[0] >= now - HOUR);
+    let top = 0;
+    for (const p of points) top = Math.max(top, p[1], p[2]);
+    const frame = chartFrame(card, card.refs.chart, 80, 130, top, [0, 0.5, 1]);
+    const { w, pad, y, parts } = frame;
+    const x = (t) => pad.l + ((t - (now - HOUR)) / HOUR) * (w - pad.l - pad.r);
     ["internal", "external"].forEach((c, i) => {
       if (points.length === 0) return;
       const coords = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[i + 1]).toFixed(1)}`);
       if (points.length === 1) coords.push(`${x(now).toFixed(1)},${y(points[0][i + 1]).toFixed(1)}`);
       parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
     });
-    node.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    node.replaceChildren(...parts);
+    showChart(frame);
   }
 
   // --- 12 months of daily maxima and the forecast (fetched, not streamed: they change once a day) ----
@@ -317,40 +328,21 @@
     return lines.length ? lines.join("; ") : "no forecast: too little history, or not growing";
   }
   function drawYear(card) {
-    const node = card.refs.year;
-    const w = Math.max(200, Math.round(node.clientWidth || 320));
-    const h = Math.max(60, Math.round(node.clientHeight || 90));
-    const pad = { l: 4, r: 4, t: 8, b: 4 };
     const days = card.year;
-    const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
     let top = 0;
     for (const d of days) top = Math.max(top, d.internal.max, d.external.max);
-    const caps = ["internal", "external"].filter((c) => typeof capacity[c] === "number" &&
-      capacity[c] > 0 && capacity[c] <= Math.max(top, 1) * 1.5);
-    for (const c of caps) top = Math.max(top, capacity[c]);
-    top = niceCeil(top * 1.05);
+    const frame = chartFrame(card, card.refs.year, 60, 90, top, [0, 1]);
+    const { w, pad, y, parts } = frame;
     const span = 365;
     const start = Date.now() - span * 86400000;
     const x = (period) => pad.l + ((Date.parse(period + "T12:00:00Z") - start) / (span * 86400000)) * (w - pad.l - pad.r);
-    const y = (v) => h - pad.b - (v / top) * (h - pad.t - pad.b);
-    const parts = [];
-    for (const frac of [0, 1]) {
-      const yy = y(top * frac).toFixed(1);
-      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "grid" }));
-      if (frac > 0) parts.push(svg("text", { x: pad.l + 2, y: (+yy + 10).toFixed(1) }, fmt(Math.round(top * frac))));
-    }
-    for (const c of caps) {
-      const yy = y(capacity[c]).toFixed(1);
-      parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "cap " + c }));
-    }
     for (const c of ["internal", "external"]) {
       if (days.length === 0) continue;
       const coords = days.map((d) => `${x(d.period).toFixed(1)},${y(d[c].max).toFixed(1)}`);
       if (days.length === 1) coords.push(`${(w - pad.r).toFixed(1)},${y(days[0][c].max).toFixed(1)}`);
       parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
     }
-    node.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    node.replaceChildren(...parts);
+    showChart(frame);
     card.refs.yearFrom.textContent = new Date(start).toISOString().slice(0, 7);
     card.refs.forecast.textContent = forecastText(card.forecast);
   }
