@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.monitoring import ALERTMANAGER, MONITORING, PROMETHEUS, alertmanager, prometheus, requires
-from tests.fixtures.pipeline import Deployment, Worker, free_port
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker, free_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def _wait_for(what: str, condition: Callable[[], Any], timeout: float = 60, logs
 
 # --- CloudEvents ---------------------------------------------------------------------------------
 
-def test_capacity_records_carry_cloudevents_headers_and_keep_key_and_value(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_capacity_records_carry_cloudevents_headers_and_keep_key_and_value(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     deployment.start_worker()
     _publish(deployment, tmp_path, "up", [CONFIG, *_logins(0, 10)])
@@ -201,7 +201,7 @@ def _changes_partitions(worker: Worker, deployment: Deployment) -> set[str]:
 
 @requires(ALERTMANAGER)
 def test_alertmanager_gets_warning_then_critical_then_resolved_across_a_rebalance_and_a_crash(
-        deployment_factory, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        deployment_factory: DeploymentFactory, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with alertmanager(tmp_path / "alertmanager", _alertmanager_config(receiver)) as manager:
         deployment: Deployment = deployment_factory()
         monkeypatch.setenv("ENDUSERS_ALERTMANAGER_URL", manager.url)
@@ -286,7 +286,7 @@ def _firing(url: str) -> dict[str, dict[str, Any]]:
 
 @requires(PROMETHEUS)
 def test_prometheus_with_the_shipped_rules_fires_the_capacity_alert_after_a_crossing(
-        deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     worker = deployment.start_worker()
     rules = (MONITORING / "endusers.rules.yml").read_text()

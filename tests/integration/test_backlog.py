@@ -27,7 +27,7 @@ from streams.settings import SOURCE_TOPICS
 from streams.redis_store import Keys
 from tests.fixtures.examples import assert_counts_match
 from tests.fixtures.generate import random_stream
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = pytest.mark.integration
 EVENTS = 40_000
@@ -81,7 +81,7 @@ def assert_live_equals_replay(deployment: Deployment, expected: dict[str, Any]) 
             [i for i, e in want.items() if e["subscription"] == subscription]
 
 
-def test_a_backlog_counted_by_one_worker_equals_replay(deployment_factory, backlog) -> None:  # type: ignore[no-untyped-def]
+def test_a_backlog_counted_by_one_worker_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
     deployment.cli("publish", str(path))
@@ -89,7 +89,7 @@ def test_a_backlog_counted_by_one_worker_equals_replay(deployment_factory, backl
     assert_live_equals_replay(deployment, expected)
 
 
-def test_a_backlog_with_a_worker_killed_and_restarted_midway_equals_replay(deployment_factory, backlog) -> None:  # type: ignore[no-untyped-def]
+def test_a_backlog_with_a_worker_killed_and_restarted_midway_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
     deployment.cli("publish", str(path))
@@ -104,7 +104,7 @@ def test_a_backlog_with_a_worker_killed_and_restarted_midway_equals_replay(deplo
     assert_live_equals_replay(deployment, expected)
 
 
-def test_a_backlog_shared_by_two_workers_equals_replay(deployment_factory, backlog) -> None:  # type: ignore[no-untyped-def]
+def test_a_backlog_shared_by_two_workers_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
     deployment.cli("publish", str(path))

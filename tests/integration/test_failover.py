@@ -25,7 +25,8 @@ from counters.state import Record, SubscriptionSettings
 from streams.redis_store import POSITION, SUBSCRIPTIONS_KEY, Keys, pack_record
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures import pipeline as fixtures
-from tests.fixtures.pipeline import Deployment, Worker, free_port
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker, free_port
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ class Prober:
 
 
 @pytest.fixture(scope="module")
-def takeover(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Worker, Prober]]:  # type: ignore[no-untyped-def]
+def takeover(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Worker, Prober]]:
     """A worker that starts on a deployment where a large subscription is already committed, and
     adopts it, while its health and readiness are polled."""
     database = next(fixtures._databases)  # one deployment shared by this module's tests: a load takes a while
@@ -203,7 +204,7 @@ def test_http_abuse_is_capped_and_logs_no_traceback(takeover: tuple[Deployment, 
     assert "Traceback" not in log, worker.log_tail(60)
 
 
-def test_a_clean_stop_leaves_the_group_at_once(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_clean_stop_leaves_the_group_at_once(deployment_factory: DeploymentFactory) -> None:
     """SIGTERM: the worker exits promptly and its partitions move to the other worker right away,
     not after the session timeout (8 s here) as after a kill -9."""
     deployment: Deployment = deployment_factory()
@@ -233,7 +234,7 @@ def _assigned(worker: Worker) -> list[str]:
             if line.startswith("endusers_consumer_lag{") and ".changes" in line]
 
 
-def test_an_unreachable_kafka_is_reported_in_a_few_lines(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_kafka_is_reported_in_a_few_lines(deployment_factory: DeploymentFactory) -> None:
     """While Kafka does not answer, one line to say so and then one per 10 s, not one per attempt."""
     deployment: Deployment = deployment_factory()
     deployment.kafka_bootstrap = f"127.0.0.1:{free_port()}"
@@ -306,7 +307,7 @@ class RedisCut:
                     pass
 
 
-def test_a_redis_outage_is_reported_in_a_few_lines_and_counting_resumes(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_redis_outage_is_reported_in_a_few_lines_and_counting_resumes(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     """Redis away for 14 s while events arrive: one line to say so, one per 10 s, one when it is back,
     no traceback; the commit that failed is retried, and nothing is lost or counted twice."""
     deployment: Deployment = deployment_factory()
@@ -334,7 +335,7 @@ def test_a_redis_outage_is_reported_in_a_few_lines_and_counting_resumes(deployme
     cut.cut()
 
 
-def test_dashboard_load_does_not_disturb_counting(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_load_does_not_disturb_counting(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     """120 dashboards and a burst of API reads while 2,000 logins are counted: the streams beyond
     ENDUSERS_WEB_MAX_STREAMS (100) are refused, the HTTP side waits on its own bounded Redis pool, and
     the count stage neither fails a commit nor reloads a state ("Too many connections" used to do both)."""

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.outputs import format_instant
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ async def _produce(deployment: Deployment, items: list[tuple[str, dict[str, Any]
         await producer.stop()
 
 
-def test_wrong_topics_far_future_times_and_oversized_configs_are_dead_lettered_live(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_topics_far_future_times_and_oversized_configs_are_dead_lettered_live(deployment_factory: DeploymentFactory) -> None:
     deployment: Deployment = deployment_factory()
     worker = deployment.start_worker()
     in_23_hours = format_instant((int(time.time()) + 23 * 3600) * 1_000_000)

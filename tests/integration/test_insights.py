@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.fixtures.generate import write_jsonl
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def _wait_for(read: Any, predicate: Any, timeout: float = 60) -> Any:
         time.sleep(0.3)
 
 
-def test_excluded_accounts_and_external_domains_live(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_excluded_accounts_and_external_domains_live(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     worker = deployment.start_worker()
     events: list[dict[str, Any]] = [{"type": "config", "subscription": "ops", "domains": ["corp.example"],

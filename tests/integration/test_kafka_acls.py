@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from streams.settings import SOURCE_TOPICS, WorkerSettings
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment, _databases
 from tests.fixtures.secure_kafka import SecureKafka, secure_kafka  # noqa: F401  (the fixture)
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +56,7 @@ LICENSEES = ("acme", "globex")
 
 
 @pytest.fixture(scope="module")
-def secured(services, secure_kafka: SecureKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredDeployment]:  # type: ignore[no-untyped-def]
+def secured(services: Services, secure_kafka: SecureKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredDeployment]:
     name = uuid.uuid4().hex[:8]
     prefix, app_id = f"t{name}", f"endusers-t{name}"
     redis_url = services.redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
@@ -99,7 +101,7 @@ async def _send(kafka: SecureKafka, user: str, topic: str, value: dict[str, Any]
 
 
 def test_the_broker_keeps_licensees_apart_and_the_worker_counts_over_sasl_ssl(
-        secured: SecuredDeployment, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        secured: SecuredDeployment, tmp_path: Path) -> None:
     kafka = secured.secure
     assert kafka is not None
     config = {"type": "config", "subscription": "acme", "domains": ["acme.example"], "actor": "ops"}

@@ -13,7 +13,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.fixtures.clusters import Cluster, kill, wait_for
+from tests.fixtures.clusters import Cluster, ClusterDeploymentFactory, kill, wait_for
 from tests.fixtures.generate import churn_stream, write_jsonl
 from tests.fixtures.pipeline import Deployment
 from tests.integration.test_redis_modes import _assert_exact
@@ -35,7 +35,7 @@ async def _topic_settings(bootstrap: str, topic: str) -> tuple[int, str]:
         await admin.close()
 
 
-def test_a_broker_killed_mid_stream_loses_nothing(kafka_cluster: Cluster, cluster_deployment,  # type: ignore[no-untyped-def]
+def test_a_broker_killed_mid_stream_loses_nothing(kafka_cluster: Cluster, cluster_deployment: ClusterDeploymentFactory,
                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDUSERS_REPLICATION_FACTOR", kafka_cluster.env["ENDUSERS_REPLICATION_FACTOR"])
     bootstrap = kafka_cluster.env["ENDUSERS_KAFKA"].removeprefix("kafka://").replace(";", ",")

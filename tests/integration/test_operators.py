@@ -14,7 +14,8 @@ import pytest
 
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.fixtures.generate import write_jsonl
-from tests.fixtures.pipeline import Deployment, Worker
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -26,7 +27,7 @@ def _logins(first: int, last: int, domain: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def running(deployment_factory, tmp_path: Path) -> tuple[Deployment, Worker]:  # type: ignore[no-untyped-def]
+def running(deployment_factory: DeploymentFactory, tmp_path: Path) -> tuple[Deployment, Worker]:
     deployment: Deployment = deployment_factory()
     worker = deployment.start_worker()
     events = [{"type": "config", "subscription": "ops", "domains": ["corp.example"],
@@ -62,7 +63,7 @@ def test_api_health_metrics_and_openapi(running: tuple[Deployment, Worker]) -> N
         assert {"/api/v1/subscriptions", "/api/v1/subscriptions/{id}", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
 
 
-def test_readyz_fails_when_redis_does_not_answer(running: tuple[Deployment, Worker], services) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_fails_when_redis_does_not_answer(running: tuple[Deployment, Worker], services: Services) -> None:
     """Pointing a second worker at a Redis port nobody listens on: ready must say no."""
     deployment, _ = running
     from tests.fixtures.pipeline import free_port
@@ -111,7 +112,7 @@ def _exported_subscriptions(worker: Worker) -> set[str]:
 
 
 def test_after_a_rebalance_each_subscription_is_exported_by_the_worker_that_counts_it(
-        deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     subscriptions = {f"rebalance-{n}" for n in range(16)}  # spread over the 4 partitions of the changes topic
 

@@ -15,13 +15,14 @@ from counters.engine import capacity_event_id
 from schemas.outputs import CapacityEvent
 from streams.pipeline import Pipeline, Send
 from streams.redis_store import RedisStore
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15  # the store tests' database (tests run one at a time)
 
 
 @pytest.fixture
-async def redis_url(services) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def redis_url(services: Services) -> AsyncIterator[str]:
     url = services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}"
     client = Redis.from_url(url)
     await client.flushdb()

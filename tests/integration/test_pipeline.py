@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.generate import churn_stream, write_jsonl
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = pytest.mark.integration
 CAPACITY_EVENT_KEYS = {"id", "subscription", "user_class", "previous_level", "level", "direction", "count",
@@ -62,7 +62,7 @@ def assert_capacity_events_chain(messages: list[tuple[bytes | None, bytes]]) -> 
     return unique
 
 
-def test_examples_published_live_give_the_expected_counts(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_examples_published_live_give_the_expected_counts(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     deployment.start_worker()
     files = [renamed(p, tmp_path) for p in example_files()]
@@ -89,7 +89,7 @@ async def _produce_raw(deployment: Deployment, items: list[tuple[str, bytes | No
         await producer.stop()
 
 
-def test_poison_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_poison_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(deployment_factory: DeploymentFactory) -> None:
     deployment: Deployment = deployment_factory()
     worker = deployment.start_worker()
     poison: list[tuple[str, bytes | None]] = [
@@ -169,9 +169,9 @@ def _crash_run(deployment: Deployment, tmp_path: Path, workers: int) -> None:
     assert {e["id"]: e for e in live} == {e["id"]: e for e in expected["capacity_events"]}
 
 
-def test_kill_9_midway_and_restart_gives_the_replay_counts_and_events(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_midway_and_restart_gives_the_replay_counts_and_events(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     _crash_run(deployment_factory(), tmp_path, workers=1)
 
 
-def test_two_workers_sharing_partitions_one_killed_midway_stay_exact(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_sharing_partitions_one_killed_midway_stay_exact(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     _crash_run(deployment_factory(), tmp_path, workers=2)

@@ -10,12 +10,13 @@ import pytest
 from redis import Redis
 
 from tests.fixtures.pipeline import free_port
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_prints_the_live_counts_of_the_sample_events(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_demo_prints_the_live_counts_of_the_sample_events(services: Services, tmp_path: Path) -> None:
     redis_url = services.redis_url.rsplit("/", 1)[0] + "/14"
     Redis.from_url(redis_url).flushdb()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),

@@ -17,11 +17,11 @@ import pytest
 
 from streams.redis_connect import NotDurable, connect_sync
 from streams.redis_store import Keys, RedisStore
-from tests.fixtures.clusters import Cluster, kill, wait_for
+from tests.fixtures.clusters import Cluster, ClusterDeploymentFactory, kill, wait_for
 from tests.fixtures.examples import assert_counts_match, example_files, expected_for
 from tests.fixtures.factories import changes
 from tests.fixtures.generate import churn_stream, write_jsonl
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 from tests.integration.test_pipeline import assert_capacity_events_chain, renamed
 from tests.integration.test_redis_store import run_batches
 
@@ -116,7 +116,7 @@ def _publish_examples_and_check(deployment: Deployment, tmp_path: Path) -> None:
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("mode", ["cluster", "sentinel"])
-def test_examples_live_on_cluster_and_sentinel(request: pytest.FixtureRequest, mode: str, cluster_deployment,  # type: ignore[no-untyped-def]
+def test_examples_live_on_cluster_and_sentinel(request: pytest.FixtureRequest, mode: str, cluster_deployment: ClusterDeploymentFactory,
                                                tmp_path: Path) -> None:
     _, url = _url(request, mode)
     deployment: Deployment = cluster_deployment(redis_url=url)
@@ -171,7 +171,7 @@ def _kill_primary_mid_stream(deployment: Deployment, tmp_path: Path, kill_primar
 
 
 @pytest.mark.cluster
-def test_cluster_primary_killed_mid_stream_stays_exact(redis_cluster: Cluster, cluster_deployment,  # type: ignore[no-untyped-def]
+def test_cluster_primary_killed_mid_stream_stays_exact(redis_cluster: Cluster, cluster_deployment: ClusterDeploymentFactory,
                                                        tmp_path: Path) -> None:
     """Without MIN_REPLICAS: the replica takes over; a commit lost on the way is counted again."""
     url = redis_cluster.env["ENDUSERS_REDIS"]
@@ -190,7 +190,7 @@ def test_cluster_primary_killed_mid_stream_stays_exact(redis_cluster: Cluster, c
 
 
 @pytest.mark.cluster
-def test_sentinel_primary_killed_mid_stream_stays_exact(redis_sentinel: Cluster, cluster_deployment,  # type: ignore[no-untyped-def]
+def test_sentinel_primary_killed_mid_stream_stays_exact(redis_sentinel: Cluster, cluster_deployment: ClusterDeploymentFactory,
                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With MIN_REPLICAS=1: no commit is acknowledged before the replica has it, so the promoted
     replica has every commit; commits resume once the old primary is back as a replica."""
@@ -238,7 +238,7 @@ def test_sentinel_primary_killed_mid_stream_stays_exact(redis_sentinel: Cluster,
           "primary was restarted and back as a replica")
 
 
-def test_redis_back_with_an_older_position_makes_the_worker_read_again(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_redis_back_with_an_older_position_makes_the_worker_read_again(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     """A failover can lose commits after Kafka's offsets moved past them. The worker's next commit is
     refused (its copy is newer than Redis), and instead of counting on from there, which would skip
     the lost changes for good, it reads the partition again from the position Redis holds."""

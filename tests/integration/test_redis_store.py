@@ -19,13 +19,14 @@ from schemas.changes import Change
 from streams.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15
 
 
 @pytest.fixture
-async def redis(services) -> AsyncIterator[Redis]:  # type: ignore[no-untyped-def]
+async def redis(services: Services) -> AsyncIterator[Redis]:
     client = Redis.from_url(services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}")
     await client.flushdb()
     yield client

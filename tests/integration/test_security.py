@@ -18,13 +18,14 @@ from redis import Redis
 from streams.auth import create_token
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment, Worker, _databases
+from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 
 
 @pytest.fixture(scope="module")
-def secured(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Worker, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def secured(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, Worker, dict[str, str]]]:
     """One worker with a token file for the whole module (a worker takes seconds to start)."""
     directory = tmp_path_factory.mktemp("security")
     tokens = directory / "tokens"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.generate import write_jsonl
-from tests.fixtures.pipeline import Deployment, Worker
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def _counted(deployment: Deployment, subscription: str, records: int, timeout: f
     pytest.fail(f"{subscription} did not reach {records} records: {deployment.counts().get(subscription)}")
 
 
-def test_a_restart_with_the_same_instance_id_causes_no_rebalance(deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restart_with_the_same_instance_id_causes_no_rebalance(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment = deployment_factory()
     # a session timeout long enough for a restart on a loaded machine: the trade-off static members make
     env = {"ENDUSERS_INSTANCE_ID": "pod-0", "ENDUSERS_SESSION_TIMEOUT": "45"}

@@ -11,13 +11,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from streams.settings import SOURCE_TOPICS, WorkerSettings
 from streams.topics import ensure_topics
 from tests.fixtures.generate import write_jsonl
-from tests.fixtures.pipeline import Deployment
+from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = pytest.mark.integration
 
 
 def test_publish_before_any_worker_creates_the_source_topics_with_the_configured_partitions(
-        deployment_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
     deployment: Deployment = deployment_factory()
     events = [{"type": "login", "subscription": "early", "user_id": "1"}]
     deployment.cli("publish", str(write_jsonl(tmp_path / "early.jsonl", events)))
@@ -26,7 +26,7 @@ def test_publish_before_any_worker_creates_the_source_topics_with_the_configured
         {deployment.topic(t): 4 for t in SOURCE_TOPICS.values()}
 
 
-def test_a_topic_with_fewer_partitions_than_configured_is_reported(deployment_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_topic_with_fewer_partitions_than_configured_is_reported(deployment_factory: DeploymentFactory) -> None:
     deployment: Deployment = deployment_factory()
     settings = WorkerSettings(kafka=f"kafka://{deployment.kafka_bootstrap}", topic_prefix=deployment.prefix, partitions=4)
     narrow, fresh = deployment.topic("logins"), deployment.topic("visits")
