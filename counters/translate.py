@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from counters.classify import CLASSES
 from counters.digest import Digester
 from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
 from counters.state import DEFAULT_BILLING_DAY, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
@@ -115,8 +116,8 @@ def _config_change(event: ConfigEvent, time: int) -> Change:
                                    if (domain := normalize_owned_domain(entry)) is not None})
     if not isinstance(event.capacity, UnsetType):
         capacity = event.capacity
-        settings.capacity = {"internal": None, "external": None} if capacity is None else {
-            key: value for key in ("internal", "external")
+        settings.capacity = {key: None for key in CLASSES} if capacity is None else {
+            key: value for key in CLASSES
             if not isinstance(value := getattr(capacity, key), UnsetType)}
     if not isinstance(event.thresholds, UnsetType):
         settings.thresholds = sorted(set(event.thresholds or DEFAULT_THRESHOLDS))

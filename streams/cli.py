@@ -268,7 +268,7 @@ def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
     there is no preview."""
     import time
 
-    from counters import Digester, preview, to_change
+    from counters import CLASSES, Digester, preview, to_change
     from schemas.codec import Rejection, decode
 
     decoded = decode(orjson.dumps(event))
@@ -287,7 +287,7 @@ def _preview_lines(subscription: str, event: dict[str, object]) -> list[str]:
     for key, before in answer["current"].items():
         after = answer["preview"][key]
         if key == "levels":
-            lines += [f"  level {c}: {before[c]}% -> {after[c]}%" for c in ("internal", "external") if before[c] != after[c]]
+            lines += [f"  level {c}: {before[c]}% -> {after[c]}%" for c in CLASSES if before[c] != after[c]]
         else:
             lines.append(f"  {key}: {before:,} -> {after:,} ({after - before:+,})")
     return lines
