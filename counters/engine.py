@@ -8,6 +8,7 @@ same change twice changes nothing.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import TypeVar
@@ -80,7 +81,7 @@ def _apply_record_change(state: SubscriptionState, change: Change) -> None:
             state.tombstones[ref] = time
             state.dirty.add(ref)
             return
-        record = state.records[ref] = Record(change.runtime, change.provider, time)
+        record = state.records[ref] = Record(sys.intern(change.runtime), sys.intern(change.provider), time)
         state.tombstones.pop(ref, None)
     elif change.kind == "delete":
         if time >= record.updated:  # unless a newer event already changed it

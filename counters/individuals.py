@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
-from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, SubscriptionSettings, SubscriptionState
+from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, ScopeTotals, SubscriptionSettings, SubscriptionState
 
 
 def facts_of(settings: SubscriptionSettings, record: Record) -> Facts | None:
@@ -87,21 +87,91 @@ def rebuild(state: SubscriptionState) -> None:
 def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
     """``rebuild`` as a generator that pauses about every ``step`` records, so that an asynchronous
     caller can yield to its event loop between slices. The state is consistent only once the
-    generator is exhausted."""
+    generator is exhausted.
+
+    A takeover rebuilds a million records, so this is ``refresh`` of each record with what repeats
+    taken out of the loop: the policy answers per kind of record (runtime, provider and flags, a few
+    dozen kinds), the signature of a single record per domain, class totals once at the end from the
+    histograms (``reclassify``). A record that shares no identifier with an earlier one (most of them)
+    enters the index directly; any other goes through ``_join``, as in ``refresh``.
+    """
     state.index.clear()
     state.scopes.clear()
-    state.scope(SUBSCRIPTION_SCOPE)
     state.providers.clear()
     state.shared.clear()
     state.excluded = 0
-    for record in state.records.values():
-        record.facts = None
-        record.set_aside = False
-    for done, ref in enumerate(state.records, start=1):
-        refresh(state, ref)
+    settings = state.settings
+    whole = state.scope(SUBSCRIPTION_SCOPE)
+    whole_index: dict[str, str | Group] = state.index.setdefault(SUBSCRIPTION_SCOPE, {})
+    Scoped = tuple[str | None, ScopeTotals, dict[str, str | Group]]
+    scopes: dict[str, tuple[Scoped, Scoped]] = {}
+    kinds: dict[tuple[str, str, bool, bool, bool, bool], tuple[bool, bool, bool, bool]] = {}
+    signatures: dict[tuple[str | None, bool], str] = {}
+    # a lone holder is never shared unless the threshold is below 1: then every join notes it
+    direct = settings.shared_identifier_threshold >= 1
+    providers: Counter[str] = Counter()
+    excluded = 0
+    for done, (ref, record) in enumerate(state.records.items(), start=1):
         if done % step == 0:
             yield None
+        runtime, provider = record.runtime, record.provider
+        key = (runtime, provider, record.active, record.logged_in, record.excluded, record.default_tenant)
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = _kind(settings, record)
+        counted, aside, eligible, unclassified = kind
+        record.set_aside = aside
+        excluded += aside
+        if not counted:
+            record.facts = None
+            continue
+        email, username = record.email, record.username
+        if email is not None:
+            identifiers: tuple[str, ...] = (email[0],) if username is None or username[0] == email[0] \
+                else (email[0], username[0])
+            domain = email[1]
+        elif username is not None:
+            identifiers, domain = (username[0],), username[1]
+        else:
+            identifiers, domain = (), None
+        facts = record.facts = Facts(eligible, identifiers, domain, unclassified,
+                                     email[0] if email is not None else None)
+        sig = signatures.get((domain, unclassified))
+        if sig is None:
+            sig = signatures[(domain, unclassified)] = _own_signature(facts)
+        scoped = scopes.get(runtime)
+        if scoped is None:
+            scoped = scopes[runtime] = ((SUBSCRIPTION_SCOPE, whole, whole_index),
+                                        (runtime, state.scope(runtime), state.index.setdefault(runtime, {})))
+        for scope, totals, index in scoped:
+            totals.records += 1
+            if not eligible or not identifiers:
+                totals.histogram[sig] += 1
+            elif direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
+                for identifier in identifiers:
+                    index[identifier] = ref
+                totals.histogram[sig] += 1
+            else:
+                _join(state, scope, ref, facts)
+        providers[provider] += 1
+    state.providers.update(providers)
+    state.excluded = excluded
+    for _, totals, _ in {id(s[1]): s for pair in scopes.values() for s in pair}.values():
+        for sig in [sig for sig, n in totals.histogram.items() if n == 0]:
+            del totals.histogram[sig]
+    reclassify(state)  # the direct entries above counted histograms only
     state.shared_changed = True
+
+
+def _kind(settings: SubscriptionSettings, record: Record) -> tuple[bool, bool, bool, bool]:
+    """What ``facts_of`` and ``is_set_aside`` decide from a record's runtime, provider and flags:
+    counted, set aside, dedup-eligible, unclassified."""
+    countable = is_countable(settings.platform, record.active, record.logged_in)
+    excluded = is_excluded(record.provider, record.excluded, settings.excluded_providers)
+    version = settings.runtimes.get(record.runtime)
+    return (countable and not excluded, countable and excluded,
+            is_dedup_eligible(settings.platform, version, record.default_tenant),
+            is_unclassified(settings.platform, version))
 
 
 def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
