@@ -19,7 +19,7 @@ from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
-from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState, identity
+from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState
 from schemas.changes import Change, ConfigFields
 from schemas.outputs import CapacityEvent, UserClass, format_instant
 
@@ -106,9 +106,20 @@ def _repeated_login(record: Record, change: Change) -> bool:
         return False
     fields, time = change.fields, change.time
     for key, value in fields.items():
-        if value != (record.email if key == "email" else record.username if key == "username"
-                     else record.default_tenant if key == "default_tenant" else _DIFFERENT):
-            return False
+        if key == "email":
+            if value is None:
+                if record.email_id is not None:
+                    return False
+            elif value[0] != record.email_id or value[1] != record.email_domain:
+                return False
+        elif key == "username":
+            if value is None:
+                if record.username_id is not None:
+                    return False
+            elif value[0] != record.username_id or value[1] != record.username_domain:
+                return False
+        elif key != "default_tenant" or value != record.default_tenant:
+            return False  # a field the fast path does not compare sends the login the usual way
     if "email" in fields and time >= record.email_t:
         record.email_t = time
     if "username" in fields and time >= record.username_t:
@@ -118,10 +129,6 @@ def _repeated_login(record: Record, change: Change) -> bool:
     if time > record.updated:
         record.updated = time
     return True
-
-
-_DIFFERENT = object()
-"""Equal to no field value: a field the fast path does not compare sends the login the usual way."""
 
 
 def _set_fields(record: Record, change: Change) -> None:
@@ -134,9 +141,9 @@ def _set_fields(record: Record, change: Change) -> None:
             record.active, record.active_t = kind == "activate", time
     else:
         if "email" in fields and time >= record.email_t:
-            record.email, record.email_t = identity(fields["email"]), time
+            record.email, record.email_t = fields["email"], time
         if "username" in fields and time >= record.username_t:
-            record.username, record.username_t = identity(fields["username"]), time
+            record.username, record.username_t = fields["username"], time
         if "active" in fields and time >= record.active_t:
             record.active, record.active_t = fields["active"], time
         if "default_tenant" in fields and time >= record.default_tenant_t:

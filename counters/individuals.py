@@ -39,16 +39,25 @@ def facts_of(settings: SubscriptionSettings, record: Record) -> Facts | None:
     if is_excluded(record.provider, record.excluded, settings.excluded_providers):
         return None
     version = settings.runtimes.get(record.runtime)
-    identifiers = tuple(dict.fromkeys(i[0] for i in (record.email, record.username) if i is not None))
-    # Classification email: the email if valid, else the username when it is a valid email.
-    domain = record.email[1] if record.email is not None else (record.username[1] if record.username else None)
+    identifiers, domain = _identity(record)
     return Facts(
         eligible=is_dedup_eligible(settings.platform, version, record.default_tenant),
         identifiers=identifiers,
         domain=domain,
         unclassified=is_unclassified(settings.platform, version),
-        email=record.email[0] if record.email is not None else None,
+        email=record.email_id,
     )
+
+
+def _identity(record: Record) -> tuple[tuple[str, ...], str | None]:
+    """The record's distinct identifiers, and its classification domain: the email's if it has a
+    valid email, else the username's when the username is a valid email."""
+    email, username = record.email_id, record.username_id
+    if email is not None:
+        return ((email,) if username is None or username == email else (email, username)), record.email_domain
+    if username is not None:
+        return (username,), record.username_domain
+    return (), None
 
 
 def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
@@ -125,17 +134,8 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
         if not counted:
             record.facts = None
             continue
-        email, username = record.email, record.username
-        if email is not None:
-            identifiers: tuple[str, ...] = (email[0],) if username is None or username[0] == email[0] \
-                else (email[0], username[0])
-            domain = email[1]
-        elif username is not None:
-            identifiers, domain = (username[0],), username[1]
-        else:
-            identifiers, domain = (), None
-        facts = record.facts = Facts(eligible, identifiers, domain, unclassified,
-                                     email[0] if email is not None else None)
+        identifiers, domain = _identity(record)
+        facts = record.facts = Facts(eligible, identifiers, domain, unclassified, record.email_id)
         sig = signatures.get((domain, unclassified))
         if sig is None:
             sig = signatures[(domain, unclassified)] = _own_signature(facts)

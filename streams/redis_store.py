@@ -510,14 +510,13 @@ def pack_record(record: Record) -> bytes:
     distance back from the record's latest time (usually 0, one byte), unset times as nil."""
     updated = record.updated
 
-    def ident(value: list[Any] | None) -> list[Any] | None:
-        return None if value is None else [bytes.fromhex(value[0]), value[1]]
-
     def age(time: int) -> int | None:
         return None if time == NEVER else updated - time
 
+    email, username = record.email_id, record.username_id
     return bytes(msgpack.packb([
-        record.runtime, record.provider, ident(record.email), age(record.email_t), ident(record.username),
+        record.runtime, record.provider, None if email is None else [bytes.fromhex(email), record.email_domain],
+        age(record.email_t), None if username is None else [bytes.fromhex(username), record.username_domain],
         age(record.username_t), record.active, age(record.active_t), record.default_tenant,
         age(record.default_tenant_t), record.logged_in, updated, record.excluded, age(record.excluded_t),
     ]))
@@ -531,10 +530,10 @@ def unpack_record(packed: bytes) -> Record:
     values = _unpackb(packed)
     updated = values[11]
     email, username = values[2], values[4]
-    if email is not None:
-        email = [email[0].hex(), None if email[1] is None else _intern(email[1])]
-    if username is not None:
-        username = [username[0].hex(), None if username[1] is None else _intern(username[1])]
+    email_id, email_domain = (None, None) if email is None else \
+        (email[0].hex(), None if email[1] is None else _intern(email[1]))
+    username_id, username_domain = (None, None) if username is None else \
+        (username[0].hex(), None if username[1] is None else _intern(username[1]))
     age = values[3]
     email_t = NEVER if age is None else updated if age == 0 else updated - age
     age = values[5]
@@ -548,7 +547,8 @@ def unpack_record(packed: bytes) -> Record:
     else:
         excluded, age = values[12], values[13]
         excluded_t = NEVER if age is None else updated if age == 0 else updated - age
-    return Record(_intern(values[0]), _intern(values[1]), updated, email, email_t, username, username_t,
+    return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
+                  username_domain, username_t,
                   values[6], active_t, values[8], default_tenant_t, values[10], excluded, excluded_t)
 
 _unpackb = msgpack.unpackb

@@ -744,6 +744,7 @@ class Bench:
             assignment = asyncio.ensure_future(self.assigned(process))
             await (await producer.send(d.topic("logins"), login(records), key=sub.encode()))
             seen = await visible(records + 1, timeout=600)
+            worker_cpu = cpu_seconds(process.pid)
             ready = await self.wait_ready(process, timeout=600)
             assigned = await assignment
         finally:
@@ -753,6 +754,8 @@ class Bench:
         self.results["takeover"] = {"records": records, "kill_to_visible_s": round(seen - killed, 2),
                                     "kill_to_assigned_s": round(assigned - killed, 2),
                                     "assigned_to_visible_s": round(seen - assigned, 2),
+                                    "new_worker_cpu_s_until_visible": worker_cpu,
+                                    "loadavg": Path("/proc/loadavg").read_text().split()[:3],
                                     "kill_to_ready_s": round(ready - killed, 2), "load_seconds": round(loaded, 1),
                                     "session_timeout_s": 10}
         log(f"takeover: a login visible {seen - killed:.2f}s after the kill ({records} records), "
