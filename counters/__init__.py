@@ -37,7 +37,6 @@ from counters.state import (
     Record,
     SubscriptionSettings,
     SubscriptionState,
-    identity,
 )
 from counters.ports import Position, Store
 from counters.translate import to_change
@@ -49,7 +48,7 @@ __all__ = [
     # what the pipeline asks of a store (counters/ports.py)
     "Store", "Position",
     # the state and what a store persists of it
-    "SubscriptionState", "SubscriptionSettings", "Record", "identity", "NEVER", "SUBSCRIPTION_SCOPE",
+    "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
     "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",
     # events into changes
     "to_change", "Digester", "DEVELOPMENT_SECRET", "ArrivalClock",

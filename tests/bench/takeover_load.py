@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from counters import engine
-from counters.normalize import Digester, to_change
+from counters import Digester, to_change
 from counters.state import SubscriptionState
 from schemas.changes import Change
 from schemas.codec import decode
