@@ -434,11 +434,11 @@ class RedisStore:
         return [name for name, found in zip(names, committed, strict=True) if found]
 
     async def sources(self, subscription: str) -> list[str]:
-        """The changes partitions (``topic:partition``) the subscription has been counted from."""
-        return list(_positions(await self._meta(subscription)))
-
-    async def _meta(self, subscription: str) -> dict[str, bytes | str]:
-        return {_text(k): v for k, v in (await self.redis.hgetall(Keys(subscription).meta)).items()}
+        """The changes partitions (``topic:partition``) the subscription has been counted from: the
+        names of its ``position:`` fields, read without their values (an adoption asks this of every
+        subscription, and the meta hash also holds the settings: about 157 KB with 10,000 domains)."""
+        names = (_text(name) for name in await self.redis.hkeys(Keys(subscription).meta))
+        return [name[len(POSITION):] for name in names if name.startswith(POSITION)]
 
     async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
         """The last committed shared-identifier report (None before the subscription's first commit)."""
