@@ -98,37 +98,25 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     caller can yield to its event loop between slices. The state is consistent only once the
     generator is exhausted.
 
-    A takeover rebuilds a million records, so this is ``refresh`` of each record with what repeats
-    taken out of the loop: the policy answers per kind of record (runtime, provider and flags, a few
-    dozen kinds), the signature of a single record per domain, class totals once at the end from the
-    histograms (``reclassify``). A record that shares no identifier with an earlier one (most of them)
-    enters the index directly; any other goes through ``_join``, as in ``refresh``.
+    ``refresh`` of each record with what repeats taken out of the loop (a takeover rebuilds a
+    million): policy answers per kind of record, a lone record's signature per domain, class totals
+    once at the end. A record sharing no identifier with an earlier one enters the index directly;
+    any other joins through ``_join``, as in ``refresh``.
     """
-    state.index.clear()
-    state.scopes.clear()
-    state.providers.clear()
-    state.shared.clear()
-    state.excluded = 0
+    _clear_derived(state)
     settings = state.settings
-    whole = state.scope(SUBSCRIPTION_SCOPE)
-    whole_index: dict[str, str | Group] = state.index.setdefault(SUBSCRIPTION_SCOPE, {})
-    Scoped = tuple[str | None, ScopeTotals, dict[str, str | Group]]
-    scopes: dict[str, tuple[Scoped, Scoped]] = {}
+    scopes: dict[str, tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]] = {}
     kinds: dict[tuple[str, str, bool, bool, bool, bool], tuple[bool, bool, bool, bool]] = {}
     signatures: dict[tuple[str | None, bool], str] = {}
     # a lone holder is never shared unless the threshold is below 1: then every join notes it
     direct = settings.shared_identifier_threshold >= 1
-    providers: Counter[str] = Counter()
-    excluded = 0
+    providers, excluded = state.providers, 0
     for done, (ref, record) in enumerate(state.records.items(), start=1):
         if done % step == 0:
             yield None
-        runtime, provider = record.runtime, record.provider
-        key = (runtime, provider, record.active, record.logged_in, record.excluded, record.default_tenant)
-        kind = kinds.get(key)
-        if kind is None:
-            kind = kinds[key] = _kind(settings, record)
-        counted, aside, eligible, unclassified = kind
+        key = (record.runtime, record.provider, record.active, record.logged_in, record.excluded,
+               record.default_tenant)
+        counted, aside, eligible, unclassified = kinds.get(key) or kinds.setdefault(key, _kind(settings, record))
         record.set_aside = aside
         excluded += aside
         if not counted:
@@ -139,10 +127,7 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
         sig = signatures.get((domain, unclassified))
         if sig is None:
             sig = signatures[(domain, unclassified)] = _own_signature(facts)
-        scoped = scopes.get(runtime)
-        if scoped is None:
-            scoped = scopes[runtime] = ((SUBSCRIPTION_SCOPE, whole, whole_index),
-                                        (runtime, state.scope(runtime), state.index.setdefault(runtime, {})))
+        scoped = scopes.get(record.runtime) or scopes.setdefault(record.runtime, _scopes(state, record.runtime))
         for scope, totals, index in scoped:
             totals.records += 1
             if not eligible or not identifiers:
@@ -153,14 +138,26 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
                 totals.histogram[sig] += 1
             else:
                 _join(state, scope, ref, facts)
-        providers[provider] += 1
-    state.providers.update(providers)
+        providers[record.provider] += 1
     state.excluded = excluded
-    for _, totals, _ in {id(s[1]): s for pair in scopes.values() for s in pair}.values():
-        for sig in [sig for sig, n in totals.histogram.items() if n == 0]:
-            del totals.histogram[sig]
     reclassify(state)  # the direct entries above counted histograms only
     state.shared_changed = True
+
+
+def _clear_derived(state: SubscriptionState) -> None:
+    state.index.clear()
+    state.scopes.clear()
+    state.scope(SUBSCRIPTION_SCOPE)
+    state.providers.clear()
+    state.shared.clear()
+    state.excluded = 0
+
+
+def _scopes(state: SubscriptionState,
+            runtime: str) -> tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]:
+    """The two scopes a record of the runtime counts in, with their totals and index."""
+    return tuple((scope, state.scope(scope), state.index.setdefault(scope, {}))
+                 for scope in (SUBSCRIPTION_SCOPE, runtime))
 
 
 def _kind(settings: SubscriptionSettings, record: Record) -> tuple[bool, bool, bool, bool]:
