@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from counters.domains import external_domains
-from counters.ports import Position, Store
+from counters.ports import Position, ReadSide, Store
 from counters.shared import shared_identifiers_report
 from counters.state import SubscriptionState
 from schemas.outputs import CapacityEvent, SharedIdentifiers
@@ -97,9 +97,17 @@ class MemoryStore(Store):
     async def subscriptions(self) -> list[str]:
         return sorted(self._committed)
 
-    async def sources(self, subscription: str) -> list[str]:
-        """Positions move only in a commit, so the state's are the committed ones."""
-        return list(self.states[subscription].positions) if subscription in self._committed else []
+    async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
+        """Positions move only in a commit, so the states' are the committed ones."""
+        return {name: list(self.states[name].positions) if name in self._committed else [] for name in subscriptions}
+
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
+        sides = {}
+        for name in subscriptions:
+            counts, settings = await self.counts(name), await self.settings(name)
+            if counts is not None and settings is not None:
+                sides[name] = ReadSide(counts, settings, await self.shared_identifiers(name))
+        return sides
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         committed = self._committed.get(subscription)

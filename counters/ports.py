@@ -32,6 +32,15 @@ class Position:
     next: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReadSide:
+    """What one commit left for readers, as JSON documents."""
+
+    counts: dict[str, Any]
+    settings: dict[str, Any]
+    shared: SharedIdentifiers | None
+
+
 class States(Protocol):
     """The state port: subscription states at rest, committed batch by batch."""
 
@@ -78,8 +87,14 @@ class Directory(Protocol):
         """The subscriptions with a committed state, sorted."""
         ...
 
-    async def sources(self, subscription: str) -> list[str]:
-        """The changes partitions (``topic:partition``) the subscription has been counted from."""
+    async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
+        """Per subscription, the changes partitions (``topic:partition``) it has been counted from,
+        read together: an adoption asks it of every subscription after each rebalance."""
+        ...
+
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
+        """The committed counts, settings and shared-identifier report of each subscription, read
+        together; a subscription not committed yet is left out."""
         ...
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:

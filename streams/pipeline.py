@@ -337,22 +337,18 @@ class Pipeline:
         return them with every owned subscription whose state is not in memory yet (to load now, so
         that the first event after a takeover does not wait for it, and readiness can say when all
         are loaded)."""
-        adopted, unloaded = [], []
-        for subscription in await self.store.subscriptions():
-            mine = [source for source in await self.store.sources(subscription) if source in assigned]
-            if not mine:
-                continue
-            if self.store.cached(subscription) is None:
-                unloaded.append(subscription)
+        names = await self.store.subscriptions()
+        owned = {name: mine for name, sources in (await self.store.sources(names)).items()
+                 if (mine := [source for source in sources if source in assigned])}
+        unloaded = [name for name in owned if self.store.cached(name) is None]
+        sides = await self.store.read_sides([name for name in owned if name not in self._counted_from])
+        adopted = []
+        for subscription, side in sides.items():
             if subscription in self._counted_from:
-                continue
-            counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
-            report = await self.store.shared_identifiers(subscription)
-            if counts is None or settings is None or subscription in self._counted_from:
-                continue  # not committed yet, or counted (more freshly) while we read
-            self._counted_from[subscription] = mine[0]
-            shared = 0 if report is None else len(report["identifiers"])
-            metrics.observe_counts(subscription, counts, settings["capacity"], shared)
+                continue  # counted (more freshly) while we read
+            self._counted_from[subscription] = owned[subscription][0]
+            shared = 0 if side.shared is None else len(side.shared["identifiers"])
+            metrics.observe_counts(subscription, side.counts, side.settings["capacity"], shared)
             adopted.append(subscription)
         return adopted, unloaded
 

@@ -62,7 +62,9 @@ async def test_store_reads_and_writes_on_cluster_and_sentinel(request: pytest.Fi
     try:
         subscription = next(iter(expected_for(capacity)["subscriptions"]))
         assert await store.settings(subscription) is not None
-        assert await store.sources(subscription) == ["changes:0"]
+        assert await store.sources([subscription]) == {subscription: ["changes:0"]}
+        side = (await store.read_sides([subscription, "never-committed"]))[subscription]  # one pipeline, two slots
+        assert (side.counts, side.settings) == (await store.counts(subscription), await store.settings(subscription))
         assert len(await store.recent_capacity_events(subscription)) > 0
         assert len(await store.history(subscription)) >= 1
         pending = await store.outbox(subscription)

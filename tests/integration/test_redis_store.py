@@ -65,9 +65,16 @@ async def test_examples_give_the_same_counts_outbox_and_read_side_on_each_store(
     assert_counts_match(actual, expected["subscriptions"])
     # the read side holds the last commit's counts, and the outbox every event, in order, until sent
     assert_counts_match({name: await store.counts(name) for name in expected["subscriptions"]}, expected["subscriptions"])
-    assert await store.subscriptions() == sorted({change.subscription for change in items})
-    for name in await store.subscriptions():
-        assert await store.sources(name) == ["changes:0"]
+    names = await store.subscriptions()
+    assert names == sorted({change.subscription for change in items})
+    assert await store.sources(names + ["never-committed"]) == {**{name: ["changes:0"] for name in names},
+                                                                "never-committed": []}
+    sides = await store.read_sides(names + ["never-committed"])
+    assert sorted(sides) == names
+    for name in names:
+        assert sides[name].counts == await store.counts(name)
+        assert sides[name].settings == await store.settings(name)
+        assert sides[name].shared == await store.shared_identifiers(name)
         assert ((await store.settings(name)) or {})["capacity"] == (await store.load(name)).settings.capacity
         pending = await store.outbox(name)
         assert [orjson.loads(entry) for entry in pending] == [e for e in emitted if e["subscription"] == name]
