@@ -26,7 +26,7 @@ import orjson
 from schemas.outputs import format_instant
 
 from counters import engine
-from counters import normalize
+from schemas.domains import normalize_domain
 from counters import Digester, normalize_email, to_change
 from counters.replay import Replay
 from counters.state import SubscriptionState
@@ -162,7 +162,7 @@ def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
     # the memos of recent digests, emails and domains are bounded (about 65 MB at most), not per record
     del event, change, digest
     normalize_email.cache_clear()
-    normalize._domain.cache_clear()
+    normalize_domain.cache_clear()
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

@@ -308,6 +308,7 @@ class Bench:
             await self.reconfigure()
             await self.memory(memory_before)
             self.heap()
+            self.engine()
             if args.takeover_records:
                 await self.takeover(args.takeover_records)
         finally:
@@ -793,6 +794,22 @@ class Bench:
                                 "method": "tracemalloc of the engine states built from the run's events"}
         log(f"heap: {heap} bytes for {records} records ({self.results['heap_bytes_per_record']} B/record)")
 
+    def engine(self) -> None:
+        """``engine_replay_events_per_s``: the run's events through ``endusers replay``'s path in this
+        process (decode, validate, normalize, apply); ``engine_apply_events_per_s``: ``engine.apply``
+        alone on the normalized changes; ``repeated_login_us``: the common case alone (a repeated,
+        unchanged login of a known person). The same measures as ``tests/bench/engine_replay.py``."""
+        from tests.bench.engine_replay import bench_engine, bench_replay
+
+        lines = (self.d.workdir / f"events-{self.args.events}.jsonl").read_bytes().splitlines()
+        replay_s, _ = bench_replay(lines)
+        apply_s, repeats_s, repeats = bench_engine(lines)
+        self.results["engine_replay_events_per_s"] = round(len(lines) / replay_s)
+        self.results["engine_apply_events_per_s"] = round(len(lines) / apply_s)
+        self.results["repeated_login_us"] = round(repeats_s / repeats * 1e6, 2) if repeats else None
+        log(f"engine: replay path {self.results['engine_replay_events_per_s']} events/s, apply alone "
+            f"{self.results['engine_apply_events_per_s']} events/s, repeated login {self.results['repeated_login_us']} µs")
+
     async def memory(self, before: int) -> None:
         info = await self.redis.info("memory")
         records = 0
@@ -939,7 +956,8 @@ def main() -> None:
     summary = {k: results.get(k) for k in ("pipeline_events_per_s", "baseline_events_per_s", "ratio", "latency_ms",
                                            "capacity_latency_ms", "redis_bytes_per_record",
                                            "worker_rss_growth_bytes_per_record", "heap_bytes_per_record",
-                                           "reconfigure_ms")} | {k: v for k, v in results.items() if k.startswith("takeover_s_")}
+                                           "reconfigure_ms", "engine_replay_events_per_s",
+                                           "engine_apply_events_per_s", "repeated_login_us")} | {k: v for k, v in results.items() if k.startswith("takeover_s_")}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
