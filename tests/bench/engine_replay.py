@@ -26,6 +26,7 @@ import orjson
 from schemas.outputs import format_instant
 
 from counters import engine
+from counters import translate
 from schemas.domains import normalize_domain
 from counters import Digester, normalize_email, to_change
 from counters.replay import Replay
@@ -159,10 +160,12 @@ def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
                 state = states[change.subscription] = SubscriptionState(change.subscription)
             engine.apply(state, change)
             state.dirty.clear()  # what a commit does
-    # the memos of recent digests, emails and domains are bounded (about 65 MB at most), not per record
+    # the memos of recent digests, emails, domains and identifier values are bounded (about 95 MB at most), not per record
     del event, change, digest
     normalize_email.cache_clear()
     normalize_domain.cache_clear()
+    translate._email_value.cache_clear()
+    translate._username_value.cache_clear()
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
