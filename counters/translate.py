@@ -71,7 +71,7 @@ def _identity_fields(
 
 # Most events are logins of people seen a moment ago: their identifiers' values, memoized per
 # (digester, raw value), skip normalizing, digesting and splitting off the domain again (each a call
-# of its own, with a memo of its own). Each change gets its own list: the engine keeps it in a record.
+# of its own, with a memo of its own). Each change still gets a list of its own, as before.
 # Full, the two memos hold about 30 MB; a domain is one string however many addresses share it.
 
 
