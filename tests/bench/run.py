@@ -516,6 +516,9 @@ class Bench:
         dead = sum((await self.end_offsets([d.topic("deadletter")])).values())
         self.results["pipeline_events_per_s"] = round(self.total / elapsed)
         self.results["ratio"] = round(self.results["pipeline_events_per_s"] / self.results["baseline_events_per_s"], 3)
+        workers = sum(cores or 0 for name, cores in cpu.items() if name.startswith("worker"))
+        # on a shared machine events/s says how much CPU the worker got; this says what an event costs it
+        self.results["worker_cpu_us_per_event"] = round(workers * elapsed / self.total * 1e6, 2)
         self.results["backlog"] = {
             "messages": self.total, "changes": changes, "dead_letters": dead,
             "worker_start_to_ready_s": round(ready - spawned, 2),
@@ -956,7 +959,7 @@ def main() -> None:
     summary = {k: results.get(k) for k in ("pipeline_events_per_s", "baseline_events_per_s", "ratio", "latency_ms",
                                            "capacity_latency_ms", "redis_bytes_per_record",
                                            "worker_rss_growth_bytes_per_record", "heap_bytes_per_record",
-                                           "reconfigure_ms", "engine_replay_events_per_s",
+                                           "reconfigure_ms", "worker_cpu_us_per_event", "engine_replay_events_per_s",
                                            "engine_apply_events_per_s", "repeated_login_us")} | {k: v for k, v in results.items() if k.startswith("takeover_s_")}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
