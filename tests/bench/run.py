@@ -141,6 +141,11 @@ def system_cpu() -> tuple[float, float]:
     return float(sum(fields[:8]) - idle), float(sum(fields[:8]))
 
 
+SESSION_TIMEOUT = os.environ.get("ENDUSERS_SESSION_TIMEOUT", "10")
+"""The workers' Kafka session timeout (the worker's default unless set): a takeover after a kill waits
+for it before Kafka gives the dead worker's partitions away."""
+
+
 class CpuMeter:
     """CPU used during a phase, in cores: by the worker, Kafka, Redis, this bench and everything else."""
 
@@ -215,7 +220,7 @@ class Deployment:
         env = {**os.environ, "ENDUSERS_KAFKA": f"kafka://{self.kafka}", "ENDUSERS_REDIS": self.redis_url,
                "ENDUSERS_TOPIC_PREFIX": self.prefix, "ENDUSERS_APP_ID": self.app_id,
                "ENDUSERS_PARTITIONS": str(PARTITIONS), "ENDUSERS_WEB_PORT": str(port),
-               "ENDUSERS_DATA_DIR": str(self.workdir / "faust-data"), "ENDUSERS_SESSION_TIMEOUT": "10",
+               "ENDUSERS_DATA_DIR": str(self.workdir / "faust-data"), "ENDUSERS_SESSION_TIMEOUT": SESSION_TIMEOUT,
                "ENDUSERS_ENV": "development"}
         if self.batch_size:
             env["ENDUSERS_BATCH_SIZE"] = str(self.batch_size)
@@ -761,7 +766,7 @@ class Bench:
                                     "new_worker_cpu_s_until_visible": worker_cpu,
                                     "loadavg": Path("/proc/loadavg").read_text().split()[:3],
                                     "kill_to_ready_s": round(ready - killed, 2), "load_seconds": round(loaded, 1),
-                                    "session_timeout_s": 10}
+                                    "session_timeout_s": float(SESSION_TIMEOUT)}
         log(f"takeover: a login visible {seen - killed:.2f}s after the kill ({records} records), "
             f"{seen - assigned:.2f}s after the new worker got the partitions")
 
