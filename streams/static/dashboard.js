@@ -9,6 +9,7 @@
 
 (function () {
   const HOUR = 3600 * 1000;
+  const CLASSES = ["internal", "external"];  // the classes, in the order the server's documents list them
   const STALE_AFTER = 10000;   // ms without a message before the page reconnects by itself
   const cards = new Map();     // subscription id -> {root, refs, history, data}
   const $ = (id) => document.getElementById(id);
@@ -67,8 +68,12 @@
     q(".runtimes").dataset.testid = "runtimes-" + id;
     q(".providers").dataset.testid = "providers-" + id;
     q(".events").dataset.testid = "events-" + id;
-    for (const box of root.querySelectorAll(".klass")) {
-      const cls = box.dataset.class;
+    const shape = q(".klass");
+    for (const cls of CLASSES) {
+      const box = shape.cloneNode(true);
+      box.dataset.class = cls;
+      box.querySelector(".label").textContent = cls[0].toUpperCase() + cls.slice(1);
+      shape.before(box);
       const r = { box, count: box.querySelector(".count"), capacity: box.querySelector(".capacity"),
         fill: box.querySelector(".fill"), pct: box.querySelector(".pct"), badge: box.querySelector(".badge") };
       r.count.dataset.testid = `count-${id}-${cls}`;
@@ -76,6 +81,7 @@
       r.badge.dataset.testid = `level-${id}-${cls}`;
       refs.classes[cls] = r;
     }
+    shape.remove();
     return { root, refs, history: [], data: null, year: [], forecast: null, loaded: 0 };
   }
 
@@ -137,7 +143,7 @@
     const levels = data.levels || {};
     r.platform.textContent = (settings.platform || "").toUpperCase();
     let worst = "unlimited";
-    for (const cls of ["internal", "external"]) {
+    for (const cls of CLASSES) {
       const cap = capacity[cls] === undefined ? null : capacity[cls];
       const sev = updateClass(r.classes[cls], data[cls] || 0, cap, levels[cls] || 0);
       if (RANK[sev] > RANK[worst]) worst = sev;
@@ -198,7 +204,7 @@
     const domains = form.elements.domains.value.split(/[\s,]+/).filter(Boolean);
     if (domains.length) body.domains = domains;
     const capacity = {};
-    for (const cls of ["internal", "external"]) {
+    for (const cls of CLASSES) {
       if (form.elements[cls].value !== "") capacity[cls] = Number(form.elements[cls].value);
     }
     if (Object.keys(capacity).length) body.capacity = capacity;
@@ -207,7 +213,7 @@
     try {
       const a = await post(id, "/preview", body);
       const signed = (n) => (n > 0 ? "+" : "") + fmt(n);
-      out.textContent = ["internal", "external"].map((c) =>
+      out.textContent = CLASSES.map((c) =>
         `${c} ${fmt(a.current[c])} → ${fmt(a.preview[c])} (${signed(a.difference[c])}), ` +
         `level ${a.current.levels[c]}% → ${a.preview.levels[c]}%`).join("; ");
     } catch (err) {
@@ -260,7 +266,7 @@
     const h = Math.max(minHeight, Math.round(node.clientHeight || defaultHeight));
     const pad = { l: 4, r: 4, t: 8, b: 4 };
     const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
-    const caps = ["internal", "external"].filter((c) => typeof capacity[c] === "number" &&
+    const caps = CLASSES.filter((c) => typeof capacity[c] === "number" &&
       capacity[c] > 0 && capacity[c] <= Math.max(dataTop, 1) * 1.5);
     let top = dataTop;
     for (const c of caps) top = Math.max(top, capacity[c]);
@@ -290,7 +296,7 @@
     const frame = chartFrame(card, card.refs.chart, 80, 130, top, [0, 0.5, 1]);
     const { w, pad, y, parts } = frame;
     const x = (t) => pad.l + ((t - (now - HOUR)) / HOUR) * (w - pad.l - pad.r);
-    ["internal", "external"].forEach((c, i) => {
+    CLASSES.forEach((c, i) => {
       if (points.length === 0) return;
       const coords = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[i + 1]).toFixed(1)}`);
       if (points.length === 1) coords.push(`${x(now).toFixed(1)},${y(points[0][i + 1]).toFixed(1)}`);
@@ -317,7 +323,7 @@
   }
   function forecastText(forecast) {
     const lines = [];
-    for (const cls of ["internal", "external"]) {
+    for (const cls of CLASSES) {
       const reaches = (forecast && forecast[cls] && forecast[cls].reaches) || {};
       const ahead = Object.entries(reaches).filter(([, d]) => d).sort((a, b) => a[1].localeCompare(b[1]));
       if (ahead.length === 0) continue;
@@ -336,7 +342,7 @@
     const span = 365;
     const start = Date.now() - span * 86400000;
     const x = (period) => pad.l + ((Date.parse(period + "T12:00:00Z") - start) / (span * 86400000)) * (w - pad.l - pad.r);
-    for (const c of ["internal", "external"]) {
+    for (const c of CLASSES) {
       if (days.length === 0) continue;
       const coords = days.map((d) => `${x(d.period).toFixed(1)},${y(d[c].max).toFixed(1)}`);
       if (days.length === 1) coords.push(`${(w - pad.r).toFixed(1)},${y(days[0][c].max).toFixed(1)}`);
