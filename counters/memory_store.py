@@ -54,7 +54,7 @@ class MemoryStore(Store):
 
     async def commit(
         self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
-        retried: bool = False,
+        audits: Sequence[dict[str, Any]] = (), retried: bool = False,
     ) -> bool:
         if position is not None:
             stored = state.positions.get(position.source)
@@ -63,6 +63,7 @@ class MemoryStore(Store):
             state.positions[position.source] = position.next
         state.dirty.clear()
         self._outboxes.setdefault(state.subscription, []).extend(event.to_bytes() for event in events)
+        self._audits.setdefault(state.subscription, []).extend(orjson.dumps(entry) for entry in audits)
         report = orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else self._shared(state.subscription)
         state.shared_changed = False
         counts = {**state.summary(), "external_domains": external_domains(state)}
@@ -125,9 +126,6 @@ class MemoryStore(Store):
         return report
 
     # --- the audit trail --------------------------------------------------------------------------
-
-    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
-        self._audits.setdefault(subscription, []).extend(orjson.dumps(entry) for entry in entries)
 
     async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first, like ``RedisStore.audit`` (memory keeps every entry)."""

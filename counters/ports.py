@@ -4,8 +4,8 @@ The engine works on a ``SubscriptionState`` in memory; a store loads one and com
 changed together with how far the input has been applied (the *position*) and the capacity events the
 batch produced (the *outbox*), in one atomic step that refuses a replayed or stale batch. The outbox
 is read and trimmed apart from that step, once Kafka has its events; the directory tells a worker what
-is committed (after a rebalance it adopts subscriptions from it); the audit trail keeps every applied
-config change.
+is committed (after a rebalance it adopts subscriptions from it). The audit entries of the batch's
+config changes travel in the same step: a committed setting always has its entry.
 
 ``streams.redis_store.RedisStore`` serves production and satisfies the ports structurally;
 ``counters.memory_store.MemoryStore`` is the reference the same tests run on, and stands in for Redis
@@ -50,12 +50,13 @@ class States(Protocol):
 
     async def commit(
         self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
-        retried: bool = False,
+        audits: Sequence[dict[str, Any]] = (), retried: bool = False,
     ) -> bool:
-        """Persist the state's changes, the position and the events into the outbox atomically; False
-        (and nothing written) when the stored position is not ``position.expected``. ``retried``: the
-        same commit failed before with a connection error, so a stored position equal to
-        ``position.next`` means that attempt landed (True)."""
+        """Persist the state's changes, the position, the events into the outbox and the audit entries
+        (oldest first: who changed which settings, from where, before and after) into the audit trail
+        atomically; False (and nothing written) when the stored position is not ``position.expected``.
+        ``retried``: the same commit failed before with a connection error, so a stored position equal
+        to ``position.next`` means that attempt landed (True, and nothing written twice)."""
         ...
 
     def forget(self, subscription: str) -> None:
@@ -110,13 +111,5 @@ class Directory(Protocol):
         ...
 
 
-class AuditTrail(Protocol):
-    """The audit port: applied config changes, recorded right after their batch's commit."""
-
-    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
-        """Append entries (oldest first): who changed which settings, from where, before and after."""
-        ...
-
-
-class Store(States, Outbox, Directory, AuditTrail, Protocol):
+class Store(States, Outbox, Directory, Protocol):
     """Everything the count pipeline asks of a store."""

@@ -5,8 +5,9 @@ subscription's settings before and after the engine applied it; the engine itsel
 Entries are kept in Redis under the subscription's hash tag (the newest :data:`AUDIT_LENGTH`), logged at
 INFO, served to admins at ``GET /api/v1/subscriptions/{id}/audit`` and printed by ``endusers audit``.
 
-They are written right after the batch's commit: a worker killed between the two loses that entry (the
-setting itself is committed and the source event stays on the config topic).
+They are written by the batch's commit itself (``RedisStore.commit``, in the same script as the settings,
+the position and the outbox): a committed setting always has its entry, a refused or replayed batch
+writes none, and a retried commit whose first attempt landed writes none again.
 """
 
 from __future__ import annotations
@@ -50,16 +51,8 @@ def entry(change: Change, before: dict[str, Any], after: dict[str, Any], applied
     }
 
 
-async def record(redis: AsyncClient, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
-    """Append entries (oldest first) and keep the newest :data:`AUDIT_LENGTH`; log each at INFO."""
-    if not entries:
-        return
-    key = audit_key(subscription)
-    async with redis.pipeline(transaction=True) as pipe:
-        for item in entries:
-            pipe.lpush(key, orjson.dumps(item))
-        pipe.ltrim(key, 0, AUDIT_LENGTH - 1)
-        await pipe.execute()
+def log_committed(subscription: str, entries: Sequence[dict[str, Any]]) -> None:
+    """Log each committed entry at INFO (the commit kept them in Redis)."""
     for item in entries:
         log.info("config of %s changed %s by %s (%s[%s]@%s): %s", subscription, ",".join(item["changed"]) or "nothing",
                  item["actor"] or "an unnamed actor", item["topic"], item["partition"], item["offset"],

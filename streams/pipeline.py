@@ -207,8 +207,8 @@ class Pipeline:
             if not todo:
                 return  # already applied (redelivery after a crash or a rebalance)
             events, audits = await self._apply(state, todo)
-            if await self._commit(state, Position(source, expected, todo[-1][0] + 1), events):
-                await self._record_audit(subscription, audits)
+            if await self._commit(state, Position(source, expected, todo[-1][0] + 1), events, audits):
+                audit.log_committed(subscription, audits)
                 break
             # Another worker moved on: reload, then skip what it did. Or Redis went back in time.
             refused = expected or 0
@@ -238,15 +238,6 @@ class Pipeline:
                     started = time.perf_counter()
         return events, audits
 
-    async def _record_audit(self, subscription: str, audits: list[dict[str, Any]]) -> None:
-        if not audits:
-            return
-        try:
-            await self.store.record_audit(subscription, audits)
-        except (RedisError, OSError) as exc:  # committed: only the audit entries are lost
-            outage("Redis").failed(exc)
-            log.warning("audit entries of %s not recorded: %s", subscription, exc)
-
     async def _after_commit(self, state: SubscriptionState, source: str, events: list[CapacityEvent]) -> None:
         """After a commit: the subscription is counted here now; export its gauges, tell the level
         listeners and publish its capacity events."""
@@ -271,12 +262,13 @@ class Pipeline:
         proves nothing about Redis, so only a retried load ends an outage."""
         return await _until_redis_answers(lambda _retried: self.store.load(subscription), proves_up=False)
 
-    async def _commit(self, state: SubscriptionState, position: Position, events: list[CapacityEvent]) -> bool:
+    async def _commit(self, state: SubscriptionState, position: Position, events: list[CapacityEvent],
+                      audits: list[dict[str, Any]]) -> bool:
         """Commit, retrying the same commit with backoff on a Redis error: the applied state stays
         cached, because the batch cannot be applied twice (a capacity event would be lost to the
         already-raised level). False only when the position check says another writer moved on."""
         return await _until_redis_answers(
-            lambda retried: self.store.commit(state, position, events, retried=retried), proves_up=True)
+            lambda retried: self.store.commit(state, position, events, audits, retried=retried), proves_up=True)
 
     def _after_rewinds(self, messages: Sequence[Inbound]) -> list[Inbound]:
         """Drop what a rewound partition delivers from before its rewind; its re-read starts with an

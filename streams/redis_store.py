@@ -58,8 +58,8 @@ POSITION = "position:"
 INGESTED = "ingested:"
 
 _COMMIT = """
-local meta, records, tombstones, outbox, hll, counts, recent, history, shared, daily, hourly =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local meta, records, tombstones, outbox, hll, counts, recent, history, shared, daily, hourly, trail =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local source, expected, nxt = ARGV[1], ARGV[2], ARGV[3]
 if source ~= '' then
   local stored = redis.call('HGET', meta, source)
@@ -126,15 +126,20 @@ end
 roll(daily, day, ARGV[i + 7])
 roll(hourly, hour, ARGV[i + 8])
 redis.call('HSET', daily, '_last', string.format('%%d,%%d', ci, ce))
+-- the audit entries of the batch's config changes (streams/audit.py), newest first
+i = i + 9
+local audits = take()
+for _ = 1, audits do redis.call('LPUSH', trail, ARGV[i]); i = i + 1 end
+if audits > 0 then redis.call('LTRIM', trail, 0, %(audit)d) end
 return {1, anonymous}
-""" % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH}
+""" % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1}
 
 
 class Keys:
     """The keys of one subscription, all under its hash tag."""
 
     __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared",
-                 "daily", "hourly")
+                 "daily", "hourly", "audit")
 
     def __init__(self, subscription: str) -> None:
         base = "endusers:{%s}:" % subscription
@@ -149,10 +154,11 @@ class Keys:
         self.shared = base + "shared"
         self.daily = base + "daily"
         self.hourly = base + "hourly"
+        self.audit = audit.audit_key(subscription)
 
     def commit_keys(self) -> list[str]:
         return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history, self.shared, self.daily, self.hourly]
+                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit]
 
 
 class RedisSessions:
@@ -340,10 +346,11 @@ class RedisStore:
 
     async def commit(
         self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
-        retried: bool = False,
+        audits: Sequence[dict[str, Any]] = (), retried: bool = False,
     ) -> bool:
         """``retried``: the same commit raised a connection error before; a refusal that finds the
-        position this commit stores means that attempt did land."""
+        position this commit stores means that attempt did land (with its events and audit entries,
+        so nothing is written again)."""
         keys = Keys(state.subscription)
         written = self._written.get(state.subscription, {})
         meta = {field: value for field, value in _meta_fields(state).items() if written.get(field) != value}
@@ -351,7 +358,7 @@ class RedisStore:
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
         args = [*_position_args(position), len(meta), *(item for pair in meta.items() for item in pair),
                 *_record_args(state), len(events), *(e.to_bytes() for e in events), len(pending), *pending,
-                *self._read_side_args(state)]
+                *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits)]
         await self._register(state.subscription)
         ok, value = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
                                        self.wait_ms)
@@ -483,9 +490,6 @@ class RedisStore:
 
     async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
         return await audit.read(self.redis, subscription, limit)
-
-    async def record_audit(self, subscription: str, entries: Sequence[dict[str, Any]]) -> None:
-        await audit.record(self.redis, subscription, entries)
 
     def _external_domains(self, state: SubscriptionState) -> DomainsReport:
         """The report is O(distinct signatures): about 13 ms with 5,000 foreign domains on the shared

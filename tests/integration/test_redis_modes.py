@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from counters import Position
 from streams.redis_connect import NotDurable, connect_sync
 from streams.redis_store import Keys, RedisStore
 from tests.fixtures.clusters import Cluster, ClusterDeploymentFactory, kill, wait_for
@@ -74,7 +75,9 @@ async def test_store_reads_and_writes_on_cluster_and_sentinel(request: pytest.Fi
         await store.confirm(subscription)
         entries = [{"changed": ["domains"], "actor": "test", "topic": "t", "partition": 0, "offset": n,
                     "after": {"domains": [f"d{n}.example"]}} for n in range(3)]
-        await store.record_audit(subscription, entries)  # a transaction on one key (one slot)
+        state = await store.load(subscription)
+        at = state.positions["changes:0"]  # the audit entries travel in the commit script (one slot)
+        assert await store.commit(state, Position("changes:0", at, at + 1), [], entries)
         assert [e["offset"] for e in await store.audit(subscription)] == [2, 1, 0]
         assert await store.ping()
     finally:

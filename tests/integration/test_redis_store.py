@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import orjson
@@ -16,6 +17,7 @@ from counters.state import NEVER, Record, SubscriptionState
 from counters.memory_store import MemoryStore
 from counters.ports import Position, States, Store
 from schemas.changes import Change
+from streams.audit import AUDIT_LENGTH
 from streams.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
@@ -236,3 +238,44 @@ async def test_history_keeps_each_days_and_hours_max_min_last_in_the_commit(redi
         await apply(login(f"late{day}", email=f"l{day}@x.org"))
     kept = [e.period for e in await store.daily("acme")]
     assert "2026-11-01" not in kept and len(kept) == 40
+
+
+def audit_entries(*offsets: int) -> list[dict[str, Any]]:
+    return [{"subscription": "acme", "actor": "alice", "topic": "config", "partition": 0, "offset": offset,
+             "changed": ["capacity"], "before": {"capacity": None}, "after": {"capacity": offset}}
+            for offset in offsets]
+
+
+async def test_a_commit_writes_its_audit_entries_with_the_change(store: MemoryStore | RedisStore) -> None:
+    """The entries travel in the commit: a committed setting always has its entry, newest first."""
+    state = await store.load("acme")
+    engine.apply(state, next(changes(lines([config(capacity={"internal": 5})]))))
+    assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(0, 1))
+    assert await store.commit(state, Position("changes:0", 1, 2), [])  # a batch without config changes
+    assert [e["offset"] for e in await store.audit("acme")] == [1, 0]
+    assert (await store.audit("acme"))[0] == audit_entries(1)[0]
+
+
+async def test_a_refused_commit_writes_no_audit_entry(store: MemoryStore | RedisStore) -> None:
+    state = await store.load("acme")
+    assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(0))
+    # a stale writer that expects a position no longer stored
+    assert not await store.commit(state, Position("changes:0", None, 2), [], audit_entries(1))
+    assert [e["offset"] for e in await store.audit("acme")] == [0]
+
+
+async def test_a_retried_commit_whose_first_attempt_landed_writes_its_audit_entries_once(store: MemoryStore | RedisStore) -> None:
+    """A connection lost after the script ran: the retry of the same commit finds it landed."""
+    state = await store.load("acme")
+    engine.apply(state, next(changes(lines([config(capacity={"internal": 5})]))))
+    assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(0))  # the reply was "lost"
+    assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(0), retried=True)
+    assert [e["offset"] for e in await store.audit("acme")] == [0]
+
+
+async def test_the_audit_trail_keeps_the_newest_entries(redis: Redis) -> None:
+    store = RedisStore(redis)
+    state = await store.load("acme")
+    assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(*range(AUDIT_LENGTH + 5)))
+    offsets = [e["offset"] for e in await store.audit("acme", limit=AUDIT_LENGTH)]
+    assert offsets == list(range(AUDIT_LENGTH + 4, 4, -1))

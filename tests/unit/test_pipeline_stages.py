@@ -303,11 +303,11 @@ async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_t
             self.forgotten: list[str] = []
 
         async def commit(self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
-                         retried: bool = False) -> bool:
+                         audits: Sequence[dict[str, Any]] = (), retried: bool = False) -> bool:
             self.attempts.append(retried)
             if len(self.attempts) == 1:
                 raise RedisConnectionError("Too many connections")
-            return await super().commit(state, position, events, retried)
+            return await super().commit(state, position, events, audits, retried)
 
         def forget(self, subscription: str) -> None:
             self.forgotten.append(subscription)
@@ -324,6 +324,7 @@ async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_t
     assert store.forgotten == []
     assert [(orjson.loads(e)["level"], orjson.loads(e)["direction"]) for e in sent.on("t.capacity")] == [(100, "up")]
     assert store.states["a"].summary()["records"] == 1
+    assert [entry["changed"] for entry in await store.audit("a")] == [["capacity"]]  # in the retried commit, once
 
 
 async def test_a_capacity_event_is_published_from_the_outbox_and_only_then_trimmed() -> None:
