@@ -57,3 +57,21 @@ def test_a_worker_with_another_digest_scope_refuses_the_state_and_counts_nothing
     assert ready.json()["state"] == (f"refusing scoped: stored digests {fingerprint(DEVELOPMENT_SECRET, 'subscription')}, "
                                      f"configured {fingerprint(DEVELOPMENT_SECRET, 'shared')}")
     shared.stop()
+
+
+def test_state_from_before_the_fingerprint_is_adopted_and_gets_it_at_its_next_commit(
+        deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
+    deployment = deployment_factory()
+    first = deployment.start_worker()
+    deployment.cli("publish", str(write_jsonl(tmp_path / "first.jsonl", _logins(range(3)))))
+    deployment.wait_caught_up()
+    first.stop()
+    meta = Keys("scoped").meta
+    with deployment.redis() as redis:
+        assert redis.hdel(meta, "digest") == 1  # as earlier versions left it
+    deployment.start_worker()
+    deployment.cli("publish", str(write_jsonl(tmp_path / "more.jsonl", _logins(range(5)))))
+    deployment.wait_caught_up()
+    assert deployment.counts()["scoped"]["records"] == 5
+    with deployment.redis() as redis:
+        assert redis.hget(meta, "digest") == fingerprint(DEVELOPMENT_SECRET, "subscription").encode()
