@@ -28,7 +28,7 @@ class Digester:
     scoped digesters share one memo, so its bound holds whatever their number.
     """
 
-    __slots__ = ("_secret", "_key", "_keyed", "_cached", "_scoped", "_per_subscription", "_joined")
+    __slots__ = ("_secret", "_key", "_keyed", "_cached", "_scoped", "_per_subscription", "_joined", "fingerprint")
 
     def __init__(self, secret: bytes = DEVELOPMENT_SECRET, *, per_subscription: bool = True) -> None:
         self._secret = secret
@@ -38,6 +38,8 @@ class Digester:
         self._scoped: dict[str, Digester] = {}
         self._per_subscription = per_subscription
         self._joined = not per_subscription
+        self.fingerprint = fingerprint(secret, "subscription" if per_subscription else "shared")
+        """How these digests are made (:func:`fingerprint`): stored with each commit, checked at load."""
 
     def __call__(self, *parts: str) -> str:
         return self._cached(self._keyed, parts, self._joined)
@@ -50,6 +52,7 @@ class Digester:
         if scoped is None:
             scoped = Digester.__new__(Digester)
             scoped._secret, scoped._cached, scoped._scoped = self._secret, self._cached, {}
+            scoped.fingerprint = self.fingerprint
             scoped._per_subscription = False  # already scoped: it is its own subscription's digester
             scoped._joined = False
             scoped._key = hmac.digest(self._secret, b"endusers subscription key\x1f" +
@@ -57,6 +60,36 @@ class Digester:
             scoped._keyed = hmac.new(scoped._key, digestmod="sha256")
             self._scoped[subscription] = scoped
         return scoped
+
+
+FINGERPRINT_MESSAGE = b"endusers-digest-fingerprint"
+
+
+def fingerprint(secret: bytes, scope: str) -> str:
+    """``<scope>:<8 hex>``: the digest scope and the first 32 bits of HMAC(secret, a fixed message).
+
+    Enough to tell two secrets apart (a wrong one matches with probability 2^-32), too short and too
+    keyed to reveal anything of the secret. A subscription's state records the fingerprint of the
+    digests it was built with: a worker configured otherwise would digest the same people differently
+    and count each returning one twice, so it refuses the state instead (:class:`DigestMismatch`)."""
+    return f"{scope}:{hmac.digest(secret, FINGERPRINT_MESSAGE, 'sha256')[:4].hex()}"
+
+
+class DigestMismatch(Exception):
+    """A subscription's stored state was digested otherwise (another ENDUSERS_DIGEST_SCOPE or
+    ENDUSERS_SECRET) than this process would digest its changes: counting it would split people."""
+
+    def __init__(self, subscription: str, stored: str, configured: str) -> None:
+        self.subscription, self.stored, self.configured = subscription, stored, configured
+        stored_scope, _, stored_key = stored.partition(":")
+        scope, _, key = configured.partition(":")
+        what = (f"stored ENDUSERS_DIGEST_SCOPE={stored_scope}, configured {scope}" if stored_scope != scope
+                else f"same ENDUSERS_DIGEST_SCOPE={scope} but another ENDUSERS_SECRET "
+                     f"(key fingerprint {stored_key} stored, {key} configured)")
+        super().__init__(
+            f"subscription {subscription!r} was counted with other digests ({what}): refusing to count "
+            f"it, or every returning person would count twice. Restart with the settings it was built "
+            f"with (docs/operations.md, Recovery)")
 
 
 def _keyed_digest(keyed: hmac.HMAC, parts: tuple[str, ...], joined: bool) -> str:

@@ -99,6 +99,8 @@ class Wiring:
                                  max_future=settings.max_future, raw_dead_letters=settings.raw_dead_letters,
                                  topic_subscription=settings.topic_subscription, rewind=self.rewind)
         self.pipeline.batch_done = self.health.batch_done
+        self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
+        self.health.refused = self.pipeline.refused
         self._adoptions: set[asyncio.Future[None]] = set()
         self._kafka_probe: AIOKafkaClient | None = None
 

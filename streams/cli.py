@@ -38,6 +38,23 @@ def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _warn_if_other_digests(subscription: str, configured: str) -> None:
+    """On stderr, when the subscription's state was built with other digests than these settings make
+    (the worker refuses such state: ``counters.DigestMismatch``): the digests printed would match nothing.
+    Redis away: no warning, the digest itself needs no Redis."""
+    from redis.exceptions import RedisError
+
+    from counters import DigestMismatch
+
+    try:
+        stored = _with_store(lambda store: store.stored_fingerprint(subscription))
+    except (OSError, RedisError):
+        return
+    if stored is not None and stored != configured:
+        click.echo(f"warning: these digests match nothing stored, {DigestMismatch(subscription, stored, configured)}",
+                   err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Count an organisation's licensed end users, live or offline."""
@@ -176,6 +193,7 @@ def digest(identifier: str, subscription: str) -> None:
     except MissingSecret as exc:
         raise click.UsageError(str(exc)) from None
     digester = Digester(secret, per_subscription=settings.digest_scope != "shared")
+    _warn_if_other_digests(subscription, digester.fingerprint)
     click.echo(digester.for_subscription(subscription)(normalized))
 
 
@@ -474,6 +492,7 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     settings = WorkerSettings()
     digest = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared") \
         .for_subscription(subscription)
+    _warn_if_other_digests(subscription, digest.fingerprint)
     try:
         query = ({"record": record_digest(digest, runtime, tenant, provider, user_id)} if user_id is not None
                  else {"identifier": digests_of(digest, email=email, username=username)})

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from counters import Digester, Position, Store, SubscriptionState, apply, to_change
+from counters import DigestMismatch, Digester, Position, Store, SubscriptionState, apply, to_change
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
@@ -96,6 +96,8 @@ class Pipeline:
         """Told the subscription after each commit that changed a capacity level (``streams.alerts``)."""
         self.batch_done: Callable[[], None] = lambda: None
         """Called after every count batch (readiness: the count stage is moving)."""
+        self.refused: dict[str, str] = {}
+        """Subscription -> why it is not counted: its state was built with other digests (readiness)."""
 
     # --- ingest -----------------------------------------------------------------------------------
 
@@ -186,6 +188,11 @@ class Pipeline:
                 await self._count_subscription(subscription, source, [(m.offset, c) for m, c in items])
             except RolledBack as back:
                 await self._rewind(back, max(m.offset for m in messages if f"{m.topic}:{m.partition}" == source))
+                continue
+            except DigestMismatch as mismatch:  # nothing applied nor committed: the stored counts stand
+                self._refuse(mismatch)
+                for message, _ in items:
+                    await (await self._dead_letter(message, f"not counted: {mismatch}"))
                 continue
             except Exception as exc:  # a bug, not bad input (ingest validated it): never stop counting
                 log.exception("cannot count a batch of %s; it goes to the dead-letter topic", subscription)
@@ -312,7 +319,10 @@ class Pipeline:
         would be refused anyway), and their gauges would go on exporting numbers nobody updates.
         """
         released = [s for s, source in self._counted_from.items() if source not in assigned]
+        for subscription in set(self.refused) - set(self._counted_from):
+            self.refused.pop(subscription)  # refused before counting here: the next owner decides
         for subscription in released:
+            self.refused.pop(subscription, None)
             del self._counted_from[subscription]
             self._changed.discard(subscription)
             self.store.forget(subscription)
@@ -346,7 +356,17 @@ class Pipeline:
 
     async def preload(self, subscription: str) -> None:
         """Load an owned subscription's state ahead of its next batch (in slices: see the store)."""
-        await self._load(subscription)
+        try:
+            await self._load(subscription)
+        except DigestMismatch as mismatch:
+            self._refuse(mismatch)
+
+    def _refuse(self, mismatch: DigestMismatch) -> None:
+        """Log a refused subscription once (its every batch is refused) and tell readiness."""
+        if mismatch.subscription not in self.refused:
+            log.error("%s", mismatch)
+        self.refused[mismatch.subscription] = (f"refusing {mismatch.subscription}: stored digests "
+                                               f"{mismatch.stored}, configured {mismatch.configured}")
 
     # --- outputs ----------------------------------------------------------------------------------
 

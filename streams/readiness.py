@@ -26,6 +26,8 @@ class Readiness:
         """Between an assignment and knowing which subscriptions it brings."""
         self.lag = 0
         self._moved = clock()
+        self.refused: Mapping[str, str] = {}
+        """Subscription -> why it is not counted (the pipeline's: its state has other digests)."""
 
     def assignment_revoked(self) -> None:
         self.assigned = False
@@ -46,7 +48,7 @@ class Readiness:
     def checks(self) -> dict[str, bool | str]:
         """``assignment``, ``state`` and ``progress``: True, or why not."""
         return {"assignment": True if self.assigned else "waiting for assignment",
-                "state": self._loading() or True,
+                "state": "; ".join(self.refused[s] for s in sorted(self.refused)) or self._loading() or True,
                 "progress": self._stalled() or True}
 
     def _loading(self) -> str:

@@ -25,6 +25,7 @@ from counters import (
     HOURLY_DAYS,
     NEVER,
     SUBSCRIPTION_SCOPE,
+    DigestMismatch,
     DomainsReport,
     Entry,
     Position,
@@ -51,7 +52,7 @@ DOMAINS_EVERY_MS = 5_000
 HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
-META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids")
+META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids", "digest")
 SLICE_SECONDS = 0.05
 """Longest stretch of engine work between two yields to the event loop."""
 POSITION = "position:"
@@ -249,6 +250,9 @@ class RedisStore:
         self._domains: dict[str, tuple[float, tuple[int, int, tuple[str, ...]], DomainsReport]] = {}
         self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
+        self.fingerprint: str | None = None
+        """How the worker digests (``Digester.fingerprint``): written with each commit as the meta
+        field ``digest``; a load that finds another one raises ``DigestMismatch``. None: not checked."""
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -293,6 +297,8 @@ class RedisStore:
             raw_meta, records, tombstones = await pipe.execute()
         sessions = await self.redis.pfcount(keys.sessions)
         meta: dict[str, bytes | str] = {_text(k): v for k, v in raw_meta.items()}
+        if self.fingerprint is not None and "digest" in meta and _text(meta["digest"]) != self.fingerprint:
+            raise DigestMismatch(subscription, _text(meta["digest"]), self.fingerprint)  # before the records
         total = int(records) + int(tombstones)
         self.progress[subscription] = (0, total)
         try:
@@ -353,7 +359,9 @@ class RedisStore:
         so nothing is written again)."""
         keys = Keys(state.subscription)
         written = self._written.get(state.subscription, {})
-        meta = {field: value for field, value in _meta_fields(state).items() if written.get(field) != value}
+        fields = _meta_fields(state) if self.fingerprint is None else \
+            {**_meta_fields(state), "digest": self.fingerprint.encode()}
+        meta = {field: value for field, value in fields.items() if written.get(field) != value}
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
         args = [*_position_args(position), len(meta), *(item for pair in meta.items() for item in pair),
@@ -477,6 +485,11 @@ class RedisStore:
     async def counts(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.get(Keys(subscription).counts)
         return None if raw is None else _fix_empty(orjson.loads(raw))
+
+    async def stored_fingerprint(self, subscription: str) -> str | None:
+        """The fingerprint of the digests the subscription's state was built with (None: not recorded)."""
+        raw = await self.redis.hget(Keys(subscription).meta, "digest")
+        return None if raw is None else _text(raw)
 
     async def settings(self, subscription: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(Keys(subscription).meta, "settings")
