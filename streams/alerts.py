@@ -35,7 +35,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from counters import CLASSES
+from counters import CLASSES, ReadSide
 
 if TYPE_CHECKING:
     import faust
@@ -59,9 +59,7 @@ Post = Callable[[Sequence[Alert]], Awaitable[None]]
 class CommittedCounts(Protocol):
     """The committed read side of the store (``streams.redis_store.RedisStore``)."""
 
-    async def counts(self, subscription: str) -> dict[str, Any] | None: ...
-
-    async def settings(self, subscription: str) -> dict[str, Any] | None: ...
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]: ...
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,9 @@ class AlertPusher:
     async def _plan(self, subscriptions: Iterable[str], now: float) -> tuple[list[Alert], dict[tuple[str, str], str | None]]:
         alerts: list[Alert] = []
         updates: dict[tuple[str, str], str | None] = {}
-        for subscription in subscriptions:
-            counts, settings = await self.store.counts(subscription), await self.store.settings(subscription)
-            if counts is None or settings is None:
-                continue  # nothing committed yet
-            for state in committed_levels(subscription, counts, settings):
+        # one pipelined read for all of them; a subscription with nothing committed yet is left out
+        for subscription, side in (await self.store.read_sides(list(subscriptions))).items():
+            for state in committed_levels(subscription, side.counts, side.settings):
                 key = (subscription, state.user_class)
                 severity = self.severities.of(state.level)
                 previous = self._sent.get(key)

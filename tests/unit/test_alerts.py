@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import pytest
 
+from counters import ReadSide
 from schemas.cloudevents import capacity_headers
 from schemas.outputs import CapacityEvent
 from streams.alerts import ALERT_NAME, VALID_FOR_INTERVALS, Alert, AlertPusher, Severities
@@ -25,14 +25,10 @@ class Committed:
     def set(self, subscription: str, internal: int = 0, external: int = 0) -> None:
         self.levels[subscription] = {"internal": internal, "external": external}
 
-    async def counts(self, subscription: str) -> dict[str, Any] | None:
-        levels = self.levels.get(subscription)
-        if levels is None:
-            return None
-        return {"internal": levels["internal"] // 10, "external": levels["external"] // 10 * 3, "levels": levels}
-
-    async def settings(self, subscription: str) -> dict[str, Any] | None:
-        return {"capacity": {"internal": 10, "external": None}} if subscription in self.levels else None
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
+        return {name: ReadSide({"internal": levels["internal"] // 10, "external": levels["external"] // 10 * 3,
+                                "levels": levels}, {"capacity": {"internal": 10, "external": None}}, None)
+                for name in subscriptions if (levels := self.levels.get(name)) is not None}
 
 
 class Alertmanager:
