@@ -226,11 +226,15 @@ class Deployment:
             env["ENDUSERS_BATCH_SIZE"] = str(self.batch_size)
         return env
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, instance_id: str = "") -> subprocess.Popen[bytes]:
+        """The worker measured; with ``instance_id`` a static member of its groups (ENDUSERS_INSTANCE_ID,
+        as the Helm chart runs each pod under its name)."""
         self.port = free_port()
         self.log = self.workdir / f"worker-{self.port}.log"
         command = [sys.executable, "-m", "streams", "worker", "-l", "warning"]
         env = self.env()
+        if instance_id:
+            env["ENDUSERS_INSTANCE_ID"] = instance_id
         if self.gc_log:  # the same worker, with every gc pause logged (tests/bench/gcwatch.py)
             command[1:3] = [str(ROOT / "tests/bench/gcwatch.py")]
             env["BENCH_GC_LOG"] = str(self.gc_log)
@@ -711,10 +715,15 @@ class Bench:
     # 4. memory --------------------------------------------------------------------------------------
 
     async def takeover(self, records: int) -> None:
-        """``takeover_s_<N>``: the worker owning a subscription of N records is killed (SIGKILL); a new
-        worker starts at once and a login of a new user is produced. The figure is the time from the kill
-        until that login is visible in Redis: session expiry and rebalance, loading N records, the count.
-        The key names the N that ran (``takeover_s_1m`` only for 1,000,000)."""
+        """``takeover_s_<N>``: the worker owning a subscription of N records is killed (SIGKILL) and
+        restarted at once under the same ``ENDUSERS_INSTANCE_ID`` (what Kubernetes does to a crashed pod
+        of the Helm chart, whose workers are static members named after their pods); then a login of a
+        new user is produced. The figure is the time from the kill until that login is visible in Redis:
+        the restart, the rejoin, loading N records, the count. The key names the N that ran
+        (``takeover_s_1m`` only for 1,000,000).
+
+        ``takeover_gone_s_<N>``: the same when the killed worker does not come back (a dynamic member, or
+        a lost node): a new worker takes over once Kafka's session timeout has expired the dead one."""
         from aiokafka import AIOKafkaProducer
 
         d, sub = self.d, TAKEOVER_SUBSCRIPTION
@@ -736,6 +745,24 @@ class Bench:
                     raise RuntimeError(f"takeover: {count} records not visible within {timeout}s:\n{d.log_tail()}")
                 await asyncio.sleep(0.005)
 
+        async def kill_and_replace(instance_id: str, user: int) -> dict[str, Any]:
+            assert d.process is not None
+            killed = time.perf_counter()
+            d.process.send_signal(signal.SIGKILL)
+            d.process.wait(timeout=10)
+            process = d.start_worker(instance_id)
+            assignment = asyncio.ensure_future(self.assigned(process))
+            await (await producer.send(d.topic("logins"), login(user), key=sub.encode()))
+            seen = await visible(user + 1, timeout=600)
+            worker_cpu = cpu_seconds(process.pid)
+            ready = await self.wait_ready(process, timeout=600)
+            assigned = await assignment
+            return {"kill_to_visible_s": round(seen - killed, 2), "kill_to_assigned_s": round(assigned - killed, 2),
+                    "assigned_to_visible_s": round(seen - assigned, 2),
+                    "new_worker_cpu_s_until_visible": worker_cpu,
+                    "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+                    "kill_to_ready_s": round(ready - killed, 2)}
+
         try:
             started = time.perf_counter()
             for first in range(0, records, 10_000):
@@ -745,30 +772,22 @@ class Bench:
             await visible(records, timeout=max(120.0, records / 1000))
             loaded = time.perf_counter() - started
             assert d.process is not None
-            log(f"takeover: {records} records of {sub} counted in {loaded:.1f}s; killing worker {d.process.pid}")
-            killed = time.perf_counter()
-            d.process.send_signal(signal.SIGKILL)
-            d.process.wait(timeout=10)
-            process = d.start_worker()
-            assignment = asyncio.ensure_future(self.assigned(process))
-            await (await producer.send(d.topic("logins"), login(records), key=sub.encode()))
-            seen = await visible(records + 1, timeout=600)
-            worker_cpu = cpu_seconds(process.pid)
-            ready = await self.wait_ready(process, timeout=600)
-            assigned = await assignment
+            log(f"takeover: {records} records of {sub} counted in {loaded:.1f}s; killing worker {d.process.pid}, "
+                f"a dynamic member: a new one takes over after the session timeout")
+            gone = await kill_and_replace("bench-takeover-0", records)
+            log(f"takeover: killing worker {d.process.pid}, a static member, and restarting it under its name")
+            restarted = await kill_and_replace("bench-takeover-0", records + 1)
         finally:
             await producer.stop()
-        name = f"takeover_s_{records // 1_000_000}m" if records % 1_000_000 == 0 else f"takeover_s_{records // 1000}k"
-        self.results[name] = round(seen - killed, 2)
-        self.results["takeover"] = {"records": records, "kill_to_visible_s": round(seen - killed, 2),
-                                    "kill_to_assigned_s": round(assigned - killed, 2),
-                                    "assigned_to_visible_s": round(seen - assigned, 2),
-                                    "new_worker_cpu_s_until_visible": worker_cpu,
-                                    "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-                                    "kill_to_ready_s": round(ready - killed, 2), "load_seconds": round(loaded, 1),
-                                    "session_timeout_s": float(SESSION_TIMEOUT)}
-        log(f"takeover: a login visible {seen - killed:.2f}s after the kill ({records} records), "
-            f"{seen - assigned:.2f}s after the new worker got the partitions")
+        size = f"{records // 1_000_000}m" if records % 1_000_000 == 0 else f"{records // 1000}k"
+        self.results[f"takeover_s_{size}"] = restarted["kill_to_visible_s"]
+        self.results[f"takeover_gone_s_{size}"] = gone["kill_to_visible_s"]
+        self.results["takeover"] = {"records": records, "load_seconds": round(loaded, 1),
+                                    "session_timeout_s": float(SESSION_TIMEOUT),
+                                    **restarted, "gone": gone}
+        for what, figures in (("a new worker, the killed one gone", gone), ("restarted under its name", restarted)):
+            log(f"takeover ({what}): a login visible {figures['kill_to_visible_s']}s after the kill ({records} "
+                f"records), {figures['assigned_to_visible_s']}s after the worker got the partitions")
 
     async def assigned(self, process: subprocess.Popen[bytes], timeout: float = 600) -> float:
         """When a new worker's ``/readyz`` first says it holds its assignment: from then on, the time
@@ -965,7 +984,7 @@ def main() -> None:
                                            "capacity_latency_ms", "redis_bytes_per_record",
                                            "worker_rss_growth_bytes_per_record", "heap_bytes_per_record",
                                            "reconfigure_ms", "worker_cpu_us_per_event", "engine_replay_events_per_s",
-                                           "engine_apply_events_per_s", "repeated_login_us")} | {k: v for k, v in results.items() if k.startswith("takeover_s_")}
+                                           "engine_apply_events_per_s", "repeated_login_us")} | {k: v for k, v in results.items() if k.startswith(("takeover_s_", "takeover_gone_s_"))}
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
