@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import re
+import typing
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 import orjson
 
-from schemas.events import SOURCE_TOPICS, InputEvent, RuntimeSetting
+from schemas.events import SOURCE_TOPICS, VERSION_PATTERN, InputEvent, RuntimeSetting
 from schemas.limits import MAX_EVENT_BYTES, format_duration
 from schemas.outputs import format_instant
 
@@ -124,6 +125,52 @@ _MISSING = re.compile(r"^Object missing required field `(.*)`$", re.DOTALL)
 _LONGER = re.compile(r"^Expected `(str|array|object)` of length <= (\d+)$")
 _SHORTER = re.compile(r"^Expected `str` of length >= (\d+)$")
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_INNER_FIELD = re.compile(r"^([a-z_]+): (.*)$", re.DOTALL)
+_BOUND = re.compile(r"^Expected `(int|float)` (>=|<=|>|<) (-?[\d.]+)$")
+_WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `([^`]+)`$")
+_NOT_ONE_OF = re.compile(r"^Invalid enum value (.+)$", re.DOTALL)
+_PATTERN = re.compile(r"^Expected `str` matching regex ('.*')$", re.DOTALL)
+_NOUNS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "a boolean", "array": "a list",
+          "object": "an object", "null": "null"}
+_BOUNDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
+_PATTERNS = {repr(VERSION_PATTERN): "a version: one to four numbers separated by dots, like 11.20.1"}
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Each field that takes one of a few words (``platform``, ``op``), with those words, from the models."""
+    found: dict[str, tuple[str, ...]] = {}
+    structs = [msgspec.inspect.type_info(t) for t in (*typing.get_args(InputEvent), RuntimeSetting)]
+    for struct in structs:
+        assert isinstance(struct, msgspec.inspect.StructType)
+        for field in struct.fields:
+            kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+            for kind in kinds:
+                if isinstance(kind, msgspec.inspect.LiteralType):
+                    found[field.encode_name] = tuple(str(value) for value in kind.values)
+    return found
+
+
+_CHOICES = _choices()
+
+
+def _plain(text: str, field: str) -> str:
+    """msgspec's wording (``Expected `int` >= 1``, ``Invalid enum value 'o12'``) in the words of
+    docs/events.md, for the producer or operator who reads the dead letter or the CLI's refusal."""
+    bound = _BOUND.match(text)
+    if bound is not None:
+        _, operator, limit = bound.groups()
+        return f"must be {_BOUNDS[operator]} {limit.removesuffix('.0')}"
+    wrong = _WRONG_TYPE.match(text)
+    if wrong is not None:
+        expected = " or ".join(_NOUNS.get(kind.strip(), kind.strip()) for kind in wrong.group(1).split("|"))
+        return f"must be {expected}, not {_NOUNS.get(wrong.group(2), wrong.group(2))}"
+    choice = _NOT_ONE_OF.match(text)
+    if choice is not None and field in _CHOICES:
+        return f"{choice.group(1)} is not one of {', '.join(_CHOICES[field])}"
+    pattern = _PATTERN.match(text)
+    if pattern is not None:
+        return f"must be {_PATTERNS.get(pattern.group(1), 'a string matching ' + pattern.group(1))}"
+    return text
 
 
 def _explain(message: str, document: Any) -> Rejection:
@@ -140,6 +187,9 @@ def _explain(message: str, document: Any) -> Rejection:
         if path.startswith("key` in `"):  # "Expected ... - at `key` in `$.runtimes`"
             path = path.removeprefix("key` in `")
         location = _dotted(path, document)
+    inner = _INNER_FIELD.match(text)
+    if location and inner is not None:  # a struct's own check names its field: "version: Expected ..."
+        location, text = f"{location}.{inner.group(1)}", inner.group(2)
     missing = _MISSING.match(text)
     if missing is not None:
         location = f"{location}.{missing.group(1)}" if location else missing.group(1)
@@ -152,6 +202,7 @@ def _explain(message: str, document: Any) -> Rejection:
     shorter = _SHORTER.match(text)
     if shorter is not None:
         text = f"String should have at least {shorter.group(1)} character{'s' if shorter.group(1) != '1' else ''}"
+    text = _plain(text, location.rsplit(".", 1)[-1])
     reason = f"{location}: {text}" if location else text
     # the field: the location, or the one an event's own check names first ("time: not an RFC 3339 ...")
     field = (location or text.split(":", 1)[0]).split(".", 1)[0]

@@ -97,8 +97,8 @@ _LAST_INSTANT = (datetime(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86_4
 Text = Annotated[str, Meta(max_length=MAX_STRING)]
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_STRING)]
 EmailText = Annotated[str, Meta(max_length=MAX_EMAIL)]
-_VERSION = rf"^\d{{1,{MAX_VERSION_PART}}}(\.\d{{1,{MAX_VERSION_PART}}}){{0,3}}$"
-Version = Annotated[str, Meta(pattern=_VERSION)]
+VERSION_PATTERN = rf"^\d{{1,{MAX_VERSION_PART}}}(\.\d{{1,{MAX_VERSION_PART}}}){{0,3}}$"
+Version = Annotated[str, Meta(pattern=VERSION_PATTERN)]
 Count = Annotated[int, Meta(ge=0)]
 Percentage = Annotated[int, Meta(ge=1, le=1000)]
 
@@ -132,7 +132,7 @@ def _post_init(event: Any) -> None:
     user_id = getattr(event, "user_id", "")
     if type(user_id) is int:
         if not _INT_RANGE[0] <= user_id <= _INT_RANGE[1]:
-            raise ValueError("user_id: Expected an integer of at most 64 bits")
+            raise ValueError("user_id: must be an integer of at most 64 bits")
         force_setattr(event, "user_id", str(user_id))
 
 
@@ -211,7 +211,7 @@ class Capacity(Struct, frozen=True, kw_only=True):
         for key in ("internal", "external"):
             value = getattr(self, key)
             if isinstance(value, int) and value > _INT_RANGE[1]:
-                raise ValueError(f"{key}: Expected an integer of at most 64 bits")
+                raise ValueError(f"{key}: must be an integer of at most 64 bits")
 
 
 class RuntimeSetting(Struct, frozen=True, kw_only=True):
@@ -220,7 +220,7 @@ class RuntimeSetting(Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         # Python's ``$`` also matches before a final newline; the pattern means the end of the text
         if self.version is not None and self.version.endswith("\n"):
-            raise ValueError(f"String should match pattern '{_VERSION}'")
+            raise ValueError(f"version: Expected `str` matching regex {VERSION_PATTERN!r}")
 
 
 class ConfigEvent(_Event, frozen=True, kw_only=True, tag="config"):
