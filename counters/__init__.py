@@ -38,7 +38,7 @@ from counters.state import (
     SubscriptionSettings,
     SubscriptionState,
 )
-from counters.ports import Position, ReadSide, Store
+from counters.ports import CommittedReads, Position, ReadSide, Store
 from counters.translate import to_change
 from counters.whatif import preview
 
@@ -46,7 +46,7 @@ __all__ = [
     # applying changes to a state, and restoring a loaded one
     "apply", "restore", "restore_in_steps",
     # what the pipeline asks of a store (counters/ports.py)
-    "Store", "Position", "ReadSide",
+    "Store", "CommittedReads", "Position", "ReadSide",
     # the state and what a store persists of it
     "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
     "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",

@@ -81,21 +81,11 @@ class Outbox(Protocol):
         ...
 
 
-class Directory(Protocol):
-    """The directory port: what is committed, read without loading a state."""
+class CommittedReads(Protocol):
+    """What is committed, read without loading a state: what the web API and the dashboard show."""
 
     async def subscriptions(self) -> list[str]:
         """The subscriptions with a committed state, sorted."""
-        ...
-
-    async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
-        """Per subscription, the changes partitions (``topic:partition``) it has been counted from,
-        read together: an adoption asks it of every subscription after each rebalance."""
-        ...
-
-    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
-        """The committed counts, settings and shared-identifier report of each subscription, read
-        together; a subscription not committed yet is left out."""
         ...
 
     async def counts(self, subscription: str) -> dict[str, Any] | None:
@@ -108,6 +98,21 @@ class Directory(Protocol):
 
     async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
         """The last committed shared-identifier report (None before one was committed)."""
+        ...
+
+
+class Directory(CommittedReads, Protocol):
+    """The directory port: what is committed, with the reads a worker makes of many subscriptions at
+    once after a rebalance."""
+
+    async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
+        """Per subscription, the changes partitions (``topic:partition``) it has been counted from,
+        read together: an adoption asks it of every subscription after each rebalance."""
+        ...
+
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
+        """The committed counts, settings and shared-identifier report of each subscription, read
+        together; a subscription not committed yet is left out."""
         ...
 
 

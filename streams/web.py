@@ -63,6 +63,7 @@ from counters import (
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
     HISTORY_CSV_HEADER,
     HOURLY_DAYS,
+    CommittedReads,
     Digester,
     Entry,
     NotAnIdentifier,
@@ -98,21 +99,12 @@ RETRY_AFTER = 10
 """Seconds a dashboard refused for too many streams is told to wait (``Retry-After``)."""
 
 
-class CountsReader(Protocol):
-    """Read access to the live counts, implemented over Redis by the store."""
+class CountsReader(CommittedReads, Protocol):
+    """Read access to the live counts, implemented over Redis by the store: the committed reads of the
+    engine's directory, and what only the operators' surface asks for.
 
-    async def subscriptions(self) -> list[str]:
-        """Subscription ids, sorted."""
-        ...
-
-    async def counts(self, subscription: str) -> dict[str, Any] | None:
-        """The counts of one subscription (docs/events.md), None if unknown."""
-        ...
-
-    async def settings(self, subscription: str) -> dict[str, Any] | None:
-        """``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds", "hysteresis",
-        "runtimes"}``, None if unknown."""
-        ...
+    ``settings`` is ``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds",
+    "hysteresis", "runtimes", ...}``, and ``counts`` the document of docs/events.md."""
 
     async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first, as ``CapacityEvent.to_dict()``."""
