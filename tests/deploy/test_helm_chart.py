@@ -43,9 +43,9 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def render(*args: str) -> list[dict[str, Any]]:
-    """The objects `helm template` renders (release "endusers"), hooks included."""
-    output = helm("template", "endusers", str(CHART), "--namespace", "licensing", *args).stdout
+def render(*args: str, release: str = "endusers") -> list[dict[str, Any]]:
+    """The objects `helm template` renders (release "endusers" unless named), hooks included."""
+    output = helm("template", release, str(CHART), "--namespace", "licensing", *args).stdout
     return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
@@ -229,6 +229,18 @@ def test_monitoring_objects_are_optional(default: list[dict[str, Any]], producti
     assert "EndusersCapacityExceeded" in alerts
     # Prometheus' own template syntax passes through Helm untouched
     assert any("{{ $labels.subscription }}" in rule["annotations"]["summary"] for group in rules for rule in group["rules"])
+
+
+def test_the_scrape_job_is_named_as_the_alert_rules_expect() -> None:
+    """The Prometheus Operator names a ServiceMonitor's job after the Service (the release's name)
+    unless ``jobLabel`` names a label of the Service: the chart points it at the chart's name, the
+    ``job="endusers"`` that ``EndUsersNoWorkerUp`` watches, for a release of any name."""
+    objects = render("--set", "serviceMonitor.enabled=true", release="licensing")
+    monitor, service = one(objects, "ServiceMonitor"), one(objects, "Service")
+    assert service["metadata"]["name"] != "endusers"
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "endusers"
+    if RULES_FILE.is_file():
+        assert 'up{job="endusers"}' in RULES_FILE.read_text()
 
 
 def test_prometheus_rule_takes_a_rule_file(tmp_path: Path) -> None:
