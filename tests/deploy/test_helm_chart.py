@@ -1,12 +1,18 @@
 """The Helm chart (deploy/helm/endusers), linted and rendered by a real Helm, and the rendered objects
 checked for what a Kubernetes operator relies on: probes, the secret reference, replicas within the
-partitions, the non-root security context, the pod name as Kafka instance id, the test hook.
+partitions, the non-root security context, the pod name as Kafka instance id, the test hook, the HTTP
+tokens, allowed hosts and Alertmanager push. Where the worker reads what the chart renders (the token
+file, the allowed hosts, the severities), the worker's own code reads the rendered value.
 
 Helm is the version deploy/local/helm pins, built once with `go install` and cached.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from functools import cache
@@ -15,6 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+from streams.alerts import Severities
+from streams.auth import Access, TokenFile, create_token
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "endusers"
@@ -70,6 +79,43 @@ def worker(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def env(container: dict[str, Any]) -> dict[str, Any]:
     """name -> value, or name -> valueFrom."""
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def expanded_env(container: dict[str, Any], fields: dict[str, str]) -> dict[str, str]:
+    """The variables as the kubelet hands them to the process: ``fieldRef``s from ``fields``, and
+    ``$(NAME)`` in a value replaced by an earlier variable's value (a later or unknown one stays as is).
+    Variables from Secrets are left out."""
+    resolved: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            resolved[entry["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                                              lambda m: resolved.get(m[1], m[0]), entry["value"])
+        elif "fieldRef" in entry["valueFrom"]:
+            resolved[entry["name"]] = fields[entry["valueFrom"]["fieldRef"]["fieldPath"]]
+    return resolved
+
+
+def notes(tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it. Helm renders the notes only when it installs (which needs a
+    cluster), so a copy of the chart renders them into a ConfigMap instead."""
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy)
+    text = (copy / "templates" / "NOTES.txt").read_text()
+    (copy / "templates" / "NOTES.txt").unlink()
+    (copy / "templates" / "_notes.tpl").write_text('{{- define "notes" -}}\n' + text + "{{- end -}}\n")
+    (copy / "templates" / "notes.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n  labels: {}\n'
+        'data:\n  notes: {{ include "notes" . | quote }}\n')
+    output = helm("template", "endusers", str(copy), "--namespace", "licensing", "--show-only",
+                  "templates/notes.yaml", *args).stdout
+    return str(yaml.safe_load(output)["data"]["notes"])
+
+
+def refusal(*args: str) -> str:
+    """Helm's complaint when it refuses to render with these values."""
+    result = helm("template", "endusers", str(CHART), "--namespace", "licensing", *args, check=False)
+    assert result.returncode != 0, f"{' '.join(args)} was accepted"
+    return result.stderr
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -223,7 +269,9 @@ def test_network_policy_admits_http_and_lets_out_dns_kafka_and_redis(production:
 def test_monitoring_objects_are_optional(default: list[dict[str, Any]], production: list[dict[str, Any]]) -> None:
     assert not [o for o in default if o["kind"] in ("ServiceMonitor", "PrometheusRule")]
     monitor = one(production, "ServiceMonitor")
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert {k: endpoint[k] for k in ("port", "path", "interval", "scrapeTimeout")} == {
+        "port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     rules = one(production, "PrometheusRule")["spec"]["groups"]
     alerts = {rule["alert"] for group in rules for rule in group["rules"]}
     assert "EndusersCapacityExceeded" in alerts
@@ -286,3 +334,201 @@ def test_values_files_hold_no_secret_material() -> None:
     for path in (CHART / "values.yaml", PRODUCTION):
         for value in _all_values(yaml.safe_load(path.read_text())):
             assert not (isinstance(value, str) and "://" in value and "@" in value), f"{path.name}: {value}"
+
+
+# --- HTTP tokens --------------------------------------------------------------------------------
+
+TOKENS_DIR = "/etc/endusers/api-tokens"
+
+
+def test_without_a_tokens_secret_no_token_file_is_set_and_the_notes_warn(
+        default: list[dict[str, Any]], tmp_path: Path) -> None:
+    container = worker(default)
+    assert "ENDUSERS_API_TOKENS_FILE" not in env(container)
+    assert not [m for m in container["volumeMounts"] if m["mountPath"].startswith(TOKENS_DIR)]
+    text = notes(tmp_path)
+    assert "WARNING: no HTTP tokens" in text and "anyone who reaches" in text
+
+
+def test_production_mounts_the_tokens_secret_read_only_and_names_the_file(
+        production: list[dict[str, Any]], tmp_path: Path) -> None:
+    container = worker(production)
+    path = env(container)["ENDUSERS_API_TOKENS_FILE"]
+    assert path == f"{TOKENS_DIR}/tokens"
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "api-tokens"]
+    # the directory, not a subPath: a subPath mount never sees the kubelet's updates of the Secret
+    assert mount == {"name": "api-tokens", "mountPath": TOKENS_DIR, "readOnly": True}
+    [volume] = [v for v in workload(production)["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-tokens"]
+    assert volume["secret"] == {"secretName": "endusers-tokens", "items": [{"key": "tokens", "path": "tokens"}]}
+    assert "WARNING" not in notes(tmp_path, "-f", str(PRODUCTION))
+
+
+def test_tokens_key_names_the_mounted_file() -> None:
+    objects = render("--set", "auth.tokensSecret=api", "--set", "auth.tokensKey=api-tokens.txt")
+    assert env(worker(objects))["ENDUSERS_API_TOKENS_FILE"] == f"{TOKENS_DIR}/api-tokens.txt"
+
+
+def _kubelet_writes(mount: Path, generation: int, content: str) -> None:
+    """What the kubelet does to a Secret volume: the keys are links into ``..data``, a link to a dated
+    folder, and an update writes a new folder and swaps ``..data`` in one rename."""
+    folder = mount / f"..2026_11_29_00_00_0{generation}.{generation}"
+    folder.mkdir()
+    (folder / "tokens").write_text(content)
+    (mount / "..data_tmp").symlink_to(folder.name)
+    os.replace(mount / "..data_tmp", mount / "..data")
+    if not (mount / "tokens").is_symlink():
+        (mount / "tokens").symlink_to("..data/tokens")
+
+
+def test_worker_rereads_the_mounted_token_file_when_the_secret_changes(
+        production: list[dict[str, Any]], tmp_path: Path) -> None:
+    """A token added to (or deleted from) the Secret works (or stops) without a restart, because the
+    chart mounts the Secret's folder and the worker re-reads the file the link points to."""
+    path = env(worker(production))["ENDUSERS_API_TOKENS_FILE"]
+    mount = tmp_path / path.removeprefix("/").rsplit("/", 1)[0]
+    mount.mkdir(parents=True)
+    first_file, second_file = tmp_path / "first", tmp_path / "second"
+    first = create_token(first_file, "viewer", None)  # `endusers token create --file ...`
+    second = create_token(second_file, "admin", frozenset({"acme"}))
+    _kubelet_writes(mount, 1, first_file.read_text())
+    tokens = TokenFile(tmp_path / path.removeprefix("/"))
+    assert tokens.lookup(first) is not None and tokens.lookup(second) is None
+    _kubelet_writes(mount, 2, second_file.read_text())  # the first token revoked, the second added
+    assert tokens.lookup(first) is None
+    grant = tokens.lookup(second)
+    assert grant is not None and grant.admin and grant.sees("acme") and not grant.sees("globex")
+
+
+def test_service_monitor_sends_a_token_when_the_workers_require_one(production: list[dict[str, Any]]) -> None:
+    [endpoint] = one(production, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "endusers-scrape", "key": "token"}}
+
+
+def test_service_monitor_without_a_token_is_refused_when_the_workers_require_one() -> None:
+    complaint = refusal("--set", "serviceMonitor.enabled=true", "--set", "auth.tokensSecret=endusers-tokens")
+    assert "serviceMonitor.tokenSecret is required with auth.tokensSecret" in complaint
+
+
+# --- allowed hosts ------------------------------------------------------------------------------
+
+POD = {"metadata.name": "endusers-0", "status.podIP": "10.42.0.7"}
+SERVICE_NAMES = {"endusers", "endusers.licensing", "endusers.licensing.svc", "endusers.licensing.svc.cluster.local"}
+
+
+def allowed_hosts(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> frozenset[str] | None:
+    """The Host names the worker answers to, read by the worker's own code from the rendered env."""
+    monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", expanded_env(worker(objects), POD)["ENDUSERS_WEB_ALLOWED_HOSTS"])
+    return Access.from_env("0.0.0.0").allowed_hosts
+
+
+def test_allowed_hosts_keep_the_in_cluster_clients_and_add_the_service_names(
+        default: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting ENDUSERS_WEB_ALLOWED_HOSTS replaces the worker's defaults, so the chart lists what they
+    cover in a pod (loopback for kubectl port-forward, the pod's IP that Prometheus scrapes by, its
+    name) and adds the Service's names, by which clients in the cluster reach the workers."""
+    hosts = allowed_hosts(default, monkeypatch)
+    assert hosts is not None
+    assert {"localhost", "127.0.0.1", "::1", "10.42.0.7", "endusers-0"} | SERVICE_NAMES == hosts
+    # Kubernetes expands $(POD_IP) only when POD_IP is defined earlier in the list
+    names = [e["name"] for e in worker(default)["env"]]
+    assert names.index("POD_IP") < names.index("ENDUSERS_WEB_ALLOWED_HOSTS")
+    assert names.index("ENDUSERS_INSTANCE_ID") < names.index("ENDUSERS_WEB_ALLOWED_HOSTS")
+    assert env(worker(default))["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+
+def test_allowed_hosts_of_a_statefulset_add_the_headless_and_pod_names(
+        production: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = allowed_hosts(production, monkeypatch)
+    assert hosts is not None and SERVICE_NAMES <= hosts
+    assert {"endusers-headless.licensing.svc", "endusers-0.endusers-headless",
+            "endusers-0.endusers-headless.licensing.svc.cluster.local"} <= hosts
+
+
+def test_allowed_hosts_add_the_values_and_the_dashboard_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render("--set", "web.allowedHosts={counts.example.com,10.0.0.1}", "--set", "clusterDomain=corp.local",
+                     "--set", "alerting.dashboardUrl=https://Board.example.com:8443/endusers/")
+    hosts = allowed_hosts(objects, monkeypatch)
+    assert hosts is not None
+    assert {"counts.example.com", "10.0.0.1", "board.example.com", "endusers.licensing.svc.corp.local",
+            "10.42.0.7"} <= hosts
+
+
+def test_allowed_hosts_star_answers_any_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render("--set", "web.allowedHosts={*}")
+    assert env(worker(objects))["ENDUSERS_WEB_ALLOWED_HOSTS"] == "*"
+    assert allowed_hosts(objects, monkeypatch) is None
+
+
+# --- Alertmanager push --------------------------------------------------------------------------
+
+ALERT_VARIABLES = ("ENDUSERS_ALERTMANAGER_URL", "ENDUSERS_ALERT_SEVERITIES", "ENDUSERS_ALERT_INTERVAL",
+                   "ENDUSERS_DASHBOARD_URL")
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
+def test_alerting_is_off_and_the_worker_keeps_its_defaults_unless_set(values: list[str]) -> None:
+    objects = render(*values)
+    assert not set(ALERT_VARIABLES) & set(env(worker(objects)))
+    # DNS, Kafka, Redis: no rule for Alertmanager
+    assert len(one(objects, "NetworkPolicy")["spec"]["egress"]) == 3
+
+
+def test_alerting_values_become_the_workers_settings_and_open_the_alertmanager_port() -> None:
+    objects = render("--set", "alerting.alertmanagerUrls={http://am-0.am:9093,http://am-1.am:9093}",
+                     "--set", "alerting.severities=10:info\\,100:page", "--set", "alerting.interval=30",
+                     "--set", "alerting.dashboardUrl=https://endusers.example.com/",
+                     "--set-json", 'networkPolicy.egress.alertmanager.to=[{"podSelector": {"matchLabels": {"app": "am"}}}]')
+    variables = env(worker(objects))
+    assert variables["ENDUSERS_ALERTMANAGER_URL"] == "http://am-0.am:9093,http://am-1.am:9093"
+    assert Severities.parse(variables["ENDUSERS_ALERT_SEVERITIES"]).tiers == ((10, "info"), (100, "page"))
+    assert float(variables["ENDUSERS_ALERT_INTERVAL"]) == 30
+    assert variables["ENDUSERS_DASHBOARD_URL"] == "https://endusers.example.com/"
+    egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+    [rule] = [r for r in egress if r["ports"] == [{"port": 9093, "protocol": "TCP"}]]
+    assert rule["to"] == [{"podSelector": {"matchLabels": {"app": "am"}}}]
+
+
+def test_alertmanager_url_on_a_port_the_network_policy_closes_is_refused() -> None:
+    complaint = refusal("--set", "alerting.alertmanagerUrls={https://alertmanager.example.com}")
+    assert "https://alertmanager.example.com uses port 443" in complaint
+    # without the NetworkPolicy, or with the port opened, the same URL is fine
+    for extra in (["--set", "networkPolicy.enabled=false"], ["--set", "networkPolicy.egress.alertmanager.ports={443}"]):
+        objects = render("--set", "alerting.alertmanagerUrls={https://alertmanager.example.com}", *extra)
+        assert env(worker(objects))["ENDUSERS_ALERTMANAGER_URL"] == "https://alertmanager.example.com"
+
+
+@pytest.mark.parametrize("severities, valid", [
+    ("1:warning,100:critical", True),
+    (" 1 : warn , 50:crit", True),
+    ("5:sev:1", True),
+    ("warning", False),
+    ("1:", False),
+    (":critical", False),
+    ("1:warning,", False),
+    ("x:warning", False),
+])
+def test_schema_takes_the_severities_the_worker_parses(severities: str, valid: bool) -> None:
+    """The schema refuses at install time what would stop every worker at start."""
+    args = ("--set-json", f"alerting.severities={json.dumps(severities)}")
+    if valid:
+        assert env(worker(render(*args)))["ENDUSERS_ALERT_SEVERITIES"] == severities
+        Severities.parse(severities)
+    else:
+        assert "alerting/severities" in refusal(*args)
+        with pytest.raises(ValueError):
+            Severities.parse(severities)
+
+
+@pytest.mark.parametrize("setting, complaint", [
+    ('web.allowedHosts=["a.example,b.example"]', "allowedHosts"),
+    ('web.allowedHosts="counts.example.com"', "allowedHosts"),
+    ('alerting.alertmanagerUrls=["alertmanager:9093"]', "alertmanagerUrls"),
+    ('alerting.alertmanagerUrls="http://am:9093"', "alertmanagerUrls"),
+    ("alerting.interval=0", "interval"),
+    ('alerting.dashboardUrl="endusers.example.com"', "dashboardUrl"),
+    ('auth.tokensKey=""', "tokensKey"),
+    ("networkPolicy.egress.alertmanager.ports=[]", "alertmanager"),
+])
+def test_schema_refuses_bad_security_and_alerting_values(setting: str, complaint: str) -> None:
+    text = refusal("--set-json", setting)
+    assert "values don't meet the specifications of the schema" in text and complaint in text

@@ -30,3 +30,63 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail (printf "replicaCount (%d) must be at most partitions (%d): more workers than partitions sit idle" (int .Values.replicaCount) (int .Values.partitions)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The mounted token file: its directory, not a subPath, so that the kubelet's updates of the Secret
+reach the worker (a subPath mount never changes) and the worker re-reads it. */}}
+{{- define "endusers.tokensDir" -}}
+/etc/endusers/api-tokens
+{{- end -}}
+
+{{/* ENDUSERS_WEB_ALLOWED_HOSTS. Setting it replaces the worker's defaults (loopback, its host name and
+address), so the chart lists them again, with the pod's IP and name from the env vars POD_IP and
+ENDUSERS_INSTANCE_ID (Kubernetes expands $(NAME) of a variable defined before), and adds the names
+clients inside the cluster use: the Service's (and the headless Service's and the pod's own with a
+StatefulSet), the host of the dashboard URL the alerts link to, then web.allowedHosts. "*": any. */}}
+{{- define "endusers.allowedHosts" -}}
+{{- if has "*" .Values.web.allowedHosts -}}
+*
+{{- else -}}
+{{- $fullname := include "endusers.fullname" . -}}
+{{- $hosts := list "localhost" "127.0.0.1" "::1" "$(POD_IP)" "$(ENDUSERS_INSTANCE_ID)" -}}
+{{- $names := list $fullname -}}
+{{- if eq .Values.kind "StatefulSet" -}}
+{{- $names = append $names (printf "%s-headless" $fullname) -}}
+{{- $names = append $names (printf "$(ENDUSERS_INSTANCE_ID).%s-headless" $fullname) -}}
+{{- end -}}
+{{- range $names -}}
+{{- $hosts = concat $hosts (list . (printf "%s.%s" . $.Release.Namespace) (printf "%s.%s.svc" . $.Release.Namespace) (printf "%s.%s.svc.%s" . $.Release.Namespace $.Values.clusterDomain)) -}}
+{{- end -}}
+{{- with .Values.alerting.dashboardUrl -}}
+{{- $hosts = append $hosts (urlParse .).hostname -}}
+{{- end -}}
+{{- range .Values.web.allowedHosts -}}
+{{- $hosts = append $hosts . -}}
+{{- end -}}
+{{- $hosts | uniq | join "," -}}
+{{- end -}}
+{{- end -}}
+
+{{/* With the NetworkPolicy, a worker reaches Alertmanager only on networkPolicy.egress.alertmanager.ports:
+refuse a URL on another port at install time rather than let its alerts time out. */}}
+{{- define "endusers.checkAlerting" -}}
+{{- if .Values.networkPolicy.enabled -}}
+{{- $allowed := list -}}
+{{- range .Values.networkPolicy.egress.alertmanager.ports -}}
+{{- $allowed = append $allowed (toString .) -}}
+{{- end -}}
+{{- range .Values.alerting.alertmanagerUrls -}}
+{{- $url := urlParse . -}}
+{{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $url.host) | default (ternary "443" "80" (eq $url.scheme "https")) -}}
+{{- if not (has $port $allowed) -}}
+{{- fail (printf "alerting.alertmanagerUrls: %s uses port %s, which networkPolicy.egress.alertmanager.ports (%s) does not let the workers reach" . $port (join ", " $allowed)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* With tokens, /metrics answers 401 to a scrape without one: refuse a ServiceMonitor that has none. */}}
+{{- define "endusers.checkServiceMonitor" -}}
+{{- if and .Values.serviceMonitor.enabled .Values.auth.tokensSecret (not .Values.serviceMonitor.tokenSecret) -}}
+{{- fail "serviceMonitor.tokenSecret is required with auth.tokensSecret: /metrics needs a token whose scope is '*'" -}}
+{{- end -}}
+{{- end -}}
