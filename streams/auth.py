@@ -206,8 +206,8 @@ def _loopback(host: str) -> bool:
 
 def default_allowed_hosts(bind: str) -> frozenset[str]:
     """The bind address, ``localhost`` and the loopback addresses; for a wildcard bind also this
-    machine's names and the addresses they resolve to (a pod's IP, which Prometheus scrapes by), and
-    ``ENDUSERS_WEB_ALLOWED_HOSTS`` lists the names clients really use (a proxy's, a Service's)."""
+    machine's names and the addresses they resolve to (a pod's IP, which Prometheus scrapes by);
+    ``ENDUSERS_WEB_ALLOWED_HOSTS`` adds the names clients really use (a proxy's, a Service's)."""
     hosts = {"localhost", "127.0.0.1", "::1"}
     if bind in ("0.0.0.0", "::", ""):
         names = {socket.gethostname(), socket.getfqdn()}
@@ -242,8 +242,9 @@ class Access:
     def from_env(cls, bind: str) -> Access:
         path = os.environ.get("ENDUSERS_API_TOKENS_FILE", "").strip()
         hosts = os.environ.get("ENDUSERS_WEB_ALLOWED_HOSTS", "").strip()
-        allowed = (frozenset(h.strip().lower() for h in hosts.split(",") if h.strip()) if hosts
-                   else default_allowed_hosts(bind))
+        # added to the defaults, not instead of them: listing a proxy's name must not lock out the
+        # pod's IP (Prometheus scrapes by it) or localhost (kubectl port-forward)
+        allowed = default_allowed_hosts(bind) | {h.strip().lower() for h in hosts.split(",") if h.strip()}
         access = cls(TokenFile(path) if path else None, None if hosts == "*" else allowed)
         if access.tokens is None and not _loopback(bind):
             log.warning("ENDUSERS_API_TOKENS_FILE is not set and the web server listens on %s: anyone who "

@@ -423,12 +423,14 @@ def allowed_hosts(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 
 def test_allowed_hosts_keep_the_in_cluster_clients_and_add_the_service_names(
         default: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Setting ENDUSERS_WEB_ALLOWED_HOSTS replaces the worker's defaults, so the chart lists what they
-    cover in a pod (loopback for kubectl port-forward, the pod's IP that Prometheus scrapes by, its
-    name) and adds the Service's names, by which clients in the cluster reach the workers."""
+    """The chart lists what a pod answers to (loopback for kubectl port-forward, the pod's IP that
+    Prometheus scrapes by, its name; the worker adds the same defaults itself) and the Service's
+    names, by which clients in the cluster reach the workers."""
     hosts = allowed_hosts(default, monkeypatch)
     assert hosts is not None
-    assert {"localhost", "127.0.0.1", "::1", "10.42.0.7", "endusers-0"} | SERVICE_NAMES == hosts
+    assert {"localhost", "127.0.0.1", "::1", "10.42.0.7", "endusers-0"} | SERVICE_NAMES <= hosts
+    listed = expanded_env(worker(default), POD)["ENDUSERS_WEB_ALLOWED_HOSTS"].split(",")
+    assert {"localhost", "127.0.0.1", "::1", "10.42.0.7", "endusers-0"} | SERVICE_NAMES == set(listed)
     # Kubernetes expands $(POD_IP) only when POD_IP is defined earlier in the list
     names = [e["name"] for e in worker(default)["env"]]
     assert names.index("POD_IP") < names.index("ENDUSERS_WEB_ALLOWED_HOSTS")

@@ -179,7 +179,10 @@ def test_allowed_hosts_default_to_the_bind_address_and_loopback(monkeypatch: pyt
     assert {str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)} <= wildcard
     assert request_host("Example.COM:6066") == "example.com" and request_host("[::1]:80") == "::1"
     monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", "counts.example.com, 10.1.2.3")
-    assert Access.from_env("0.0.0.0").allowed_hosts == {"counts.example.com", "10.1.2.3"}
+    # the names listed add to the defaults: a proxy's name does not lock out the pod's IP or localhost
+    assert Access.from_env("0.0.0.0").allowed_hosts == wildcard | {"counts.example.com", "10.1.2.3"}
+    monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", "*")
+    assert Access.from_env("0.0.0.0").allowed_hosts is None
 
 
 def test_without_tokens_a_warning_is_logged_once_unless_bound_to_loopback(

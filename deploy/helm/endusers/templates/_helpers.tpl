@@ -37,8 +37,8 @@ reach the worker (a subPath mount never changes) and the worker re-reads it. */}
 /etc/endusers/api-tokens
 {{- end -}}
 
-{{/* ENDUSERS_WEB_ALLOWED_HOSTS. Setting it replaces the worker's defaults (loopback, its host name and
-address), so the chart lists them again, with the pod's IP and name from the env vars POD_IP and
+{{/* ENDUSERS_WEB_ALLOWED_HOSTS. The worker adds it to its defaults (loopback, its host name and
+address); the chart lists those too, so the list says what a pod answers to, with the pod's IP and name from the env vars POD_IP and
 ENDUSERS_INSTANCE_ID (Kubernetes expands $(NAME) of a variable defined before), and adds the names
 clients inside the cluster use: the Service's (and the headless Service's and the pod's own with a
 StatefulSet), the host of the dashboard URL the alerts link to, then web.allowedHosts. "*": any. */}}
