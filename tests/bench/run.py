@@ -546,7 +546,9 @@ class Bench:
         out.parent.mkdir(parents=True, exist_ok=True)
         log(f"py-spy recording pid {pid} into {out}")
         return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", str(self.args.profile_rate),
-                                 "--format", "raw", "--nonblocking", "-o", str(out)],
+                                 "--format", "raw", "-o", str(out),
+                                 # native stacks need the process stopped while sampled
+                                 *(["--native", "--threads"] if self.args.profile_native else ["--nonblocking"])],
                                 stdout=subprocess.DEVNULL, stderr=(self.d.workdir / "py-spy.log").open("ab"))
 
     def stop_profiler(self, profiler: subprocess.Popen[bytes], path: str) -> dict[str, Any]:
@@ -967,6 +969,8 @@ def main() -> None:
     parser.add_argument("--profile-latency", help="py-spy raw output of the worker during the paced-load phase")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--profile-top", type=int, default=20)
+    parser.add_argument("--profile-native", action="store_true",
+                        help="py-spy --native --threads: time in C extensions gets its own frames, per thread")
     parser.add_argument("--gc-log", help="run the worker under tests/bench/gcwatch.py, logging gc pauses here")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes sharing the partitions (the scaling measurement)")

@@ -4,13 +4,18 @@ messages in the broker, at most max_hold while it is not known whether it has an
 
 from __future__ import annotations
 
+import heapq
+
 from aiokafka import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.pipeline import Inbound
 from streams.sources import ArrivalMerge
 
 LOGINS, PROFILES, CONFIG = TopicPartition("t.logins", 0), TopicPartition("t.profiles", 0), TopicPartition("t.config", 0)
 BOTH = [LOGINS, PROFILES]
+ALL = [LOGINS, PROFILES, CONFIG]
 
 
 def messages(tp: TopicPartition, *arrivals: int, first_offset: int = 0) -> list[Inbound]:
@@ -117,3 +122,47 @@ def test_only_released_offsets_are_committed_and_revoked_partitions_are_forgotte
     assert merge.commits() == {}
     merge.drop([LOGINS])
     assert merge.release([PROFILES], caught_up, now=5) == []
+
+
+
+def _one_by_one(steps: list[tuple[TopicPartition, list[Inbound], dict[TopicPartition, bool]]]) -> list[list[Inbound]]:
+    """The merge's rule stated message by message: the limit is the latest arrival seen on the
+    partition furthest behind among those with unread messages; each release takes, per partition, the
+    messages up to the first one later than the limit, merged by (arrival, topic, partition, offset)."""
+    pending: dict[TopicPartition, list[Inbound]] = {}
+    seen: dict[TopicPartition, int] = {}
+    releases = []
+    for tp, fetched, behind_now in steps:
+        pending.setdefault(tp, []).extend(fetched)
+        seen[tp] = max(seen.get(tp, -1), fetched[-1].arrival_us)
+        limit = min((seen.get(t, -1) for t, unread in behind_now.items() if unread), default=1 << 62)
+        runs = []
+        for queue in pending.values():
+            n = 0
+            while n < len(queue) and queue[n].arrival_us <= limit:
+                n += 1
+            runs.append(queue[:n])
+            del queue[:n]
+        releases.append(list(heapq.merge(*runs, key=lambda m: (m.arrival_us, m.topic, m.partition, m.offset))))
+    return releases
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(ALL), st.lists(st.integers(0, 40), min_size=1, max_size=6),
+                          st.lists(st.booleans(), min_size=3, max_size=3)), min_size=1, max_size=12))
+def test_fetch_by_fetch_release_keeps_the_per_message_order(draws: list[tuple[TopicPartition, list[int], list[bool]]]) -> None:
+    """Fetches whose arrivals go back or not, released in parts as partitions fall behind or catch
+    up: the same messages in the same order as the rule applied message by message."""
+    offsets: dict[TopicPartition, int] = {}
+    steps = []
+    for tp, stamps, unread in draws:
+        steps.append((tp, messages(tp, *stamps, first_offset=offsets.get(tp, 0)), dict(zip(ALL, unread))))
+        offsets[tp] = offsets.get(tp, 0) + len(stamps)
+    merge = ArrivalMerge()
+    released = []
+    for tp, fetched, behind_now in steps:
+        merge.add(tp, fetched, now=0)
+        released.append(merge.release(ALL, behind_now.__getitem__, now=0))
+    assert released == _one_by_one(steps)
+    assert merge.commits() == {tp: run[-1].offset + 1 for tp in ALL
+                               if (run := [m for r in released for m in r if m.topic == tp.topic])}
