@@ -2,7 +2,8 @@
 
 It carries digests instead of emails and logins, so personal data never travels past ingest, and it is
 already stamped with its effective time, so the count stage is deterministic given its input order.
-Ingest sends a subscription's changes of one batch as ONE message (``encode_batch``): the count stage
+Ingest sends a subscription's changes of one batch as ONE message (``encode_batch``, or its rows
+one by one and ``join_rows``): the count stage
 then handles a few messages per batch instead of thousands, and applies each message whole.
 """
 
@@ -85,12 +86,22 @@ _BATCH = msgspec.json.Decoder(_Batch)
 
 def encode_batch(subscription: str, changes: list[Change]) -> bytes:
     """Changes of one subscription, in order, as one compact message."""
-    return orjson.dumps({
-        "subscription": subscription,
-        "changes": [[c.kind, c.time, c.event_id, c.record, c.runtime, c.provider,
-                     c.fields if c.config is None else c.config.to_dict(), c.invalid_email,
-                     *([] if c.origin is None else [c.origin])] for c in changes],
-    })
+    return join_rows(subscription, [encode_row(change) for change in changes])
+
+
+def encode_row(change: Change) -> bytes:
+    """One change as its row of a batch message: ingest encodes each change as it makes it and joins
+    the rows later (``join_rows``), so the change is read and freed while it is still in the CPU's
+    cache. Encoding a batch's changes at its end read them back from memory: in ``tests/bench/stages.py``
+    that cost about 2 µs more per event, in the encoding and in freeing the changes afterwards."""
+    return orjson.dumps([change.kind, change.time, change.event_id, change.record, change.runtime, change.provider,
+                         change.fields if change.config is None else change.config.to_dict(), change.invalid_email,
+                         *([] if change.origin is None else [change.origin])])
+
+
+def join_rows(subscription: str, rows: list[bytes]) -> bytes:
+    """The message of encoded rows: byte for byte what ``orjson.dumps`` makes of the whole batch."""
+    return b'{"subscription":' + orjson.dumps(subscription) + b',"changes":[' + b",".join(rows) + b"]}"
 
 
 def decode_batch(raw: bytes) -> list[Change]:

@@ -21,7 +21,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from counters import DigestMismatch, Digester, Position, Store, SubscriptionState, apply, to_change
-from schemas.changes import Change, decode_batch, encode_batch
+from schemas.changes import Change, decode_batch, encode_row, join_rows
 from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
@@ -113,7 +113,8 @@ class Pipeline:
         """
         started = time.perf_counter()
         deliveries = []
-        by_subscription: dict[str, list[Change]] = {}
+        by_subscription: dict[str, list[bytes]] = {}
+        """Each change encoded as soon as it is made (``encode_row``): read and freed while in cache."""
         for topic, consumed in Counter(m.topic for m in messages).items():
             metrics.EVENTS.labels(topic).inc(consumed)
         sliced = time.perf_counter()
@@ -126,10 +127,10 @@ class Pipeline:
                 metrics.REJECTIONS.labels(result.category).inc()
                 deliveries.append(await self._dead_letter(message, result.reason))
             else:
-                by_subscription.setdefault(result.subscription, []).append(result)
-        for subscription, changes in by_subscription.items():
-            for start in range(0, len(changes), CHANGES_PER_MESSAGE):
-                batch = encode_batch(subscription, changes[start : start + CHANGES_PER_MESSAGE])
+                by_subscription.setdefault(result.subscription, []).append(encode_row(result))
+        for subscription, rows in by_subscription.items():
+            for start in range(0, len(rows), CHANGES_PER_MESSAGE):
+                batch = join_rows(subscription, rows[start : start + CHANGES_PER_MESSAGE])
                 deliveries.append(await self.send(self.topic("changes"), subscription.encode(), batch))
         await asyncio.gather(*deliveries)
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
