@@ -70,6 +70,10 @@ class Inbound(msgspec.Struct, frozen=True, gc=False):
     """Publish order (the ``endusers-arrival`` header, else the timestamp): ingest merges by it."""
 
 
+_UNKNOWN = "\x00unknown"
+"""A topic whose owner has not been asked yet (no subscription is named so: names are printable)."""
+
+
 class Pipeline:
     def __init__(self, store: Store, digest: Digester, send: Send, topic: Callable[[str], str],
                  max_future: int = parse_duration(DEFAULT_MAX_FUTURE),
@@ -79,6 +83,8 @@ class Pipeline:
         self.store = store
         self.topic_subscription = topic_subscription or (lambda _topic: None)
         """The subscription a source topic is reserved for (per-subscription layout), else None."""
+        self._owners: dict[str, str | None] = {}
+        """``topic_subscription`` per topic seen: it is asked for every event."""
         self.raw_dead_letters = raw_dead_letters
         """Keep rejected values as they came (ENDUSERS_DEADLETTER_RAW=1), personal data included."""
         self.digest = digest
@@ -141,7 +147,9 @@ class Pipeline:
         event = decode(message.value, self._source(message.topic))
         if isinstance(event, Rejection):
             return event
-        owner = self.topic_subscription(message.topic)
+        owner = self._owners.get(message.topic, _UNKNOWN)
+        if owner is _UNKNOWN:
+            owner = self._owners[message.topic] = self.topic_subscription(message.topic)
         if owner is not None and event.subscription != owner:  # the broker's ACLs let its producer write here
             return Rejection(f"subscription: {event.subscription!r} does not belong on topic {message.topic} "
                              f"(ENDUSERS_TOPIC_LAYOUT=per-subscription: only {owner!r})", "wrong_topic")
@@ -443,10 +451,10 @@ def _first_time(state: SubscriptionState, change: Change) -> bool:
     another path than ``replay`` takes. Within one source partition a subscription's events reach the
     count stage in offset order, so one offset per partition tells what was already applied.
     """
-    if change.origin is None:
+    origin = change.origin
+    if origin is None:
         return True
-    topic, partition, offset = change.origin[:3]
-    source = f"{topic}:{partition}"
+    source, offset = f"{origin[0]}:{origin[1]}", origin[2]
     if offset < state.ingested.get(source, 0):
         return False
     state.ingested[source] = offset + 1
