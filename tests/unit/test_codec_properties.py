@@ -17,7 +17,7 @@ from counters.digest import encode_parts
 from counters.replay import Replay
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.codec import Rejection, decode, validate
-from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent, parse_rfc3339
+from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent, _common_instant, _parse_rfc3339, parse_rfc3339
 
 EVENT_MODELS = (LoginEvent, ProfileEvent, VisitEvent, ConfigEvent)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -255,6 +255,35 @@ def test_an_rfc3339_time_is_its_exact_microseconds_since_the_epoch(moment: datet
     if style != 1:
         exact -= moment.microsecond  # written without its fraction
     assert parse_rfc3339(text) == exact, text
+
+
+def _mangled(text: str, edits: list[tuple[int, str]]) -> str:
+    for position, piece in edits:
+        position %= len(text) + 1
+        text = text[:position] + piece + text[position + 1 :]
+    return text
+
+
+@PROPERTY
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(timezone.utc)),
+       st.integers(-23 * 60 - 59, 23 * 60 + 59), st.integers(0, 2),
+       st.lists(st.tuples(st.integers(0, 40), st.sampled_from(
+           ["", "9", "0", ".", ":", "-", "+", "Z", "z", "t", " ", "\n", "\u0663", "\u00b2", "99", ".1234567", "+24:00",
+            "-00:60", "13", "32"])), max_size=3))
+def test_the_common_form_shortcut_reads_a_time_as_the_regular_expression_does(
+        moment: datetime, offset: int, style: int, edits: list[tuple[int, str]]) -> None:
+    """``parse_rfc3339`` reads the usual form without its regular expression; on valid times and on
+    times with characters replaced, inserted or dropped, the shortcut either steps aside (None) or
+    gives the very instant of the rule, and the usual forms never step aside."""
+    text = _mangled(_instant(moment, offset, style), edits)
+    try:
+        ruled: int | None = _parse_rfc3339(text)
+    except ValueError:
+        ruled = None
+    shortcut = _common_instant(text)
+    assert shortcut is None or shortcut == ruled, text
+    if not edits:
+        assert shortcut == ruled is not None, text
 
 
 def test_a_time_before_1970_with_a_fraction_is_not_moved_a_second_later() -> None:
