@@ -85,14 +85,15 @@ def _apply_record_change(state: SubscriptionState, change: Change) -> None:
         state.tombstones.pop(ref, None)
     elif change.kind == "delete":
         if time >= record.updated:  # unless a newer event already changed it
-            individuals.refresh(state, ref, removing=True)
+            individuals.refresh(state, ref, individuals.facts_of(record), removing=True)
             del state.records[ref]
             state.tombstones[ref] = time
             state.dirty.add(ref)
         return
+    held = individuals.facts_of(record)  # what the index holds: it leaves with these identifiers
     _set_fields(record, change)
     state.dirty.add(ref)
-    individuals.refresh(state, ref)
+    individuals.refresh(state, ref, held)
 
 
 def _repeated_login(record: Record, change: Change) -> bool:

@@ -50,7 +50,7 @@ def explanation(state: SubscriptionState, *, identifier: str | None = None, reco
     for ref in sorted(matches):
         rec = state.records[ref]
         entry: dict[str, Any] = {"record": _describe(state, ref, rec, identifier)}
-        if rec.facts is not None:
+        if individuals.facts_of(rec) is not None:
             group = individuals.individual_of(state, ref)
             entry["individual"] = _individual(state, group, seen_groups)
         people.append(entry)
@@ -60,6 +60,7 @@ def explanation(state: SubscriptionState, *, identifier: str | None = None, reco
 
 def _describe(state: SubscriptionState, ref: str, rec: Record, identifier: str | None) -> dict[str, Any]:
     settings = state.settings
+    held = individuals.facts_of(rec)
     carries = [field for field, value in (("email", rec.email), ("username", rec.username))
                if value is not None and value[0] == identifier]
     return {
@@ -67,9 +68,9 @@ def _describe(state: SubscriptionState, ref: str, rec: Record, identifier: str |
         "logged_in": rec.logged_in, "default_tenant": rec.default_tenant, "excluded": rec.excluded,
         "carries": carries,
         "email_domain": rec.email[1] if rec.email is not None else None,
-        "counted": rec.facts is not None,
+        "counted": held is not None,
         "why_not_counted": _why_not(settings.platform, settings.excluded_providers, rec),
-        "deduplicated": rec.facts is not None and rec.facts.eligible,
+        "deduplicated": held is not None and held.eligible,
     }
 
 
@@ -90,7 +91,7 @@ def _individual(state: SubscriptionState, group: set[str], seen: list[set[str]])
     if number is None:
         seen.append(group)
         number = len(seen) - 1
-    facts = {ref: state.records[ref].facts for ref in group}
+    facts = {ref: individuals.facts_of(state.records[ref]) for ref in group}
     carried: Counter[str] = Counter()
     for f in facts.values():
         if f is not None:

@@ -29,24 +29,30 @@ from collections.abc import Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
-from counters.state import SUBSCRIPTION_SCOPE, Facts, Group, Record, ScopeTotals, SubscriptionSettings, SubscriptionState
+from counters.state import (ASIDE, COUNTED, ELIGIBLE, SUBSCRIPTION_SCOPE, UNCLASSIFIED, Facts, Group, Record,
+                            ScopeTotals, SubscriptionSettings, SubscriptionState)
 
 
-def facts_of(settings: SubscriptionSettings, record: Record) -> Facts | None:
-    """The record's counting facts under the settings, or None when it is not countable or excluded."""
-    if not is_countable(settings.platform, record.active, record.logged_in):
+def facts_of(record: Record) -> Facts | None:
+    """What the index holds of the record (None: not counted): its ``kind`` as the engine last set
+    it, with its identifiers. Exact as long as the engine brings the index in line with a record
+    whenever its identity fields change (``refresh``, given the facts from before the change)."""
+    kind = record.kind
+    if not kind & COUNTED:
         return None
-    if is_excluded(record.provider, record.excluded, settings.excluded_providers):
-        return None
-    version = settings.runtimes.get(record.runtime)
     identifiers, domain = _identity(record)
-    return Facts(
-        eligible=is_dedup_eligible(settings.platform, version, record.default_tenant),
-        identifiers=identifiers,
-        domain=domain,
-        unclassified=is_unclassified(settings.platform, version),
-        email=record.email_id,
-    )
+    return Facts(bool(kind & ELIGIBLE), identifiers, domain, bool(kind & UNCLASSIFIED), record.email_id)
+
+
+def kind_of(settings: SubscriptionSettings, record: Record) -> int:
+    """The record's ``kind`` under the settings: counted (and how), set aside, or neither."""
+    if not is_countable(settings.platform, record.active, record.logged_in):
+        return 0
+    if is_excluded(record.provider, record.excluded, settings.excluded_providers):
+        return ASIDE
+    version = settings.runtimes.get(record.runtime)
+    return (COUNTED | ELIGIBLE * is_dedup_eligible(settings.platform, version, record.default_tenant)
+            | UNCLASSIFIED * is_unclassified(settings.platform, version))
 
 
 def _identity(record: Record) -> tuple[tuple[str, ...], str | None]:
@@ -60,16 +66,20 @@ def _identity(record: Record) -> tuple[tuple[str, ...], str | None]:
     return (), None
 
 
-def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
-    """Bring the derived counts in line with what record ``ref`` now is.
+def refresh(state: SubscriptionState, ref: str, old: Facts | None, removing: bool = False) -> None:
+    """Bring the derived counts in line with what record ``ref`` now is; ``old`` is what the index
+    holds of it: ``facts_of(record)`` taken before its fields changed.
 
-    Call after every change of a record's raw fields, and before removing a record (``removing``);
-    O(1) when its facts did not change.
+    Call after every change of a record's raw fields or of the settings it counts under, and before
+    removing a record (``removing``); O(1) when its facts did not change.
     """
     record = state.records[ref]
-    _set_aside(state, record, not removing and is_set_aside(state.settings, record))
-    old = record.facts
-    new = None if removing else facts_of(state.settings, record)
+    kind = 0 if removing else kind_of(state.settings, record)
+    aside = kind == ASIDE
+    if aside != record.set_aside:
+        state.excluded += 1 if aside else -1
+    record.kind = kind
+    new = None if not kind & COUNTED else facts_of(record)
     if old == new:
         return
     for scope in (SUBSCRIPTION_SCOPE, record.runtime):
@@ -82,7 +92,6 @@ def refresh(state: SubscriptionState, ref: str, removing: bool = False) -> None:
         state.scope(record.runtime).records += delta
         state.scope(SUBSCRIPTION_SCOPE).records += delta
         state.providers[record.provider] += delta
-    record.facts = new
 
 
 def rebuild(state: SubscriptionState) -> None:
@@ -106,8 +115,8 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     _clear_derived(state)
     settings = state.settings
     scopes: dict[str, tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]] = {}
-    kinds: dict[tuple[str, str, bool, bool, bool, bool], tuple[bool, bool, bool, bool]] = {}
-    signatures: dict[tuple[str | None, bool], str] = {}
+    kinds: dict[tuple[str, str, bool, bool, bool, bool], int] = {}
+    signatures: dict[tuple[str | None, int], str] = {}
     # a lone holder is never shared unless the threshold is below 1: then every join notes it
     direct = settings.shared_identifier_threshold >= 1
     providers, excluded = state.providers, 0
@@ -116,28 +125,28 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
             yield None
         key = (record.runtime, record.provider, record.active, record.logged_in, record.excluded,
                record.default_tenant)
-        counted, aside, eligible, unclassified = kinds.get(key) or kinds.setdefault(key, _kind(settings, record))
-        record.set_aside = aside
-        excluded += aside
-        if not counted:
-            record.facts = None
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = kind_of(settings, record)
+        record.kind = kind
+        if not kind & COUNTED:
+            excluded += kind == ASIDE
             continue
         identifiers, domain = _identity(record)
-        facts = record.facts = Facts(eligible, identifiers, domain, unclassified, record.email_id)
-        sig = signatures.get((domain, unclassified))
+        sig = signatures.get((domain, kind))
         if sig is None:
-            sig = signatures[(domain, unclassified)] = _own_signature(facts)
+            sig = signatures[(domain, kind)] = signature(() if domain is None else (domain,), kind & UNCLASSIFIED > 0)
         scoped = scopes.get(record.runtime) or scopes.setdefault(record.runtime, _scopes(state, record.runtime))
         for scope, totals, index in scoped:
             totals.records += 1
-            if not eligible or not identifiers:
+            if not kind & ELIGIBLE or not identifiers:
                 totals.histogram[sig] += 1
             elif direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
                 for identifier in identifiers:
                     index[identifier] = ref
                 totals.histogram[sig] += 1
             else:
-                _join(state, scope, ref, facts)
+                _join(state, scope, ref, Facts(True, identifiers, domain, kind & UNCLASSIFIED > 0, record.email_id))
         providers[record.provider] += 1
     state.excluded = excluded
     reclassify(state)  # the direct entries above counted histograms only
@@ -160,45 +169,28 @@ def _scopes(state: SubscriptionState,
                  for scope in (SUBSCRIPTION_SCOPE, runtime))
 
 
-def _kind(settings: SubscriptionSettings, record: Record) -> tuple[bool, bool, bool, bool]:
-    """What ``facts_of`` and ``is_set_aside`` decide from a record's runtime, provider and flags:
-    counted, set aside, dedup-eligible, unclassified."""
-    countable = is_countable(settings.platform, record.active, record.logged_in)
-    excluded = is_excluded(record.provider, record.excluded, settings.excluded_providers)
-    version = settings.runtimes.get(record.runtime)
-    return (countable and not excluded, countable and excluded,
-            is_dedup_eligible(settings.platform, version, record.default_tenant),
-            is_unclassified(settings.platform, version))
-
-
 def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
     """Bring the records of some runtimes in line with a change of their versions, one record at a
     time: O(records) to find them, then a join and a leave per record whose facts changed. The other
     runtimes' records keep their facts, and each one's grouping is left as it is."""
-    for ref in [ref for ref, record in state.records.items() if record.runtime in runtimes]:
-        refresh(state, ref)
+    for ref, record in [(ref, record) for ref, record in state.records.items() if record.runtime in runtimes]:
+        refresh(state, ref, facts_of(record))
 
 
 def refresh_providers(state: SubscriptionState, providers: set[str]) -> None:
     """Bring the records of some providers in line with a change of ``excluded_providers``:
     O(records) to find them, then as ``refresh`` for each."""
-    for ref in [ref for ref, record in state.records.items() if record.provider in providers]:
-        refresh(state, ref)
-
-
-def is_set_aside(settings: SubscriptionSettings, record: Record) -> bool:
-    """Countable, but not an end user: reported in ``excluded`` instead of a class."""
-    return is_countable(settings.platform, record.active, record.logged_in) and \
-        is_excluded(record.provider, record.excluded, settings.excluded_providers)
+    for ref, record in [(ref, record) for ref, record in state.records.items() if record.provider in providers]:
+        refresh(state, ref, facts_of(record))
 
 
 def individual_of(state: SubscriptionState, ref: str, scope: str | None = SUBSCRIPTION_SCOPE) -> set[str]:
     """The records of the individual that countable record ``ref`` belongs to in ``scope`` (for
     ``counters/explain.py``); O(size of that individual)."""
-    facts = state.records[ref].facts
-    if facts is None or not facts.eligible or not facts.identifiers:
+    held = facts_of(state.records[ref])
+    if held is None or not held.eligible or not held.identifiers:
         return {ref}
-    entry = state.index.get(scope, {}).get(facts.identifiers[0])
+    entry = state.index.get(scope, {}).get(held.identifiers[0])
     if not isinstance(entry, Group):
         return {ref}
     members: set[str] = set()
@@ -244,17 +236,10 @@ def held_as_email(state: SubscriptionState, identifier: str) -> bool:
     entry = state.index.get(SUBSCRIPTION_SCOPE, {}).get(identifier)
     if isinstance(entry, Group):
         return entry.emails is not None and entry.emails[identifier] > 0
-    facts = None if entry is None else state.records[entry].facts
-    return facts is not None and facts.email == identifier
+    return entry is not None and state.records[entry].email_id == identifier  # an indexed record is counted
 
 
 # --- internals ------------------------------------------------------------------------------------
-
-
-def _set_aside(state: SubscriptionState, record: Record, aside: bool) -> None:
-    if aside != record.set_aside:
-        state.excluded += 1 if aside else -1
-        record.set_aside = aside
 
 
 def _own_signature(facts: Facts) -> str:
@@ -297,7 +282,7 @@ def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -
         _count(state, scope, other.sig, -1)
         _merge(state, scope, index, target, other)
     for single in singles:
-        single_facts = state.records[single].facts
+        single_facts = facts_of(state.records[single])
         assert single_facts is not None
         _count(state, scope, _own_signature(single_facts), -1)
         _add(state, scope, index, target, single, single_facts)
@@ -442,9 +427,9 @@ class _Search:
             self._holders = iter(self.group.holders_of(self._pending.pop()))
             return []
         self.records.add(member)
-        facts = self.state.records[member].facts
-        assert facts is not None
-        new = [i for i in facts.identifiers if i not in self.identifiers]
+        held = facts_of(self.state.records[member])
+        assert held is not None
+        new = [i for i in held.identifiers if i not in self.identifiers]
         self.identifiers.update(new)
         self._pending += new
         return new
@@ -456,7 +441,7 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
     records = state.records
     if len(part) == 1:
         (single,) = part
-        single_facts = records[single].facts
+        single_facts = facts_of(records[single])
         assert single_facts is not None
         group.size -= 1
         for identifier in single_facts.identifiers:
@@ -467,7 +452,7 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
         return
     piece = Group()
     for member in part:
-        member_facts = records[member].facts
+        member_facts = facts_of(records[member])
         assert member_facts is not None
         group.size -= 1
         piece.size += 1
@@ -487,7 +472,7 @@ def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str 
     assert isinstance(last, str)
     for identifier in group.holders:
         index[identifier] = last
-    last_facts = state.records[last].facts
+    last_facts = facts_of(state.records[last])
     assert last_facts is not None
     _count(state, scope, _own_signature(last_facts), +1)
 

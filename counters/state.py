@@ -30,16 +30,23 @@ NEVER = -(2**62)
 """The time of a field nobody set: older than any event, so any explicit value wins."""
 
 
+COUNTED, ELIGIBLE, UNCLASSIFIED, ASIDE = 1, 2, 4, 8
+"""The bits of ``Record.kind``."""
+
+
 class Record(msgspec.Struct, eq=False, gc=False):
     """One user row in one runtime; each field remembers the time of the event that set it.
 
     The email and the username are each a digest and the domain it classifies by (None: no domain,
     or for a username one that is not an email), held as two fields rather than a
     ``[digest, domain]`` list (88 bytes each, per record); ``email`` and ``username`` read and set
-    them in that list form, the form of a change's fields. ``facts`` is what the index currently
-    holds for this record (None: not countable, or excluded); the engine alone maintains it and
-    ``set_aside``. ``runtime``, ``provider`` and the domains should be interned (a worker holds
-    millions of records over a handful of runtimes and providers and a few thousand domains).
+    them in that list form, the form of a change's fields. ``kind`` is what the counting rules made
+    of the record when the index last took it in (``COUNTED``, ``ELIGIBLE``, ``UNCLASSIFIED``,
+    ``ASIDE``); the engine alone maintains it. With the identifiers it gives the record's facts
+    (``counters.individuals.facts_of``): a small int, shared by every record, rather than a facts
+    object and a tuple of identifiers per record (110 bytes). ``runtime``, ``provider`` and the
+    domains should be interned (a worker holds millions of records over a handful of runtimes and
+    providers and a few thousand domains).
 
     A msgspec struct rather than a slotted class: built in C from its fields (a takeover builds a
     million), and never tracked by the garbage collector (16 bytes less each, and no collection walks
@@ -64,9 +71,13 @@ class Record(msgspec.Struct, eq=False, gc=False):
     logged_in: bool = False
     excluded: bool = False
     excluded_t: int = NEVER
-    facts: Facts | None = None
-    set_aside: bool = False
-    """Derived: countable but excluded, so counted in ``SubscriptionState.excluded`` instead."""
+    kind: int = 0
+    """Derived: what the index holds of the record, as ``COUNTED | ELIGIBLE | UNCLASSIFIED`` bits,
+    or ``ASIDE`` (countable but excluded, so counted in ``SubscriptionState.excluded`` instead), or 0."""
+
+    @property
+    def set_aside(self) -> bool:
+        return self.kind == ASIDE
 
     @property
     def email(self) -> list[Any] | None:
@@ -95,8 +106,9 @@ def _shared(domain: str | None) -> str | None:
 class Facts(msgspec.Struct, frozen=True, gc=False):
     """What the counting rules need of a countable record under the current settings.
 
+    Not kept: made from a record's ``kind`` and identifiers when a join or a leave needs them.
     Frozen and compared by value (``refresh`` skips a record whose facts did not change); a msgspec
-    struct for the same reasons as ``Record``: built in C, and outside the garbage collector."""
+    struct: built in C, and outside the garbage collector."""
 
     eligible: bool
     identifiers: tuple[str, ...]

@@ -45,7 +45,7 @@ def derived(state: SubscriptionState) -> dict[str, Any]:
         "providers": dict(+state.providers),
         "shared": set(state.shared),
         "excluded": state.excluded,
-        "facts": {ref: record.facts for ref, record in state.records.items()},
+        "facts": {ref: individuals.facts_of(record) for ref, record in state.records.items()},
         "set_aside": {ref for ref, record in state.records.items() if record.set_aside},
         "individuals": {scope: parts for scope, parts in individuals_per_scope.items() if parts},
     }

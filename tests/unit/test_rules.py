@@ -756,9 +756,9 @@ def test_runtime_version_change_regroups_only_the_records_of_that_runtime(monkey
     refreshed: list[str] = []
     from counters import individuals
 
-    def spy(state: Any, ref: str, removing: bool = False) -> None:
+    def spy(state: Any, ref: str, old: Any, removing: bool = False) -> None:
         refreshed.append(state.records[ref].runtime)
-        original(state, ref, removing)
+        original(state, ref, old, removing)
 
     original = individuals.refresh
     monkeypatch.setattr("counters.individuals.refresh", spy)
