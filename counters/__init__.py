@@ -31,7 +31,11 @@ from counters.normalize import normalize_email, normalize_owned_domain, normaliz
 from counters.replay import Replay, replay_lines
 from counters.shared import shared_identifiers_report
 from counters.state import (
+    ACTIVE,
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
+    DEFAULT_TENANT,
+    EXCLUDED,
+    LOGGED_IN,
     NEVER,
     SUBSCRIPTION_SCOPE,
     Record,
@@ -49,6 +53,7 @@ __all__ = [
     "Store", "CommittedReads", "Position", "ReadSide",
     # the state and what a store persists of it
     "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
+    "ACTIVE", "DEFAULT_TENANT", "LOGGED_IN", "EXCLUDED",
     "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",
     # events into changes
     "to_change", "Digester", "DigestMismatch", "fingerprint", "DEVELOPMENT_SECRET", "ArrivalClock",

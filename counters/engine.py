@@ -19,7 +19,7 @@ from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
-from counters.state import CONFIG_IDS_KEPT, NEVER, Record, SubscriptionState
+from counters.state import CONFIG_IDS_KEPT, LOGGED_IN, NEVER, Record, SubscriptionState
 from schemas.changes import Change, ConfigFields
 from schemas.outputs import CapacityEvent, UserClass, format_instant
 
@@ -103,7 +103,7 @@ def _repeated_login(record: Record, change: Change) -> bool:
     and with them every count and level, stay as they are: only field times move, as ``_set_fields``
     would move them, and the grouping path is skipped.
     """
-    if not record.logged_in:
+    if not record.flags & LOGGED_IN:
         return False
     fields, time = change.fields, change.time
     for key, value in fields.items():

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
-from counters.state import (ASIDE, COUNTED, ELIGIBLE, SUBSCRIPTION_SCOPE, UNCLASSIFIED, Facts, Group, Record,
+from counters.state import (ASIDE, COUNTED, ELIGIBLE, FEW_HOLDERS, KIND, SUBSCRIPTION_SCOPE, UNCLASSIFIED, Facts, Group, Record,
                             ScopeTotals, SubscriptionSettings, SubscriptionState)
 
 
@@ -115,7 +115,7 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     _clear_derived(state)
     settings = state.settings
     scopes: dict[str, tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]] = {}
-    kinds: dict[tuple[str, str, bool, bool, bool, bool], int] = {}
+    kinds: dict[tuple[str, str, int], int] = {}
     signatures: dict[tuple[str | None, int], str] = {}
     # a lone holder is never shared unless the threshold is below 1: then every join notes it
     direct = settings.shared_identifier_threshold >= 1
@@ -123,8 +123,7 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     for done, (ref, record) in enumerate(state.records.items(), start=1):
         if done % step == 0:
             yield None
-        key = (record.runtime, record.provider, record.active, record.logged_in, record.excluded,
-               record.default_tenant)
+        key = (record.runtime, record.provider, record.flags & ~KIND)  # the booleans, not the kind
         kind = kinds.get(key)
         if kind is None:
             kind = kinds[key] = kind_of(settings, record)
@@ -198,7 +197,7 @@ def individual_of(state: SubscriptionState, ref: str, scope: str | None = SUBSCR
         if isinstance(holders, str):
             members.add(holders)
         else:
-            members |= holders
+            members.update(holders)
     return members
 
 
@@ -334,7 +333,9 @@ def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Gro
         if found is None:
             group.holders[identifier] = ref
         elif isinstance(found, str):
-            group.holders[identifier] = {found, ref}
+            group.holders[identifier] = (found, ref)
+        elif isinstance(found, tuple):
+            group.holders[identifier] = (*found, ref) if len(found) < FEW_HOLDERS else {*found, ref}
         else:
             found.add(ref)
         index[identifier] = group
@@ -364,9 +365,13 @@ def _remove(state: SubscriptionState, scope: str | None, index: dict[str, str | 
             del group.holders[identifier]
             del index[identifier]
         else:
-            found.discard(ref)
-            if len(found) == 1:
-                group.holders[identifier] = next(iter(found))
+            if isinstance(found, tuple):
+                rest = tuple(holder for holder in found if holder != ref)
+                group.holders[identifier] = rest[0] if len(rest) == 1 else rest
+            else:
+                found.discard(ref)
+                if len(found) == 1:
+                    group.holders[identifier] = next(iter(found))
             linked.append(identifier)
         if scope is SUBSCRIPTION_SCOPE:
             _note_holders(state, identifier, group.held(identifier))

@@ -21,8 +21,12 @@ import msgpack
 import orjson
 
 from counters import (
+    ACTIVE,
     DAILY_DAYS,
+    DEFAULT_TENANT,
+    EXCLUDED,
     HOURLY_DAYS,
+    LOGGED_IN,
     NEVER,
     SUBSCRIPTION_SCOPE,
     DigestMismatch,
@@ -581,14 +585,15 @@ def unpack_record(packed: bytes) -> Record:
     active_t = NEVER if age is None else updated if age == 0 else updated - age
     age = values[9]
     default_tenant_t = NEVER if age is None else updated if age == 0 else updated - age
+    flags = ACTIVE * values[6] | DEFAULT_TENANT * values[8] | LOGGED_IN * values[10]
     if len(values) < 14:  # stored before ``excluded`` existed
-        excluded, excluded_t = False, NEVER
+        excluded_t = NEVER
     else:
-        excluded, age = values[12], values[13]
+        flags |= EXCLUDED * values[12]
+        age = values[13]
         excluded_t = NEVER if age is None else updated if age == 0 else updated - age
     return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                  username_domain, username_t,
-                  values[6], active_t, values[8], default_tenant_t, values[10], excluded, excluded_t)
+                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
 
 _unpackb = msgpack.unpackb
 _intern = sys.intern
