@@ -24,7 +24,6 @@ O(distinct domains of the group).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from counters.classify import signature
@@ -233,9 +232,11 @@ def holders(state: SubscriptionState, identifier: str, scope: str | None = SUBSC
 def held_as_email(state: SubscriptionState, identifier: str) -> bool:
     """Whether any record holds the identifier as its email (rather than only as its username)."""
     entry = state.index.get(SUBSCRIPTION_SCOPE, {}).get(identifier)
-    if isinstance(entry, Group):
-        return entry.emails is not None and entry.emails[identifier] > 0
-    return entry is not None and state.records[entry].email_id == identifier  # an indexed record is counted
+    if not isinstance(entry, Group):
+        return entry is not None and state.records[entry].email_id == identifier  # an indexed record is counted
+    if entry.emails is not None and identifier in entry.emails:
+        return entry.emails[identifier] > 0
+    return any(state.records[holder].email_id == identifier for holder in entry.holders_of(identifier))
 
 
 # --- internals ------------------------------------------------------------------------------------
@@ -335,20 +336,25 @@ def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Gro
         elif isinstance(found, str):
             group.holders[identifier] = (found, ref)
         elif isinstance(found, tuple):
-            group.holders[identifier] = (*found, ref) if len(found) < FEW_HOLDERS else {*found, ref}
+            if len(found) < FEW_HOLDERS:
+                group.holders[identifier] = (*found, ref)
+            else:
+                group.holders[identifier] = {*found, ref}
+                if scope is SUBSCRIPTION_SCOPE:  # from now on, how many hold it as their email is counted
+                    if group.emails is None:
+                        group.emails = {}
+                    group.emails[identifier] = sum(state.records[holder].email_id == identifier for holder in found)
         else:
             found.add(ref)
-        index[identifier] = group
         if scope is SUBSCRIPTION_SCOPE:
+            if group.emails is not None and identifier in group.emails:
+                group.emails[identifier] += facts.email == identifier
             _note_holders(state, identifier, group.held(identifier))
-    _add_counts(group, facts, +1, scope)
+        index[identifier] = group
+    _add_counts(group, facts, +1)
 
 
-def _add_counts(group: Group, facts: Facts, delta: int, scope: str | None) -> None:
-    if facts.email is not None and scope is SUBSCRIPTION_SCOPE:
-        if group.emails is None:
-            group.emails = Counter()
-        _adjust(group.emails, facts.email, delta)
+def _add_counts(group: Group, facts: Facts, delta: int) -> None:
     if facts.domain is not None:
         _adjust(group.domains, facts.domain, delta)
     group.unclassified += delta * facts.unclassified
@@ -370,12 +376,16 @@ def _remove(state: SubscriptionState, scope: str | None, index: dict[str, str | 
                 group.holders[identifier] = rest[0] if len(rest) == 1 else rest
             else:
                 found.discard(ref)
+                if group.emails is not None and identifier in group.emails:
+                    group.emails[identifier] -= facts.email == identifier
                 if len(found) == 1:
                     group.holders[identifier] = next(iter(found))
+                    if group.emails is not None:
+                        group.emails.pop(identifier, None)
             linked.append(identifier)
         if scope is SUBSCRIPTION_SCOPE:
             _note_holders(state, identifier, group.held(identifier))
-    _add_counts(group, facts, -1, scope)
+    _add_counts(group, facts, -1)
     return linked
 
 
@@ -388,9 +398,10 @@ def _merge(state: SubscriptionState, scope: str | None, index: dict[str, str | G
         index[identifier] = target
     if other.emails:
         if target.emails is None:
-            target.emails = Counter()
-        target.emails.update(other.emails)
-    target.domains.update(other.domains)
+            target.emails = {}
+        target.emails.update(other.emails)  # each identifier is in one group: no key is in both
+    for domain, members in other.domains.items():
+        target.domains[domain] = target.domains.get(domain, 0) + members
     target.unclassified += other.unclassified
 
 
@@ -452,7 +463,7 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
         for identifier in single_facts.identifiers:
             del group.holders[identifier]
             index[identifier] = single
-        _add_counts(group, single_facts, -1, scope)
+        _add_counts(group, single_facts, -1)  # held by it alone: no identifier of its is in ``emails``
         _count(state, scope, _own_signature(single_facts), +1)
         return
     piece = Group()
@@ -465,8 +476,12 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
             if identifier not in piece.holders:
                 piece.holders[identifier] = group.holders.pop(identifier)
                 index[identifier] = piece
-        _add_counts(group, member_facts, -1, scope)
-        _add_counts(piece, member_facts, +1, scope)
+                if group.emails is not None and identifier in group.emails:
+                    if piece.emails is None:
+                        piece.emails = {}
+                    piece.emails[identifier] = group.emails.pop(identifier)
+        _add_counts(group, member_facts, -1)
+        _add_counts(piece, member_facts, +1)
     piece.sig = signature(piece.domains, piece.unclassified > 0)
     _count(state, scope, piece.sig, +1)
 
@@ -482,8 +497,8 @@ def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str 
     _count(state, scope, _own_signature(last_facts), +1)
 
 
-def _adjust(counter: Counter[str], key: str, delta: int) -> None:
-    left = counter[key] + delta
+def _adjust(counter: dict[str, int], key: str, delta: int) -> None:
+    left = counter.get(key, 0) + delta
     if left:
         counter[key] = left
     else:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from counters import shared
+from counters import individuals, shared
 from counters import Digester
 from counters.replay import Replay
 from schemas.outputs import SharedIdentifiers
@@ -77,3 +77,38 @@ def test_endusers_digest_prints_the_digest_the_report_lists(monkeypatch: pytest.
     (found,) = report(*holders(6))["identifiers"]
     result = CliRunner().invoke(main, ["digest", " NoReply@Corp.Example ", "--subscription", "acme"])
     assert result.exit_code == 0 and result.output.strip() == found["digest"]
+
+
+def test_the_kind_of_an_identifier_with_many_holders_follows_them_as_they_come_and_go() -> None:
+    """Past ``FEW_HOLDERS`` holders a group counts who holds an identifier as their email instead of
+    looking at each: the count must follow every join and leave, and a split of the group."""
+    from counters.state import FEW_HOLDERS
+
+    many = FEW_HOLDERS + 3
+    usernames = [profile("upsert", f"u{i}", username=SHARED) for i in range(many)]
+    replay = Replay()
+    replay.feed_lines([orjson.dumps(e) for e in usernames])
+
+    def kind() -> str:
+        (found,) = shared.shared_identifiers_report(replay.states["acme"])["identifiers"]
+        return str(found["kind"])
+
+    assert kind() == "username"
+    steps = [
+        (profile("upsert", "e1", email=SHARED), "email"),  # one holder as its email among many
+        (profile("upsert", "e1", email="other@corp.example"), "username"),  # it leaves: none left
+        (profile("upsert", "u0", email=SHARED, username="u0"), "email"),  # a holder changes how it holds it
+        (profile("delete", "u0"), "username"),
+        (profile("upsert", "e2", email=SHARED, username="link"), "email"),
+        (profile("upsert", "e3", email="third@corp.example", username="link"), "email"),
+    ]
+    for event, expected in steps:
+        replay.feed_lines([orjson.dumps(event)])
+        assert kind() == expected, event
+    digest = shared.shared_identifiers_report(replay.states["acme"])["identifiers"][0]["digest"]
+    for i in range(1, many):  # down to a few holders, then one: looked at again, not counted
+        replay.feed_lines([orjson.dumps(profile("delete", f"u{i}"))])
+    state = replay.states["acme"]
+    assert state.summary()["records"] == 3  # e1, e2 and e3
+    assert shared.shared_identifiers_report(state)["identifiers"] == []
+    assert individuals.holders(state, digest) == 1 and individuals.held_as_email(state, digest)
