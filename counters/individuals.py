@@ -81,11 +81,12 @@ def refresh(state: SubscriptionState, ref: str, old: Facts | None, removing: boo
     new = None if not kind & COUNTED else facts_of(record)
     if old == new:
         return
-    for scope in (SUBSCRIPTION_SCOPE, record.runtime):
-        if old is not None:
-            _leave(state, scope, ref, old)
-        if new is not None:
-            _join(state, scope, ref, new)
+    if old is not None:
+        _leave_runtime(state, record.runtime, ref, old)
+        _leave(state, SUBSCRIPTION_SCOPE, ref, old)
+    if new is not None:
+        _join(state, SUBSCRIPTION_SCOPE, ref, new)
+        _join_runtime(state, record.runtime, ref, new)
     delta = (new is not None) - (old is not None)
     if delta:
         state.scope(record.runtime).records += delta
@@ -109,11 +110,13 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     ``refresh`` of each record with what repeats taken out of the loop (a takeover rebuilds a
     million): policy answers per kind of record, a lone record's signature per domain, class totals
     once at the end. A record sharing no identifier with an earlier one enters the index directly;
-    any other joins through ``_join``, as in ``refresh``.
+    any other joins through ``_join``, as in ``refresh``; a runtime's index takes only the members of
+    the subscription's groups, as in ``refresh``.
     """
     _clear_derived(state)
     settings = state.settings
-    scopes: dict[str, tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]] = {}
+    whole = state.scope(SUBSCRIPTION_SCOPE)
+    index = state.index.setdefault(SUBSCRIPTION_SCOPE, {})
     kinds: dict[tuple[str, str, int], int] = {}
     signatures: dict[tuple[str | None, int], str] = {}
     # a lone holder is never shared unless the threshold is below 1: then every join notes it
@@ -134,17 +137,21 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
         sig = signatures.get((domain, kind))
         if sig is None:
             sig = signatures[(domain, kind)] = signature(() if domain is None else (domain,), kind & UNCLASSIFIED > 0)
-        scoped = scopes.get(record.runtime) or scopes.setdefault(record.runtime, _scopes(state, record.runtime))
-        for scope, totals, index in scoped:
-            totals.records += 1
-            if not kind & ELIGIBLE or not identifiers:
-                totals.histogram[sig] += 1
-            elif direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
-                for identifier in identifiers:
-                    index[identifier] = ref
-                totals.histogram[sig] += 1
-            else:
-                _join(state, scope, ref, Facts(True, identifiers, domain, kind & UNCLASSIFIED > 0, record.email_id))
+        runtime = state.scope(record.runtime)
+        whole.records += 1
+        runtime.records += 1
+        if not kind & ELIGIBLE or not identifiers:
+            whole.histogram[sig] += 1
+            runtime.histogram[sig] += 1
+        elif direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
+            for identifier in identifiers:
+                index[identifier] = ref
+            whole.histogram[sig] += 1
+            runtime.histogram[sig] += 1  # alone in the subscription, so alone in its runtime
+        else:
+            facts = Facts(True, identifiers, domain, kind & UNCLASSIFIED > 0, record.email_id)
+            _join(state, SUBSCRIPTION_SCOPE, ref, facts)
+            _join_runtime(state, record.runtime, ref, facts)
         providers[record.provider] += 1
     state.excluded = excluded
     reclassify(state)  # the direct entries above counted histograms only
@@ -158,13 +165,6 @@ def _clear_derived(state: SubscriptionState) -> None:
     state.providers.clear()
     state.shared.clear()
     state.excluded = 0
-
-
-def _scopes(state: SubscriptionState,
-            runtime: str) -> tuple[tuple[str | None, ScopeTotals, dict[str, str | Group]], ...]:
-    """The two scopes a record of the runtime counts in, with their totals and index."""
-    return tuple((scope, state.scope(scope), state.index.setdefault(scope, {}))
-                 for scope in (SUBSCRIPTION_SCOPE, runtime))
 
 
 def refresh_runtimes(state: SubscriptionState, runtimes: set[str]) -> None:
@@ -225,7 +225,10 @@ def holders(state: SubscriptionState, identifier: str, scope: str | None = SUBSC
     """How many countable, dedup-eligible records hold the identifier in the scope."""
     entry = state.index.get(scope, {}).get(identifier)
     if entry is None:
-        return 0
+        if scope is SUBSCRIPTION_SCOPE:
+            return 0
+        lone = state.index.get(SUBSCRIPTION_SCOPE, {}).get(identifier)  # not in a runtime's index
+        return int(isinstance(lone, str) and state.records[lone].runtime == scope)
     return 1 if isinstance(entry, str) else entry.held(identifier)
 
 
@@ -240,6 +243,47 @@ def held_as_email(state: SubscriptionState, identifier: str) -> bool:
 
 
 # --- internals ------------------------------------------------------------------------------------
+
+
+def _grouped(state: SubscriptionState, facts: Facts) -> bool:
+    """Whether a countable record is a member of a group of the subscription: then, and only then,
+    its runtime's index holds its identifiers. A record alone in the subscription is alone in its
+    runtime, so the runtime only counts its signature: most records are alone, and the index of
+    their runtime would repeat the subscription's (about 40 bytes per record)."""
+    return facts.eligible and bool(facts.identifiers) and isinstance(
+        state.index[SUBSCRIPTION_SCOPE].get(facts.identifiers[0]), Group)
+
+
+def _join_runtime(state: SubscriptionState, runtime: str, ref: str, facts: Facts) -> None:
+    """Add a countable record to its runtime, once it has joined the subscription."""
+    if _grouped(state, facts):
+        _join(state, runtime, ref, facts)
+    else:
+        _count(state, runtime, _own_signature(facts), +1)
+
+
+def _leave_runtime(state: SubscriptionState, runtime: str, ref: str, facts: Facts) -> None:
+    """Remove a countable record from its runtime, before it leaves the subscription."""
+    if _grouped(state, facts):
+        _leave(state, runtime, ref, facts)
+    else:
+        _count(state, runtime, _own_signature(facts), -1)
+
+
+def _enter_runtime(state: SubscriptionState, ref: str, facts: Facts) -> None:
+    """A record alone in the subscription joins a group there: its runtime's index takes it, alone
+    (its identifiers are no other record's; its signature is already counted)."""
+    index = state.index.setdefault(state.records[ref].runtime, {})
+    for identifier in facts.identifiers:
+        index[identifier] = ref
+
+
+def _exit_runtime(state: SubscriptionState, ref: str, facts: Facts) -> None:
+    """A record left alone in the subscription (its group dissolved or split it off) leaves its
+    runtime's index, where it is alone too: the record that left has left its runtime first."""
+    index = state.index[state.records[ref].runtime]
+    for identifier in facts.identifiers:
+        del index[identifier]
 
 
 def _own_signature(facts: Facts) -> str:
@@ -286,6 +330,8 @@ def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -
         assert single_facts is not None
         _count(state, scope, _own_signature(single_facts), -1)
         _add(state, scope, index, target, single, single_facts)
+        if scope is SUBSCRIPTION_SCOPE:
+            _enter_runtime(state, single, single_facts)
     _add(state, scope, index, target, ref, facts)
     if _shape(target) != known:
         target.sig = signature(target.domains, target.unclassified > 0)
@@ -465,6 +511,8 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
             index[identifier] = single
         _add_counts(group, single_facts, -1)  # held by it alone: no identifier of its is in ``emails``
         _count(state, scope, _own_signature(single_facts), +1)
+        if scope is SUBSCRIPTION_SCOPE:
+            _exit_runtime(state, single, single_facts)
         return
     piece = Group()
     for member in part:
@@ -495,6 +543,8 @@ def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str 
     last_facts = facts_of(state.records[last])
     assert last_facts is not None
     _count(state, scope, _own_signature(last_facts), +1)
+    if scope is SUBSCRIPTION_SCOPE:
+        _exit_runtime(state, last, last_facts)
 
 
 def _adjust(counter: dict[str, int], key: str, delta: int) -> None:

@@ -17,7 +17,7 @@ from schemas.outputs import SharedIdentifier, SharedIdentifiers
 def shared_identifiers_report(state: SubscriptionState) -> SharedIdentifiers:
     """The shared identifiers, most-held first. Holders are countable, dedup-eligible records: the
     ones that group. ``kind`` is ``email`` when any record holds the identifier as its email."""
-    runtimes = [scope for scope in state.index if scope is not SUBSCRIPTION_SCOPE]
+    runtimes = [scope for scope in state.scopes if scope is not SUBSCRIPTION_SCOPE]
     found: list[SharedIdentifier] = []
     for identifier in state.shared:
         per_runtime = {r: n for r in runtimes if (n := individuals.holders(state, identifier, r))}

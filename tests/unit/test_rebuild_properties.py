@@ -54,18 +54,36 @@ def derived(state: SubscriptionState) -> dict[str, Any]:
     }
 
 
+def runtime_indexes_hold_only_group_members(state: SubscriptionState) -> None:
+    """A runtime's index holds the identifiers of its records that are members of a group of the
+    subscription, and no other: a record alone in the subscription is alone in its runtime."""
+    whole = state.index.get(None, {})
+    grouped = {holder for entry in whole.values() if isinstance(entry, Group)
+               for holders in entry.holders.values()
+               for holder in ((holders,) if isinstance(holders, str) else holders)}
+    for scope, index in state.index.items():
+        if scope is None:
+            continue
+        indexed = {holder for entry in index.values()
+                   for holders in ((entry,) if isinstance(entry, str) else entry.holders.values())
+                   for holder in ((holders,) if isinstance(holders, str) else holders)}
+        assert indexed == {ref for ref in grouped if state.records[ref].runtime == scope}
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams())
 def test_a_state_rebuilt_from_stored_records_equals_the_state_built_change_by_change(lines: list[str]) -> None:
     replay = Replay(now=parse_rfc3339(REPLAY_NOW))
     replay.feed_lines(lines)
     for state in replay.states.values():
+        runtime_indexes_hold_only_group_members(state)
         want = derived(state)
         taken_over = SubscriptionState(state.subscription)
         taken_over.settings, taken_over.levels, taken_over.sessions = state.settings, state.levels, state.sessions
         taken_over.records = {ref: unpack_record(pack_record(record)) for ref, record in state.records.items()}
         for _ in individuals.rebuild_in_steps(taken_over, step=3):
             pass
+        runtime_indexes_hold_only_group_members(taken_over)
         assert derived(taken_over) == want
 
 
