@@ -104,14 +104,12 @@ def rebuild(state: SubscriptionState) -> None:
 
 def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
     """``rebuild`` as a generator that pauses about every ``step`` records, so that an asynchronous
-    caller can yield to its event loop between slices. The state is consistent only once the
-    generator is exhausted.
+    caller can yield to its event loop between slices; the state is consistent once it is exhausted.
 
     ``refresh`` of each record with what repeats taken out of the loop (a takeover rebuilds a
     million): policy answers per kind of record, a lone record's signature per domain, class totals
-    once at the end. A record sharing no identifier with an earlier one enters the index directly;
-    any other joins through ``_join``, as in ``refresh``; a runtime's index takes only the members of
-    the subscription's groups, as in ``refresh``.
+    once at the end. A record sharing no identifier with an earlier one enters the index directly
+    (and no runtime's index); any other joins through ``_join`` and ``_join_runtime``, as in ``refresh``.
     """
     _clear_derived(state)
     settings = state.settings
@@ -134,20 +132,18 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
             excluded += kind == ASIDE
             continue
         identifiers, domain = _identity(record)
-        sig = signatures.get((domain, kind))
-        if sig is None:
-            sig = signatures[(domain, kind)] = signature(() if domain is None else (domain,), kind & UNCLASSIFIED > 0)
         runtime = state.scope(record.runtime)
         whole.records += 1
         runtime.records += 1
-        if not kind & ELIGIBLE or not identifiers:
-            whole.histogram[sig] += 1
-            runtime.histogram[sig] += 1
-        elif direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
+        alone = not kind & ELIGIBLE or not identifiers
+        if not alone and direct and identifiers[0] not in index and (len(identifiers) == 1 or identifiers[1] not in index):
             for identifier in identifiers:
                 index[identifier] = ref
+            alone = True  # alone in the subscription, so alone in its runtime: only counted there
+        if alone:
+            sig = _lone_signature(signatures, domain, kind)
             whole.histogram[sig] += 1
-            runtime.histogram[sig] += 1  # alone in the subscription, so alone in its runtime
+            runtime.histogram[sig] += 1
         else:
             facts = Facts(True, identifiers, domain, kind & UNCLASSIFIED > 0, record.email_id)
             _join(state, SUBSCRIPTION_SCOPE, ref, facts)
@@ -156,6 +152,14 @@ def rebuild_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
     state.excluded = excluded
     reclassify(state)  # the direct entries above counted histograms only
     state.shared_changed = True
+
+
+def _lone_signature(signatures: dict[tuple[str | None, int], str], domain: str | None, kind: int) -> str:
+    """The signature of a record alone in its individual, computed once per domain and kind."""
+    sig = signatures.get((domain, kind))
+    if sig is None:
+        sig = signatures[(domain, kind)] = signature(() if domain is None else (domain,), kind & UNCLASSIFIED > 0)
+    return sig
 
 
 def _clear_derived(state: SubscriptionState) -> None:
