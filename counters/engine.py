@@ -40,7 +40,8 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
         return []
     if change.kind == "login":
         record = state.records.get(change.record)
-        if record is not None and _repeated_login(record, change):
+        # a record created afresh after a delete takes the usual path, which checks the delete's time
+        if record is not None and change.record not in state.tombstones and _repeated_login(record, change):
             state.dirty.add(change.record)
             return []
     before = [state.count(c) for c in CLASSES]
@@ -72,17 +73,20 @@ def restore_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[Non
 
 def _apply_record_change(state: SubscriptionState, change: Change) -> None:
     ref, time = change.record, change.time
+    tombstone = state.tombstones.get(ref)
+    if tombstone is not None and time <= tombstone:
+        # Older than the record's last delete: it belonged to the deleted record, whether this one is
+        # still absent or was created afresh since. Judged field by field on the new record, a late
+        # or redelivered event from before the delete would change it (a deactivation at 00:02,
+        # delivered again after a delete at 00:11 and a new login at 00:43, would turn the new one off).
+        return
     record = state.records.get(ref)
     if record is None:
-        tombstone = state.tombstones.get(ref)
-        if tombstone is not None and time <= tombstone:
-            return  # older than the delete: the record stays deleted
         if change.kind == "delete":
             state.tombstones[ref] = time
             state.dirty.add(ref)
             return
         record = state.records[ref] = Record(sys.intern(change.runtime), sys.intern(change.provider), time)
-        state.tombstones.pop(ref, None)
     elif change.kind == "delete":
         if time >= record.updated:  # unless a newer event already changed it
             individuals.refresh(state, ref, individuals.facts_of(record), removing=True)

@@ -55,7 +55,7 @@ def explanation(state: SubscriptionState, *, identifier: str | None = None, reco
             entry["individual"] = _individual(state, group, seen_groups)
         people.append(entry)
     return {"subscription": state.subscription, "found": len(matches), "records": people,
-            "tombstoned": record is not None and record in state.tombstones}
+            "tombstoned": record is not None and record not in state.records and record in state.tombstones}
 
 
 def _describe(state: SubscriptionState, ref: str, rec: Record, identifier: str | None) -> dict[str, Any]:

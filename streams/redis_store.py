@@ -210,12 +210,14 @@ def _record_args(state: SubscriptionState) -> list[Any]:
     del_tombs: list[bytes] = []
     for ref in state.dirty:
         record, key = state.records.get(ref), bytes.fromhex(ref)
-        if record is not None:
-            put_records += [key, pack_record(record)]
-            del_tombs.append(key)
-        elif ref in state.tombstones:
-            put_tombs += [key, str(state.tombstones[ref])]
+        if record is None:
             del_records.append(key)
+        else:
+            put_records += [key, pack_record(record)]
+        if ref in state.tombstones:  # a record created afresh after a delete keeps the delete's time
+            put_tombs += [key, str(state.tombstones[ref])]
+        else:
+            del_tombs.append(key)
     return [len(put_records) // 2, *put_records, len(del_records), *del_records,
             len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
 

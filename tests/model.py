@@ -408,12 +408,14 @@ def _email_value(raw: str | None) -> Any:
 
 
 def _touch(sub: Sub, key: tuple, t: Any, *, create_active: bool | None = None) -> Record | None:
-    """The record to apply an event of time t to (created if needed), or None if tombstoned."""
+    """The record to apply an event of time t to (created if needed), or None when the event is not
+    newer than the record's last delete (the record absent, or created afresh since: the event was
+    meant for the deleted one)."""
+    tomb = sub.tombstones.get(key)
+    if tomb is not None and t <= tomb:
+        return None
     rec = sub.records.get(key)
     if rec is None:
-        tomb = sub.tombstones.get(key)
-        if tomb is not None and t <= tomb:
-            return None
         rec = _new_record()
         if create_active is not None:
             rec.fields["active"] = (create_active, t)
@@ -471,10 +473,10 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
     op = ev["op"]
     if op == "delete":
         rec = sub.records.get(key)
+        tomb = sub.tombstones.get(key)
         if rec is None:
-            tomb = sub.tombstones.get(key)
             sub.tombstones[key] = t if tomb is None else max(tomb, t)
-        elif t >= rec.updated:
+        elif t >= rec.updated:  # newer than every event of the record, so newer than its last delete too
             del sub.records[key]
             sub.tombstones[key] = t
         return
