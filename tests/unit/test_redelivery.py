@@ -26,7 +26,7 @@ def test_engine_redelivered_events_change_no_count_and_no_capacity_event(pair: t
     assert comparable_events(again) == comparable_events(once)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=int(os.environ.get("ENDUSERS_MODEL_EXAMPLES", "100")))  # as test_model_properties.py
 @given(streams_with_redeliveries())
 def test_model_redelivered_events_change_no_count_and_no_capacity_event(pair: tuple[list[str], list[str]]) -> None:
     once, again = (model_replay(lines) for lines in pair)
