@@ -1,7 +1,7 @@
 """Durable history of the counts: per UTC day (and per hour, for the last days) the maximum, minimum
 and last count of each class, and the peak of a billing period.
 
-The store writes one entry per period in the same atomic step as the counts (streams/redis_store.py), so
+The store writes one entry per period in the same atomic step as the counts (streams/store/redis_store.py), so
 the history is exact to the commit: a count only changes at a commit, and a period's first entry
 also takes in the count carried over from before it (at 00:00 the count was yesterday's last). A
 period without any commit has no entry; its figures are the last count before it, which

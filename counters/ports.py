@@ -7,7 +7,7 @@ is read and trimmed apart from that step, once Kafka has its events; the directo
 is committed (after a rebalance it adopts subscriptions from it). The audit entries of the batch's
 config changes travel in the same step: a committed setting always has its entry.
 
-``streams.redis_store.RedisStore`` serves production and satisfies the ports structurally;
+``streams.store.redis_store.RedisStore`` serves production and satisfies the ports structurally;
 ``counters.memory_store.MemoryStore`` is the reference the same tests run on, and stands in for Redis
 in the pipeline's stage tests. Nothing here knows how a store keeps its data.
 """

@@ -97,7 +97,7 @@ class WorkerSettings:
     kafka_username: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_USERNAME", ""))
     kafka_password: SecretStr | None = field(default_factory=lambda: _secret("ENDUSERS_KAFKA_PASSWORD"))
     kafka_cafile: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_CAFILE", ""))
-    # Alertmanager push (streams/alerts.py); off while no URL is set
+    # Alertmanager push (streams/worker/alerts.py); off while no URL is set
     alertmanager_url: str = field(default_factory=lambda: _env("ENDUSERS_ALERTMANAGER_URL", ""))
     """Alertmanager base URLs, comma-separated (every member of an HA cluster gets every alert)."""
     alert_severities: str = field(default_factory=lambda: _env("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical"))

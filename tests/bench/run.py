@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from tests.bench import synthetic  # noqa: E402
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
-"""As ``streams.settings.SOURCE_TOPICS`` (``route()`` in ``streams/publish.py``)."""
+"""As ``streams.settings.SOURCE_TOPICS`` (``route()`` in ``streams/kafka/publish.py``)."""
 PARTITIONS = 4
 REDIS_DB = 13
 LATENCY_SUBSCRIPTION = "bench-latency"
@@ -383,7 +383,7 @@ class Bench:
         try:
             pending = []
             for line in lines:
-                document = orjson.loads(line)  # route() of streams/publish.py: topic by type, key by subscription
+                document = orjson.loads(line)  # route() of streams/kafka/publish.py: topic by type, key by subscription
                 topic = d.topic(SOURCE_TOPICS[document["type"]])
                 subscription = document.get("subscription")
                 key = subscription.encode() if isinstance(subscription, str) else None

@@ -30,7 +30,7 @@ from counters.memory_store import MemoryStore
 from counters import Digester
 from schemas.cloudevents import Headers
 from schemas.events import SOURCE_TOPICS
-from streams.pipeline import Inbound, Pipeline
+from streams.worker.pipeline import Inbound, Pipeline
 from tests.bench import synthetic
 
 PREFIX = "bench"
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     messages = source_messages(args.events, args.subscriptions, args.users)
-    gc.set_threshold(100_000, 50, 1000)  # as the worker (streams.app.run_worker)
+    gc.set_threshold(100_000, 50, 1000)  # as the worker (streams.worker.app.run_worker)
     baseline, ingest, count = float("inf"), float("inf"), float("inf")
     for _ in range(args.repeat):
         started = time.process_time()

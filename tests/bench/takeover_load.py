@@ -32,7 +32,7 @@ from counters import Digester, to_change
 from counters.state import SubscriptionState
 from schemas.changes import Change
 from schemas.codec import decode
-from streams.redis_store import LOAD_CHUNK, Keys, RedisStore
+from streams.store.redis_store import LOAD_CHUNK, Keys, RedisStore
 
 SUBSCRIPTION = "bench-load"
 
@@ -65,7 +65,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="keep the records already written (same N)")
     args = parser.parse_args()
-    gc.set_threshold(100_000, 50, 1000)  # the worker's setting (streams/app.py)
+    gc.set_threshold(100_000, 50, 1000)  # the worker's setting (streams/worker/app.py)
     url = os.environ.get("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/13"
     store = RedisStore.from_url(url)
     redis = store.redis

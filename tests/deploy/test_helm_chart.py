@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.alerts import Severities
-from streams.auth import Access, TokenFile, create_token
+from streams.worker.alerts import Severities
+from streams.http.auth import Access, TokenFile, create_token
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "endusers"

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from counters import Digester
 from counters.engine import capacity_event_id
 from schemas.outputs import CapacityEvent
-from streams.pipeline import Pipeline, Send
-from streams.redis_store import RedisStore
+from streams.worker.pipeline import Pipeline, Send
+from streams.store.redis_store import RedisStore
 from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration

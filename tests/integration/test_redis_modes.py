@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from counters import Position
-from streams.redis_connect import NotDurable, connect_sync
-from streams.redis_store import Keys, RedisStore
+from streams.store.connect import NotDurable, connect_sync
+from streams.store.redis_store import Keys, RedisStore
 from tests.fixtures.clusters import Cluster, ClusterDeploymentFactory, kill, wait_for
 from tests.fixtures.examples import assert_counts_match, example_files, expected_for
 from tests.fixtures.factories import changes

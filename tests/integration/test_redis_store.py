@@ -17,8 +17,8 @@ from counters.state import NEVER, Record, SubscriptionState
 from counters.memory_store import MemoryStore
 from counters.ports import Position, States, Store
 from schemas.changes import Change
-from streams.audit import AUDIT_LENGTH
-from streams.redis_store import RedisStore, pack_record, unpack_record
+from streams.store.audit import AUDIT_LENGTH
+from streams.store.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
 from tests.fixtures.services import Services

@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from redis import Redis
 
-from streams.auth import create_token
+from streams.http.auth import create_token
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment, Worker, _databases
 from tests.fixtures.services import Services

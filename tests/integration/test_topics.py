@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.settings import SOURCE_TOPICS, WorkerSettings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
 

@@ -1,4 +1,4 @@
-"""An in-memory :class:`streams.web.CountsReader` for tests of the HTTP views and the dashboard."""
+"""An in-memory :class:`streams.http.views.CountsReader` for tests of the HTTP views and the dashboard."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Operator input: config events (streams/config_builder.py) and the CSV user-table import (streams/user_import.py)."""
+"""Operator input: config events (streams/cli/config_builder.py) and the CSV user-table import (streams/cli/user_import.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from schemas.codec import validate
 from schemas.events import ConfigEvent, LoginEvent, ProfileEvent
-from streams.config_builder import UNSET, InvalidInput, config_event
-from streams.user_import import header_column, import_users, import_users_text
+from streams.cli.config_builder import UNSET, InvalidInput, config_event
+from streams.cli.user_import import header_column, import_users, import_users_text
 
 
 # --- config events ---------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_logged_in_cell_wins_over_last_login() -> None:
 def test_config_set_reports_the_codecs_reason_as_a_usage_error() -> None:
     from click.testing import CliRunner
 
-    from streams.cli import main
+    from streams.cli.commands import main
 
     result = CliRunner().invoke(main, ["config", "set", "acme", "--domains", "example.com,localhost", "--dry-run"])
     assert result.exit_code == 2, result.output

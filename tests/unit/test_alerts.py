@@ -1,4 +1,4 @@
-"""Alertmanager push (streams/alerts.py) and the CloudEvents headers of capacity records, without I/O:
+"""Alertmanager push (streams/worker/alerts.py) and the CloudEvents headers of capacity records, without I/O:
 a dictionary stands in for the committed counts in Redis and a list for Alertmanager."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from counters import ReadSide
 from schemas.cloudevents import capacity_headers
 from schemas.outputs import CapacityEvent
-from streams.alerts import ALERT_NAME, VALID_FOR_INTERVALS, Alert, AlertPusher, Severities
+from streams.worker.alerts import ALERT_NAME, VALID_FOR_INTERVALS, Alert, AlertPusher, Severities
 
 INTERVAL = 60.0
 

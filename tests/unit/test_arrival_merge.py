@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.pipeline import Inbound
-from streams.sources import ArrivalMerge
+from streams.worker.pipeline import Inbound
+from streams.kafka.consumer import ArrivalMerge
 
 LOGINS, PROFILES, CONFIG = TopicPartition("t.logins", 0), TopicPartition("t.profiles", 0), TopicPartition("t.config", 0)
 BOTH = [LOGINS, PROFILES]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from streams.insights import forecast_sentence, forecasts
-from streams.web import create_web_app
+from streams.http.insights import forecast_sentence, forecasts
+from streams.http.views import create_web_app
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
 
@@ -75,7 +75,7 @@ async def test_dashboard_renders_and_updates_by_itself(served: tuple[str, FakeRe
         await dash.get_by_test_id("year-acme").locator("polyline").first.wait_for(timeout=5000)
         assert await dash.get_by_test_id("year-acme").locator("polyline").count() == 2
         assert await dash.get_by_test_id("year-acme").locator("line.cap").count() == 2
-        # the page words the API's forecast as the CLI does (streams/insights.py)
+        # the page words the API's forecast as the CLI does (streams/http/insights.py)
         today = datetime.now(timezone.utc).date()
         expected = forecasts(reader.days["acme"], reader.settings_by["acme"], today)
         sentences = [forecast_sentence(c, expected[c]) for c in ("internal", "external")]

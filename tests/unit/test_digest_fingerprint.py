@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from counters import DEVELOPMENT_SECRET, DigestMismatch, Digester, fingerprint
-from streams.readiness import Readiness
+from streams.observe.readiness import Readiness
 
 
 def test_same_secret_and_scope_give_the_same_fingerprint() -> None:

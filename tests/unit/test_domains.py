@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from counters.domains import external_domains
 from counters.replay import Replay
-from streams.present import domains_table
-from streams.web import create_web_app
+from streams.cli.present import domains_table
+from streams.http.views import create_web_app
 from schemas.events import parse_rfc3339
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import config, login, profile

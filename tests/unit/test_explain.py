@@ -13,7 +13,7 @@ from counters.explain import digests_of, explanation, explanation_text, record_d
 from counters import Digester
 from counters.replay import Replay
 from schemas.events import parse_rfc3339
-from streams.web import create_web_app
+from streams.http.views import create_web_app
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import config, login, profile
 from tests.unit.fake_counts import FakeReader, counts

@@ -1,4 +1,4 @@
-"""History and peak (counters/history.py), the forecast as shown (streams/insights.py), and the
+"""History and peak (counters/history.py), the forecast as shown (streams/http/insights.py), and the
 history endpoint (JSON and CSV) against the in-memory reader."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp.test_utils import TestClient, TestServer
 
 from counters.history import Entry, billing_peak, filled, period_start
-from streams.insights import forecast_sentence, forecasts
-from streams.web import create_web_app
+from streams.http.insights import forecast_sentence, forecasts
+from streams.http.views import create_web_app
 from tests.unit.fake_counts import sample_reader
 from tests.unit.test_web_views import ready
 

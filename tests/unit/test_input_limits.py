@@ -24,8 +24,8 @@ from schemas.limits import (
     parse_duration,
 )
 from schemas.outputs import format_instant
-from streams.config_builder import InvalidInput, config_event
-from streams.publish import stamped
+from streams.cli.config_builder import InvalidInput, config_event
+from streams.kafka.publish import stamped
 from streams.settings import WorkerSettings
 from tests.fixtures.examples import REPLAY_NOW
 

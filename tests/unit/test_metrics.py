@@ -1,4 +1,4 @@
-"""streams/metrics.py: rejection categories and the per-subscription count gauges."""
+"""streams/observe/metrics.py: rejection categories and the per-subscription count gauges."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.events import parse_rfc3339
-from streams import metrics
+from streams.observe import metrics
 from tests.unit.fake_counts import counts
 
 

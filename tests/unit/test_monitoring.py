@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from streams import metrics
+from streams.observe import metrics
 from tests.fixtures.monitoring import AMTOOL, MONITORING, PROMTOOL, promtool, requires
 
 REPO = MONITORING.parents[1]
@@ -117,7 +117,7 @@ def test_dashboard_uses_only_metrics_the_worker_exports() -> None:
     for title, expr in _panel_queries():
         used = set(re.findall(r"\bendusers_[a-z0-9_]+", expr))
         assert used or 'up{job="endusers"}' in expr, f"{title}: {expr!r} reads no metric of the worker"
-        assert used <= exported, f"{title}: {sorted(used - exported)} are not exported by streams/metrics.py"
+        assert used <= exported, f"{title}: {sorted(used - exported)} are not exported by streams/observe/metrics.py"
         titles.add(title)
     wanted = {"End users vs capacity", "Capacity level", "Consumer lag", "Throughput", "Batch latency",
               "Dead letters and rejections", "Anonymous sessions"}

@@ -14,8 +14,8 @@ from counters.state import SubscriptionState
 from schemas.changes import decode_batch
 from schemas.cloudevents import Headers
 from schemas.outputs import CapacityEvent, format_instant
-from streams import metrics
-from streams.pipeline import Inbound, Pipeline
+from streams.observe import metrics
+from streams.worker.pipeline import Inbound, Pipeline
 
 
 class Sent:
@@ -108,7 +108,7 @@ async def test_a_failure_in_the_count_stage_dead_letters_the_batch_instead_of_st
     def broken(state: Any, change: Any) -> Any:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("streams.pipeline.apply", broken)
+    monkeypatch.setattr("streams.worker.pipeline.apply", broken)
     await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"] == "count stage failed: RuntimeError: engine bug"

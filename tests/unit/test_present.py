@@ -1,8 +1,8 @@
-"""streams/present.py: the terminal table of ``endusers counts``."""
+"""streams/cli/present.py: the terminal table of ``endusers counts``."""
 
 from __future__ import annotations
 
-from streams.present import counts_table, shared_warnings
+from streams.cli.present import counts_table, shared_warnings
 from tests.unit.fake_counts import counts
 
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from streams.outages import KafkaNoise, Outage
-from streams.readiness import Readiness
+from streams.observe.outages import KafkaNoise, Outage
+from streams.observe.readiness import Readiness
 
 
 class Clock:

@@ -21,7 +21,7 @@ from counters import individuals, shared_identifiers_report
 from counters.replay import Replay
 from counters.state import Group, SubscriptionState
 from schemas.events import parse_rfc3339
-from streams.redis_store import pack_record, unpack_record
+from streams.store.redis_store import pack_record, unpack_record
 from tests.fixtures.examples import REPLAY_NOW
 from tests.strategies import event_streams
 

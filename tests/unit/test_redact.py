@@ -1,10 +1,10 @@
-"""Dead-letter redaction (streams/redact.py): people's data out, the shape and the cause kept."""
+"""Dead-letter redaction (streams/worker/redact.py): people's data out, the shape and the cause kept."""
 
 from __future__ import annotations
 
 import orjson
 
-from streams.redact import redact, redacted_value
+from streams.worker.redact import redact, redacted_value
 
 
 def test_personal_fields_become_their_name_and_length_at_any_depth() -> None:

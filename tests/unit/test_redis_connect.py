@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streams.redis_connect import Target, connect, parse
+from streams.store.connect import Target, connect, parse
 
 
 def test_a_plain_url_stays_a_single_server() -> None:

@@ -69,7 +69,7 @@ def test_shared_records_still_group_into_one_individual() -> None:
 def test_endusers_digest_prints_the_digest_the_report_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from streams.cli import main
+    from streams.cli.commands import main
 
     monkeypatch.delenv("ENDUSERS_SECRET", raising=False)
     monkeypatch.delenv("ENDUSERS_DIGEST_SCOPE", raising=False)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.app import create_app
+from streams.worker.app import create_app
 from streams.settings import WorkerSettings
-from streams.sources import ingest_consumer
+from streams.kafka.consumer import ingest_consumer
 
 
 def consumers(settings: WorkerSettings) -> list[AIOKafkaConsumer]:

@@ -1,4 +1,4 @@
-"""HTTP access (streams/auth.py): tokens, roles and scopes, the Host allow-list, security headers, and
+"""HTTP access (streams/http/auth.py): tokens, roles and scopes, the Host allow-list, security headers, and
 only the documented routes; against the in-memory reader."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
-from streams import auth
-from streams.auth import Access, TokenFile, create_token, default_allowed_hosts, request_host
-from streams.cli import main
-from streams.web import ROUTES, create_web_app, install_views
+from streams.http import auth
+from streams.http.auth import Access, TokenFile, create_token, default_allowed_hosts, request_host
+from streams.cli.commands import main
+from streams.http.views import ROUTES, create_web_app, install_views
 from tests.unit.fake_counts import FakeReader, sample_reader
 from tests.unit.test_web_views import read_events, ready
 
@@ -188,7 +188,7 @@ def test_allowed_hosts_default_to_the_bind_address_and_loopback(monkeypatch: pyt
 def test_without_tokens_a_warning_is_logged_once_unless_bound_to_loopback(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("ENDUSERS_API_TOKENS_FILE", raising=False)
-    with caplog.at_level(logging.WARNING, logger="streams.auth"):
+    with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
         for host in ("127.0.0.1", "localhost", "::1"):
             assert Access.from_env(host).tokens is None
         assert not caplog.records
@@ -235,7 +235,7 @@ def test_token_create_prints_the_token_once_and_appends_its_hash(tmp_path: Path)
 def test_a_missing_token_file_accepts_no_token_and_says_so_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "tokens"
     tokens = TokenFile(path)
-    with caplog.at_level(logging.WARNING, logger="streams.auth"):
+    with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
         for _ in range(3):
             assert tokens.lookup("anything") is None
     assert len(caplog.records) == 1

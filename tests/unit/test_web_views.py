@@ -1,4 +1,4 @@
-"""The HTTP views (streams/web.py) against an in-memory reader: JSON API, health, metrics, files, SSE."""
+"""The HTTP views (streams/http/views.py) against an in-memory reader: JSON API, health, metrics, files, SSE."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams import metrics
-from streams.web import ROUTES, STATIC_DIR, create_web_app, install_views
+from streams.observe import metrics
+from streams.http.views import ROUTES, STATIC_DIR, create_web_app, install_views
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 
 

@@ -13,7 +13,7 @@ from counters import engine
 from counters.replay import Replay
 from counters.whatif import preview
 from schemas.events import parse_rfc3339
-from streams.web import create_web_app
+from streams.http.views import create_web_app
 from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import at, changes, config, lines, login
 from tests.unit.fake_counts import FakeReader, counts

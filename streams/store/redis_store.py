@@ -45,8 +45,8 @@ from counters import (
     shared_identifiers_report,
 )
 from schemas.outputs import CapacityEvent, SharedIdentifiers
-from streams import audit
-from streams.redis_connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
+from streams.store import audit
+from streams.store.connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ end
 roll(daily, day, ARGV[i + 7])
 roll(hourly, hour, ARGV[i + 8])
 redis.call('HSET', daily, '_last', string.format('%%d,%%d', ci, ce))
--- the audit entries of the batch's config changes (streams/audit.py), newest first
+-- the audit entries of the batch's config changes (streams/store/audit.py), newest first
 i = i + 9
 local audits = take()
 for _ = 1, audits do redis.call('LPUSH', trail, ARGV[i]); i = i + 1 end
@@ -262,7 +262,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
-        """One server, Redis Cluster or Sentinel, by the URL's scheme (``streams.redis_connect``)."""
+        """One server, Redis Cluster or Sentinel, by the URL's scheme (``streams.store.connect``)."""
         return cls(connect(url), replicas=min_replicas(), wait_ms=wait_timeout_ms())
 
     async def close(self) -> None:

@@ -40,7 +40,7 @@ from counters import CLASSES, ReadSide
 if TYPE_CHECKING:
     import faust
 
-    from streams.pipeline import Pipeline
+    from streams.worker.pipeline import Pipeline
     from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ Post = Callable[[Sequence[Alert]], Awaitable[None]]
 
 
 class CommittedCounts(Protocol):
-    """The committed read side of the store (``streams.redis_store.RedisStore``)."""
+    """The committed read side of the store (``streams.store.redis_store.RedisStore``)."""
 
     async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]: ...
 

@@ -6,7 +6,7 @@ Events) and static files, which Faust's ``View`` does not offer. :func:`install_
 a Faust app; :func:`create_web_app` builds a standalone aiohttp application (tests, or serving the
 dashboard from a process that is not a worker).
 
-Routes (also described in ``streams/static/openapi.json``)::
+Routes (also described in ``streams/http/static/openapi.json``)::
 
     GET /                              dashboard page
     GET /static/{file}                 dashboard assets (package data, never a CDN)
@@ -39,7 +39,7 @@ newest capacity-change events. When the store fails, the stream sends ``event: p
 ``{"error": ...}`` and keeps trying. One poll loop per process feeds all connected clients, so the
 store load does not grow with the number of open dashboards.
 
-Access (``streams/auth.py``): a middleware checks the Host and the bearer token and leaves the request's
+Access (``streams/http/auth.py``): a middleware checks the Host and the bearer token and leaves the request's
 grant; each view asks it for what it needs (a subscription in scope, an admin, scope ``*``), and the
 stream and the lists show only the grant's subscriptions, with viewers' settings trimmed.
 """
@@ -79,8 +79,9 @@ from counters import (
 )
 from schemas.codec import Rejection, decode
 from schemas.outputs import SharedIdentifiers
-from streams import auth, insights, metrics
-from streams.outages import outage
+from streams.http import auth, insights
+from streams.observe import metrics
+from streams.observe.outages import outage
 
 if TYPE_CHECKING:
     import faust
@@ -115,7 +116,7 @@ class CountsReader(CommittedReads, Protocol):
         ...
 
     async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Applied config changes, newest first (``streams.audit``)."""
+        """Applied config changes, newest first (``streams.store.audit``)."""
         ...
 
     async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:

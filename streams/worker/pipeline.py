@@ -26,11 +26,12 @@ from schemas.cloudevents import Headers, capacity_headers
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from schemas.outputs import CapacityEvent
-from streams import audit, metrics
-from streams.outages import outage
-from streams.redact import redacted_value
+from streams.observe import metrics
+from streams.store import audit
+from streams.observe.outages import outage
+from streams.worker.redact import redacted_value
 from streams.settings import SOURCE_TOPICS
-from streams.redis_store import SLICE_SECONDS
+from streams.store.redis_store import SLICE_SECONDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,7 +104,7 @@ class Pipeline:
         """Subscription -> the changes partition (``topic:partition``) this worker last counted it from."""
         self._outbox_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.level_listeners: list[Callable[[str], None]] = []
-        """Told the subscription after each commit that changed a capacity level (``streams.alerts``)."""
+        """Told the subscription after each commit that changed a capacity level (``streams.worker.alerts``)."""
         self.batch_done: Callable[[], None] = lambda: None
         """Called after every count batch (readiness: the count stage is moving)."""
         self.refused: dict[str, str] = {}
@@ -115,7 +116,7 @@ class Pipeline:
         """Validate and normalize a batch; forward changes in order, dead-letter the rest; return once
         Kafka has every message (the batch is acknowledged only then: at least once).
 
-        Messages come in arrival order (``streams.sources.ArrivalMerge``) and keep it.
+        Messages come in arrival order (``streams.kafka.consumer.ArrivalMerge``) and keep it.
         """
         started = time.perf_counter()
         deliveries = []
@@ -471,7 +472,7 @@ class RolledBack(Exception):
 
 def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:
     """The rejected message with where it came from and why (docs/events.md, dead letters); its value
-    with personal data redacted (``streams.redact``) unless ``raw``."""
+    with personal data redacted (``streams.worker.redact``) unless ``raw``."""
     value = message.value or b""
     if not raw and message.value is not None:
         redacted, value = True, redacted_value(message.value)

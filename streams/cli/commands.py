@@ -16,7 +16,7 @@ from schemas.events import parse_rfc3339
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
 if TYPE_CHECKING:
-    from streams.redis_store import RedisStore
+    from streams.store.redis_store import RedisStore
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
     import asyncio
 
     from streams.settings import WorkerSettings
-    from streams.redis_store import RedisStore
+    from streams.store.redis_store import RedisStore
 
     async def run() -> T:
         store = RedisStore.from_url(WorkerSettings().redis)
@@ -106,7 +106,7 @@ def replay(files: tuple[Path, ...], now: int | None, max_future: int) -> None:
 @click.option("--loglevel", "-l", default="info", show_default=True, help="Worker log level.")
 def worker(loglevel: str) -> None:
     """Run the stream processor (several may run at once; they share the work)."""
-    from streams.app import run_worker
+    from streams.worker.app import run_worker
 
     run_worker(loglevel=loglevel)
 
@@ -118,7 +118,7 @@ def publish(files: tuple[Path, ...], progress: bool | None) -> None:
     """Send the events of JSONL FILES to the source topics by type, in file order."""
     import asyncio
 
-    from streams.publish import publish_files
+    from streams.kafka.publish import publish_files
 
     show = sys.stderr.isatty() if progress is None else progress
     result = asyncio.run(publish_files(list(files), progress=show))
@@ -140,7 +140,7 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         return
-    from streams.present import counts_table, shared_warnings
+    from streams.cli.present import counts_table, shared_warnings
 
     names = list(cast(dict[str, object], document["subscriptions"]))
     limits = _with_store(lambda store: _capacities(store, names))
@@ -201,7 +201,7 @@ async def _forecast_lines(store: RedisStore, names: list[str]) -> list[str]:
     """"acme: at this rate, external reaches 100% around 2027-02-10" per subscription and class that has one."""
     from datetime import datetime, timezone
 
-    from streams.insights import forecast_sentence, forecasts
+    from streams.http.insights import forecast_sentence, forecasts
 
     today = datetime.now(timezone.utc).date()
     lines = []
@@ -241,8 +241,8 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
-    from streams.config_builder import UNSET, config_event
-    from streams.publish import publish_documents
+    from streams.cli.config_builder import UNSET, config_event
+    from streams.kafka.publish import publish_documents
 
     versions: dict[str, object] = {}
     for item in runtimes:
@@ -321,8 +321,8 @@ def import_users(file: Path, subscription: str | None, default_tenant: str | Non
     """Turn a user-table CSV export into profile (and login) events and publish them."""
     import asyncio
 
-    from streams.user_import import import_users as rows
-    from streams.publish import publish_documents
+    from streams.cli.user_import import import_users as rows
+    from streams.kafka.publish import publish_documents
 
     events, errors = [], 0
     for line, item in rows(file, subscription, default_tenant):
@@ -356,7 +356,7 @@ def token() -> None:
               help="The token file [default: ENDUSERS_API_TOKENS_FILE].")
 def token_create(role: str, scope: str, path: Path | None) -> None:
     """Print a new token once and append its SHA-256 hash to the token file."""
-    from streams.auth import create_token, parse_scope
+    from streams.http.auth import create_token, parse_scope
 
     if path is None:
         raise click.UsageError("set ENDUSERS_API_TOKENS_FILE or pass --file")
@@ -411,7 +411,7 @@ def domains(subscription: str, limit: int, as_json: bool) -> None:
         sys.stdout.buffer.write(orjson.dumps({"subscription": subscription, "external": found.get("external", 0),
                                               **report}, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    from streams.present import domains_table
+    from streams.cli.present import domains_table
 
     click.echo(domains_table(subscription, int(cast(int, found.get("external", 0))), report, limit=limit))
 
@@ -429,7 +429,7 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     from datetime import date, datetime, timedelta, timezone
 
     from counters import HISTORY_CSV_HEADER, HOURLY_DAYS, Entry, billing_peak, filled, hour_of
-    from streams.redis_store import RedisStore
+    from streams.store.redis_store import RedisStore
 
     today = datetime.now(timezone.utc).date()
     try:

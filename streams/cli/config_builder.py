@@ -4,7 +4,7 @@ The builder only translates what an operator types into the event's JSON (``"unl
 ``prod=11.14.0`` -> ``{"version": ...}``, ``@Example.COM`` -> ``example.com``); whether the event is
 valid is decided by :func:`schemas.codec.decode`, the same gate the processor applies, and its reason
 is the one reported. So a rule lives in one place (schemas/events.py) and what passes here is accepted
-there. No click here: streams/cli.py turns :class:`InvalidInput` into click's usage error.
+there. No click here: streams/cli/commands.py turns :class:`InvalidInput` into click's usage error.
 """
 
 from __future__ import annotations

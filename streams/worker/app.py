@@ -23,19 +23,19 @@ from faust.types import TP, EventT
 
 from counters import Digester
 from schemas.cloudevents import Headers
-from streams import metrics
-from streams.alerts import install_alerts
-from streams.outages import outage, quiet_kafka_clients
-from streams.kafka_transport import broker_url
-from streams.pipeline import Inbound, Pipeline
-from streams.readiness import Readiness
-from streams.redis_connect import connect_bounded
-from streams.sources import consume_sources
+from streams.observe import metrics
+from streams.worker.alerts import install_alerts
+from streams.observe.outages import outage, quiet_kafka_clients
+from streams.kafka.transport import broker_url
+from streams.worker.pipeline import Inbound, Pipeline
+from streams.observe.readiness import Readiness
+from streams.store.connect import connect_bounded
+from streams.kafka.consumer import consume_sources
 from streams.settings import MissingSecret, WorkerSettings, kafka_client_options, kafka_connection
-from streams.redis_store import RedisStore
-from streams.topics import all_topics, ensure_topics
-from streams.auth import Access
-from streams.web import install_views
+from streams.store.redis_store import RedisStore
+from streams.kafka.topics import all_topics, ensure_topics
+from streams.http.auth import Access
+from streams.http.views import install_views
 
 log = logging.getLogger(__name__)
 
