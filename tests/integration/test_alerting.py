@@ -98,9 +98,9 @@ def test_capacity_records_carry_cloudevents_headers_and_keep_key_and_value(deplo
         assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", headers["ce_time"])
         assert headers["content-type"] == b"application/json"
 
-    # the README's consumer, pointed at this deployment, prints the three crossings
-    readme = (REPO / "README.md").read_text()
-    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "ce_type" in block]
+    # the consumer of docs/alerting.md, pointed at this deployment, prints the three crossings
+    page = (REPO / "docs" / "alerting.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", page, flags=re.S) if "ce_type" in block]
     line = 'TOPIC, SERVERS = "enduser.capacity", "127.0.0.1:9092"'
     assert line in snippet
     script = tmp_path / "consumer.py"

@@ -63,7 +63,7 @@ def assert_live_equals_replay(deployment: Deployment, expected: dict[str, Any]) 
     deployment.wait_caught_up(timeout=120)
     assert_counts_match(deployment.counts(), expected["subscriptions"])
     # a worker killed after a commit leaves its capacity events in the outbox; the 5-second sweep
-    # publishes them (README, "How exactness holds"): wait for every outbox to drain before reading
+    # publishes them (docs/design.md, "How exactness holds"): wait for every outbox to drain before reading
     redis = deployment.redis()
     deadline = time.monotonic() + 60
     while any(redis.llen(Keys(name).outbox) for name in expected["subscriptions"]) and time.monotonic() < deadline:

@@ -1,5 +1,5 @@
-"""The project documents itself: every relative link in the README and docs/ resolves inside the
-repository, and every ``#anchor`` names a heading of its target, as GitHub renders it.
+"""The project documents itself: every relative link in the README, the changelog and docs/ resolves
+inside the repository, and every ``#anchor`` names a heading of its target, as GitHub renders it.
 
 A cloner has nothing outside the repository, so a link to a sibling checkout (``../shared``) or to a
 moved file is a broken page for them; this test fails on it before a reader does.
@@ -16,7 +16,10 @@ import pytest
 from markdown_it import MarkdownIt
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = sorted([REPO / "README.md", REPO / "examples" / "README.md", *(REPO / "docs").glob("*.md")])
+PAGES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", REPO / "examples" / "README.md",
+                *(REPO / "docs").glob("*.md")])
+DOCS = ("rules.md", "events.md", "cli.md", "http.md", "operations.md", "security.md", "alerting.md", "runbook.md",
+        "design.md", "benchmarks.md", "testing.md")
 _PARSER = MarkdownIt("commonmark").enable("table")
 
 
@@ -80,7 +83,7 @@ def test_every_relative_link_resolves_inside_the_repository(page: Path) -> None:
 
 def test_the_docs_exist_and_the_readme_links_to_each() -> None:
     readme = set(links(REPO / "README.md"))
-    for name in ("rules.md", "events.md", "operations.md"):
+    for name in DOCS:
         assert (REPO / "docs" / name).is_file()
         assert f"docs/{name}" in readme, f"README.md does not link to docs/{name}"
 

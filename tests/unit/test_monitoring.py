@@ -148,8 +148,8 @@ def test_the_prometheus_example_is_a_valid_configuration_with_the_rules() -> Non
     assert "SUCCESS: 1 rule files found" in run.stdout
 
 
-def test_the_readme_shows_the_alertmanager_example_as_shipped() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_alerting_page_shows_the_alertmanager_example_as_shipped() -> None:
+    page = (REPO / "docs" / "alerting.md").read_text()
     example = (MONITORING / "alertmanager.example.yml").read_text()
     configuration = "\n".join(line for line in example.splitlines() if not line.startswith("#")).strip()
-    assert configuration in readme, "README.md's Alertmanager example differs from deploy/monitoring/alertmanager.example.yml"
+    assert configuration in page, "docs/alerting.md's Alertmanager example differs from deploy/monitoring/alertmanager.example.yml"

@@ -213,8 +213,8 @@ async def test_only_the_documented_routes_exist_on_a_worker(tokens: Tokens) -> N
     assert isinstance(web_app, web.Application)
     served = {route.resource.canonical for route in web_app.router.routes() if route.resource is not None}
     assert served == set(ROUTES)
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = set(re.findall(r"`(?:GET|POST) (/[^`\s]*)`", readme.split("## HTTP", 1)[1].split("\n## ", 1)[0]))
+    page = (Path(__file__).resolve().parents[2] / "docs" / "http.md").read_text()
+    documented = set(re.findall(r"`(?:GET|POST) (/[^`\s]*)`", page.split("\n## Routes\n", 1)[1].split("\n## ", 1)[0]))
     assert documented == set(ROUTES) - {"/static/{file}"}  # the dashboard's assets are not an interface
     async with TestClient(TestServer(web_app)) as client:
         for path in ("/router/", "/table/", "/stats/"):
