@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "container" / "Dockerfile"
 
