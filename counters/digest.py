@@ -23,8 +23,8 @@ class Digester:
 
     Each subscription gets its own key, derived from the secret and its name (:meth:`for_subscription`,
     which :func:`to_change` applies), so one person's digests cannot be linked across licensees.
-    ``per_subscription=False`` keeps the one shared key of earlier versions (ENDUSERS_DIGEST_SCOPE=shared),
-    and their separator-joined record keys, for state built with it (see :func:`encode_parts`). The
+    ``per_subscription=False`` keeps one key shared by every subscription (ENDUSERS_DIGEST_SCOPE=shared),
+    with separator-joined record keys, for state built that way (see :func:`encode_parts`). The
     scoped digesters share one memo, so its bound holds whatever their number.
     """
 
@@ -94,7 +94,8 @@ class DigestMismatch(Exception):
 
 def _keyed_digest(keyed: hmac.HMAC, parts: tuple[str, ...], joined: bool) -> str:
     """HMAC-SHA256 of the parts, from a copy of the HMAC already keyed (``hmac.new(key)``): the copy skips
-    hashing the key's two padded blocks, about 1.8x faster than ``hmac.digest(key, ...)``, same digest.
+    hashing the key's two padded blocks, which ``hmac.digest(key, ...)`` would hash again for every
+    digest (the digest is the same).
     The memo's entries hold the keyed HMAC, one object per key, so equal keys share entries."""
     mac = keyed.copy()
     mac.update("\x1f".join(parts).encode("utf-8", "surrogatepass") if joined else encode_parts(parts))
@@ -107,8 +108,8 @@ def encode_parts(parts: tuple[str, ...]) -> bytes:
     tenant ``a`` + provider ``b\x1fc`` and tenant ``a\x1fb`` + provider ``c`` become one record. A
     single part (an identifier, a session id) is its own encoding: there is nothing to separate.
 
-    Only the one shared key of earlier versions (``per_subscription=False``) still joins with
-    ``\x1f``: it exists to read state built by them, whose record keys were digested that way."""
+    Only the shared key (``per_subscription=False``) joins with ``\x1f``: it exists to read state whose
+    record keys were digested that way."""
     encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
     if len(encoded) == 1:
         return encoded[0]

@@ -103,7 +103,7 @@ def _apply_record_change(state: SubscriptionState, change: Change) -> None:
 def _repeated_login(record: Record, change: Change) -> bool:
     """Apply a login that changes no value of a record already logged in, and say whether it was one.
 
-    The common case (about 90% of events). Its identity fields equal the record's, so the record's facts,
+    The common case: most events are logins of people already counted. Its identity fields equal the record's, so the record's facts,
     and with them every count and level, stay as they are: only field times move, as ``_set_fields``
     would move them, and the grouping path is skipped.
     """

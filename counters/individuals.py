@@ -16,9 +16,9 @@ a change costs:
   its own). The smaller side bounds the cost, not the group;
 - O(1) when the record's facts did not change.
 
-A record that joins a group of 100,000 sharing one email, or leaves it, no longer walks the group: the
-previous design re-walked the whole individual, pairwise, for every change (cubic over a replay).
-The signature is recomputed only when a group's set of domains (or its unclassified mark) changes:
+Why incremental: one email can be shared by a very large group (a shared mailbox, a test account), and
+a record joining or leaving it must not walk the group; re-deriving the whole individual, pairwise, for
+every change would make a replay cubic in the size of its largest group. The signature is recomputed only when a group's set of domains (or its unclassified mark) changes:
 O(distinct domains of the group).
 """
 

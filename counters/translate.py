@@ -71,8 +71,8 @@ def _identity_fields(
 
 # Most events are logins of people seen a moment ago: their identifiers' values, memoized per
 # (digester, raw value), skip normalizing, digesting and splitting off the domain again (each a call
-# of its own, with a memo of its own). Each change still gets a list of its own, as before.
-# Full, the two memos hold about 30 MB; a domain is one string however many addresses share it.
+# of its own, with a memo of its own). Each change still gets a list of its own. Both memos are
+# bounded (``maxsize``); a domain is one string however many addresses share it.
 
 
 @lru_cache(maxsize=65_536)

@@ -2,7 +2,7 @@
 
 In binary mode the record's value stays the event's own JSON and its key stays the subscription; the
 CloudEvents attributes travel as ``ce_``-prefixed headers. Consumers that know nothing of CloudEvents
-read the records exactly as before, and those that do (Knative, Argo Events, the CloudEvents SDKs) can
+read the value as the plain event it is, and those that do (Knative, Argo Events, the CloudEvents SDKs) can
 route and filter on the headers without parsing the value.
 """
 

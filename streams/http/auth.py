@@ -5,7 +5,7 @@ Tokens live in the file named by ``ENDUSERS_API_TOKENS_FILE``, one per line as `
 so the file itself grants nothing to whoever reads it. The file is re-read when it changes, so a token
 made with ``endusers token create`` works without a restart, and a line deleted revokes it.
 
-Without the file every request gets :data:`FULL_ACCESS`, as before tokens existed; the worker then
+Without the file every request gets :data:`FULL_ACCESS` (no tokens, nothing to check); the worker then
 says so once in its log when it listens on something other than a loopback address.
 
 The dashboard's page and its static assets are served to everyone: they carry no data, and a browser

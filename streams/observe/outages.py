@@ -1,7 +1,7 @@
 """Log lines an operator can read during an outage of Kafka or Redis: one line when a dependency
 stops answering, one every ``EVERY`` seconds while it stays away (what, since when, the last error),
-one when it is back. Without this, each retry and each client library wrote its own ERROR line with a
-traceback (about 20 KB/s during a Kafka outage)."""
+one when it is back, rather than an ERROR line with a traceback from each retry and each client
+library, which would bury the log."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "container" / "Dockerfile"
 
@@ -90,9 +92,10 @@ def test_install_takes_the_pinned_versions_and_no_test_tools(installed: Path) ->
 
 
 def test_the_package_is_installed_not_linked_to_the_sources(installed: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     proc = subprocess.run([str(installed / "bin" / "python"), "-c",
                            "import streams, counters, schemas, importlib.resources as r; "
-                           "print(streams.__file__); print(r.files('streams') / 'static' / 'index.html')"],
-                          capture_output=True, text=True, timeout=120, check=True, cwd="/")
+                           "print(streams.__file__); print(r.files('streams.http') / 'static' / 'index.html')"],
+                          capture_output=True, text=True, timeout=120, check=True, cwd="/", env=environment)
     module, page = proc.stdout.split()
     assert module.startswith(str(installed)) and Path(page).is_file()

@@ -11,8 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from streams.http.files import STATIC_DIR
+from streams.http.views import ROUTES, create_web_app, install_views
 from streams.observe import metrics
-from streams.http.views import ROUTES, STATIC_DIR, create_web_app, install_views
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
 
 

@@ -1,5 +1,5 @@
 // Live end-user dashboard: plain JS, no framework, nothing fetched but this server's own endpoints.
-// Data arrives by Server-Sent Events on /api/v1/stream (see streams/http/views.py for the message shape),
+// Data arrives by Server-Sent Events on /api/v1/stream (see streams/http/live.py for the message shape),
 // read with fetch() rather than EventSource, because EventSource cannot send the Authorization header
 // and a token in the URL would end up in proxy and server logs. When the server asks for a token (401)
 // the page shows a form; the token is kept in sessionStorage (this tab only) and sent on every request.
