@@ -54,7 +54,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -63,9 +63,8 @@ from counters import (
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
     HISTORY_CSV_HEADER,
     HOURLY_DAYS,
-    CommittedReads,
+    CountsReader,
     Digester,
-    Entry,
     NotAnIdentifier,
     SubscriptionState,
     billing_peak,
@@ -78,7 +77,6 @@ from counters import (
     to_change,
 )
 from schemas.codec import Rejection, decode
-from schemas.outputs import SharedIdentifiers
 from streams.http import auth, insights
 from streams.observe import metrics
 from streams.observe.outages import outage
@@ -98,42 +96,6 @@ Readiness = Callable[[], Awaitable[dict[str, bool | str]]]
 
 RETRY_AFTER = 10
 """Seconds a dashboard refused for too many streams is told to wait (``Retry-After``)."""
-
-
-class CountsReader(CommittedReads, Protocol):
-    """Read access to the live counts, implemented over Redis by the store: the committed reads of the
-    engine's directory, and what only the operators' surface asks for.
-
-    ``settings`` is ``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds",
-    "hysteresis", "runtimes", ...}``, and ``counts`` the document of docs/events.md."""
-
-    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Newest first, as ``CapacityEvent.to_dict()``."""
-        ...
-
-    async def history(self, subscription: str) -> list[list[int]]:
-        """``[[unix_ms, internal, external], ...]`` oldest first, the last hour."""
-        ...
-
-    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Applied config changes, newest first (``streams.store.audit``)."""
-        ...
-
-    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
-        """The last committed shared-identifier report, None before the first commit."""
-        ...
-
-    async def daily(self, subscription: str) -> list[Entry]:
-        """Stored daily history entries (``counters.history``), oldest first."""
-        ...
-
-    async def hourly(self, subscription: str) -> list[Entry]:
-        """Stored hourly history entries, oldest first (the last 14 days)."""
-        ...
-
-    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
-        """A new copy of the subscription's committed state, the caller's to change; None if unknown."""
-        ...
 
 
 ROUTES: tuple[str, ...] = (

@@ -26,9 +26,9 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
+from streams.kafka.messages import Inbound
 from streams.observe import metrics
 from streams.observe.outages import outage
-from streams.worker.pipeline import Inbound
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 
 log = logging.getLogger(__name__)
