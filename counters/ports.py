@@ -133,7 +133,7 @@ class Directory(CommittedReads, CommittedCounts, Protocol):
 
 
 class Store(States, Outbox, Directory, Protocol):
-    """Everything the count pipeline asks of a store."""
+    """Everything the count stage asks of a store, and what it counts after a rebalance."""
 
 
 class LoadProgress(Protocol):

@@ -43,7 +43,7 @@ class RedisReads:
     @translated
     async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
         """The names of each subscription's ``position:`` fields, without their values (the meta hash
-        also holds the settings: about 157 KB with 10,000 domains), in one pipelined round trip."""
+        also holds the settings, hundreds of KB with thousands of domains), in one pipelined round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in subscriptions:
                 pipe.hkeys(Keys(name).meta)

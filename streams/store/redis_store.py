@@ -29,10 +29,12 @@ from counters import (
     LOGGED_IN,
     NEVER,
     SUBSCRIPTION_SCOPE,
+    DigestCheck,
     DigestMismatch,
     DomainsReport,
     Position,
     Record,
+    Store,
     SubscriptionSettings,
     SubscriptionState,
     day_of,
@@ -204,7 +206,7 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
         state.sessions.known = anonymous
 
 
-class RedisStore(RedisReads):
+class RedisStore(RedisReads, Store, DigestCheck):
     """The ports of ``counters.ports`` over Redis: the states and their commits, the outbox, and the
     committed reads (``RedisReads``). Every Redis error comes out as ``StoreUnavailable``."""
 
@@ -220,7 +222,7 @@ class RedisStore(RedisReads):
         self._loading: dict[str, asyncio.Future[SubscriptionState]] = {}
         self._written: dict[str, dict[str, bytes]] = {}
         """Subscription -> the meta fields as last read or written: a commit sends only those that
-        changed (settings with 10,000 owned domains are about 157 KB)."""
+        changed (the settings of a subscription with thousands of owned domains weigh hundreds of KB)."""
         self.progress: dict[str, tuple[int, int]] = {}
         """Subscription -> (records loaded, records to load) while a load runs (for /readyz)."""
         self._last_sample: dict[str, int] = {}
@@ -259,11 +261,11 @@ class RedisStore(RedisReads):
         return self._states.get(subscription)
 
     async def _read(self, subscription: str) -> SubscriptionState:
-        """Reads and rebuilds in slices of at most ``streams.slices.SLICE_SECONDS`` of work, yielding to the event
-        loop in between: a million records take seconds, during which heartbeats, /healthz and the
-        other subscriptions must keep moving."""
+        """Reads and rebuilds in slices of at most ``streams.slices.SLICE_SECONDS`` of work, yielding to
+        the event loop in between: a million records take seconds, during which heartbeats, /healthz
+        and the other subscriptions must keep moving."""
         keys = Keys(subscription)
-        # two round trips instead of four: an adoption after a rebalance reads many subscriptions
+        # two round trips: an adoption after a rebalance reads many subscriptions
         # (redis-py refuses PFCOUNT in a Redis Cluster pipeline, so it goes on its own)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.meta)
@@ -414,8 +416,8 @@ class RedisStore(RedisReads):
             await pipe.execute()
 
     def _external_domains(self, state: SubscriptionState) -> DomainsReport:
-        """The report is O(distinct signatures): about 13 ms with 5,000 foreign domains on the shared
-        test machine, too much for every batch. It is recomputed when the external count or the number
+        """The report is O(distinct signatures), too costly for every batch of a subscription with
+        thousands of foreign domains. It is recomputed when the external count or the number
         of signatures changed, and at least every DOMAINS_EVERY_MS; only a change that keeps both (a
         person's email moving from one foreign domain to another) shows up to that much later."""
         now = self.clock() * 1000
@@ -432,6 +434,7 @@ class RedisStore(RedisReads):
         if not await self.redis.hexists(Keys(subscription).meta, "settings"):
             return None
         return await self._read(subscription)
+
 
 def pack_record(record: Record) -> bytes:
     """A record at rest in about 75 bytes: msgpack, digests as 8 raw bytes, each field time as its

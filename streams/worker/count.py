@@ -36,6 +36,8 @@ Rewind = Callable[[str, int], Awaitable[None]]
 
 
 class Count:
+    """Counts the batches of the changes partitions assigned here (``handle``), one at a time."""
+
     def __init__(self, store: Store, dead_letters: DeadLetters, ownership: Ownership, outbox: OutboxPublisher,
                  live_counts: LiveCounts, rewind: Rewind | None = None) -> None:
         self.store = store

@@ -13,6 +13,8 @@ from streams.kafka.messages import Send
 
 
 class LiveCounts:
+    """Remembers which subscriptions a commit changed, and publishes their counts on each tick."""
+
     def __init__(self, store: States, send: Send, topic: Callable[[str], str]) -> None:
         self.store = store
         self.send = send

@@ -23,6 +23,9 @@ class OutboxStore(Outbox, CommittedReads, Protocol):
 
 
 class OutboxPublisher:
+    """Publishes a subscription's outbox after its commit (``flush``), and every outbox on a timer
+    (``sweep``)."""
+
     def __init__(self, store: OutboxStore, send: Send, topic: Callable[[str], str]) -> None:
         self.store = store
         self.send = send

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class Ownership:
+    """The subscriptions this worker counts, and why any of them is refused."""
+
     def __init__(self, store: Store, live_counts: LiveCounts) -> None:
         self.store = store
         self.live_counts = live_counts
