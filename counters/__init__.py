@@ -42,15 +42,35 @@ from counters.state import (
     SubscriptionSettings,
     SubscriptionState,
 )
-from counters.ports import CommittedReads, Position, ReadSide, Store
+from counters.ports import (
+    AuditTrail,
+    CommittedCounts,
+    CommittedReads,
+    CommittedStates,
+    CountsReader,
+    DigestCheck,
+    Directory,
+    History,
+    LoadProgress,
+    OperatorReads,
+    Outbox,
+    Position,
+    ReadSide,
+    States,
+    Store,
+    StoreUnavailable,
+    StoredDigests,
+)
 from counters.translate import to_change
 from counters.whatif import preview
 
 __all__ = [
     # applying changes to a state, and restoring a loaded one
     "apply", "restore", "restore_in_steps",
-    # what the pipeline asks of a store (counters/ports.py)
-    "Store", "CommittedReads", "Position", "ReadSide",
+    # what the stages, the web, the alerts, readiness and the CLI ask of a store (counters/ports.py)
+    "Store", "States", "Outbox", "Directory", "CommittedReads", "CommittedCounts", "Position", "ReadSide",
+    "StoreUnavailable", "LoadProgress", "DigestCheck", "StoredDigests", "History", "AuditTrail",
+    "CommittedStates", "CountsReader", "OperatorReads",
     # the state and what a store persists of it
     "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
     "ACTIVE", "DEFAULT_TENANT", "LOGGED_IN", "EXCLUDED",

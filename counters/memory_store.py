@@ -1,5 +1,5 @@
 """The store's ports (``counters.ports``) in memory: the reference the Redis store's tests compare
-with, and the pipeline's stand-in in its stage tests.
+with, and the stand-in for Redis in the stage tests.
 
 It is one worker's view: the state it loads is the committed one itself, so the engine's changes are
 in it before the commit that records them, and ``forget`` only marks it as no longer cached (the

@@ -1,4 +1,4 @@
-"""What the count pipeline asks of a store, as small ports grouped by role.
+"""What the worker, the web, the alerts and the CLI ask of a store, as small ports grouped by role.
 
 The engine works on a ``SubscriptionState`` in memory; a store loads one and commits what a batch
 changed together with how far the input has been applied (the *position*) and the capacity events the
@@ -7,19 +7,31 @@ is read and trimmed apart from that step, once Kafka has its events; the directo
 is committed (after a rebalance it adopts subscriptions from it). The audit entries of the batch's
 config changes travel in the same step: a committed setting always has its entry.
 
+Readers ask less: the web, the alerts and the CLI each name the ports they read through
+(:class:`CountsReader`, :class:`CommittedCounts`, :class:`OperatorReads`), so none depends on the
+store's class. A store that cannot be reached raises :class:`StoreUnavailable`, whatever its client
+library says, so that callers can wait for it without knowing that library.
+
 ``streams.store.redis_store.RedisStore`` serves production and satisfies the ports structurally;
 ``counters.memory_store.MemoryStore`` is the reference the same tests run on, and stands in for Redis
-in the pipeline's stage tests. Nothing here knows how a store keeps its data.
+in the stage tests. Nothing here knows how a store keeps its data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from counters.history import Entry
 from counters.state import SubscriptionState
 from schemas.outputs import CapacityEvent, SharedIdentifiers
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer (connection lost, timed out, too few replicas confirmed a commit):
+    nothing is known to have changed, and the same call may be tried again later. The message names
+    the underlying error, e.g. ``ConnectionError: Connection refused``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +113,16 @@ class CommittedReads(Protocol):
         ...
 
 
-class Directory(CommittedReads, Protocol):
+class CommittedCounts(Protocol):
+    """The committed read sides of many subscriptions at once: what the alerts compare levels with."""
+
+    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
+        """The committed counts, settings and shared-identifier report of each subscription, read
+        together; a subscription not committed yet is left out."""
+        ...
+
+
+class Directory(CommittedReads, CommittedCounts, Protocol):
     """The directory port: what is committed, with the reads a worker makes of many subscriptions at
     once after a rebalance."""
 
@@ -110,11 +131,84 @@ class Directory(CommittedReads, Protocol):
         read together: an adoption asks it of every subscription after each rebalance."""
         ...
 
-    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
-        """The committed counts, settings and shared-identifier report of each subscription, read
-        together; a subscription not committed yet is left out."""
+
+class Store(States, Outbox, Directory, Protocol):
+    """Everything the count stage asks of a store, and what it counts after a rebalance."""
+
+
+class LoadProgress(Protocol):
+    """How far the loads running now have got: what readiness reports while a takeover loads."""
+
+    @property
+    def progress(self) -> Mapping[str, tuple[int, int]]:
+        """Subscription -> (records loaded, records to load), for each load running."""
         ...
 
 
-class Store(States, Outbox, Directory, Protocol):
-    """Everything the count pipeline asks of a store."""
+class DigestCheck(Protocol):
+    """The digests a state must have been built with: a worker sets its own, and a load that finds
+    state built with others raises ``DigestMismatch`` instead of mixing two kinds of digests."""
+
+    fingerprint: str | None
+    """``Digester.fingerprint`` of the worker; None: not checked."""
+
+
+class History(Protocol):
+    """The counts over time and the capacity events that marked them."""
+
+    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first, as ``CapacityEvent.to_dict()``."""
+        ...
+
+    async def history(self, subscription: str) -> list[list[int]]:
+        """``[[unix_ms, internal, external], ...]`` oldest first, the last hour."""
+        ...
+
+    async def daily(self, subscription: str) -> list[Entry]:
+        """Stored daily history entries (``counters.history``), oldest first; days without a commit
+        are absent."""
+        ...
+
+    async def hourly(self, subscription: str) -> list[Entry]:
+        """Stored hourly history entries, oldest first (the last 14 days)."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """The applied config changes: who changed which settings, from where, before and after."""
+
+    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        ...
+
+
+class CommittedStates(Protocol):
+    """Whole committed states, read anew for a what-if or an explanation."""
+
+    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
+        """A new copy of the subscription's committed state (never a worker's live one), the caller's
+        to change; None if unknown. O(records)."""
+        ...
+
+
+class CountsReader(CommittedReads, History, AuditTrail, CommittedStates, Protocol):
+    """What the web API and the dashboard read.
+
+    ``settings`` is ``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds",
+    "hysteresis", "runtimes", ...}``, and ``counts`` the document of docs/events.md."""
+
+
+class StoredDigests(Protocol):
+    """Which digests a subscription's state was built with."""
+
+    async def stored_fingerprint(self, subscription: str) -> str | None:
+        """The fingerprint recorded with the last commit (None: not recorded)."""
+        ...
+
+
+class OperatorReads(CountsReader, StoredDigests, Protocol):
+    """What the command line reads, one store per command."""
+
+    async def close(self) -> None:
+        """Release the store's connections."""
+        ...

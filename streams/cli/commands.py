@@ -16,20 +16,20 @@ from schemas.events import parse_rfc3339
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 
 if TYPE_CHECKING:
-    from streams.store.redis_store import RedisStore
+    from counters import CommittedReads, OperatorReads
 
 T = TypeVar("T")
 
 
-def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
-    """Run ``read`` against the configured Redis store and close it: one read for one command."""
+def _with_store(read: Callable[[OperatorReads], Awaitable[T]]) -> T:
+    """Run ``read`` against the configured store and close it: one read for one command."""
     import asyncio
 
     from streams.settings import WorkerSettings
-    from streams.store.redis_store import RedisStore
+    from streams.store import open_store
 
     async def run() -> T:
-        store = RedisStore.from_url(WorkerSettings().redis)
+        store = open_store(WorkerSettings().redis)
         try:
             return await read(store)
         finally:
@@ -42,13 +42,11 @@ def _warn_if_other_digests(subscription: str, configured: str) -> None:
     """On stderr, when the subscription's state was built with other digests than these settings make
     (the worker refuses such state: ``counters.DigestMismatch``): the digests printed would match nothing.
     Redis away: no warning, the digest itself needs no Redis."""
-    from redis.exceptions import RedisError
-
-    from counters import DigestMismatch
+    from counters import DigestMismatch, StoreUnavailable
 
     try:
         stored = _with_store(lambda store: store.stored_fingerprint(subscription))
-    except (OSError, RedisError):
+    except (OSError, StoreUnavailable):
         return
     if stored is not None and stored != configured:
         click.echo(f"warning: these digests match nothing stored, {DigestMismatch(subscription, stored, configured)}",
@@ -152,7 +150,7 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
         click.echo(line)
 
 
-async def _counts_document(store: RedisStore, subscriptions: list[str]) -> dict[str, object]:
+async def _counts_document(store: CommittedReads, subscriptions: list[str]) -> dict[str, object]:
     """The counts of ``subscriptions`` (default: every one), as ``replay`` prints them, and the
     shared identifiers of those that have any."""
     names = subscriptions or await store.subscriptions()
@@ -165,7 +163,7 @@ async def _counts_document(store: RedisStore, subscriptions: list[str]) -> dict[
     return document
 
 
-async def _capacities(store: RedisStore, names: list[str]) -> dict[str, dict[str, int | None]]:
+async def _capacities(store: CommittedReads, names: list[str]) -> dict[str, dict[str, int | None]]:
     found = {name: await store.settings(name) for name in names}
     return {name: value["capacity"] for name, value in found.items() if value is not None}
 
@@ -197,7 +195,7 @@ def digest(identifier: str, subscription: str) -> None:
     click.echo(digester.for_subscription(subscription)(normalized))
 
 
-async def _forecast_lines(store: RedisStore, names: list[str]) -> list[str]:
+async def _forecast_lines(store: OperatorReads, names: list[str]) -> list[str]:
     """"acme: at this rate, external reaches 100% around 2027-02-10" per subscription and class that has one."""
     from datetime import datetime, timezone
 
@@ -429,7 +427,6 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     from datetime import date, datetime, timedelta, timezone
 
     from counters import HISTORY_CSV_HEADER, HOURLY_DAYS, Entry, billing_peak, filled, hour_of
-    from streams.store.redis_store import RedisStore
 
     today = datetime.now(timezone.utc).date()
     try:
@@ -438,7 +435,7 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
     except ValueError as exc:
         raise click.BadParameter(f"expected a date like 2026-11-01 ({exc})") from None
 
-    async def read(store: RedisStore) -> tuple[list[Entry], list[Entry], dict[str, object] | None]:
+    async def read(store: OperatorReads) -> tuple[list[Entry], list[Entry], dict[str, object] | None]:
         daily = await store.daily(subscription)
         return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
 

@@ -24,7 +24,7 @@ from streams.http import auth
 from streams.http.responses import json_response, now_ms, store_error, unknown_subscription
 
 if TYPE_CHECKING:
-    from streams.http.views import CountsReader
+    from counters import CountsReader
 
 _EXPLAIN_BODY = "the body must be a JSON object: email, username, or user_id (with runtime, tenant, provider)"
 

@@ -25,7 +25,7 @@ from streams.http import auth, insights
 from streams.http.responses import NO_CACHE, json_response, store_error, today, unknown_subscription
 
 if TYPE_CHECKING:
-    from streams.http.views import CountsReader
+    from counters import CountsReader
 
 
 class ReadApi:

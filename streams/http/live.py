@@ -23,11 +23,11 @@ import orjson
 from aiohttp import web
 
 from streams.http import auth
-from streams.http.responses import json_response, now_ms
+from streams.http.responses import json_response, now_ms, store_error_text
 from streams.observe.outages import outage
 
 if TYPE_CHECKING:
-    from streams.http.views import CountsReader
+    from counters import CountsReader
 
 STREAM_EVENTS = 10
 """Capacity-change events per subscription in each message."""
@@ -174,7 +174,7 @@ class DashboardStream:
             entries = await asyncio.gather(*(self._entry(s, now, full_for is None or s in full_for) for s in ids))
         except Exception as exc:
             outage("Redis").failed(exc)
-            return "problem", {"time": now, "error": f"store unavailable: {type(exc).__name__}: {exc}"}
+            return "problem", {"time": now, "error": store_error_text(exc)}
         subscriptions = {s: e for s, e in zip(ids, entries, strict=True) if e is not None}
         return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
 

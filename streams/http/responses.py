@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from counters import StoreUnavailable
 from streams.observe.outages import outage
 
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -24,7 +25,13 @@ def json_response(value: Any, status: int = 200) -> web.Response:
 def store_error(exc: BaseException) -> web.Response:
     """503 while the store does not answer; the outage is logged once per 10 s, not once per request."""
     outage("Redis").failed(exc)
-    return json_response({"error": f"store unavailable: {type(exc).__name__}: {exc}"}, status=503)
+    return json_response({"error": store_error_text(exc)}, status=503)
+
+
+def store_error_text(exc: BaseException) -> str:
+    """``store unavailable: ConnectionError: ...``: the store's own error already names its cause."""
+    cause = str(exc) if isinstance(exc, StoreUnavailable) else f"{type(exc).__name__}: {exc}"
+    return f"store unavailable: {cause}"
 
 
 def unknown_subscription(subscription: str) -> web.Response:

@@ -47,17 +47,15 @@ stream and the lists show only the grant's subscriptions, with viewers' settings
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from counters import (
-    CommittedReads,
+    CountsReader,
     Digester,
-    Entry,
     SubscriptionState,
 )
-from schemas.outputs import SharedIdentifiers
 from streams.http import auth, files, operations
 from streams.http.admin import AdminApi
 from streams.http.api import ReadApi
@@ -66,42 +64,6 @@ from streams.http.operations import Readiness
 
 if TYPE_CHECKING:
     import faust
-
-class CountsReader(CommittedReads, Protocol):
-    """Read access to the live counts, implemented over Redis by the store: the committed reads of the
-    engine's directory, and what only the operators' surface asks for.
-
-    ``settings`` is ``{"platform", "domains", "capacity": {"internal", "external"}, "thresholds",
-    "hysteresis", "runtimes", ...}``, and ``counts`` the document of docs/events.md."""
-
-    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Newest first, as ``CapacityEvent.to_dict()``."""
-        ...
-
-    async def history(self, subscription: str) -> list[list[int]]:
-        """``[[unix_ms, internal, external], ...]`` oldest first, the last hour."""
-        ...
-
-    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Applied config changes, newest first (``streams.store.audit``)."""
-        ...
-
-    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
-        """The last committed shared-identifier report, None before the first commit."""
-        ...
-
-    async def daily(self, subscription: str) -> list[Entry]:
-        """Stored daily history entries (``counters.history``), oldest first."""
-        ...
-
-    async def hourly(self, subscription: str) -> list[Entry]:
-        """Stored hourly history entries, oldest first (the last 14 days)."""
-        ...
-
-    async def fresh_state(self, subscription: str) -> SubscriptionState | None:
-        """A new copy of the subscription's committed state, the caller's to change; None if unknown."""
-        ...
-
 
 ROUTES: tuple[str, ...] = (
     "/",

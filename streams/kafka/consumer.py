@@ -1,11 +1,11 @@
 """Consuming the source topics for ingest, in batches, in arrival order, at least once.
 
 Ingest reads the four source topics with its own aiokafka consumer (group ``<app id>-ingest``)
-rather than through a Faust stream: Faust's per-message stream machinery (fetcher thread, channel
-queues, per-event acks) would cost more than the work of this stage, which needs none of it: it takes
-whole batches and acknowledges them at once. Each batch is forwarded and acknowledged by Kafka
-before its offsets are committed, so a crash repeats a batch (harmless: the engine is idempotent)
-and never loses one. The count stage, which owns the state, stays a Faust agent.
+rather than through a Faust stream: this stage needs none of Faust's per-message stream machinery
+(fetcher thread, channel queues, per-event acks), which would cost it most of its time. Each batch
+is forwarded and acknowledged by Kafka before its offsets are committed, so a crash repeats a batch
+(harmless: the engine is idempotent) and never loses one. The count stage, which owns the state,
+stays a Faust agent.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
+from streams.kafka.messages import Inbound
 from streams.observe import metrics
 from streams.observe.outages import outage
-from streams.worker.pipeline import Inbound
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 
 log = logging.getLogger(__name__)

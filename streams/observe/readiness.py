@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from counters import LoadProgress
+
 
 class Readiness:
-    def __init__(self, stall_seconds: float, progress: Mapping[str, tuple[int, int]],
+    def __init__(self, stall_seconds: float, loads: LoadProgress,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stall_seconds = stall_seconds
-        self.progress = progress
-        """Subscription -> (records loaded, records to load) of loads running (the store's)."""
+        self.loads = loads
         self.clock = clock
         self.assigned = False
         self.to_load: set[str] = set()
@@ -27,7 +28,12 @@ class Readiness:
         self.lag = 0
         self._moved = clock()
         self.refused: Mapping[str, str] = {}
-        """Subscription -> why it is not counted (the pipeline's: its state has other digests)."""
+        """Subscription -> why it is not counted (the count stage's: its state has other digests)."""
+
+    @property
+    def progress(self) -> Mapping[str, tuple[int, int]]:
+        """Subscription -> (records loaded, records to load) of the store's loads running now."""
+        return self.loads.progress
 
     def assignment_revoked(self) -> None:
         self.assigned = False

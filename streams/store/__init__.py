@@ -1,0 +1,16 @@
+"""The store over Redis (one server, Redis Cluster or Sentinel). Outside this package the store is
+known only by its ports (``counters.ports``); this is where one is obtained."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.store.redis_store import RedisStore
+
+
+def open_store(url: str) -> RedisStore:
+    """The store at ``ENDUSERS_REDIS``'s ``url`` (nothing is sent until the first read); close it after."""
+    from streams.store.redis_store import RedisStore
+
+    return RedisStore.from_url(url)

@@ -1,6 +1,6 @@
 """The audit trail of settings: every applied config change, who sent it, from where, before and after.
 
-The count stage records one entry per config change it applies (``streams.worker.pipeline``), comparing the
+The count stage records one entry per config change it applies (``streams.worker.count``), comparing the
 subscription's settings before and after the engine applied it; the engine itself knows nothing of it.
 Entries are kept in Redis under the subscription's hash tag (the newest :data:`AUDIT_LENGTH`), logged at
 INFO, served to admins at ``GET /api/v1/subscriptions/{id}/audit`` and printed by ``endusers audit``.

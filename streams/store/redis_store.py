@@ -1,7 +1,7 @@
 """The Redis store: subscription states at rest, committed batch by batch, exactly once in effect.
 
-Every key of a subscription shares the hash tag ``{subscription}``, so the commit script's keys sit in
-one slot and the step stays atomic on Redis Cluster. The worker keeps the states of the subscriptions it
+Every key of a subscription shares the hash tag ``{subscription}`` (``streams.store.keys``), so the
+commit script's keys sit in one slot and the step stays atomic on Redis Cluster. The worker keeps the states of the subscriptions it
 counts in memory (the engine needs the identifier index to regroup); Redis holds the facts the
 index is rebuilt from. A commit is refused when the stored position is not the one the worker's copy
 was built from: a replayed batch, or a worker that lost its partition, writes nothing and reloads.
@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -29,38 +29,36 @@ from counters import (
     LOGGED_IN,
     NEVER,
     SUBSCRIPTION_SCOPE,
+    DigestCheck,
     DigestMismatch,
     DomainsReport,
-    Entry,
     Position,
-    ReadSide,
     Record,
+    Store,
     SubscriptionSettings,
     SubscriptionState,
     day_of,
     external_domains,
     hour_of,
-    parse_entries,
     restore_in_steps,
     shared_identifiers_report,
 )
-from schemas.outputs import CapacityEvent, SharedIdentifiers
+from schemas.outputs import CapacityEvent
+from streams.slices import yielding
 from streams.store import audit
 from streams.store.connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
+from streams.store.errors import translated
+from streams.store.keys import INGESTED, POSITION, SUBSCRIPTIONS_KEY, Keys, text
+from streams.store.reads import RedisReads
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS_KEY = "endusers:subscriptions"
 HISTORY_EVERY_MS = 10_000
 DOMAINS_EVERY_MS = 5_000
 HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
 META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids", "digest")
-SLICE_SECONDS = 0.05
-"""Longest stretch of engine work between two yields to the event loop."""
-POSITION = "position:"
-INGESTED = "ingested:"
 
 _COMMIT = """
 local meta, records, tombstones, outbox, hll, counts, recent, history, shared, daily, hourly, trail =
@@ -140,32 +138,6 @@ return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1}
 
 
-class Keys:
-    """The keys of one subscription, all under its hash tag."""
-
-    __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared",
-                 "daily", "hourly", "audit")
-
-    def __init__(self, subscription: str) -> None:
-        base = "endusers:{%s}:" % subscription
-        self.meta = base + "meta"
-        self.records = base + "records"
-        self.tombstones = base + "tombstones"
-        self.outbox = base + "outbox"
-        self.sessions = base + "sessions"
-        self.counts = base + "counts"
-        self.recent = base + "recent"
-        self.history = base + "history"
-        self.shared = base + "shared"
-        self.daily = base + "daily"
-        self.hourly = base + "hourly"
-        self.audit = audit.audit_key(subscription)
-
-    def commit_keys(self) -> list[str]:
-        return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit]
-
-
 class RedisSessions:
     """Anonymous sessions: added to the HyperLogLog at commit; the count is the one the commit saw."""
 
@@ -234,12 +206,13 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
         state.sessions.known = anonymous
 
 
-class RedisStore:
-    """The ports of ``counters.ports`` over Redis, plus the read side used by the CLI, API and dashboard."""
+class RedisStore(RedisReads, Store, DigestCheck):
+    """The ports of ``counters.ports`` over Redis: the states and their commits, the outbox, and the
+    committed reads (``RedisReads``). Every Redis error comes out as ``StoreUnavailable``."""
 
     def __init__(self, redis: AsyncClient, clock: Callable[[], float] = time.time, replicas: int = 0,
                  wait_ms: int = 1000) -> None:
-        self.redis = redis
+        super().__init__(redis)
         self.clock = clock
         """Seconds since the epoch: the instant a commit's counts hold from (history periods)."""
         self.replicas = replicas
@@ -249,7 +222,7 @@ class RedisStore:
         self._loading: dict[str, asyncio.Future[SubscriptionState]] = {}
         self._written: dict[str, dict[str, bytes]] = {}
         """Subscription -> the meta fields as last read or written: a commit sends only those that
-        changed (settings with 10,000 owned domains are about 157 KB)."""
+        changed (the settings of a subscription with thousands of owned domains weigh hundreds of KB)."""
         self.progress: dict[str, tuple[int, int]] = {}
         """Subscription -> (records loaded, records to load) while a load runs (for /readyz)."""
         self._last_sample: dict[str, int] = {}
@@ -265,11 +238,9 @@ class RedisStore:
         """One server, Redis Cluster or Sentinel, by the URL's scheme (``streams.store.connect``)."""
         return cls(connect(url), replicas=min_replicas(), wait_ms=wait_timeout_ms())
 
-    async def close(self) -> None:
-        await self.redis.aclose()
-
     # --- the write side ---------------------------------------------------------------------------
 
+    @translated
     async def load(self, subscription: str) -> SubscriptionState:
         """The cached state, else the committed one read from Redis. Concurrent callers (the count
         stage and an adoption) share one read."""
@@ -290,11 +261,11 @@ class RedisStore:
         return self._states.get(subscription)
 
     async def _read(self, subscription: str) -> SubscriptionState:
-        """Reads and rebuilds in slices of at most ``SLICE_SECONDS`` of work, yielding to the event
-        loop in between: a million records take seconds, during which heartbeats, /healthz and the
-        other subscriptions must keep moving."""
+        """Reads and rebuilds in slices of at most ``streams.slices.SLICE_SECONDS`` of work, yielding to
+        the event loop in between: a million records take seconds, during which heartbeats, /healthz
+        and the other subscriptions must keep moving."""
         keys = Keys(subscription)
-        # two round trips instead of four: an adoption after a rebalance reads many subscriptions
+        # two round trips: an adoption after a rebalance reads many subscriptions
         # (redis-py refuses PFCOUNT in a Redis Cluster pipeline, so it goes on its own)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.meta)
@@ -302,9 +273,9 @@ class RedisStore:
             pipe.hlen(keys.tombstones)
             raw_meta, records, tombstones = await pipe.execute()
         sessions = await self.redis.pfcount(keys.sessions)
-        meta: dict[str, bytes | str] = {_text(k): v for k, v in raw_meta.items()}
-        if self.fingerprint is not None and "digest" in meta and _text(meta["digest"]) != self.fingerprint:
-            raise DigestMismatch(subscription, _text(meta["digest"]), self.fingerprint)  # before the records
+        meta: dict[str, bytes | str] = {text(k): v for k, v in raw_meta.items()}
+        if self.fingerprint is not None and "digest" in meta and text(meta["digest"]) != self.fingerprint:
+            raise DigestMismatch(subscription, text(meta["digest"]), self.fingerprint)  # before the records
         total = int(records) + int(tombstones)
         self.progress[subscription] = (0, total)
         try:
@@ -356,6 +327,7 @@ class RedisStore:
             if not reply.done():
                 reply.cancel()
 
+    @translated
     async def commit(
         self, state: SubscriptionState, position: Position | None, events: Sequence[CapacityEvent],
         audits: Sequence[dict[str, Any]] = (), retried: bool = False,
@@ -376,7 +348,7 @@ class RedisStore:
         await self._register(state.subscription)
         ok, value = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
                                        self.wait_ms)
-        if not ok and retried and position is not None and _text(value) == str(position.next):
+        if not ok and retried and position is not None and text(value) == str(position.next):
             # the previous attempt failed on the way back (a lost reply, or too few replicas confirmed
             # it), not in Redis: it is ours, once the replicas have it
             await confirm_durably(self.redis, keys.meta, self.replicas, self.wait_ms)
@@ -417,6 +389,7 @@ class RedisStore:
             await self.redis.sadd(SUBSCRIPTIONS_KEY, subscription)
             self._listed.add(subscription)
 
+    @translated
     async def confirm(self, subscription: str) -> None:
         """Wait until the replicas have what Redis holds for ``subscription`` (no-op without
         ``ENDUSERS_REDIS_MIN_REPLICAS``): a batch found already applied after an unconfirmed commit
@@ -425,10 +398,12 @@ class RedisStore:
 
     # --- the outbox -------------------------------------------------------------------------------
 
+    @translated
     async def outbox(self, subscription: str) -> list[bytes]:
         entries = await self.redis.lrange(Keys(subscription).outbox, 0, -1)
         return [entry if isinstance(entry, bytes) else entry.encode() for entry in entries]
 
+    @translated
     async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
         """Drop these entries, once Kafka has acknowledged them: each by its value (its id is unique),
         never by position. Several workers sweep the same outbox; a trim by count could delete an
@@ -440,79 +415,9 @@ class RedisStore:
                 pipe.lrem(key, 1, entry.decode())
             await pipe.execute()
 
-    # --- the read side (CLI, API, dashboard) ------------------------------------------------------
-
-    async def subscriptions(self) -> list[str]:
-        """The subscriptions with a committed state. A subscription is registered just before its
-        first commit, so a crash (or a refused commit) in between leaves a name without state: it is
-        left out here, and so by every reader."""
-        names = sorted(_text(m) for m in await self.redis.smembers(SUBSCRIPTIONS_KEY))
-        if not names:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.exists(Keys(name).meta)
-            committed = await pipe.execute()
-        return [name for name, found in zip(names, committed, strict=True) if found]
-
-    async def sources(self, subscriptions: Sequence[str]) -> dict[str, list[str]]:
-        """The names of each subscription's ``position:`` fields, without their values (the meta hash
-        also holds the settings: about 157 KB with 10,000 domains), in one pipelined round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in subscriptions:
-                pipe.hkeys(Keys(name).meta)
-            found = await pipe.execute()
-        return {name: [field[len(POSITION):] for field in map(_text, fields) if field.startswith(POSITION)]
-                for name, fields in zip(subscriptions, found)}
-
-    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]:
-        """Counts, settings and report of each subscription in one pipelined round trip: an adoption
-        used to make three sequential reads per subscription."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in subscriptions:
-                keys = Keys(name)
-                pipe.get(keys.counts)
-                pipe.hget(keys.meta, "settings")
-                pipe.get(keys.shared)
-            found = await pipe.execute()
-        sides = {}
-        for index, name in enumerate(subscriptions):
-            counts, settings, shared = found[3 * index: 3 * index + 3]
-            if counts is not None and settings is not None:
-                sides[name] = ReadSide(_fix_empty(orjson.loads(counts)), dict(orjson.loads(settings)),
-                                       None if shared is None else orjson.loads(shared))
-        return sides
-
-    async def shared_identifiers(self, subscription: str) -> SharedIdentifiers | None:
-        """The last committed shared-identifier report (None before the subscription's first commit)."""
-        raw = await self.redis.get(Keys(subscription).shared)
-        return None if raw is None else orjson.loads(raw)
-
-    async def counts(self, subscription: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(Keys(subscription).counts)
-        return None if raw is None else _fix_empty(orjson.loads(raw))
-
-    async def stored_fingerprint(self, subscription: str) -> str | None:
-        """The fingerprint of the digests the subscription's state was built with (None: not recorded)."""
-        raw = await self.redis.hget(Keys(subscription).meta, "digest")
-        return None if raw is None else _text(raw)
-
-    async def settings(self, subscription: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(Keys(subscription).meta, "settings")
-        return None if raw is None else dict(orjson.loads(raw))
-
-    async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
-        return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).recent, 0, limit - 1)]
-
-    async def history(self, subscription: str) -> list[list[int]]:
-        return [orjson.loads(e) for e in await self.redis.lrange(Keys(subscription).history, 0, -1)]
-
-    async def audit(self, subscription: str, limit: int = 100) -> list[dict[str, Any]]:
-        return await audit.read(self.redis, subscription, limit)
-
     def _external_domains(self, state: SubscriptionState) -> DomainsReport:
-        """The report is O(distinct signatures): about 13 ms with 5,000 foreign domains on the shared
-        test machine, too much for every batch. It is recomputed when the external count or the number
+        """The report is O(distinct signatures), too costly for every batch of a subscription with
+        thousands of foreign domains. It is recomputed when the external count or the number
         of signatures changed, and at least every DOMAINS_EVERY_MS; only a change that keeps both (a
         person's email moving from one foreign domain to another) shows up to that much later."""
         now = self.clock() * 1000
@@ -523,31 +428,12 @@ class RedisStore:
             cached = self._domains[state.subscription] = (now, fingerprint, external_domains(state))
         return cached[2]
 
+    @translated
     async def fresh_state(self, subscription: str) -> SubscriptionState | None:
         """The committed state read anew (never the worker's live copy): O(records), for a preview."""
         if not await self.redis.hexists(Keys(subscription).meta, "settings"):
             return None
         return await self._read(subscription)
-
-    async def daily(self, subscription: str) -> list[Entry]:
-        """The stored daily entries (``counters.history``), oldest first; days without a commit are absent."""
-        return parse_entries({_text(k): _text(v) for k, v in (await self.redis.hgetall(Keys(subscription).daily)).items()})
-
-    async def hourly(self, subscription: str) -> list[Entry]:
-        return parse_entries({_text(k): _text(v) for k, v in (await self.redis.hgetall(Keys(subscription).hourly)).items()})
-
-    async def ping(self) -> bool:
-        return bool(await self.redis.ping())
-
-
-async def yielding(steps: Iterator[object], budget: float = SLICE_SECONDS) -> None:
-    """Run a generator of engine work to its end, yielding to the event loop whenever a slice has
-    taken ``budget`` seconds."""
-    started = time.perf_counter()
-    for _ in steps:
-        if time.perf_counter() - started >= budget:
-            await asyncio.sleep(0)
-            started = time.perf_counter()
 
 
 def pack_record(record: Record) -> bytes:
@@ -610,19 +496,3 @@ def _positions(meta: dict[str, bytes | str]) -> dict[str, int]:
 def _fields(meta: dict[str, bytes | str], prefix: str) -> dict[str, int]:
     """Offsets kept in a subscription's meta hash as ``<prefix><topic>:<partition>`` fields."""
     return {k[len(prefix) :]: int(v) for k, v in meta.items() if k.startswith(prefix)}
-
-
-def _text(value: bytes | str) -> str:
-    """Redis answers bytes (this client does not decode responses)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _fix_empty(document: dict[str, Any]) -> dict[str, Any]:
-    """Lua's cjson writes an empty object as ``[]``; the contract says ``{}``."""
-    for key in ("runtimes", "providers"):
-        if document.get(key) == []:
-            document[key] = {}
-    domains = document.get("external_domains")
-    if isinstance(domains, dict) and domains.get("top") == {}:
-        domains["top"] = []
-    return document

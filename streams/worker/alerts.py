@@ -6,7 +6,7 @@ idempotent, and an alert nobody re-sends resolves itself at its ``endsAt``. The 
 
 - reads the *committed* counts and levels of the subscriptions it counts (Redis), never the events
   in flight, so an alert never reports a level that a failed commit did not keep;
-- sends promptly when a commit changes a level (the pipeline tells it), and re-sends every firing
+- sends promptly when a commit changes a level (the count stage tells it), and re-sends every firing
   alert every ``ENDUSERS_ALERT_INTERVAL`` seconds with ``endsAt`` four intervals ahead, as Prometheus
   does, so a worker that dies leaves alerts that stay up long enough for the next owner to take over;
 - resolves (``endsAt`` now) the label set it last sent when the level returns to 0, or when the
@@ -29,19 +29,19 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 
-from counters import CLASSES, ReadSide
+from counters import CLASSES, CommittedCounts
 
 if TYPE_CHECKING:
     import faust
 
-    from streams.worker.pipeline import Pipeline
     from streams.settings import WorkerSettings
+    from streams.worker.count import Count
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ POST_CHUNK = 1000
 
 Alert = dict[str, Any]
 Post = Callable[[Sequence[Alert]], Awaitable[None]]
-
-
-class CommittedCounts(Protocol):
-    """The committed read side of the store (``streams.store.redis_store.RedisStore``)."""
-
-    async def read_sides(self, subscriptions: Sequence[str]) -> dict[str, ReadSide]: ...
 
 
 @dataclass(frozen=True)
@@ -245,19 +239,19 @@ class AlertmanagerClient:
                 raise ConnectionError(f"HTTP {response.status}: {(await response.text())[:200]}")
 
 
-def install_alerts(app: faust.App, settings: WorkerSettings, store: CommittedCounts, pipeline: Pipeline) -> AlertPusher | None:
+def install_alerts(app: faust.App, settings: WorkerSettings, store: CommittedCounts, count: Count) -> AlertPusher | None:
     """Push capacity alerts from this worker when ``ENDUSERS_ALERTMANAGER_URL`` is set."""
     urls = [url.strip() for url in settings.alertmanager_url.split(",") if url.strip()]
     if not urls:
         return None
     client = AlertmanagerClient(urls, lambda: app.http_client)  # Faust closes it
     pusher = AlertPusher(
-        store, pipeline.owned, client,
+        store, count.ownership.owned, client,
         severities=Severities.parse(settings.alert_severities),
         interval=settings.alert_interval,
         dashboard_url=settings.dashboard_url or f"http://{settings.web_host}:{settings.web_port}/",
     )
-    pipeline.level_listeners.append(pusher.level_changed)
+    count.level_listeners.append(pusher.level_changed)
     log.info("pushing capacity alerts to %s every %.0f s", ", ".join(client.urls), settings.alert_interval)
 
     @app.timer(1.0)

@@ -18,16 +18,21 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaClient
-from redis.exceptions import RedisError
 from faust.types import TP, EventT
 
-from counters import Digester
+from counters import Digester, StoreUnavailable
 from schemas.cloudevents import Headers
 from streams.observe import metrics
 from streams.worker.alerts import install_alerts
 from streams.observe.outages import outage, quiet_kafka_clients
 from streams.kafka.transport import broker_url
-from streams.worker.pipeline import Inbound, Pipeline
+from streams.kafka.messages import Inbound
+from streams.worker.count import Count
+from streams.worker.deadletter import DeadLetters
+from streams.worker.ingest import Ingest
+from streams.worker.live_counts import LiveCounts
+from streams.worker.outbox import OutboxPublisher
+from streams.worker.ownership import Ownership
 from streams.observe.readiness import Readiness
 from streams.store.connect import connect_bounded
 from streams.kafka.consumer import consume_sources
@@ -82,7 +87,7 @@ class Wiring:
     """What a worker runs, each under its name: the ingest task, the count agent, the rebalance
     handlers, the timers and the readiness check. Faust calls them once :meth:`register` has handed
     them over (as bound methods: Faust's decorators take any callable); the object holds what they
-    share, the pipeline, the stores and the worker's health."""
+    share, the stages, the stores and the worker's health."""
 
     def __init__(self, app: faust.App, settings: WorkerSettings) -> None:
         self.app = app
@@ -91,16 +96,21 @@ class Wiring:
         # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
         # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
         self.web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections))
-        self.health = Readiness(settings.stall_seconds, self.store.progress)
+        self.health = Readiness(settings.stall_seconds, self.store)
         self.changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
                                  value_type=bytes, internal=True)
         self.digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
-        self.pipeline = Pipeline(self.store, self.digester, self.send, settings.topic,
-                                 max_future=settings.max_future, raw_dead_letters=settings.raw_dead_letters,
-                                 topic_subscription=settings.topic_subscription, rewind=self.rewind)
-        self.pipeline.batch_done = self.health.batch_done
+        dead_letters = DeadLetters(self.send, settings.topic, raw=settings.raw_dead_letters)
+        self.ingest_stage = Ingest(self.digester, self.send, settings.topic, dead_letters,
+                                   max_future=settings.max_future, topic_subscription=settings.topic_subscription)
+        self.outbox = OutboxPublisher(self.store, self.send, settings.topic)
+        self.live_counts = LiveCounts(self.store, self.send, settings.topic)
+        self.ownership = Ownership(self.store, self.live_counts)
+        self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
+                                 rewind=self.rewind)
+        self.count_stage.batch_done = self.health.batch_done
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
-        self.health.refused = self.pipeline.refused
+        self.health.refused = self.ownership.refused
         self._adoptions: set[asyncio.Future[None]] = set()
         self._kafka_probe: AIOKafkaClient | None = None
 
@@ -116,21 +126,21 @@ class Wiring:
         app.timer(5.0)(self.sweep_outboxes)
         install_views(app, self.web_store, self.readiness, access=Access.from_env(settings.web_host),
                       max_streams=settings.web_max_streams, digester=self.digester)
-        install_alerts(app, settings, self.store, self.pipeline)
+        install_alerts(app, settings, self.store, self.count_stage)
 
     # --- the two stages ---------------------------------------------------------------------------
 
     async def ingest(self) -> None:
         """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
         self.settings.warn_if_development_secret()
-        await consume_sources(self.settings, self.pipeline.ingest)
+        await consume_sources(self.settings, self.ingest_stage.handle)
 
     async def count(self, stream: faust.StreamT[bytes]) -> None:
         """Changes -> the engine -> Redis, a batch at a time."""
         if not isinstance(stream, faust.Stream):  # Faust's own class: its StreamT does not declare take_events
             raise TypeError(f"the count agent needs a faust.Stream, not {type(stream).__name__}")
         async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_within):
-            await self.pipeline.count([_inbound(e) for e in batch])
+            await self.count_stage.handle([_inbound(e) for e in batch])
 
     async def send(self, topic_name: str, key: bytes | None, value: bytes, headers: Headers | None = None, /
                    ) -> Any:
@@ -158,7 +168,7 @@ class Wiring:
         assigned = assignment[0]
         self.health.assignment_received()
         sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
-        released = self.pipeline.keep_only(sources)
+        released = self.ownership.keep_only(sources)
         metrics.keep_lag_of([self.changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
         if released:
             log.info("after a rebalance another worker counts %d subscriptions: %s", len(released),
@@ -172,11 +182,11 @@ class Wiring:
         /readyz says ``loading`` until the last one is in memory."""
         while True:
             try:
-                adopted, unloaded = await self.pipeline.adopt(sources)
+                adopted, unloaded = await self.ownership.adopt(sources)
                 outage("Redis").recovered()
                 break
-            except (RedisError, OSError) as exc:
-                outage("Redis").failed(exc)
+            except StoreUnavailable as exc:
+                outage("Redis").failed(str(exc))
                 await asyncio.sleep(1.0)
         if adopted:
             log.info("counting %d subscriptions after a rebalance", len(adopted))
@@ -184,7 +194,7 @@ class Wiring:
         self.health.listing = False
         try:
             for subscription in unloaded:
-                await self.pipeline.preload(subscription)
+                await self.ownership.preload(subscription)
                 pending.discard(subscription)
         finally:
             pending.clear()
@@ -192,7 +202,7 @@ class Wiring:
     # --- timers -----------------------------------------------------------------------------------
 
     async def publish_counts(self) -> None:
-        await self.pipeline.publish_counts()
+        await self.live_counts.publish()
         self.health.observe_lag(await _observe_lag(self.app))
 
     async def watch_dependencies(self) -> None:
@@ -204,9 +214,9 @@ class Wiring:
 
     async def sweep_outboxes(self) -> None:
         try:
-            await self.pipeline.sweep_outboxes()
-        except (RedisError, OSError) as exc:  # the next sweep retries
-            outage("Redis").failed(exc)
+            await self.outbox.sweep()
+        except StoreUnavailable as exc:  # the next sweep retries
+            outage("Redis").failed(str(exc))
         except Exception as exc:  # Kafka away: the next sweep retries
             outage("Kafka").failed(f"outbox sweep: {type(exc).__name__}: {exc}")
 

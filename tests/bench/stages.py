@@ -7,13 +7,13 @@ per second say more about the CPU the worker got than about the code. This scrip
 pipeline's own Python in CPU seconds of this process (``time.process_time``), on the synthetic events
 of ``tests/bench/synthetic.py``, with the worker's collector thresholds:
 
-1. ``ingest``: ``Pipeline.ingest`` over batches of source messages (decode, validate, normalize,
+1. ``ingest``: ``Ingest.handle`` over batches of source messages (decode, validate, normalize,
    ``encode_batch``), the changes captured instead of produced;
-2. ``count``: ``Pipeline.count`` over those change messages with the memory store (``decode_batch``,
+2. ``count``: ``Count.handle`` over those change messages with the memory store (``decode_batch``,
    the first-time fences, ``engine.apply``; no Redis commit);
 3. the same run's baseline: ``orjson.loads`` of every source message.
 
-Each figure is the best of ``--repeat`` runs over the same messages, each on a fresh pipeline.
+Each figure is the best of ``--repeat`` runs over the same messages, each on fresh stages.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from collections.abc import Awaitable
 import orjson
 
 from counters.memory_store import MemoryStore
-from counters import Digester
 from schemas.cloudevents import Headers
 from schemas.events import SOURCE_TOPICS
-from streams.worker.pipeline import Inbound, Pipeline
+from streams.kafka.messages import Inbound
 from tests.bench import synthetic
+from tests.fixtures.stages import stages
 
 PREFIX = "bench"
 START_MS = synthetic.START_US // 1000
@@ -68,17 +68,16 @@ def source_messages(events: int, subscriptions: int, users: int) -> list[Inbound
 
 async def run_once(messages: list[Inbound], batch: int) -> tuple[float, float, int]:
     sent = Captured()
-    stage = Pipeline(MemoryStore(), Digester(), sent, lambda name: f"{PREFIX}.{name}",
-                     clock=lambda: START_MS / 1000 + 86_400)
+    stage = stages(MemoryStore(), sent, lambda name: f"{PREFIX}.{name}", clock=lambda: START_MS / 1000 + 86_400)
     started = time.process_time()
     for start in range(0, len(messages), batch):
-        await stage.ingest(messages[start : start + batch])
+        await stage.ingest.handle(messages[start : start + batch])
     ingest = time.process_time() - started
     changes = [Inbound(f"{PREFIX}.changes", 0, offset, 0, None, value) for offset, value in enumerate(sent.changes)]
     per_batch = max(1, len(changes) * batch // max(1, len(messages)))
     started = time.process_time()
     for start in range(0, len(changes), per_batch):
-        await stage.count(changes[start : start + per_batch])
+        await stage.count.handle(changes[start : start + per_batch])
     return ingest, time.process_time() - started, sum(len(v) for v in sent.changes)
 
 

@@ -32,7 +32,8 @@ from counters import Digester, to_change
 from counters.state import SubscriptionState
 from schemas.changes import Change
 from schemas.codec import decode
-from streams.store.redis_store import LOAD_CHUNK, Keys, RedisStore
+from streams.store.keys import Keys
+from streams.store.redis_store import LOAD_CHUNK, RedisStore
 
 SUBSCRIPTION = "bench-load"
 

@@ -24,7 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import SOURCE_TOPICS
-from streams.store.redis_store import Keys
+from streams.store.keys import Keys
 from tests.fixtures.examples import assert_counts_match
 from tests.fixtures.generate import random_stream
 from tests.fixtures.pipeline import Deployment, DeploymentFactory

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from counters import DEVELOPMENT_SECRET, fingerprint
-from streams.store.redis_store import Keys
+from streams.store.keys import Keys
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import DeploymentFactory
 

@@ -22,7 +22,8 @@ from aiokafka.partitioner import murmur2
 from redis import Redis
 
 from counters.state import Record, SubscriptionSettings
-from streams.store.redis_store import POSITION, SUBSCRIPTIONS_KEY, Keys, pack_record
+from streams.store.keys import POSITION, SUBSCRIPTIONS_KEY, Keys
+from streams.store.redis_store import pack_record
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures import pipeline as fixtures
 from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker, free_port

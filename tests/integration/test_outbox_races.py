@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from counters import Digester
 from counters.engine import capacity_event_id
 from schemas.outputs import CapacityEvent
-from streams.worker.pipeline import Pipeline, Send
+from streams.kafka.messages import Send
+from streams.worker.outbox import OutboxPublisher
 from streams.store.redis_store import RedisStore
 from tests.fixtures.services import Services
 
@@ -58,8 +58,8 @@ class Kafka:
         return send
 
 
-def worker(store: RedisStore, send: Send) -> Pipeline:
-    return Pipeline(store, Digester(), send, lambda name: f"t.{name}")
+def worker(store: RedisStore, send: Send) -> OutboxPublisher:
+    return OutboxPublisher(store, send, lambda name: f"t.{name}")
 
 
 async def commit_event(store: RedisStore, event: CapacityEvent) -> None:
@@ -77,14 +77,14 @@ async def test_an_outbox_entry_is_removed_by_its_identity_so_a_slower_worker_nev
     e1, e2 = capacity_event(1), capacity_event(2)
     try:
         await commit_event(b, e1)
-        flushing = asyncio.create_task(worker_a.flush_outbox("acme"))  # A reads [e1] and waits for Kafka
+        flushing = asyncio.create_task(worker_a.flush("acme"))  # A reads [e1] and waits for Kafka
         await a_sending.wait()
-        assert await worker_b.flush_outbox("acme") == 1  # B publishes e1 and removes it ...
+        assert await worker_b.flush("acme") == 1  # B publishes e1 and removes it ...
         await commit_event(b, e2)  # ... then commits e2
         gate.set()
         await flushing  # A's removal of what it published must leave e2 alone
         assert await b.outbox("acme") == [e2.to_bytes()]
-        await worker_b.sweep_outboxes()
+        await worker_b.sweep()
         assert set(kafka.published) == {e1.to_bytes(), e2.to_bytes()}
         assert await b.outbox("acme") == []
     finally:
@@ -110,7 +110,7 @@ async def test_a_worker_that_dies_right_after_its_first_commit_leaves_its_events
     try:
         with pytest.raises(Crash):
             await commit_event(dying, capacity_event(1))
-        await worker(survivor, kafka.sender()).sweep_outboxes()
+        await worker(survivor, kafka.sender()).sweep()
         assert kafka.published == [capacity_event(1).to_bytes()]
         assert await survivor.subscriptions() == ["acme"]
     finally:
@@ -133,7 +133,7 @@ async def test_a_subscription_registered_without_a_commit_is_invisible_to_reader
         assert await reader.subscriptions() == []
         assert await reader.counts("acme") is None
         kafka = Kafka()
-        await worker(reader, kafka.sender()).sweep_outboxes()
+        await worker(reader, kafka.sender()).sweep()
         assert kafka.published == []
     finally:
         await dying.close()

@@ -15,9 +15,10 @@ import httpx
 import orjson
 import pytest
 
-from counters import Position
+from counters import Position, StoreUnavailable
 from streams.store.connect import NotDurable, connect_sync
-from streams.store.redis_store import Keys, RedisStore
+from streams.store.keys import Keys
+from streams.store.redis_store import RedisStore
 from tests.fixtures.clusters import Cluster, ClusterDeploymentFactory, kill, wait_for
 from tests.fixtures.examples import assert_counts_match, example_files, expected_for
 from tests.fixtures.factories import changes
@@ -96,9 +97,10 @@ async def test_a_commit_fewer_replicas_confirm_is_not_durable(redis_cluster: Clu
     store = RedisStore.from_url(url)
     demanding = RedisStore(store.redis, replicas=2, wait_ms=100)
     try:
-        with pytest.raises(NotDurable, match="1 of 2 replicas"):
+        with pytest.raises(StoreUnavailable, match="NotDurable: 1 of 2 replicas") as refused:
             await run_batches(demanding, items)
-        with pytest.raises(NotDurable):
+        assert isinstance(refused.value.__cause__, NotDurable)
+        with pytest.raises(StoreUnavailable, match="NotDurable"):
             await demanding.confirm(items[0].subscription)
     finally:
         await store.close()

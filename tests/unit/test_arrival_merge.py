@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.worker.pipeline import Inbound
+from streams.kafka.messages import Inbound
 from streams.kafka.consumer import ArrivalMerge
 
 LOGINS, PROFILES, CONFIG = TopicPartition("t.logins", 0), TopicPartition("t.profiles", 0), TopicPartition("t.config", 0)

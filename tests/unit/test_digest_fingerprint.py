@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from counters import DEVELOPMENT_SECRET, DigestMismatch, Digester, fingerprint
 from streams.observe.readiness import Readiness
 
@@ -42,7 +44,7 @@ def test_a_mismatch_names_the_subscription_both_scopes_and_what_to_do() -> None:
 
 
 def test_readiness_says_which_subscription_is_refused() -> None:
-    health = Readiness(30, {})
+    health = Readiness(30, SimpleNamespace(progress={}))
     health.assignment_received()
     health.listing = False
     assert health.checks()["state"] is True

@@ -1,4 +1,4 @@
-"""The pipeline's stages without Kafka: a fake ``send`` and the memory store stand in for I/O."""
+"""The worker's stages without Kafka: a fake ``send`` and the memory store stand in for I/O."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from typing import Any
 import orjson
 
 from counters.memory_store import MemoryStore
-from counters import Digester
+from counters import StoreUnavailable
 from counters.ports import Position
 from counters.state import SubscriptionState
 from schemas.changes import decode_batch
 from schemas.cloudevents import Headers
 from schemas.outputs import CapacityEvent, format_instant
 from streams.observe import metrics
-from streams.worker.pipeline import Inbound, Pipeline
+from streams.kafka.messages import Inbound
+from tests.fixtures.stages import Stages, stages
 
 
 class Sent:
@@ -40,9 +41,9 @@ class Sent:
         return [value for name, _, value, _ in self.messages if name == topic]
 
 
-def pipeline() -> tuple[Pipeline, Sent, MemoryStore]:
+def pipeline() -> tuple[Stages, Sent, MemoryStore]:
     sent, store = Sent(), MemoryStore()
-    return Pipeline(store, Digester(), sent, lambda name: f"t.{name}"), sent, store
+    return stages(store, sent), sent, store
 
 
 def inbound(values: Sequence[bytes | None], topic: str = "t.logins") -> list[Inbound]:
@@ -52,7 +53,7 @@ def inbound(values: Sequence[bytes | None], topic: str = "t.logins") -> list[Inb
 async def test_ingest_sends_one_changes_message_per_subscription_and_dead_letters_the_rest() -> None:
     stage, sent, _ = pipeline()
     good = [orjson.dumps({"type": "login", "subscription": s, "user_id": str(n)}) for n, s in enumerate("aab")]
-    await stage.ingest(inbound([*good, b"not json", None]))
+    await stage.ingest.handle(inbound([*good, b"not json", None]))
     batches = {decode_batch(v)[0].subscription: decode_batch(v) for v in sent.on("t.changes")}
     assert {name: len(changes) for name, changes in batches.items()} == {"a": 2, "b": 1}
     letters = [orjson.loads(v) for v in sent.on("t.deadletter")]
@@ -61,11 +62,11 @@ async def test_ingest_sends_one_changes_message_per_subscription_and_dead_letter
 
 async def test_count_applies_each_offset_once() -> None:
     stage, sent, store = pipeline()
-    await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
     (batch,) = sent.on("t.changes")
     message = Inbound("t.changes", 0, 7, 0, b"a", batch)
-    await stage.count([message])
-    await stage.count([message])  # redelivered after a crash
+    await stage.count.handle([message])
+    await stage.count.handle([message])  # redelivered after a crash
     assert store.states["a"].summary()["records"] == 1
     assert store.states["a"].positions == {"t.changes:0": 8}
 
@@ -82,10 +83,10 @@ async def test_an_event_that_ingest_forwards_again_is_applied_once() -> None:
     topics = ["t.config", "t.logins", "t.config"]
     offsets = [0, 0, 1]
     consumed = [Inbound(t, 0, o, 1_780_000_000_000, b"a", orjson.dumps(e)) for t, o, e in zip(topics, offsets, events)]
-    await stage.ingest(consumed)
-    await stage.ingest(consumed)  # the same source offsets again
+    await stage.ingest.handle(consumed)
+    await stage.ingest.handle(consumed)  # the same source offsets again
     first, again = sent.on("t.changes")
-    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", first), Inbound("t.changes", 0, 1, 0, b"a", again)])
+    await stage.count.handle([Inbound("t.changes", 0, 0, 0, b"a", first), Inbound("t.changes", 0, 1, 0, b"a", again)])
     state = store.states["a"]
     assert state.settings.capacity["external"] == 10
     published = [orjson.loads(value) for value in sent.on("t.capacity")]
@@ -95,21 +96,21 @@ async def test_an_event_that_ingest_forwards_again_is_applied_once() -> None:
 
 async def test_a_message_that_is_not_a_change_batch_is_dead_lettered_and_counting_goes_on() -> None:
     stage, sent, store = pipeline()
-    await stage.count([Inbound("t.changes", 0, 0, 0, None, b"[1, 2]")])
+    await stage.count.handle([Inbound("t.changes", 0, 0, 0, None, b"[1, 2]")])
     assert orjson.loads(sent.on("t.deadletter")[0])["reason"].startswith("not a change batch")
     assert store.states == {}
 
 
 async def test_a_failure_in_the_count_stage_dead_letters_the_batch_instead_of_stopping(monkeypatch: Any) -> None:
     stage, sent, store = pipeline()
-    await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
     (batch,) = sent.on("t.changes")
 
     def broken(state: Any, change: Any) -> Any:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("streams.worker.pipeline.apply", broken)
-    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
+    monkeypatch.setattr("streams.worker.count.apply", broken)
+    await stage.count.handle([Inbound("t.changes", 0, 0, 0, b"a", batch)])
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"] == "count stage failed: RuntimeError: engine bug"
     assert letter["offset"] == 0
@@ -124,16 +125,16 @@ def exported_subscriptions() -> set[str]:
 async def test_after_a_rebalance_a_worker_lets_go_of_the_subscriptions_it_no_longer_counts() -> None:
     stage, sent, store = pipeline()
     for partition, subscription in enumerate(("gone-a", "kept-b")):
-        await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": subscription, "user_id": "1"})]))
-        await stage.count([Inbound("t.changes", partition, 0, 0, subscription.encode(), sent.on("t.changes")[-1])])
+        await stage.ingest.handle(inbound([orjson.dumps({"type": "login", "subscription": subscription, "user_id": "1"})]))
+        await stage.count.handle([Inbound("t.changes", partition, 0, 0, subscription.encode(), sent.on("t.changes")[-1])])
     assert {"gone-a", "kept-b"} <= exported_subscriptions()
     assert store.cached("gone-a") is not None and store.cached("kept-b") is not None
 
-    assert stage.keep_only({"t.changes:1"}) == ["gone-a"]
+    assert stage.ownership.keep_only({"t.changes:1"}) == ["gone-a"]
 
     assert store.cached("gone-a") is None and store.cached("kept-b") is not None
     assert "gone-a" not in exported_subscriptions() and "kept-b" in exported_subscriptions()
-    assert stage.keep_only({"t.changes:1"}) == []
+    assert stage.ownership.keep_only({"t.changes:1"}) == []
 
 
 EVENTS_BY_TYPE = {
@@ -148,7 +149,7 @@ async def test_each_source_topic_accepts_only_its_own_event_type() -> None:
     for name, accepted in (("logins", "login"), ("profiles", "profile"), ("visits", "visit"), ("config", "config")):
         stage, sent, _ = pipeline()
         rejected_before = metrics.REJECTIONS.labels("wrong_topic")._value.get()
-        await stage.ingest(inbound([orjson.dumps(e) for e in EVENTS_BY_TYPE.values()], topic=f"t.{name}"))
+        await stage.ingest.handle(inbound([orjson.dumps(e) for e in EVENTS_BY_TYPE.values()], topic=f"t.{name}"))
         changes = [c for value in sent.on("t.changes") for c in decode_batch(value)]
         assert [c.kind for c in changes] == [{"login": "login", "profile": "upsert", "visit": "anonymous",
                                               "config": "config"}[accepted]]
@@ -160,7 +161,7 @@ async def test_each_source_topic_accepts_only_its_own_event_type() -> None:
 
 async def test_a_config_on_the_logins_topic_changes_no_settings() -> None:
     stage, sent, store = pipeline()
-    await stage.ingest(inbound([orjson.dumps(EVENTS_BY_TYPE["config"])], topic="t.logins"))
+    await stage.ingest.handle(inbound([orjson.dumps(EVENTS_BY_TYPE["config"])], topic="t.logins"))
     assert sent.on("t.changes") == []
     assert orjson.loads(sent.on("t.deadletter")[0])["reason"] == "type config is not accepted on topic t.logins"
     assert store.states == {}
@@ -177,7 +178,7 @@ async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_
     stage, sent, _ = pipeline()  # 24h; the record timestamps are 1_780_000_000_000 ms (2026-05-28)
     stamp = 1_780_000_000_000
     rejected_before = metrics.REJECTIONS.labels("future_time")._value.get()
-    await stage.ingest(inbound([
+    await stage.ingest.handle(inbound([
         orjson.dumps({"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1",
                       "time": "9999-01-01T00:00:00Z"}),
         orjson.dumps({"type": "login", "subscription": "acme", "user_id": "2", "time": at(stamp + 23 * HOUR_MS)}),
@@ -192,7 +193,7 @@ async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_
     assert metrics.REJECTIONS.labels("future_time")._value.get() == rejected_before + 1
 
     stage, sent, _ = pipeline()
-    await stage.ingest(inbound([orjson.dumps({"type": "profile", "op": "delete", "subscription": "acme",
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "profile", "op": "delete", "subscription": "acme",
                                               "user_id": "1", "time": "9999-01-01T00:00:00Z"})], topic="t.profiles"))
     assert orjson.loads(sent.on("t.deadletter")[0])["reason"].startswith("time is in the future: 9999-01-01T00:00:00Z")
     assert sent.on("t.changes") == []
@@ -201,15 +202,14 @@ async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_
 async def test_the_processing_clock_is_the_record_timestamp_but_never_later_than_the_workers_clock() -> None:
     sent, store = Sent(), MemoryStore()
     worker_now_ms = 1_780_000_000_000
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",
-                     max_future=HOUR_MS * 1000, clock=lambda: worker_now_ms / 1000)
+    stage = stages(store, sent, max_future=HOUR_MS * 1000, clock=lambda: worker_now_ms / 1000)
     event = {"type": "login", "subscription": "acme", "user_id": "1", "time": at(worker_now_ms + 2 * HOUR_MS)}
     # a producer's record timestamp set far ahead moves nothing: the worker's clock caps it
-    await stage.ingest([Inbound("t.logins", 0, 0, worker_now_ms + 10 * HOUR_MS, None, orjson.dumps(event))])
+    await stage.ingest.handle([Inbound("t.logins", 0, 0, worker_now_ms + 10 * HOUR_MS, None, orjson.dumps(event))])
     # an earlier record timestamp (a backlog read late) gives the verdict it had when it was written:
     # 2 hours ahead of its timestamp, although in the past of the worker's clock by now
     written = worker_now_ms - 3 * HOUR_MS
-    await stage.ingest([Inbound("t.logins", 0, 1, written, None, orjson.dumps({**event, "time": at(written + HOUR_MS)})),
+    await stage.ingest.handle([Inbound("t.logins", 0, 1, written, None, orjson.dumps({**event, "time": at(written + HOUR_MS)})),
                         Inbound("t.logins", 0, 2, written, None,
                                 orjson.dumps({**event, "time": at(written + 2 * HOUR_MS)}))])
     assert [orjson.loads(v)["offset"] for v in sent.on("t.deadletter")] == [0, 2]
@@ -222,9 +222,9 @@ async def test_each_applied_config_change_is_audited_with_its_source_actor_and_s
                              "capacity": {"internal": 10}}),
                orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"}),
                orjson.dumps({"type": "config", "subscription": "a", "domains": ["example.com"]})]
-    await stage.ingest(inbound(configs, topic="t.config"))
+    await stage.ingest.handle(inbound(configs, topic="t.config"))
     (batch,) = sent.on("t.changes")
-    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])
+    await stage.count.handle([Inbound("t.changes", 0, 0, 0, b"a", batch)])
     second, first = await store.audit("a")  # newest first
     assert (first["topic"], first["partition"], first["offset"], first["actor"], first["event_id"]) == \
         ("t.config", 0, 0, "alice", "c1")
@@ -233,7 +233,7 @@ async def test_each_applied_config_change_is_audited_with_its_source_actor_and_s
     assert first["changed"] == ["capacity"]
     assert (second["offset"], second["actor"], second["changed"]) == (2, None, ["domains"])
     assert second["before"]["domains"] == [] and second["after"]["domains"] == ["example.com"]
-    await stage.count([Inbound("t.changes", 0, 0, 0, b"a", batch)])  # redelivered: applied once, audited once
+    await stage.count.handle([Inbound("t.changes", 0, 0, 0, b"a", batch)])  # redelivered: applied once, audited once
     assert len(await store.audit("a")) == 2
 
 
@@ -241,7 +241,7 @@ async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> 
     stage, sent, _ = pipeline()
     bad = orjson.dumps({"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "ann@example.com",
                         "username": "ann", "phone": "+3212345678", "name": "Ann Smith"})
-    await stage.ingest(inbound([bad, b"not json with bob@example.com"]))
+    await stage.ingest.handle(inbound([bad, b"not json with bob@example.com"]))
     letter, garbage = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"].startswith("user_id") and (letter["topic"], letter["offset"]) == ("t.logins", 0)
     value = orjson.loads(letter["value"])
@@ -253,9 +253,9 @@ async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> 
 
 async def test_raw_dead_letters_keep_the_value_as_it_came() -> None:
     sent, store = Sent(), MemoryStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}", raw_dead_letters=True)
+    stage = stages(store, sent, raw_dead_letters=True)
     bad = orjson.dumps({"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "ann@example.com"})
-    await stage.ingest(inbound([bad]))
+    await stage.ingest.handle(inbound([bad]))
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["value"] == bad.decode() and letter["redacted"] is False
 
@@ -277,22 +277,20 @@ async def test_an_event_on_another_subscriptions_topic_is_dead_lettered() -> Non
 
     layout = WorkerSettings(topic_prefix="t", topic_layout="per-subscription")
     sent, store = Sent(), MemoryStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}",
-                     topic_subscription=layout.topic_subscription)
+    stage = stages(store, sent, topic_subscription=layout.topic_subscription)
     events = [orjson.dumps({"type": "login", "subscription": s, "user_id": "1"}) for s in ("acme", "globex")]
     wrong_topic = metrics.REJECTIONS.labels("wrong_topic")._value.get()
-    await stage.ingest(inbound(events, topic="t.logins.acme"))
+    await stage.ingest.handle(inbound(events, topic="t.logins.acme"))
     assert metrics.REJECTIONS.labels("wrong_topic")._value.get() == wrong_topic + 1
     assert [decode_batch(v)[0].subscription for v in sent.on("t.changes")] == ["acme"]
     (letter,) = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["offset"] == 1 and "'globex' does not belong on topic t.logins.acme" in letter["reason"]
 
 
-async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_the_applied_state() -> None:
-    """Dropping the state on a transient error forced a reload (30-40 s for a large subscription);
-    re-applying the batch to a reloaded state is right, but re-applying it to the applied state would
-    lose the capacity event that the first application raised."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
+async def test_a_store_error_during_a_commit_retries_the_same_commit_and_keeps_the_applied_state() -> None:
+    """Dropping the state would force a reload (seconds for a large subscription); re-applying the
+    batch to a reloaded state is right, but re-applying it to the applied state would lose the
+    capacity event that the first application raised."""
 
     class FlakyStore(MemoryStore):
         """Its first commit fails on the way to Redis; it remembers what it was told to forget."""
@@ -306,7 +304,7 @@ async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_t
                          audits: Sequence[dict[str, Any]] = (), retried: bool = False) -> bool:
             self.attempts.append(retried)
             if len(self.attempts) == 1:
-                raise RedisConnectionError("Too many connections")
+                raise StoreUnavailable("ConnectionError: Too many connections")
             return await super().commit(state, position, events, audits, retried)
 
         def forget(self, subscription: str) -> None:
@@ -314,11 +312,11 @@ async def test_a_redis_error_during_a_commit_retries_the_same_commit_and_keeps_t
             super().forget(subscription)
 
     sent, store = Sent(), FlakyStore()
-    stage = Pipeline(store, Digester(), sent, lambda name: f"t.{name}")
-    await stage.ingest(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 1}})],
+    stage = stages(store, sent)
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 1}})],
                                topic="t.config"))
-    await stage.ingest(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
-    await stage.count([Inbound("t.changes", 0, offset, 0, b"a", batch)
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "login", "subscription": "a", "user_id": "1"})]))
+    await stage.count.handle([Inbound("t.changes", 0, offset, 0, b"a", batch)
                        for offset, batch in enumerate(sent.on("t.changes"))])
     assert store.attempts == [False, True]
     assert store.forgotten == []
@@ -331,25 +329,25 @@ async def test_a_capacity_event_is_published_from_the_outbox_and_only_then_trimm
     """The commit puts the event in the outbox; it leaves only once Kafka has it, so a publish that
     fails keeps it for the sweep (the same event, the same id)."""
     stage, sent, store = pipeline()
-    await stage.ingest(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 2},
+    await stage.ingest.handle(inbound([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 2},
                                               "thresholds": [50, 100]})], topic="t.config"))
     for offset in range(2):
         login = {"type": "login", "subscription": "a", "user_id": str(offset)}
-        await stage.ingest([Inbound("t.logins", 0, offset, 1_780_000_000_000, b"a", orjson.dumps(login))])
+        await stage.ingest.handle([Inbound("t.logins", 0, offset, 1_780_000_000_000, b"a", orjson.dumps(login))])
     first, second, third = [Inbound("t.changes", 0, offset, 0, b"a", batch)
                             for offset, batch in enumerate(sent.on("t.changes"))]
-    await stage.count([first, second])
+    await stage.count.handle([first, second])
     (up,) = sent.on("t.capacity")
     assert (orjson.loads(up)["level"], orjson.loads(up)["direction"]) == (50, "up")
     assert await store.outbox("a") == []
 
     sent.refused.add("t.capacity")  # Kafka does not take the next one
-    await stage.count([third])
+    await stage.count.handle([third])
     (pending,) = await store.outbox("a")
     assert orjson.loads(pending)["level"] == 100 and sent.on("t.capacity") == [up]
 
     sent.refused.clear()
-    await stage.sweep_outboxes()
+    await stage.outbox.sweep()
     assert sent.on("t.capacity") == [up, pending]
     assert await store.outbox("a") == []
     headers = dict(sent.messages[-1][3] or [])

@@ -18,16 +18,23 @@ class Clock:
         return self.now
 
 
+class Loads:
+    """The store's ``progress`` (``counters.LoadProgress``)."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, tuple[int, int]] = {}
+
+
 def test_not_ready_until_assigned_and_every_owned_state_is_loaded() -> None:
-    clock, progress = Clock(), {}  # type: ignore[var-annotated]
+    clock, progress = Clock(), Loads()
     health = Readiness(30, progress, clock)
     assert health.checks()["assignment"] == "waiting for assignment"
     health.assignment_received()
     assert health.checks()["state"] == "finding the subscriptions to load"
     health.to_load, health.listing = {"acme", "globex"}, False
-    progress["acme"] = (420_000, 1_000_000)
+    progress.progress["acme"] = (420_000, 1_000_000)
     assert health.checks()["state"] == "loading acme: 420,000 of 1,000,000 records; 1 more subscription to load"
-    del progress["acme"]
+    del progress.progress["acme"]
     health.to_load = set()
     assert health.checks() == {"assignment": True, "state": True, "progress": True}
     health.assignment_revoked()
@@ -36,7 +43,7 @@ def test_not_ready_until_assigned_and_every_owned_state_is_loaded() -> None:
 
 def test_stalled_only_when_changes_wait_and_nothing_is_processed_for_the_stall_time() -> None:
     clock = Clock()
-    health = Readiness(30, {}, clock)
+    health = Readiness(30, Loads(), clock)
     health.assignment_received()
     health.listing = False
     clock.now += 100
