@@ -26,7 +26,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
-from streams.kafka.messages import Inbound
+from streams.kafka.messages import ARRIVAL_HEADER, Inbound
 from streams.observe import metrics
 from streams.observe.outages import outage
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 
 PATTERN_REFRESH_MS = 5000
 """How soon ingest reads a per-subscription source topic created while it runs."""
-
-ARRIVAL_HEADER = "endusers-arrival"
-"""Header with the publish order in microseconds (set by ``endusers publish``); ingest keeps it."""
 
 
 def ingest_group(settings: WorkerSettings) -> str:

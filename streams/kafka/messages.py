@@ -15,6 +15,9 @@ import msgspec
 
 from schemas.cloudevents import Headers
 
+ARRIVAL_HEADER = "endusers-arrival"
+"""Header with the publish order in microseconds (set by ``endusers publish``); ingest merges by it."""
+
 
 class Inbound(msgspec.Struct, frozen=True, gc=False):
     """One consumed Kafka message.

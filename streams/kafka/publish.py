@@ -16,7 +16,7 @@ from schemas.events import parse_rfc3339
 from schemas.jsonl import event_lines
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
-from streams.kafka.consumer import ARRIVAL_HEADER
+from streams.kafka.messages import ARRIVAL_HEADER
 from streams.kafka.topics import ensure_topics
 
 log = logging.getLogger(__name__)
