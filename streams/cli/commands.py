@@ -29,7 +29,7 @@ def _with_store(read: Callable[[RedisStore], Awaitable[T]]) -> T:
     from streams.store.redis_store import RedisStore
 
     async def run() -> T:
-        store = RedisStore.from_url(WorkerSettings().redis)
+        store = RedisStore.from_settings(WorkerSettings())
         try:
             return await read(store)
         finally:
@@ -55,9 +55,41 @@ def _warn_if_other_digests(subscription: str, configured: str) -> None:
                    err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Settings that cannot be used (``streams.settings.SettingsError``) end any command that builds
+    them with one message naming each wrong variable and what it accepts, status 2, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from streams.settings import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            for problem in exc.problems:
+                click.echo(f"endusers: invalid setting {problem}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Count an organisation's licensed end users, live or offline."""
+
+
+@main.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON: variable -> value and source.")
+def settings_command(as_json: bool) -> None:
+    """Print the effective settings, one per line: the variable, its value (secrets masked) and where it
+    came from (environment or default)."""
+    from streams.settings import WorkerSettings, describe
+
+    rows = describe(WorkerSettings())
+    if as_json:
+        document = {variable: {"value": value, "source": source} for variable, value, source in rows}
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    width = max(len(f"{variable}={value}") for variable, value, _ in rows)
+    for variable, value, source in rows:
+        click.echo(f"{f'{variable}={value}':<{width}}  {source}")
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
