@@ -72,8 +72,9 @@ class SaslMechanism(StrEnum):
 Source = Literal["environment", "default", "argument"]
 
 
-class SettingsError(ValueError):
-    """Settings that cannot be used: one line per wrong variable, each naming it and what it accepts."""
+class SettingsError(Exception):
+    """Settings that cannot be used: one line per wrong variable, each naming it and what it accepts.
+    (Not a ValueError: pydantic would wrap one raised by a validator; this one must pass through.)"""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -207,26 +208,17 @@ class WorkerSettings(BaseModel):
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 
-    def __init__(self, **values: Any) -> None:
-        """The environment's settings, ``values`` first; :class:`SettingsError` when one is wrong."""
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise SettingsError(_problems(exc)) from None
-
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **values: Any) -> WorkerSettings:
         """The settings of another environment than the process's (``values`` first)."""
-        try:
-            return cls.model_validate(values, context={"environ": environ})
-        except ValidationError as exc:
-            raise SettingsError(_problems(exc)) from None
+        return cls.model_validate(values, context={"environ": environ})
 
     @model_validator(mode="wrap")
     @classmethod
     def _read_environment(cls, values: Any, handler: ModelWrapValidatorHandler[WorkerSettings],
                           info: ValidationInfo) -> WorkerSettings:
-        """Each variable that is set, for the fields not given; notes where each value came from."""
+        """Each variable that is set, for the fields not given; notes where each value came from.
+        A wrong value raises :class:`SettingsError` (``WorkerSettings()`` and ``model_validate`` alike)."""
         if not isinstance(values, dict):
             return handler(values)
         environ: Mapping[str, str] = (info.context or {}).get("environ", os.environ)
@@ -241,7 +233,10 @@ class WorkerSettings(BaseModel):
                 sources[name] = "environment"
             else:
                 sources[name] = "default"
-        settings = handler({**read, **values})
+        try:
+            settings = handler({**read, **values})
+        except ValidationError as exc:
+            raise SettingsError(_problems(exc)) from None
         settings._sources = sources
         return settings
 
