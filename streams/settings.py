@@ -18,9 +18,8 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
-from pydantic import ModelWrapValidatorHandler
+from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
 
 from counters import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
@@ -440,7 +439,9 @@ def _listed(text: str) -> list[str]:
 # --- errors and the effective settings --------------------------------------------------------------
 
 SECRETS = frozenset({"secret", "kafka_password", "redis_sentinel_password"})
-"""Fields whose value is never shown (``ENDUSERS_REDIS`` is shown with its password masked)."""
+"""Fields whose value is never shown."""
+URLS = frozenset({"redis", "alertmanager_url", "dashboard_url"})
+"""Fields of URLs (comma-separated), shown with any password in them masked."""
 MASK = "********"
 
 
@@ -491,10 +492,10 @@ def _shown(name: str, value: Any) -> str:
     """A value as it may be printed: secrets masked, the Redis URL without its password."""
     if name in SECRETS:
         return MASK if value else ""
-    if name == "redis":
+    if name in URLS:
         from streams.store.connect import masked
 
-        return masked(str(value))
+        return ",".join(masked(url) for url in str(value).split(","))
     return str(value)
 
 

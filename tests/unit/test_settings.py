@@ -185,6 +185,8 @@ def test_masked_keeps_everything_but_the_password() -> None:
     assert masked("rediss://user:pw@host:6380/0") == "rediss://user:****@host:6380/0"
     assert masked("redis://:pw@host:6379/0?password=other&db=1") == "redis://:****@host:6379/0?password=****&db=1"
     assert masked("redis+cluster://u:p@a:1,b:2") == "redis+cluster://u:****@a:1,b:2"
+    _, out, _ = run("settings", env={"ENDUSERS_ALERTMANAGER_URL": "https://am:pw1@am-0:9093,http://am-1:9093"})
+    assert "ENDUSERS_ALERTMANAGER_URL=https://am:****@am-0:9093,http://am-1:9093 " in out and "pw1" not in out
 
 
 def test_no_secret_shows_in_the_repr() -> None:
