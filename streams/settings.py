@@ -286,10 +286,12 @@ class WorkerSettings(BaseModel):
     @field_validator("alertmanager_url")
     @classmethod
     def _alertmanager_urls(cls, value: str) -> str:
+        from streams.store.connect import masked
+
         for url in _listed(value):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+                raise ValueError(f"{masked(url)!r} is not an http:// or https:// URL")
         return value
 
     @property
