@@ -1,4 +1,10 @@
-"""The worker's settings from the environment (docs/operations.md, settings); each field names its variable."""
+"""The service's settings: every ``ENDUSERS_*`` variable is read here, once, when the settings are
+built, and validated (docs/operations.md, settings); nothing else in the packages reads the environment.
+
+A wrong value stops the process at start with one message naming the variable (:class:`SettingsError`),
+before anything connects: a misspelt ``ENDUSERS_TOPIC_LAYOUT`` must not quietly become another layout.
+Each field names its variable (``validation_alias``); ``endusers settings`` prints them (:func:`describe`).
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,72 @@ import logging
 import os
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
 
 from counters import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
-from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
+from schemas.limits import DEFAULT_MAX_FUTURE, format_duration, parse_duration
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
-__all__ = ["SOURCE_TOPICS", "KafkaConnection", "WorkerSettings", "kafka_client_options", "kafka_connection"]
+__all__ = ["SOURCE_TOPICS", "DigestScope", "Environment", "KafkaConnection", "SaslMechanism", "SecurityProtocol",
+           "SettingsError", "Severities", "TopicLayout", "WorkerSettings", "describe", "kafka_client_options",
+           "kafka_connection"]
 
 log = logging.getLogger(__name__)
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class TopicLayout(StrEnum):
+    """``ENDUSERS_TOPIC_LAYOUT``."""
+    SHARED = "shared"
+    PER_SUBSCRIPTION = "per-subscription"
 
 
-def _duration(name: str, default: str) -> int:
-    """A duration variable (``30s``, ``15m``, ``24h``, ``2d``) in microseconds; a bad one stops the start."""
-    try:
-        return parse_duration(_env(name, default))
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+class DigestScope(StrEnum):
+    """``ENDUSERS_DIGEST_SCOPE``."""
+    SUBSCRIPTION = "subscription"
+    SHARED = "shared"
 
 
-def _secret(name: str) -> SecretStr | None:
-    """A secret from the environment, wrapped so that no repr, log line or error shows it."""
-    value = os.environ.get(name, "")
-    return SecretStr(value) if value else None
+class Environment(StrEnum):
+    """``ENDUSERS_ENV``."""
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+class SecurityProtocol(StrEnum):
+    """``ENDUSERS_KAFKA_SECURITY_PROTOCOL`` (the protocols of Kafka's clients)."""
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    """``ENDUSERS_KAFKA_SASL_MECHANISM``: the mechanisms that take a username and a password."""
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+Source = Literal["environment", "default", "argument"]
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used: one line per wrong variable, each naming it and what it accepts.
+    (Not a ValueError: pydantic would wrap one raised by a validator; this one must pass through.)"""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class MissingSecret(RuntimeError):
@@ -47,65 +86,236 @@ class MissingSecret(RuntimeError):
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    kafka: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092"))
-    redis: str = field(default_factory=lambda: _env("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0"), repr=False)
-    """May hold a password (``rediss://user:password@host``), so it stays out of the repr."""
-    topic_prefix: str = field(default_factory=lambda: _env("ENDUSERS_TOPIC_PREFIX", "enduser"))
-    topic_layout: str = field(default_factory=lambda: _env("ENDUSERS_TOPIC_LAYOUT", "shared"))
+class Severities:
+    """Which severity a level has (``ENDUSERS_ALERT_SEVERITIES``): each ``(level, name)`` tier applies
+    from its level upward."""
+
+    tiers: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Severities:
+        """``"1:warning,100:critical"``: warning above 0, critical at 100 and above."""
+        tiers = []
+        for part in (p.strip() for p in text.split(",")):
+            level, _, name = part.partition(":")
+            if not part or not name.strip() or not level.strip().isdigit():
+                raise ValueError(f"ENDUSERS_ALERT_SEVERITIES: {part!r} is not level:severity (e.g. 100:critical)")
+            tiers.append((int(level), name.strip()))
+        if len({name for _, name in tiers}) != len(tiers) or len({level for level, _ in tiers}) != len(tiers):
+            raise ValueError(f"ENDUSERS_ALERT_SEVERITIES: {text!r} repeats a level or a severity")
+        return cls(tuple(sorted(tiers)))
+
+    def __str__(self) -> str:
+        return ",".join(f"{level}:{name}" for level, name in self.tiers)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for _, name in self.tiers)
+
+    def of(self, level: int) -> str | None:
+        """The severity of a level; None at level 0 or below the lowest tier (no alert)."""
+        held = [name for start, name in self.tiers if level > 0 and level >= start]
+        return held[-1] if held else None
+
+
+def _default_data_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "endusers", "worker")
+
+
+def _var(name: str, default: Any = None, **constraints: Any) -> Any:
+    """A field read from the variable ``name`` (``default`` when it is not set)."""
+    if callable(default):
+        return Field(default_factory=default, validation_alias=name, **constraints)
+    return Field(default, validation_alias=name, **constraints)
+
+
+class WorkerSettings(BaseModel):
+    """Every setting of the service, validated. ``WorkerSettings()`` reads the environment (the
+    variables that are set; the others keep their defaults); keyword arguments take precedence, so
+    tests give only what they care about."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
+
+    kafka: str = _var("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092")
+    redis: str = _var("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0", repr=False)
+    """May hold a password (``rediss://user:password@host``), so it stays out of the repr; parsed at
+    build time by ``streams.store.connect.parse`` (a wrong scheme or host list stops the start)."""
+    redis_sentinel_password: SecretStr | None = _var("ENDUSERS_REDIS_SENTINEL_PASSWORD")
+    redis_min_replicas: int = _var("ENDUSERS_REDIS_MIN_REPLICAS", 0, ge=0)
+    """Replicas that must confirm each commit (``WAIT``); 0: none."""
+    redis_wait_timeout_ms: int = _var("ENDUSERS_REDIS_WAIT_TIMEOUT_MS", 1000, ge=0)
+    topic_prefix: str = _var("ENDUSERS_TOPIC_PREFIX", "enduser")
+    topic_layout: TopicLayout = _var("ENDUSERS_TOPIC_LAYOUT", TopicLayout.SHARED)
     """``shared``: ``<prefix>.logins``; ``per-subscription``: ``<prefix>.logins.<subscription>``, so that
     Kafka's ACLs can let each producer write only its own licensee's topics."""
-    web_port: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_PORT", "6066")))
-    web_host: str = field(default_factory=lambda: _env("ENDUSERS_WEB_HOST", "127.0.0.1"))
-    partitions: int = field(default_factory=lambda: int(_env("ENDUSERS_PARTITIONS", "4")))
+    web_port: int = _var("ENDUSERS_WEB_PORT", 6066, ge=0, le=65535)
+    web_host: str = _var("ENDUSERS_WEB_HOST", "127.0.0.1")
+    web_allowed_hosts: str = _var("ENDUSERS_WEB_ALLOWED_HOSTS", "")
+    """More Host names the web server answers to, comma-separated (``*``: any)."""
+    api_tokens_file: str = _var("ENDUSERS_API_TOKENS_FILE", "")
+    """The HTTP token file; empty: no token needed."""
+    partitions: int = _var("ENDUSERS_PARTITIONS", 4, ge=1)
     """Partitions of each topic the service creates: the most workers that can share the work."""
-    replication_factor: int = field(default_factory=lambda: int(_env("ENDUSERS_REPLICATION_FACTOR", "1")))
+    replication_factor: int = _var("ENDUSERS_REPLICATION_FACTOR", 1, ge=1)
     """Replicas of each topic the service creates (3 on a production cluster)."""
-    data_dir: str = field(default_factory=lambda: _env(
-        "ENDUSERS_DATA_DIR", os.path.join(os.path.expanduser("~"), ".local", "share", "endusers", "worker")))
+    data_dir: str = _var("ENDUSERS_DATA_DIR", _default_data_dir)
     """Faust's own data folder (no tables are kept there; the state lives in Redis)."""
-    app_id: str = field(default_factory=lambda: _env("ENDUSERS_APP_ID", "endusers"))
-    instance_id: str = field(default_factory=lambda: _env("ENDUSERS_INSTANCE_ID", ""))
+    app_id: str = _var("ENDUSERS_APP_ID", "endusers")
+    instance_id: str = _var("ENDUSERS_INSTANCE_ID", "")
     """Kafka static membership (``group.instance.id``), e.g. the pod name: a worker restarting under
     the same id within the session timeout keeps its partitions, so nothing is rebalanced or reloaded."""
-    secret: SecretStr | None = field(default_factory=lambda: _secret("ENDUSERS_SECRET"))
-    digest_scope: str = field(default_factory=lambda: _env("ENDUSERS_DIGEST_SCOPE", "subscription"))
+    secret: SecretStr | None = _var("ENDUSERS_SECRET")
+    digest_scope: DigestScope = _var("ENDUSERS_DIGEST_SCOPE", DigestScope.SUBSCRIPTION)
     """``subscription``: a digest key per subscription; ``shared``: one key (state built before 0.2)."""
-    environment: str = field(default_factory=lambda: _env("ENDUSERS_ENV", "production"))
+    environment: Environment = _var("ENDUSERS_ENV", Environment.PRODUCTION)
     """``development`` lets a worker start without ENDUSERS_SECRET (the demo and the tests)."""
-    raw_dead_letters: bool = field(default_factory=lambda: _env("ENDUSERS_DEADLETTER_RAW", "0") == "1")
+    raw_dead_letters: bool = _var("ENDUSERS_DEADLETTER_RAW", False)
     """Keep rejected values unredacted in dead letters (debugging only: they hold personal data)."""
-    batch_size: int = field(default_factory=lambda: int(_env("ENDUSERS_BATCH_SIZE", "5000")))
-    session_timeout: float = field(default_factory=lambda: float(_env("ENDUSERS_SESSION_TIMEOUT", "10")))
+    batch_size: int = _var("ENDUSERS_BATCH_SIZE", 5000, ge=1)
+    session_timeout: float = _var("ENDUSERS_SESSION_TIMEOUT", 10.0, gt=0)
     """Seconds before a silent worker's partitions move to the others (heartbeats every third of it).
     Shorter means a dead worker's subscriptions wait less; too short and a long GC pause or a
     congested network makes a live worker lose its partitions (a rebalance, then a reload)."""
-    stall_seconds: float = field(default_factory=lambda: float(_env("ENDUSERS_STALL_SECONDS", "30")))
+    stall_seconds: float = _var("ENDUSERS_STALL_SECONDS", 30.0)
     """Changes waiting with no batch processed for this long: /readyz says ``stalled``."""
-    web_redis_connections: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_REDIS_CONNECTIONS", "20")))
+    web_redis_connections: int = _var("ENDUSERS_WEB_REDIS_CONNECTIONS", 20, ge=1)
     """Redis connections of the HTTP side (its own pool: HTTP load cannot starve the count stage)."""
-    web_max_streams: int = field(default_factory=lambda: int(_env("ENDUSERS_WEB_MAX_STREAMS", "100")))
+    web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100)
     """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
-    batch_within: float = field(default_factory=lambda: float(_env("ENDUSERS_BATCH_WITHIN", "0.05")))
-    max_future: int = field(default_factory=lambda: _duration("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE))
-    """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected."""
-    metrics_max_labels: int = field(default_factory=lambda: int(_env("ENDUSERS_METRICS_MAX_LABELS", "50")))
+    batch_within: float = _var("ENDUSERS_BATCH_WITHIN", 0.05)
+    max_future: int = _var("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE)
+    """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected
+    (the variable is a duration: ``30s``, ``15m``, ``24h``, ``2d``)."""
+    metrics_max_labels: int = _var("ENDUSERS_METRICS_MAX_LABELS", 50, ge=1)
     """Runtimes (and providers) exported as their own label per subscription; the rest are ``other``."""
     # Kafka security, passed to the clients as they support it
-    kafka_security_protocol: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
-    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_SASL_MECHANISM", ""))
-    kafka_username: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_USERNAME", ""))
-    kafka_password: SecretStr | None = field(default_factory=lambda: _secret("ENDUSERS_KAFKA_PASSWORD"))
-    kafka_cafile: str = field(default_factory=lambda: _env("ENDUSERS_KAFKA_CAFILE", ""))
+    kafka_security_protocol: SecurityProtocol = _var("ENDUSERS_KAFKA_SECURITY_PROTOCOL", SecurityProtocol.PLAINTEXT)
+    kafka_sasl_mechanism: SaslMechanism | None = _var("ENDUSERS_KAFKA_SASL_MECHANISM")
+    """None (unset): ``PLAIN`` when a username is given."""
+    kafka_username: str = _var("ENDUSERS_KAFKA_USERNAME", "")
+    kafka_password: SecretStr | None = _var("ENDUSERS_KAFKA_PASSWORD")
+    kafka_cafile: str = _var("ENDUSERS_KAFKA_CAFILE", "")
     # Alertmanager push (streams/worker/alerts.py); off while no URL is set
-    alertmanager_url: str = field(default_factory=lambda: _env("ENDUSERS_ALERTMANAGER_URL", ""))
+    alertmanager_url: str = _var("ENDUSERS_ALERTMANAGER_URL", "")
     """Alertmanager base URLs, comma-separated (every member of an HA cluster gets every alert)."""
-    alert_severities: str = field(default_factory=lambda: _env("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical"))
-    """``level:severity`` pairs: each severity applies from its level upward."""
-    alert_interval: float = field(default_factory=lambda: float(_env("ENDUSERS_ALERT_INTERVAL", "60")))
+    alert_severities: str = _var("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical")
+    """``level:severity`` pairs: each severity applies from its level upward (:attr:`severities`)."""
+    alert_interval: float = _var("ENDUSERS_ALERT_INTERVAL", 60.0, gt=0)
     """Seconds between re-sends of the firing alerts (Alertmanager resolves alerts nobody re-sends)."""
-    dashboard_url: str = field(default_factory=lambda: _env("ENDUSERS_DASHBOARD_URL", ""))
+    dashboard_url: str = _var("ENDUSERS_DASHBOARD_URL", "")
     """The dashboard's address as people reach it, for alert links; the worker's own address if unset."""
+
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], **values: Any) -> WorkerSettings:
+        """The settings of another environment than the process's (``values`` first)."""
+        return cls.model_validate(values, context={"environ": environ})
+
+    @classmethod
+    def only(cls, *variables: str) -> WorkerSettings:
+        """Settings read from these variables alone, the rest at their defaults: for a command that
+        needs one value (``replay``'s far-future limit) and must not fail on unrelated settings."""
+        return cls.from_environment({name: os.environ[name] for name in variables if name in os.environ})
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_environment(cls, values: Any, handler: ModelWrapValidatorHandler[WorkerSettings],
+                          info: ValidationInfo) -> WorkerSettings:
+        """Each variable that is set, for the fields not given; notes where each value came from.
+        A wrong value raises :class:`SettingsError` (``WorkerSettings()`` and ``model_validate`` alike)."""
+        if not isinstance(values, dict):
+            return handler(values)
+        environ: Mapping[str, str] = (info.context or {}).get("environ", os.environ)
+        read: dict[str, str] = {}
+        sources: dict[str, Source] = {}
+        for name, spec in cls.model_fields.items():
+            variable = str(spec.validation_alias)
+            if name in values:
+                sources[name] = "argument"
+            elif variable in environ:
+                read[variable] = environ[variable]
+                sources[name] = "environment"
+            else:
+                sources[name] = "default"
+        try:
+            settings = handler({**read, **values})
+        except ValidationError as exc:
+            raise SettingsError(_problems(exc)) from None
+        settings._sources = sources
+        return settings
+
+    @field_validator("redis_sentinel_password", "secret", "kafka_password", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("web_allowed_hosts", "api_tokens_file", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("raw_dead_letters", mode="before")
+    @classmethod
+    def _zero_or_one(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if value not in ("0", "1", ""):
+            raise ValueError("allowed values: 0, 1")
+        return value == "1"
+
+    @field_validator("max_future", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        from streams.store.connect import BadRedisUrl, parse  # the one parser of ENDUSERS_REDIS
+
+        try:
+            parse(value)
+        except BadRedisUrl as exc:  # its message shows the URL, password masked: here the line names it
+            raise ValueError(exc.reason) from None
+        return value
+
+    @field_validator("alert_severities")
+    @classmethod
+    def _severities(cls, value: str) -> str:
+        try:
+            Severities.parse(value)
+        except ValueError as exc:  # the line names the variable already
+            raise ValueError(str(exc).removeprefix("ENDUSERS_ALERT_SEVERITIES: ")) from None
+        return value
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_urls(cls, value: str) -> str:
+        from streams.store.connect import masked
+
+        for url in _listed(value):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{masked(url)!r} is not an http:// or https:// URL")
+        return value
+
+    @property
+    def alertmanager_urls(self) -> list[str]:
+        """ENDUSERS_ALERTMANAGER_URL's URLs (none: no alerts are pushed)."""
+        return _listed(self.alertmanager_url)
+
+    @property
+    def severities(self) -> Severities:
+        return Severities.parse(self.alert_severities)
+
+    def source(self, name: str) -> Source:
+        """Where field ``name``'s value came from: the environment, the default or an argument."""
+        return self._sources.get(name, "default")
+
+    def sentinel_password(self) -> str | None:
+        """ENDUSERS_REDIS_SENTINEL_PASSWORD, for the Redis client (None: the sentinels have none)."""
+        return None if self.redis_sentinel_password is None else self.redis_sentinel_password.get_secret_value()
 
     @property
     def heartbeat_interval(self) -> float:
@@ -117,7 +327,7 @@ class WorkerSettings:
 
     @property
     def per_subscription_topics(self) -> bool:
-        return self.topic_layout == "per-subscription"
+        return self.topic_layout == TopicLayout.PER_SUBSCRIPTION
 
     def source_topic(self, name: str, subscription: object) -> str | None:
         """The source topic of an event of ``subscription`` (``name`` is ``logins``...), or None when
@@ -150,7 +360,7 @@ class WorkerSettings:
         ENDUSERS_ENV=development (said loudly); otherwise :class:`MissingSecret`."""
         if self.secret is not None:
             return self.secret.get_secret_value().encode()
-        if self.environment == "development":
+        if self.environment == Environment.DEVELOPMENT:
             return DEVELOPMENT_SECRET
         raise MissingSecret(
             "ENDUSERS_SECRET is not set. Set it to a long random value (for example the output of "
@@ -214,17 +424,107 @@ class KafkaConnection:
 
 def kafka_connection(settings: WorkerSettings) -> KafkaConnection:
     """The one mapping of the Kafka settings (ENDUSERS_KAFKA*) to a connection."""
-    secure = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+    secure = settings.kafka_security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
     return KafkaConnection(
         bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.kafka_security_protocol,
+        security_protocol=settings.kafka_security_protocol.value,
         ssl_context=ssl.create_default_context(cafile=settings.kafka_cafile or None) if secure else None,
         username=settings.kafka_username,
         password=settings.kafka_password,
-        sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        sasl_mechanism=(settings.kafka_sasl_mechanism or SaslMechanism.PLAIN).value,
     )
 
 
 def kafka_client_options(settings: WorkerSettings) -> dict[str, object]:
     """Connection options for aiokafka clients (publish, ingest, topics), including TLS and SASL."""
     return kafka_connection(settings).client_options()
+
+
+def _listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# --- errors and the effective settings --------------------------------------------------------------
+
+SECRETS = frozenset({"secret", "kafka_password", "redis_sentinel_password"})
+"""Fields whose value is never shown."""
+URLS = frozenset({"redis", "alertmanager_url", "dashboard_url"})
+"""Fields of URLs (comma-separated), shown with any password in them masked."""
+MASK = "********"
+
+
+def variable_of(name: str) -> str:
+    """The variable of field ``name`` (``topic_layout`` -> ``ENDUSERS_TOPIC_LAYOUT``)."""
+    return str(WorkerSettings.model_fields[name].validation_alias)
+
+
+def _choices(name: str) -> list[str]:
+    """The allowed values of an enum field, in their order; [] for any other field."""
+    annotation = WorkerSettings.model_fields[name].annotation
+    for kind in (annotation, *get_args(annotation)):
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            return [str(member.value) for member in kind]
+    return []
+
+
+_REASONS = {"int_parsing": "expected a whole number", "int_from_float": "expected a whole number",
+            "float_parsing": "expected a number", "bool_parsing": "allowed values: 0, 1",
+            "greater_than_equal": "expected at least {ge}", "greater_than": "expected more than {gt}",
+            "less_than_equal": "expected at most {le}"}
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per wrong variable: ``ENDUSERS_X='value': reason`` (secrets and passwords masked)."""
+    fields = {str(spec.validation_alias): name for name, spec in WorkerSettings.model_fields.items()}
+    problems = []
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else ""
+        name = fields.get(key, key)
+        if name not in WorkerSettings.model_fields:  # an unknown keyword argument (a caller's mistake)
+            problems.append(f"{key}: {error['msg']}")
+            continue
+        context = error.get("ctx") or {}
+        choices = _choices(name)
+        if choices:
+            reason = "allowed values: " + ", ".join(choices)
+        elif error["type"] == "value_error":
+            reason = str(context.get("error", error["msg"]))
+        else:
+            template = _REASONS.get(error["type"])
+            reason = template.format(**context) if template else error["msg"]
+        problems.append(f"{variable_of(name)}={_shown(name, error['input'])!r}: {reason}")
+    return problems
+
+
+def _shown(name: str, value: Any) -> str:
+    """A value as it may be printed: secrets masked, the Redis URL without its password."""
+    if name in SECRETS:
+        return MASK if value else ""
+    if name in URLS:
+        from streams.store.connect import masked
+
+        return ",".join(masked(url) for url in str(value).split(","))
+    return str(value)
+
+
+def _text(name: str, value: Any) -> str:
+    """A field's value in the variable's own form (``24h``, ``1``, ``shared``, ``10``)."""
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if name == "max_future":
+        return format_duration(int(value))
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def describe(settings: WorkerSettings) -> list[tuple[str, str, Source]]:
+    """Every setting as (variable, value as it may be shown, where it came from), in field order."""
+    return [(variable_of(name), _shown(name, _text(name, getattr(settings, name))), settings.source(name))
+            for name in WorkerSettings.model_fields]

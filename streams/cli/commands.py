@@ -29,7 +29,7 @@ def _with_store(read: Callable[[OperatorReads], Awaitable[T]]) -> T:
     from streams.store import open_store
 
     async def run() -> T:
-        store = open_store(WorkerSettings().redis)
+        store = open_store(WorkerSettings())
         try:
             return await read(store)
         finally:
@@ -53,9 +53,41 @@ def _warn_if_other_digests(subscription: str, configured: str) -> None:
                    err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Settings that cannot be used (``streams.settings.SettingsError``) end any command that builds
+    them with one message naming each wrong variable and what it accepts, status 2, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from streams.settings import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            for problem in exc.problems:
+                click.echo(f"endusers: invalid setting {problem}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Count an organisation's licensed end users, live or offline."""
+
+
+@main.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON: variable -> value and source.")
+def settings_command(as_json: bool) -> None:
+    """Print the effective settings, one per line: the variable, its value (secrets masked) and where it
+    came from (environment or default)."""
+    from streams.settings import WorkerSettings, describe
+
+    rows = describe(WorkerSettings())
+    if as_json:
+        document = {variable: {"value": value, "source": source} for variable, value, source in rows}
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    width = max(len(f"{variable}={value}") for variable, value, _ in rows)
+    for variable, value, source in rows:
+        click.echo(f"{f'{variable}={value}':<{width}}  {source}")
 
 
 def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -67,7 +99,9 @@ def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> i
         raise click.BadParameter(f"{exc}: {value!r}") from None
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> int:
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -79,11 +113,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> int:
 @click.option("--now", metavar="INSTANT", callback=_instant,
               help="Pin the processing clock to this RFC 3339 instant (default: the wall clock), so the "
                    "far-future rule and the times of untimed events never depend on the day of the run.")
-@click.option("--max-future", metavar="DURATION", envvar="ENDUSERS_MAX_FUTURE", default=DEFAULT_MAX_FUTURE,
-              show_default=True, callback=_duration,
-              help="Reject events timed further ahead of the clock (30s, 15m, 24h, 2d; env ENDUSERS_MAX_FUTURE).")
-def replay(files: tuple[Path, ...], now: int | None, max_future: int) -> None:
+@click.option("--max-future", metavar="DURATION", callback=_duration,
+              help="Reject events timed further ahead of the clock (30s, 15m, 24h, 2d) "
+                   f"[default: ENDUSERS_MAX_FUTURE, else {DEFAULT_MAX_FUTURE}].")
+def replay(files: tuple[Path, ...], now: int | None, max_future: int | None) -> None:
     """Apply the events of JSONL FILES in order, in memory, and print the counts as JSON."""
+    from streams.settings import WorkerSettings
+
+    if max_future is None:
+        max_future = WorkerSettings.only("ENDUSERS_MAX_FUTURE").max_future
     run = Replay(now=now, max_future=max_future)
     for path in files:
         try:
@@ -350,12 +388,15 @@ def token() -> None:
 @click.option("--role", type=click.Choice(["viewer", "admin"]), required=True,
               help="viewer: counts; admin: also settings, the audit trail.")
 @click.option("--scope", required=True, help="'*' (every subscription) or a comma-separated list of subscriptions.")
-@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), envvar="ENDUSERS_API_TOKENS_FILE",
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
               help="The token file [default: ENDUSERS_API_TOKENS_FILE].")
 def token_create(role: str, scope: str, path: Path | None) -> None:
     """Print a new token once and append its SHA-256 hash to the token file."""
     from streams.http.auth import create_token, parse_scope
+    from streams.settings import WorkerSettings
 
+    configured = WorkerSettings.only("ENDUSERS_API_TOKENS_FILE").api_tokens_file
+    path = path or (Path(configured) if configured else None)
     if path is None:
         raise click.UsageError("set ENDUSERS_API_TOKENS_FILE or pass --file")
     try:

@@ -239,9 +239,10 @@ class Access:
     """None: any Host (only for servers that are not reachable from a browser)."""
 
     @classmethod
-    def from_env(cls, bind: str) -> Access:
-        path = os.environ.get("ENDUSERS_API_TOKENS_FILE", "").strip()
-        hosts = os.environ.get("ENDUSERS_WEB_ALLOWED_HOSTS", "").strip()
+    def configured(cls, bind: str, tokens_file: str = "", allowed_hosts: str = "") -> Access:
+        """The policy of a server bound to ``bind``, from the settings ``ENDUSERS_API_TOKENS_FILE``
+        (``tokens_file``) and ``ENDUSERS_WEB_ALLOWED_HOSTS`` (``allowed_hosts``)."""
+        path, hosts = tokens_file.strip(), allowed_hosts.strip()
         # added to the defaults, not instead of them: listing a proxy's name must not lock out the
         # pod's IP (Prometheus scrapes by it) or localhost (kubectl port-forward)
         allowed = default_allowed_hosts(bind) | {h.strip().lower() for h in hosts.split(",") if h.strip()}

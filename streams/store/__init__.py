@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from streams.settings import WorkerSettings
     from streams.store.redis_store import RedisStore
 
 
-def open_store(url: str) -> RedisStore:
-    """The store at ``ENDUSERS_REDIS``'s ``url`` (nothing is sent until the first read); close it after."""
+def open_store(settings: WorkerSettings) -> RedisStore:
+    """The store the settings name (``ENDUSERS_REDIS`` and its options); nothing is sent until the first
+    read. Close it after."""
     from streams.store.redis_store import RedisStore
 
-    return RedisStore.from_url(url)
+    return RedisStore.from_settings(settings)

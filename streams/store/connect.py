@@ -11,6 +11,8 @@
 
 Credentials go before the hosts (``redis+cluster://user:password@host:port,...``) and apply to the
 Redis nodes; sentinels are asked without them unless ``ENDUSERS_REDIS_SENTINEL_PASSWORD`` is set.
+These values come from the settings (``streams.settings``), as parameters: nothing here reads the
+environment.
 
 Redis replicates asynchronously: a failover can lose a commit the worker saw succeed, after Kafka's
 offsets moved on. With ``ENDUSERS_REDIS_MIN_REPLICAS=N`` a commit counts only once ``WAIT N`` on the
@@ -19,7 +21,7 @@ same connection confirms that N replicas have it; see :func:`eval_durably`.
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 from urllib.parse import unquote
@@ -36,8 +38,30 @@ from redis.exceptions import NoScriptError, RedisError
 AsyncClient: TypeAlias = "redis.asyncio.Redis | RedisCluster"
 SyncClient: TypeAlias = "redis.Redis | SyncRedisCluster"
 
+SINGLE_SCHEMES = ("redis", "rediss", "unix")
 CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+
+
+class BadRedisUrl(ValueError):
+    """``ENDUSERS_REDIS`` cannot be used; the message shows the URL with its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"ENDUSERS_REDIS={masked(url)!r}: {reason}")
+        self.reason = reason
+
+
+def masked(url: str) -> str:
+    """``url`` as it may be printed: the password before the hosts (and a ``password=`` parameter)
+    replaced by ``****``, the user name kept."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    credentials, at, hosts = authority.rpartition("@")
+    if at and ":" in credentials:
+        authority = f"{credentials.partition(':')[0]}:****@{hosts}"
+    elif at and not sep:
+        authority = f"****@{hosts}"
+    return re.sub(r"(?i)(password=)[^&]*", r"\1****", f"{scheme}{sep}{authority}{slash}{path}")
 
 
 class NotDurable(RedisError):
@@ -74,9 +98,12 @@ class Target:
 def parse(url: str) -> Target:
     """``ENDUSERS_REDIS`` -> its mode, nodes, service and database; a clear error when malformed."""
     scheme, sep, rest = url.partition("://")
+    known = (*SINGLE_SCHEMES, *CLUSTER_SCHEMES, *SENTINEL_SCHEMES)
     if not sep:
-        raise ValueError(f"ENDUSERS_REDIS={url!r}: expected a URL such as redis://host:6379/0")
-    if scheme not in CLUSTER_SCHEMES and scheme not in SENTINEL_SCHEMES:
+        raise BadRedisUrl(url, "expected a URL such as redis://host:6379/0")
+    if scheme not in known:
+        raise BadRedisUrl(url, f"unknown scheme {scheme!r}; allowed schemes: {', '.join(known)}")
+    if scheme in SINGLE_SCHEMES:
         return Target("single", url)
     credentials, _, location = rest.rpartition("@")
     username = password = None
@@ -86,15 +113,15 @@ def parse(url: str) -> Target:
     hosts, _, path = location.partition("/")
     nodes = [_host_port(item, url) for item in hosts.split(",") if item.strip()]
     if not nodes:
-        raise ValueError(f"ENDUSERS_REDIS={url!r}: no host:port before the path")
+        raise BadRedisUrl(url, "no host:port before the path")
     parts = [p for p in path.split("?")[0].split("/") if p]
     if scheme in CLUSTER_SCHEMES:
         if parts not in ([], ["0"]):
-            raise ValueError(f"ENDUSERS_REDIS={url!r}: Redis Cluster has only database 0")
+            raise BadRedisUrl(url, "Redis Cluster has only database 0")
         return Target("cluster", url, nodes, db=0, username=username, password=password,
                       ssl=CLUSTER_SCHEMES[scheme])
     if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-        raise ValueError(f"ENDUSERS_REDIS={url!r}: expected redis+sentinel://host:port,.../service-name/db")
+        raise BadRedisUrl(url, "expected redis+sentinel://host:port,.../service-name/db")
     return Target("sentinel", url, nodes, service=parts[0], db=int(parts[1]) if len(parts) == 2 else 0,
                   username=username, password=password, ssl=SENTINEL_SCHEMES[scheme])
 
@@ -102,29 +129,31 @@ def parse(url: str) -> Target:
 def _host_port(item: str, url: str) -> tuple[str, int]:
     host, colon, port = item.strip().rpartition(":")
     if not colon or not port.isdigit():
-        raise ValueError(f"ENDUSERS_REDIS={url!r}: {item!r} is not host:port")
+        raise BadRedisUrl(url, f"{item!r} is not host:port")
     return host.strip("[]"), int(port)
 
 
-def _sentinel_options() -> dict[str, Any]:
-    password = os.environ.get("ENDUSERS_REDIS_SENTINEL_PASSWORD", "")
+def _sentinel_options(password: str | None) -> dict[str, Any]:
     return {"password": password} if password else {}
 
 
-def connect(url: str) -> AsyncClient:
-    """An asyncio client for ``url`` (nothing is sent until the first command)."""
+def connect(url: str, sentinel_password: str | None = None) -> AsyncClient:
+    """An asyncio client for ``url`` (nothing is sent until the first command); ``sentinel_password``
+    is the sentinels' own (``ENDUSERS_REDIS_SENTINEL_PASSWORD``)."""
     target = parse(url)
     if target.mode == "cluster":
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes], **target.options())
     if target.mode == "sentinel":
-        sentinel: Any = cast(Any, Sentinel)(target.nodes, sentinel_kwargs=_sentinel_options(), socket_timeout=5.0)
+        sentinel: Any = cast(Any, Sentinel)(target.nodes, sentinel_kwargs=_sentinel_options(sentinel_password),
+            socket_timeout=5.0)
         client: redis.asyncio.Redis = sentinel.master_for(target.service, db=target.db, socket_timeout=5.0,
                                                           **target.options())
         return client
     return redis.asyncio.Redis.from_url(url)
 
 
-def connect_bounded(url: str, max_connections: int, timeout: float = 5.0) -> AsyncClient:
+def connect_bounded(url: str, max_connections: int, timeout: float = 5.0,
+                    sentinel_password: str | None = None) -> AsyncClient:
     """A client whose pool holds at most ``max_connections`` (per node on a cluster), for readers that
     must not take the count stage's connections. On one server a caller waits up to ``timeout`` for a
     free connection; on a cluster or Sentinel one beyond the limit fails at once (redis-py has no
@@ -134,7 +163,8 @@ def connect_bounded(url: str, max_connections: int, timeout: float = 5.0) -> Asy
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
                             max_connections=max_connections, **target.options())
     if target.mode == "sentinel":
-        sentinel: Any = cast(Any, Sentinel)(target.nodes, sentinel_kwargs=_sentinel_options(), socket_timeout=5.0)
+        sentinel: Any = cast(Any, Sentinel)(target.nodes, sentinel_kwargs=_sentinel_options(sentinel_password),
+            socket_timeout=5.0)
         client: redis.asyncio.Redis = sentinel.master_for(target.service, db=target.db, socket_timeout=5.0,
                                                           max_connections=max_connections, **target.options())
         return client
@@ -142,7 +172,7 @@ def connect_bounded(url: str, max_connections: int, timeout: float = 5.0) -> Asy
         url, max_connections=max_connections, timeout=timeout))
 
 
-def connect_sync(url: str) -> SyncClient:
+def connect_sync(url: str, sentinel_password: str | None = None) -> SyncClient:
     """The blocking twin of :func:`connect`, for scripts and tests."""
     target = parse(url)
     if target.mode == "cluster":
@@ -152,21 +182,12 @@ def connect_sync(url: str) -> SyncClient:
     if target.mode == "sentinel":
         from redis.sentinel import Sentinel as SyncSentinel
 
-        sentinel = cast(Any, SyncSentinel)(target.nodes, sentinel_kwargs=_sentinel_options(), socket_timeout=5.0)
+        sentinel = cast(Any, SyncSentinel)(target.nodes, sentinel_kwargs=_sentinel_options(sentinel_password),
+            socket_timeout=5.0)
         client: redis.Redis = sentinel.master_for(target.service, db=target.db, socket_timeout=5.0,
                                                   **target.options())
         return client
     return redis.Redis.from_url(url)
-
-
-def min_replicas() -> int:
-    """``ENDUSERS_REDIS_MIN_REPLICAS``: replicas that must confirm a commit (0: none, the default)."""
-    return int(os.environ.get("ENDUSERS_REDIS_MIN_REPLICAS", "0"))
-
-
-def wait_timeout_ms() -> int:
-    """``ENDUSERS_REDIS_WAIT_TIMEOUT_MS``: how long a commit waits for its replicas (default 1000)."""
-    return int(os.environ.get("ENDUSERS_REDIS_WAIT_TIMEOUT_MS", "1000"))
 
 
 async def eval_durably(client: AsyncClient, script: AsyncScript, keys: list[str], args: list[Any],

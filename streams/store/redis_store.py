@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 import orjson
@@ -46,10 +46,13 @@ from counters import (
 from schemas.outputs import CapacityEvent
 from streams.slices import yielding
 from streams.store import audit
-from streams.store.connect import AsyncClient, confirm_durably, connect, eval_durably, min_replicas, wait_timeout_ms
+from streams.store.connect import AsyncClient, confirm_durably, connect, eval_durably
 from streams.store.errors import translated
 from streams.store.keys import INGESTED, POSITION, SUBSCRIPTIONS_KEY, Keys, text
 from streams.store.reads import RedisReads
+
+if TYPE_CHECKING:
+    from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +237,17 @@ class RedisStore(RedisReads, Store, DigestCheck):
         field ``digest``; a load that finds another one raises ``DigestMismatch``. None: not checked."""
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
+    def from_url(cls, url: str, replicas: int = 0, wait_ms: int = 1000, sentinel_password: str | None = None
+                 ) -> RedisStore:
         """One server, Redis Cluster or Sentinel, by the URL's scheme (``streams.store.connect``)."""
-        return cls(connect(url), replicas=min_replicas(), wait_ms=wait_timeout_ms())
+        return cls(connect(url, sentinel_password), replicas=replicas, wait_ms=wait_ms)
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> RedisStore:
+        """The store ``ENDUSERS_REDIS`` (and ``ENDUSERS_REDIS_MIN_REPLICAS``, ``_WAIT_TIMEOUT_MS``,
+        ``_SENTINEL_PASSWORD``) names."""
+        return cls.from_url(settings.redis, replicas=settings.redis_min_replicas, wait_ms=settings.redis_wait_timeout_ms,
+                            sentinel_password=settings.sentinel_password())
 
     # --- the write side ---------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import aiohttp
 import orjson
 
 from counters import CLASSES, CommittedCounts
+from streams.settings import Severities as Severities  # parsed there, at start; re-exported for the pusher's callers
 
 if TYPE_CHECKING:
     import faust
@@ -56,33 +57,6 @@ Alert = dict[str, Any]
 Post = Callable[[Sequence[Alert]], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Severities:
-    """Which severity a level has: each ``(level, name)`` tier applies from its level upward."""
-
-    tiers: tuple[tuple[int, str], ...]
-
-    @classmethod
-    def parse(cls, text: str) -> Severities:
-        """``"1:warning,100:critical"``: warning above 0, critical at 100 and above."""
-        tiers = []
-        for part in (p.strip() for p in text.split(",")):
-            level, _, name = part.partition(":")
-            if not part or not name.strip() or not level.strip().isdigit():
-                raise ValueError(f"ENDUSERS_ALERT_SEVERITIES: {part!r} is not level:severity (e.g. 100:critical)")
-            tiers.append((int(level), name.strip()))
-        if len({name for _, name in tiers}) != len(tiers) or len({level for level, _ in tiers}) != len(tiers):
-            raise ValueError(f"ENDUSERS_ALERT_SEVERITIES: {text!r} repeats a level or a severity")
-        return cls(tuple(sorted(tiers)))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(name for _, name in self.tiers)
-
-    def of(self, level: int) -> str | None:
-        """The severity of a level; None at level 0 or below the lowest tier (no alert)."""
-        held = [name for start, name in self.tiers if level > 0 and level >= start]
-        return held[-1] if held else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +215,13 @@ class AlertmanagerClient:
 
 def install_alerts(app: faust.App, settings: WorkerSettings, store: CommittedCounts, count: Count) -> AlertPusher | None:
     """Push capacity alerts from this worker when ``ENDUSERS_ALERTMANAGER_URL`` is set."""
-    urls = [url.strip() for url in settings.alertmanager_url.split(",") if url.strip()]
+    urls = settings.alertmanager_urls
     if not urls:
         return None
     client = AlertmanagerClient(urls, lambda: app.http_client)  # Faust closes it
     pusher = AlertPusher(
         store, count.ownership.owned, client,
-        severities=Severities.parse(settings.alert_severities),
+        severities=settings.severities,
         interval=settings.alert_interval,
         dashboard_url=settings.dashboard_url or f"http://{settings.web_host}:{settings.web_port}/",
     )

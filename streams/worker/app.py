@@ -92,10 +92,11 @@ class Wiring:
     def __init__(self, app: faust.App, settings: WorkerSettings) -> None:
         self.app = app
         self.settings = settings
-        self.store = RedisStore.from_url(settings.redis)
+        self.store = RedisStore.from_settings(settings)
         # The HTTP side reads through a pool of its own, bounded, that waits for a free connection
         # rather than failing: 150 dashboards reconnecting at once cannot take the count stage's.
-        self.web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections))
+        self.web_store = RedisStore(connect_bounded(settings.redis, settings.web_redis_connections,
+                                                    sentinel_password=settings.sentinel_password()))
         self.health = Readiness(settings.stall_seconds, self.store)
         self.changes = app.topic(settings.topic("changes"), partitions=settings.partitions, key_type=bytes,
                                  value_type=bytes, internal=True)
@@ -124,7 +125,8 @@ class Wiring:
         app.timer(1.0)(self.publish_counts)
         app.timer(2.0)(self.watch_dependencies)
         app.timer(5.0)(self.sweep_outboxes)
-        install_views(app, self.web_store, self.readiness, access=Access.from_env(settings.web_host),
+        access = Access.configured(settings.web_host, settings.api_tokens_file, settings.web_allowed_hosts)
+        install_views(app, self.web_store, self.readiness, access=access,
                       max_streams=settings.web_max_streams, digester=self.digester)
         install_alerts(app, settings, self.store, self.count_stage)
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.settings import WorkerSettings
 from streams.worker.alerts import Severities
 from streams.http.auth import Access, TokenFile, create_token
 
@@ -434,8 +435,8 @@ SERVICE_NAMES = {"endusers", "endusers.licensing", "endusers.licensing.svc", "en
 
 def allowed_hosts(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> frozenset[str] | None:
     """The Host names the worker answers to, read by the worker's own code from the rendered env."""
-    monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", expanded_env(worker(objects), POD)["ENDUSERS_WEB_ALLOWED_HOSTS"])
-    return Access.from_env("0.0.0.0").allowed_hosts
+    settings = WorkerSettings.from_environment(expanded_env(worker(objects), POD), web_host="0.0.0.0")
+    return Access.configured(settings.web_host, settings.api_tokens_file, settings.web_allowed_hosts).allowed_hosts
 
 
 def test_allowed_hosts_keep_the_in_cluster_clients_and_add_the_service_names(

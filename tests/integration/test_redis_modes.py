@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from counters import Position, StoreUnavailable
+from streams.settings import WorkerSettings
 from streams.store.connect import NotDurable, connect_sync
 from streams.store.keys import Keys
 from streams.store.redis_store import RedisStore
@@ -44,11 +45,10 @@ async def test_store_reads_and_writes_on_cluster_and_sentinel(request: pytest.Fi
     from tests.fixtures.clusters import flush
 
     _, url = _url(request, mode)
-    monkeypatch.setenv("ENDUSERS_REDIS_MIN_REPLICAS", "1")
     capacity = next(p for p in example_files() if "capacity" in p.name)
     for path in [p for p in example_files() if p != capacity] + [capacity]:  # each alone: they share names
         flush(url)
-        store = RedisStore.from_url(url)
+        store = RedisStore.from_settings(WorkerSettings(redis=url, redis_min_replicas=1))
         try:
             assert store.replicas == 1
             expected = expected_for(path)["subscriptions"]

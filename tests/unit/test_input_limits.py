@@ -26,7 +26,7 @@ from schemas.limits import (
 from schemas.outputs import format_instant
 from streams.cli.config_builder import InvalidInput, config_event
 from streams.kafka.publish import stamped
-from streams.settings import WorkerSettings
+from streams.settings import SettingsError, WorkerSettings
 from tests.fixtures.examples import REPLAY_NOW
 
 NOW = parse_rfc3339(REPLAY_NOW)
@@ -167,7 +167,7 @@ def test_max_future_refuses_other_forms(text: str) -> None:
 
 def test_a_bad_max_future_stops_the_worker_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDUSERS_MAX_FUTURE", "tomorrow")
-    with pytest.raises(ValueError, match="ENDUSERS_MAX_FUTURE"):
+    with pytest.raises(SettingsError, match="ENDUSERS_MAX_FUTURE"):
         WorkerSettings()
     monkeypatch.setenv("ENDUSERS_MAX_FUTURE", "2d")
     assert WorkerSettings().max_future == 48 * HOUR

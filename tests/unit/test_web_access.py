@@ -178,21 +178,19 @@ def test_allowed_hosts_default_to_the_bind_address_and_loopback(monkeypatch: pyt
     assert socket.gethostname().lower() in wildcard
     assert {str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)} <= wildcard
     assert request_host("Example.COM:6066") == "example.com" and request_host("[::1]:80") == "::1"
-    monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", "counts.example.com, 10.1.2.3")
     # the names listed add to the defaults: a proxy's name does not lock out the pod's IP or localhost
-    assert Access.from_env("0.0.0.0").allowed_hosts == wildcard | {"counts.example.com", "10.1.2.3"}
-    monkeypatch.setenv("ENDUSERS_WEB_ALLOWED_HOSTS", "*")
-    assert Access.from_env("0.0.0.0").allowed_hosts is None
+    listed = Access.configured("0.0.0.0", allowed_hosts=" counts.example.com, 10.1.2.3")  # ENDUSERS_WEB_ALLOWED_HOSTS
+    assert listed.allowed_hosts == wildcard | {"counts.example.com", "10.1.2.3"}
+    assert Access.configured("0.0.0.0", allowed_hosts="*").allowed_hosts is None
 
 
 def test_without_tokens_a_warning_is_logged_once_unless_bound_to_loopback(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.delenv("ENDUSERS_API_TOKENS_FILE", raising=False)
     with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
         for host in ("127.0.0.1", "localhost", "::1"):
-            assert Access.from_env(host).tokens is None
+            assert Access.configured(host).tokens is None
         assert not caplog.records
-        Access.from_env("0.0.0.0")
+        Access.configured("0.0.0.0")
     (record,) = caplog.records
     assert "ENDUSERS_API_TOKENS_FILE" in record.getMessage() and "0.0.0.0" in record.getMessage()
 
