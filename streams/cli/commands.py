@@ -46,7 +46,11 @@ def _warn_if_other_digests(subscription: str, configured: str) -> None:
 
     try:
         stored = _with_store(lambda store: store.stored_fingerprint(subscription))
-    except (OSError, StoreUnavailable):
+    except StoreUnavailable as exc:
+        from streams.cli.errors import SERVICES, unavailable
+
+        click.echo(f"note: not checked against the stored digests: {unavailable(*SERVICES[StoreUnavailable], str(exc), traceback_hint=False)}",
+                   err=True)
         return
     if stored is not None and stored != configured:
         click.echo(f"warning: these digests match nothing stored, {DigestMismatch(subscription, stored, configured)}",
@@ -54,23 +58,40 @@ def _warn_if_other_digests(subscription: str, configured: str) -> None:
 
 
 class _Commands(click.Group):
-    """Settings that cannot be used (``streams.settings.SettingsError``) end any command that builds
-    them with one message naming each wrong variable and what it accepts, status 2, no traceback."""
+    """Errors a person can act on (a service unavailable, a wrong setting: ``streams.cli.errors``) end
+    any command with one line each and their own exit status; ``-v`` adds the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from streams.settings import SettingsError
-
         try:
             return super().invoke(ctx)
-        except SettingsError as exc:
-            for problem in exc.problems:
-                click.echo(f"endusers: invalid setting {problem}", err=True)
-            ctx.exit(2)
+        except Exception as exc:
+            from streams.cli.errors import failure
+
+            found = failure(exc)
+            if found is None:
+                raise
+            if ctx.params.get("verbose"):
+                import traceback
+
+                traceback.print_exception(exc)
+            status, lines = found
+            for line in lines:
+                click.echo(f"endusers: {line}", err=True)
+            ctx.exit(status)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Count an organisation's licensed end users, live or offline."""
+@click.option("-v", "--verbose", is_flag=True,
+              help="On a failure, print the traceback too; show the Kafka client's own log lines.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Count an organisation's licensed end users, live or offline.
+
+    Exit statuses: 0 done, 1 invalid input, 2 usage or settings, 3 Redis or Kafka unavailable."""
+    import logging
+
+    if not verbose and ctx.invoked_subcommand != "worker":  # the failure is reported in one line
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @main.command("settings")
@@ -150,21 +171,44 @@ def worker(loglevel: str) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def publish(files: tuple[Path, ...], progress: bool | None) -> None:
-    """Send the events of JSONL FILES to the source topics by type, in file order."""
+@click.option("--skip-invalid", is_flag=True,
+              help="Send the valid lines even when others are invalid (the exit status is still 1).")
+def publish(files: tuple[Path, ...], progress: bool | None, skip_invalid: bool) -> None:
+    """Send the events of JSONL FILES to the source topics by type, in file order.
+
+    Every line is first checked as the worker will check it; an invalid one is reported as
+    file:line: reason, and nothing is sent unless every line is valid (or --skip-invalid)."""
     import asyncio
 
+    from streams.cli.errors import Status
+    from streams.cli.event_files import check_files
     from streams.kafka.publish import publish_files
+    from streams.settings import WorkerSettings
 
+    settings = WorkerSettings()
+    paths = list(files)
+    checked = check_files(paths, settings)
+    for problem in checked.problems:
+        click.echo(problem, err=True)
+    if checked.unreadable:
+        click.echo(f"sent nothing: {checked.unreadable} file(s) cannot be read", err=True)
+        sys.exit(Status.USAGE)
+    if checked.rejected and not skip_invalid:
+        click.echo(f"sent nothing: {checked.rejected} invalid line(s); fix them, or --skip-invalid sends the "
+                   f"{checked.valid} valid one(s)", err=True)
+        sys.exit(Status.INVALID)
     show = sys.stderr.isatty() if progress is None else progress
-    result = asyncio.run(publish_files(list(files), progress=show))
+    result = asyncio.run(publish_files(paths, settings, progress=show, skip=checked.invalid))
     for problem in result.unroutable:
         click.echo(f"{problem}", err=True)
     for topic, sent in sorted(result.sent.items()):
         click.echo(f"{topic}: {sent} event(s)")
-    click.echo(f"sent {sum(result.sent.values())} event(s); {len(result.unroutable)} line(s) not routable")
+    skipped = f"; {checked.rejected} invalid line(s) skipped" if checked.rejected else ""
+    click.echo(f"sent {sum(result.sent.values())} event(s) to {len(result.sent)} topic(s){skipped}")
     if result.unreadable:
-        sys.exit(2)
+        sys.exit(Status.USAGE)
+    if checked.rejected or result.unroutable:
+        sys.exit(Status.INVALID)
 
 
 @main.command()
@@ -403,7 +447,13 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope") from None
-    click.echo(create_token(path, role, parsed))
+    try:
+        click.echo(create_token(path, role, parsed))
+    except OSError as exc:
+        from streams.cli.errors import Status
+
+        click.echo(f"endusers: cannot write the token file {path}: {exc.strerror or exc}", err=True)
+        sys.exit(Status.USAGE)
     click.echo(f"(only its hash was appended to {path}; this is the one time the token is shown)", err=True)
 
 
@@ -530,7 +580,6 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     settings = WorkerSettings()
     digest = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared") \
         .for_subscription(subscription)
-    _warn_if_other_digests(subscription, digest.fingerprint)
     try:
         query = ({"record": record_digest(digest, runtime, tenant, provider, user_id)} if user_id is not None
                  else {"identifier": digests_of(digest, email=email, username=username)})
@@ -540,6 +589,7 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     state = _with_store(lambda store: store.fresh_state(subscription))
     if state is None:
         raise click.ClickException(f"unknown subscription {subscription!r}")
+    _warn_if_other_digests(subscription, digest.fingerprint)
     answer = explanation(state, **query)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from schemas.events import parse_rfc3339
 from schemas.jsonl import event_lines
 from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
+from streams.kafka.errors import translated
 from streams.kafka.messages import ARRIVAL_HEADER
 from streams.kafka.topics import ensure_topics
 
@@ -116,8 +118,14 @@ class _Sender:
                                          **producer_options)
 
     async def __aenter__(self) -> _Sender:
-        await _source_topics_exist(self.settings)
-        await self.producer.start()
+        """The producer first: a broker that cannot be reached fails here, in one error, and the
+        producer is closed on the way out, whatever failed."""
+        try:
+            await self.producer.start()
+            await _source_topics_exist(self.settings)
+        except BaseException:
+            await self.producer.stop()
+            raise
         return self
 
     async def __aexit__(self, kind: object, *_: object) -> None:
@@ -158,8 +166,11 @@ class _Sender:
         self.pending.clear()
 
 
-async def publish_files(files: list[Path], settings: WorkerSettings | None = None, progress: bool = False) -> PublishResult:
-    """Send the event lines of JSONL ``files`` (schemas/jsonl.py) to their source topics, in file order."""
+@translated
+async def publish_files(files: list[Path], settings: WorkerSettings | None = None, progress: bool = False,
+                        skip: Mapping[Path, AbstractSet[int]] | None = None) -> PublishResult:
+    """Send the event lines of JSONL ``files`` (schemas/jsonl.py) to their source topics, in file order,
+    but for the line numbers ``skip`` holds for a file (lines found invalid before sending)."""
     result = PublishResult()
     bar = _progress(files) if progress else None
     async with _Sender(settings or WorkerSettings(), result, linger_ms=5, max_batch_size=1024 * 1024) as sender:
@@ -170,8 +181,10 @@ async def publish_files(files: list[Path], settings: WorkerSettings | None = Non
                 result.unroutable.append(f"{path}: cannot read: {exc.strerror or exc}")
                 result.unreadable = True
                 continue
+            skipped = (skip or {}).get(path, frozenset())
             for number, line in event_lines(lines):
-                await sender.send(line.strip(), f"{path}:{number}: not routed: ")
+                if number not in skipped:
+                    await sender.send(line.strip(), f"{path}:{number}: not routed: ")
                 if bar is not None:
                     bar.update(len(line) + 1)
             await sender.flush()
@@ -180,6 +193,7 @@ async def publish_files(files: list[Path], settings: WorkerSettings | None = Non
     return result
 
 
+@translated
 async def publish_documents(documents: list[dict[str, object]], settings: WorkerSettings | None = None) -> PublishResult:
     """Send already validated events (``config set``, ``import-users``) to their source topics."""
     result = PublishResult()

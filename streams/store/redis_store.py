@@ -440,6 +440,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
         return cached[2]
 
     @translated
+    @translated
     async def fresh_state(self, subscription: str) -> SubscriptionState | None:
         """The committed state read anew (never the worker's live copy): O(records), for a preview."""
         if not await self.redis.hexists(Keys(subscription).meta, "settings"):

@@ -66,7 +66,7 @@ def test_examples_published_live_give_the_expected_counts(deployment_factory: De
     deployment: Deployment = deployment_factory()
     deployment.start_worker()
     files = [renamed(p, tmp_path) for p in example_files()]
-    deployment.cli("publish", *map(str, files))
+    deployment.publish_examples(files)
     deployment.wait_caught_up()
     counts = deployment.counts()
     for path in example_files():

@@ -108,7 +108,7 @@ async def test_a_commit_fewer_replicas_confirm_is_not_durable(redis_cluster: Clu
 
 def _publish_examples_and_check(deployment: Deployment, tmp_path: Path) -> None:
     files = [renamed(p, tmp_path) for p in example_files()]
-    deployment.cli("publish", *map(str, files))
+    deployment.publish_examples(files)
     deployment.wait_caught_up()
     counts = deployment.counts()  # the CLI, on the same Redis
     for path in example_files():
