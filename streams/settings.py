@@ -145,7 +145,8 @@ class WorkerSettings(BaseModel):
     variables that are set; the others keep their defaults); keyword arguments take precedence, so
     tests give only what they care about."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True,
+                              allow_inf_nan=False)  # ENDUSERS_SESSION_TIMEOUT=nan would pass every bound
 
     kafka: str = _var("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092")
     redis: str = _var("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0", repr=False)
@@ -500,7 +501,7 @@ def _choices(name: str) -> list[str]:
 
 
 _REASONS = {"int_parsing": "expected a whole number", "int_from_float": "expected a whole number",
-            "float_parsing": "expected a number", "bool_parsing": "allowed values: 0, 1",
+            "float_parsing": "expected a number", "finite_number": "expected a finite number", "bool_parsing": "allowed values: 0, 1",
             "greater_than_equal": "expected at least {ge}", "greater_than": "expected more than {gt}",
             "less_than_equal": "expected at most {le}"}
 

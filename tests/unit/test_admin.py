@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.codec import validate
+from schemas.codec import Rejection, validate
 from schemas.events import ConfigEvent, LoginEvent, ProfileEvent
 from streams.cli.config_builder import UNSET, InvalidInput, config_event
 from streams.cli.user_import import header_column, import_users, import_users_text
@@ -189,3 +189,26 @@ def test_config_set_reports_the_codecs_reason_as_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["config", "set", "acme", "--domains", "example.com,localhost", "--dry-run"])
     assert result.exit_code == 2, result.output
     assert "domains.1: 'localhost' is not a domain name" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_config_set_refuses_a_non_finite_hysteresis(value: str) -> None:
+    """JSON has no NaN: encoded, it became null, which reset the hysteresis to its default."""
+    from click.testing import CliRunner
+
+    from streams.cli.commands import main
+
+    result = CliRunner().invoke(main, ["config", "set", "acme", f"--hysteresis={value}", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "hysteresis: must be a finite number" in result.output
+    with pytest.raises(InvalidInput, match=r"runtimes\.prod\.version: must be a finite number"):
+        config_event("acme", runtimes={"prod": {"version": float("nan")}})
+
+
+def test_the_codec_refuses_non_finite_numbers_in_a_config() -> None:
+    from schemas.codec import decode
+
+    for text in (b"NaN", b"Infinity", b"1e999"):
+        assert isinstance(decode(b'{"type":"config","subscription":"acme","hysteresis":' + text + b"}"), Rejection)
+    for number in (float("nan"), float("inf")):
+        assert isinstance(validate({"type": "config", "subscription": "acme", "hysteresis": number}), Rejection)
