@@ -374,7 +374,9 @@ def import_users(file: Path, subscription: str | None, default_tenant: str | Non
         result = asyncio.run(publish_documents(events))
         for topic, sent in sorted(result.sent.items()):
             click.echo(f"{topic}: {sent} event(s)")
-    click.echo(f"{len(events)} event(s) from {file}; {errors} row(s) rejected", err=dry_run)
+    written = ", ".join(sorted({str(event["subscription"]) for event in events})) or "none"
+    click.echo(f"{len(events)} event(s) from {file} for subscription(s) {written}; {errors} row(s) rejected",
+               err=dry_run)
     if errors:
         sys.exit(1)
 
