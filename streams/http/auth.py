@@ -298,7 +298,8 @@ class Access:
             return _error(421, "this server does not answer to that Host name (ENDUSERS_WEB_ALLOWED_HOSTS)")
         path = request.path
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            request[GRANT] = FULL_ACCESS if self.tokens is None else None
+            # no token needed; one that is sent still counts (/readyz tells a holder more)
+            request[GRANT] = FULL_ACCESS if self.tokens is None else self.grant(request)
             return await handler(request)
         grant = self.grant(request)
         if grant is None:
@@ -319,6 +320,11 @@ def grant_of(request: web.Request) -> Grant:
     if grant is None:
         raise _forbidden("a valid token is required")
     return grant
+
+
+def optional_grant(request: web.Request) -> Grant | None:
+    """The grant of a public path's request: None when it carries no valid token."""
+    return request[GRANT] if GRANT in request else FULL_ACCESS
 
 
 def require(request: web.Request, subscription: str | None = None, *, admin: bool = False,
