@@ -98,16 +98,25 @@ def decode(raw: bytes | str, source: Source | None = None) -> InputEvent | Rejec
     return validate(document, source)
 
 
-def too_far_ahead(event: InputEvent, now: int, max_future: int) -> Rejection | None:
-    """Refuse an event timed more than ``max_future`` microseconds after ``now`` (the processing clock).
+def too_far_ahead(event: InputEvent, now: int, max_future: int, arrival: int | None = None) -> Rejection | None:
+    """Refuse an event whose time is more than ``max_future`` microseconds after ``now`` (the processing
+    clock): its own ``time``, or ``arrival`` (the record's timestamp, which an untimed event takes) when
+    it carries none.
 
     Such a time would win every last-writer-wins comparison until that day: a delete dated 9999 leaves
     a tombstone that blocks every later event of the record, and untimed events, stamped in arrival
-    order after it, would inherit the far future too.
+    order after it, would inherit the far future too. A Kafka producer sets the record timestamp
+    freely (CreateTime), so an untimed event is held to the same limit as a timed one.
     """
-    if event.time is None or event.time - now <= max_future:
+    if event.time is not None:
+        used, source = event.time, "time"
+    elif arrival is not None:
+        used, source = arrival, "the record timestamp (the event has no time)"
+    else:
         return None
-    return Rejection(f"time is in the future: {format_instant(event.time)} is more than "
+    if used - now <= max_future:
+        return None
+    return Rejection(f"{source} is in the future: {format_instant(used)} is more than "
                      f"{format_duration(max_future)} ahead of {format_instant(now)}", "future_time")
 
 

@@ -16,16 +16,26 @@ import idna
 def normalize_domain(domain: str) -> str | None:
     """Lowercased IDNA ASCII form without a trailing dot; None when it is not a dotted domain name.
 
+    The UTS 46 mapping comes first, then the trailing dot and the labels are checked: the mapping turns
+    the other full stops (``。`` U+3002, ``．`` U+FF0E, ``｡`` U+FF61) and full-width letters into their
+    ASCII forms, so ``corp.example。`` is ``corp.example`` and ``ｃｏｒｐ．example`` is ``corp.example``,
+    as for any other client that resolves them.
+
     ``domain`` is already trimmed (an owned-domain entry is; an email is trimmed as a whole)."""
-    if domain.endswith("."):
-        domain = domain[:-1]
-    if not domain or "." not in domain or any(c.isspace() for c in domain):
+    if any(c.isspace() for c in domain):
         return None
-    labels = domain.split(".")
-    if any(not label for label in labels):
+    try:
+        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    if mapped.endswith("."):
+        mapped = mapped[:-1]
+    if not mapped or "." not in mapped or any(c.isspace() for c in mapped):
+        return None
+    if any(not label for label in mapped.split(".")):
         return None
     try:  # IDNA (UTS 46) for every domain, so ASCII names obey the same hostname rules
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+        ascii_domain = idna.encode(mapped, uts46=True).decode("ascii").lower()
     except (idna.IDNAError, UnicodeError, ValueError):
         return None
     if len(ascii_domain) > 253:
@@ -38,7 +48,7 @@ def normalize_owned_domain(entry: str) -> str | None:
     entry = entry.strip()
     if entry.startswith("@"):
         entry = entry[1:]
-    if entry.startswith("*."):
+    if entry.startswith("*") and normalize_domain("a" + entry[1:2] + "b") == "a.b":  # any full stop
         base = normalize_domain(entry[2:])
         return None if base is None else "*." + base
     return normalize_domain(entry)

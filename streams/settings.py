@@ -28,9 +28,9 @@ from schemas.limits import DEFAULT_MAX_FUTURE, format_duration, parse_duration
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
-__all__ = ["SOURCE_TOPICS", "DigestScope", "Environment", "KafkaConnection", "SaslMechanism", "SecurityProtocol",
-           "SettingsError", "Severities", "TopicLayout", "WorkerSettings", "describe", "kafka_client_options",
-           "kafka_connection"]
+__all__ = ["SOURCE_TOPICS", "DigestScope", "Environment", "KafkaConnection", "OpenApi", "SaslMechanism",
+           "SecurityProtocol", "SettingsError", "Severities", "TopicLayout", "WebAuth", "WorkerSettings", "describe",
+           "kafka_client_options", "kafka_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ class Environment(StrEnum):
     """``ENDUSERS_ENV``."""
     PRODUCTION = "production"
     DEVELOPMENT = "development"
+
+
+class WebAuth(StrEnum):
+    """``ENDUSERS_WEB_AUTH``: how the HTTP API is guarded."""
+    TOKENS = "tokens"
+    NONE = "none"
 
 
 class SecurityProtocol(StrEnum):
@@ -78,6 +84,11 @@ class SettingsError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class OpenApi(RuntimeError):
+    """A production worker whose HTTP API would answer anyone as an admin: it needs a token file, or
+    ``ENDUSERS_WEB_AUTH=none`` to say that the API is meant to be open (a private network)."""
 
 
 class MissingSecret(RuntimeError):
@@ -134,7 +145,8 @@ class WorkerSettings(BaseModel):
     variables that are set; the others keep their defaults); keyword arguments take precedence, so
     tests give only what they care about."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, validate_default=True,
+                              allow_inf_nan=False)  # ENDUSERS_SESSION_TIMEOUT=nan would pass every bound
 
     kafka: str = _var("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092")
     redis: str = _var("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0", repr=False)
@@ -153,7 +165,10 @@ class WorkerSettings(BaseModel):
     web_allowed_hosts: str = _var("ENDUSERS_WEB_ALLOWED_HOSTS", "")
     """More Host names the web server answers to, comma-separated (``*``: any)."""
     api_tokens_file: str = _var("ENDUSERS_API_TOKENS_FILE", "")
-    """The HTTP token file; empty: no token needed."""
+    """The HTTP token file; empty: no token file (see :meth:`web_tokens_file`)."""
+    web_auth: WebAuth = _var("ENDUSERS_WEB_AUTH", WebAuth.TOKENS)
+    """``tokens``: every data path needs a token from the token file; ``none``: no token needed, on
+    purpose (a private network only)."""
     partitions: int = _var("ENDUSERS_PARTITIONS", 4, ge=1)
     """Partitions of each topic the service creates: the most workers that can share the work."""
     replication_factor: int = _var("ENDUSERS_REPLICATION_FACTOR", 1, ge=1)
@@ -367,6 +382,24 @@ class WorkerSettings(BaseModel):
             "'python -c \"import secrets; print(secrets.token_hex(32))\"') and keep it, or set "
             "ENDUSERS_ENV=development to use the built-in development secret on a test machine.")
 
+    def web_tokens_file(self) -> str | None:
+        """The token file the web server checks; None: the API is open. Open means either
+        ``ENDUSERS_WEB_AUTH=none`` or a development worker without a token file; a production worker
+        without one raises :class:`OpenApi` (a forgotten file must not serve every licensee to anyone)."""
+        if self.web_auth == WebAuth.NONE:
+            if self.api_tokens_file:
+                raise OpenApi("ENDUSERS_WEB_AUTH=none and ENDUSERS_API_TOKENS_FILE contradict each other: "
+                              "unset one of them.")
+            return None
+        if self.api_tokens_file:
+            return self.api_tokens_file
+        if self.environment == Environment.DEVELOPMENT:
+            return None
+        raise OpenApi(
+            "ENDUSERS_API_TOKENS_FILE is not set: the HTTP API would answer anyone as an admin. Create "
+            "tokens with 'endusers token create' and set ENDUSERS_API_TOKENS_FILE to their file, or set "
+            "ENDUSERS_WEB_AUTH=none if the API is meant to be open (a private network only).")
+
     def warn_if_development_secret(self) -> None:
         if self.secret is None:
             log.warning(
@@ -468,7 +501,7 @@ def _choices(name: str) -> list[str]:
 
 
 _REASONS = {"int_parsing": "expected a whole number", "int_from_float": "expected a whole number",
-            "float_parsing": "expected a number", "bool_parsing": "allowed values: 0, 1",
+            "float_parsing": "expected a number", "finite_number": "expected a finite number", "bool_parsing": "allowed values: 0, 1",
             "greater_than_equal": "expected at least {ge}", "greater_than": "expected more than {gt}",
             "less_than_equal": "expected at most {le}"}
 

@@ -70,7 +70,14 @@ def parse_time(value: str) -> Fraction:
 
 
 def normalize_domain(domain: str) -> str | None:
-    """IDNA ASCII lowercase domain without trailing dot, or None when not a valid domain."""
+    """IDNA ASCII lowercase domain without trailing dot, or None when not a valid domain. The UTS 46
+    mapping first: it makes the other full stops (U+3002, U+FF0E, U+FF61) ASCII dots."""
+    if any(c.isspace() for c in domain):
+        return None
+    try:
+        domain = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+    except Exception:
+        return None
     if domain.endswith("."):
         domain = domain[:-1]
     if "." not in domain:
@@ -129,7 +136,7 @@ def normalize_owned(entry: str) -> tuple[str, str] | None:
     """('exact', domain) or ('wild', domain) for an owned-domain entry; None if invalid."""
     s = entry.strip()
     wild = False
-    if s.startswith("*."):
+    if s[:1] == "*" and s[1:2] in (".", "\u3002", "\uff0e", "\uff61"):  # the full stops UTS 46 maps to "."
         wild = True
         s = s[2:]
     elif s.startswith("@"):

@@ -418,7 +418,9 @@ def import_users(file: Path, subscription: str | None, default_tenant: str | Non
         result = asyncio.run(publish_documents(events))
         for topic, sent in sorted(result.sent.items()):
             click.echo(f"{topic}: {sent} event(s)")
-    click.echo(f"{len(events)} event(s) from {file}; {errors} row(s) rejected", err=dry_run)
+    written = ", ".join(sorted({str(event["subscription"]) for event in events})) or "none"
+    click.echo(f"{len(events)} event(s) from {file} for subscription(s) {written}; {errors} row(s) rejected",
+               err=dry_run)
     if errors:
         sys.exit(1)
 
@@ -463,6 +465,7 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON (newest first).")
 def audit(subscription: str, limit: int, as_json: bool) -> None:
     """The applied config changes of SUBSCRIPTION, newest first, from the store."""
+    from streams.cli.present import printable
 
     entries = _with_store(lambda store: store.audit(subscription, limit))
     if as_json:
@@ -473,10 +476,11 @@ def audit(subscription: str, limit: int, as_json: bool) -> None:
     for item in entries:
         changed = cast(list[str], item["changed"])
         before, after = cast(dict[str, object], item["before"]), cast(dict[str, object], item["after"])
-        click.echo(f"{item['applied']}  {item['actor'] or '(no actor)'}  {item['topic']}[{item['partition']}]@{item['offset']}"
-                   f"  event {item['event_id'] or '-'} at {item['event_time']}")
-        for key in changed or []:
-            click.echo(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> {orjson.dumps(after.get(key)).decode()}")
+        click.echo(printable(f"{item['applied']}  {item['actor'] or '(no actor)'}  {item['topic']}[{item['partition']}]"
+                             f"@{item['offset']}  event {item['event_id'] or '-'} at {item['event_time']}"))
+        for key in changed or []:  # printable: actors, ids and settings come from producers
+            click.echo(printable(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> "
+                                 f"{orjson.dumps(after.get(key)).decode()}"))
         if not changed:
             click.echo("    (no setting changed)")
 

@@ -9,6 +9,7 @@ there. No click here: streams/cli/commands.py turns :class:`InvalidInput` into c
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -73,6 +74,7 @@ def config_event(
              "runtimes": _runtimes(runtimes), "shared_identifier_threshold": shared_identifier_threshold,
              "excluded_providers": _providers(excluded_providers), "billing_day": billing_day}
     event.update((key, value) for key, value in given.items() if value is not None)
+    _refuse_non_finite(event)
     if not any(key in event for key in SETTINGS):
         raise InvalidInput(f"nothing to change: give at least one setting ({', '.join(SETTINGS)})")
     try:
@@ -83,6 +85,20 @@ def config_event(
     if isinstance(checked, Rejection):
         raise InvalidInput(checked.reason)
     return event
+
+
+def _refuse_non_finite(event: dict[str, Any]) -> None:
+    """JSON has no NaN or infinity, and the encoder writes them as null: ``--hysteresis nan`` would
+    send ``"hysteresis": null``, which resets the setting. Refused, naming the field."""
+    pending: list[tuple[str, object]] = list(event.items())
+    while pending:  # iterative: the values come from operators' files (runtimes), of any depth
+        path, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"{path}: must be a finite number, not {value}")
+        if isinstance(value, Mapping):
+            pending.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
 
 
 def parse_capacity(value: CapacityArg) -> object:

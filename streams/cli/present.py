@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,17 @@ from rich.text import Text
 
 from counters import CLASSES
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 control characters (ESC starts a terminal escape sequence; U+009B is a one-byte CSI) and
+the bidirectional overrides, which reorder what a terminal shows."""
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``): names come
+    from producers, and a name holding an escape sequence could clear, retitle or rewrite an
+    operator's terminal."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
+                            str(text))
 
 
 def _int(value: Any) -> str:
@@ -61,7 +73,7 @@ def shared_warnings(reports: Mapping[str, Mapping[str, Any]]) -> str:
             continue
         top = ", ".join(f"{i['kind']} {i['digest']} ({_int(i['records'])} records)" for i in found[:3])
         more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-        lines.append(f"! {name}: {len(found)} shared identifier(s) held by more than "
+        lines.append(f"! {printable(name)}: {len(found)} shared identifier(s) held by more than "
                      f"{reports[name].get('threshold')} records each, counted as one individual: {top}{more}")
     return "".join(line + "\n" for line in lines)
 
@@ -93,7 +105,7 @@ def counts_table(
         entry = subscriptions[name] or {}
         capacity = _capacity_of(entry, (capacities or {}).get(name))
         levels = entry.get("levels") or {}
-        cells: list[Text | str] = [Text(name, style="bold")]
+        cells: list[Text | str] = [Text(printable(name), style="bold")]
         for user_class in CLASSES:
             limit = capacity.get(user_class) if capacity is not None else None
             text = _against(entry.get(user_class, 0), limit, capacity is not None)
@@ -106,7 +118,7 @@ def counts_table(
         runtimes: Mapping[str, Any] = entry.get("runtimes") or {}
         for runtime in sorted(runtimes):
             scope = runtimes[runtime] or {}
-            table.add_row(Text(f"  └ {runtime}", style="dim"), _int(scope.get("internal")),
+            table.add_row(Text(f"  └ {printable(runtime)}", style="dim"), _int(scope.get("internal")),
                           _int(scope.get("external")), _int(scope.get("records")), "", "", "", style="dim")
     if not subscriptions:
         return "No subscriptions.\n"
@@ -131,10 +143,10 @@ def domains_table(subscription: str, external: int, report: Mapping[str, Any], *
     table.add_column("External", justify="right")
     table.add_column("Share", justify="right")
     for domain, count in shown:
-        table.add_row(str(domain), _int(count), f"{count * 100 / external:.1f}%" if external else "-")
+        table.add_row(Text(printable(domain)), _int(count), f"{count * 100 / external:.1f}%" if external else "-")
     if other_domains:
         table.add_row(Text(f"{other_domains:,} other domain(s)", style="dim"), _int(other_individuals), "")
     buffer = io.StringIO()
-    buffer.write(f"{subscription}: {external:,} external end users by email domain\n\n")
+    buffer.write(f"{printable(subscription)}: {external:,} external end users by email domain\n\n")
     Console(file=buffer, width=width, no_color=True, highlight=False, emoji=False).print(table)
     return buffer.getvalue()

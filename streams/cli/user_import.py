@@ -77,8 +77,10 @@ def import_users(path: str | Path, subscription: str | None = None,
     The first row is the header. Recognised columns (headers match case-insensitively, ignoring spaces,
     ``_``, ``-`` and ``.``; e.g. ``UserId``, ``user id``, ``Is_Active``): ``runtime, tenant,
     default_tenant, provider, user_id, username, email, phone, name, active, logged_in`` and optionally
-    ``subscription``. Only ``user_id`` is required (plus the subscription: the ``subscription``
-    argument, or the column, which wins when the cell is not empty). Other columns are ignored.
+    ``subscription`` (also spelt ``SubscriptionId`` or ``Licensee``). Only ``user_id`` is required, plus
+    the subscription: the ``subscription`` argument, or the column when no argument is given. With the
+    argument, a row naming another subscription is a bad row: a file meant for one licensee must not
+    write (or deactivate users of) another. Other columns are ignored.
     The delimiter (``,`` ``;`` tab ``|``) is detected; a UTF-8 byte-order mark is skipped.
 
     Each row yields a ``profile`` ``upsert`` event. Cells: an empty ``runtime``/``tenant``/``provider``
@@ -201,7 +203,10 @@ def _upsert(cells: dict[str, str], subscription: str | None,
             default_tenant: str | None) -> tuple[dict[str, Any], bool] | str:
     """The row's upsert event and whether the user has logged in, or what is wrong with a cell."""
     event: dict[str, Any] = {"type": "profile", "op": "upsert"}
-    event["subscription"] = (cells.get("subscription") or "").strip() or subscription
+    named = (cells.get("subscription") or "").strip()
+    if subscription is not None and named and named != subscription:  # one licensee's file, never another's
+        return f"subscription: {named!r} is not {subscription!r}, the subscription this import writes"
+    event["subscription"] = named or subscription
     if not event["subscription"]:
         return "subscription: empty (and no subscription given)"
     event.update((column, value) for column in _KEY if (value := (cells.get(column) or "").strip()))

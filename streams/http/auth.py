@@ -5,8 +5,11 @@ Tokens live in the file named by ``ENDUSERS_API_TOKENS_FILE``, one per line as `
 so the file itself grants nothing to whoever reads it. The file is re-read when it changes, so a token
 made with ``endusers token create`` works without a restart, and a line deleted revokes it.
 
-Without the file every request gets :data:`FULL_ACCESS` (no tokens, nothing to check); the worker then
-says so once in its log when it listens on something other than a loopback address.
+Without the file every request gets :data:`FULL_ACCESS` (no tokens, nothing to check); a production
+worker starts that way only with ``ENDUSERS_WEB_AUTH=none`` (``WorkerSettings.web_tokens_file``), and says
+so in its log when it listens on something other than a loopback address. A file that cannot be read or
+holds no valid token stops the worker at start (:func:`check_token_file`): an operator who configured
+tokens meant them, and a worker nobody can read is a mistake to report, not to run with.
 
 The dashboard's page and its static assets are served to everyone: they carry no data, and a browser
 cannot send a header when it navigates. Every data path needs a token; ``/healthz`` and ``/readyz``
@@ -115,6 +118,25 @@ def parse_scope(text: str) -> frozenset[str] | None:
 
 def format_scope(scope: frozenset[str] | None) -> str:
     return "*" if scope is None else ",".join(sorted(scope))
+
+
+class TokenFileError(RuntimeError):
+    """The token file named by ENDUSERS_API_TOKENS_FILE cannot be read or holds no valid token."""
+
+
+def check_token_file(path: str | Path) -> int:
+    """The number of valid tokens in ``path``; :class:`TokenFileError` when it cannot be read or holds
+    none (an empty file, only blanks or comments, or only bad lines)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TokenFileError(f"ENDUSERS_API_TOKENS_FILE={str(path)!r} cannot be read: {reason}") from None
+    count = len(list(parse_token_lines(lines, source=str(path))))
+    if not count:
+        raise TokenFileError(f"ENDUSERS_API_TOKENS_FILE={str(path)!r} holds no valid token: create one with "
+                             "'endusers token create' (docs/security.md)")
+    return count
 
 
 _UNREADABLE = (-1, -1)
@@ -276,7 +298,8 @@ class Access:
             return _error(421, "this server does not answer to that Host name (ENDUSERS_WEB_ALLOWED_HOSTS)")
         path = request.path
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            request[GRANT] = FULL_ACCESS if self.tokens is None else None
+            # no token needed; one that is sent still counts (/readyz tells a holder more)
+            request[GRANT] = FULL_ACCESS if self.tokens is None else self.grant(request)
             return await handler(request)
         grant = self.grant(request)
         if grant is None:
@@ -297,6 +320,11 @@ def grant_of(request: web.Request) -> Grant:
     if grant is None:
         raise _forbidden("a valid token is required")
     return grant
+
+
+def optional_grant(request: web.Request) -> Grant | None:
+    """The grant of a public path's request: None when it carries no valid token."""
+    return request[GRANT] if GRANT in request else FULL_ACCESS
 
 
 def require(request: web.Request, subscription: str | None = None, *, admin: bool = False,

@@ -29,9 +29,11 @@ def store_error(exc: BaseException) -> web.Response:
 
 
 def store_error_text(exc: BaseException) -> str:
-    """``store unavailable: ConnectionError: ...``: the store's own error already names its cause."""
-    cause = str(exc) if isinstance(exc, StoreUnavailable) else f"{type(exc).__name__}: {exc}"
-    return f"store unavailable: {cause}"
+    """``store unavailable: ConnectionError (...)``: the kind of error only. Its text names internal
+    hosts and addresses (``Error 111 connecting to redis-0.internal:6379``), which are for the worker's
+    log (``outage``, which every caller feeds), not for whoever asks over HTTP."""
+    cause = exc.__cause__ if isinstance(exc, StoreUnavailable) and exc.__cause__ is not None else exc
+    return f"store unavailable: {type(cause).__name__} (the worker's log has the details)"
 
 
 def unknown_subscription(subscription: str) -> web.Response:

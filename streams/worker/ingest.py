@@ -92,10 +92,11 @@ class Ingest:
         if owner is not None and event.subscription != owner:  # the broker's ACLs let its producer write here
             return Rejection(f"subscription: {event.subscription!r} does not belong on topic {message.topic} "
                              f"(ENDUSERS_TOPIC_LAYOUT=per-subscription: only {owner!r})", "wrong_topic")
-        future = too_far_ahead(event, self._processing_clock(message), self.max_future)
-        if future is not None:
+        arrival = message.timestamp_ms * 1000
+        future = too_far_ahead(event, self._processing_clock(message), self.max_future, arrival)
+        if future is not None:  # whatever the time's source: a producer sets the record timestamp freely
             return future
-        change = to_change(event, self.digest, message.timestamp_ms * 1000)
+        change = to_change(event, self.digest, arrival)
         # where it came from: to apply it once, and for the audit trail
         actor = getattr(event, "actor", None) if change.kind == "config" else None
         change.origin = [message.topic, message.partition, message.offset, actor]

@@ -70,9 +70,22 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+OPEN = ("--set", "auth.open=true")
+"""The chart needs a choice about HTTP tokens (a token Secret, or an open API on purpose): the tests that
+give none render the open API, as the chart's defaults did."""
+
+
+def chosen(args: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``args`` with :data:`OPEN` added unless they choose tokens (auth.tokensSecret, the production
+    values) or say auth.open themselves."""
+    if any("auth.tokensSecret" in a or "auth.open" in a or a == str(PRODUCTION) for a in args):
+        return tuple(args)
+    return (*OPEN, *args)
+
+
 def render(*args: str, release: str = "endusers") -> list[dict[str, Any]]:
     """The objects `helm template` renders (release "endusers" unless named), hooks included."""
-    output = helm("template", release, str(CHART), "--namespace", "licensing", *args).stdout
+    output = helm("template", release, str(CHART), "--namespace", "licensing", *chosen(args)).stdout
     return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
@@ -125,13 +138,13 @@ def notes(tmp_path: Path, *args: str) -> str:
         'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n  labels: {}\n'
         'data:\n  notes: {{ include "notes" . | quote }}\n')
     output = helm("template", "endusers", str(copy), "--namespace", "licensing", "--show-only",
-                  "templates/notes.yaml", *args).stdout
+                  "templates/notes.yaml", *chosen(args)).stdout
     return str(yaml.safe_load(output)["data"]["notes"])
 
 
 def refusal(*args: str) -> str:
     """Helm's complaint when it refuses to render with these values."""
-    result = helm("template", "endusers", str(CHART), "--namespace", "licensing", *args, check=False)
+    result = helm("template", "endusers", str(CHART), "--namespace", "licensing", *chosen(args), check=False)
     assert result.returncode != 0, f"{' '.join(args)} was accepted"
     return result.stderr
 
@@ -155,7 +168,7 @@ def production() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
 def test_chart_lints_cleanly(values: list[str]) -> None:
-    result = helm("lint", "--strict", str(CHART), *values)
+    result = helm("lint", "--strict", str(CHART), *chosen(values))
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
 
 
@@ -359,13 +372,23 @@ def test_values_files_hold_no_secret_material() -> None:
 TOKENS_DIR = "/etc/endusers/api-tokens"
 
 
-def test_without_a_tokens_secret_no_token_file_is_set_and_the_notes_warn(
+def test_without_a_tokens_secret_the_chart_refuses_unless_open_is_chosen() -> None:
+    complaint = helm("template", "endusers", str(CHART), "--namespace", "licensing", check=False)
+    assert complaint.returncode != 0 and "auth.tokensSecret is required" in complaint.stderr
+    assert "contradict" in refusal("--set", "auth.open=true", "--set", "auth.tokensSecret=endusers-tokens")
+
+
+def test_an_open_api_is_said_to_the_worker_and_the_notes_warn(
         default: list[dict[str, Any]], tmp_path: Path) -> None:
-    container = worker(default)
-    assert "ENDUSERS_API_TOKENS_FILE" not in env(container)
+    container = worker(default)  # auth.open=true
+    variables = env(container)
+    assert "ENDUSERS_API_TOKENS_FILE" not in variables and variables["ENDUSERS_WEB_AUTH"] == "none"
     assert not [m for m in container["volumeMounts"] if m["mountPath"].startswith(TOKENS_DIR)]
     text = notes(tmp_path)
-    assert "WARNING: no HTTP tokens" in text and "anyone who reaches" in text
+    assert "WARNING: no HTTP tokens" in text and "anyone who" in text
+    # the worker starts with these variables: an open API on purpose, not by default
+    settings = WorkerSettings.from_environment(expanded_env(container, POD), environment="production")
+    assert settings.web_tokens_file() is None
 
 
 def test_production_mounts_the_tokens_secret_read_only_and_names_the_file(
@@ -379,6 +402,7 @@ def test_production_mounts_the_tokens_secret_read_only_and_names_the_file(
     [volume] = [v for v in workload(production)["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-tokens"]
     assert volume["secret"] == {"secretName": "endusers-tokens", "items": [{"key": "tokens", "path": "tokens"}]}
     assert "WARNING" not in notes(tmp_path, "-f", str(PRODUCTION))
+    assert "ENDUSERS_WEB_AUTH" not in env(container)
 
 
 def test_tokens_key_names_the_mounted_file() -> None:

@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.outputs import format_instant
@@ -73,3 +75,59 @@ def test_wrong_topics_far_future_times_and_oversized_configs_are_dead_lettered_l
     rejections = {s.labels["reason"]: s.value for family in text_string_to_metric_families(body)
                   for s in family.samples if s.name == "endusers_rejections_total"}
     assert rejections == {"wrong_topic": 1, "future_time": 1, "too_large": 1}
+
+
+FORGED_MS = 253_402_214_400_000
+"""9999-12-31T00:00:00Z: a record timestamp a producer chose (CreateTime)."""
+
+
+async def _allow_any_timestamp(deployment: Deployment, topics: list[str]) -> None:
+    """What a Kafka 3.x broker does by default (4.x refuses stamps over an hour ahead unless told so)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, deployment.topic(t),
+                                                  {"message.timestamp.after.max.ms": "9223372036854775807"})
+                                   for t in topics])
+    finally:
+        await admin.close()
+
+
+async def _produce_stamped(deployment: Deployment, items: list[tuple[str, dict[str, Any], int | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.kafka_bootstrap)
+    await producer.start()
+    try:
+        for topic, event, stamp in items:
+            await producer.send_and_wait(deployment.topic(topic), orjson.dumps(event), key=b"acme", timestamp_ms=stamp)
+    finally:
+        await producer.stop()
+
+
+def test_an_untimed_event_with_a_forged_record_timestamp_is_dead_lettered_live(
+        deployment_factory: DeploymentFactory) -> None:
+    deployment: Deployment = deployment_factory()
+    worker = deployment.start_worker()
+    asyncio.run(_allow_any_timestamp(deployment, ["profiles", "config"]))
+    asyncio.run(_produce_stamped(deployment, [
+        ("config", {"type": "config", "subscription": "acme", "capacity": {"internal": 10, "external": 10}}, None),
+        ("profiles", {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "1",
+                      "email": "one@client.example"}, None),
+        # untimed, so the record timestamp is their time: a tombstone and a locked capacity until 9999
+        ("profiles", {"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1"}, FORGED_MS),
+        ("config", {"type": "config", "subscription": "acme", "capacity": {"internal": 1, "external": 1}}, FORGED_MS),
+    ]))
+    deployment.wait_caught_up()
+    asyncio.run(_produce_stamped(deployment, [
+        ("logins", {"type": "login", "subscription": "acme", "user_id": "1"}, None),
+        ("config", {"type": "config", "subscription": "acme", "capacity": {"internal": 20, "external": 20}}, None),
+    ]))
+    deployment.wait_caught_up()
+    assert worker.process.poll() is None, worker.log_tail()
+
+    letters = [orjson.loads(v) for _, v in deployment.read_topic("deadletter")]
+    assert sorted(d["topic"] for d in letters) == [deployment.topic("config"), deployment.topic("profiles")]
+    assert all(d["reason"].startswith("the record timestamp (the event has no time) is in the future: "
+                                      "9999-12-31T00:00:00Z is more than 24h ahead of ") for d in letters), letters
+    document = httpx.get(f"{worker.url}/api/v1/subscriptions/acme", timeout=10).json()
+    assert document["records"] == 1, "the delete was refused: the later login of user 1 counts"
+    assert document["settings"]["capacity"] == {"internal": 20, "external": 20}, "no key is locked until 9999"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.codec import validate
+from schemas.codec import Rejection, validate
 from schemas.events import ConfigEvent, LoginEvent, ProfileEvent
 from streams.cli.config_builder import UNSET, InvalidInput, config_event
 from streams.cli.user_import import header_column, import_users, import_users_text
@@ -189,3 +189,50 @@ def test_config_set_reports_the_codecs_reason_as_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["config", "set", "acme", "--domains", "example.com,localhost", "--dry-run"])
     assert result.exit_code == 2, result.output
     assert "domains.1: 'localhost' is not a domain name" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_config_set_refuses_a_non_finite_hysteresis(value: str) -> None:
+    """JSON has no NaN: encoded, it became null, which reset the hysteresis to its default."""
+    from click.testing import CliRunner
+
+    from streams.cli.commands import main
+
+    result = CliRunner().invoke(main, ["config", "set", "acme", f"--hysteresis={value}", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "hysteresis: must be a finite number" in result.output
+    with pytest.raises(InvalidInput, match=r"runtimes\.prod\.version: must be a finite number"):
+        config_event("acme", runtimes={"prod": {"version": float("nan")}})
+
+
+def test_the_codec_refuses_non_finite_numbers_in_a_config() -> None:
+    from schemas.codec import decode
+
+    for text in (b"NaN", b"Infinity", b"1e999"):
+        assert isinstance(decode(b'{"type":"config","subscription":"acme","hysteresis":' + text + b"}"), Rejection)
+    for number in (float("nan"), float("inf")):
+        assert isinstance(validate({"type": "config", "subscription": "acme", "hysteresis": number}), Rejection)
+
+
+@pytest.mark.parametrize("header", ["Licensee", "SubscriptionId", "subscription"])
+def test_with_subscription_given_a_row_naming_another_is_a_bad_row(header: str) -> None:
+    """A file meant for acme must not deactivate globex's users, whatever the column is called."""
+    rows = list(import_users_text(f"{header},user_id,active\nglobex,1,no\nacme,2,no\n,3,no\n", "acme"))
+    assert rows[0] == (2, "subscription: 'globex' is not 'acme', the subscription this import writes")
+    assert [(line, event["subscription"]) for line, event in rows[1:]] == [(3, "acme"), (4, "acme")]  # type: ignore[index]
+
+
+def test_import_summary_names_every_subscription_written(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli.commands import main
+
+    path = tmp_path / "users.csv"
+    path.write_text("Licensee,user_id\nglobex,1\nacme,2\n")
+    result = CliRunner().invoke(main, ["import-users", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "2 event(s) from" in result.output and "for subscription(s) acme, globex; 0 row(s) rejected" in result.output
+    result = CliRunner().invoke(main, ["import-users", str(path), "--subscription", "acme", "--dry-run"])
+    assert result.exit_code == 1
+    assert f"{path}:2: subscription: 'globex' is not 'acme'" in result.output
+    assert "for subscription(s) acme; 1 row(s) rejected" in result.output

@@ -199,6 +199,26 @@ async def test_an_event_timed_beyond_max_future_of_the_processing_clock_is_dead_
     assert sent.on("t.changes") == []
 
 
+async def test_an_untimed_event_whose_record_timestamp_is_beyond_max_future_is_dead_lettered() -> None:
+    """The record timestamp is the time an untimed event takes, and a producer sets it freely: a delete
+    or a config stamped 9999 would otherwise block every later event of its record or keys."""
+    now = 1_780_000_000.0  # the worker's clock, in seconds
+    sent = Sent()
+    stage = stages(MemoryStore(), sent, clock=lambda: now)
+    forged = 253_402_214_400_000  # 9999-12-31T00:00:00Z, in ms
+    ahead = int(now * 1000) + 23 * HOUR_MS  # a producer's clock a little ahead is still within 24h
+    untimed = [({"type": "profile", "op": "delete", "subscription": "acme", "user_id": "1"}, "t.profiles", forged),
+               ({"type": "config", "subscription": "acme", "capacity": {"internal": 1}}, "t.config", forged),
+               ({"type": "login", "subscription": "acme", "user_id": "2"}, "t.logins", ahead)]
+    await stage.ingest.handle([Inbound(topic, 0, offset, stamp, b"acme", orjson.dumps(event))
+                               for offset, (event, topic, stamp) in enumerate(untimed)])
+    reasons = [orjson.loads(v)["reason"] for v in sent.on("t.deadletter")]
+    assert reasons == [f"the record timestamp (the event has no time) is in the future: 9999-12-31T00:00:00Z is "
+                       f"more than 24h ahead of {at(int(now * 1000))}"] * 2
+    [change] = [c for v in sent.on("t.changes") for c in decode_batch(v)]
+    assert change.kind == "login" and change.time == ahead * 1000
+
+
 async def test_the_processing_clock_is_the_record_timestamp_but_never_later_than_the_workers_clock() -> None:
     sent, store = Sent(), MemoryStore()
     worker_now_ms = 1_780_000_000_000

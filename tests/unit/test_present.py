@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from streams.cli.present import counts_table, shared_warnings
+import re
+
+import pytest
+
+from streams.cli.present import counts_table, domains_table, shared_warnings
 from tests.unit.fake_counts import counts
 
 
@@ -51,3 +55,41 @@ def test_shared_identifiers_are_a_warning_per_subscription() -> None:
         "username 0000000000000000 (10 records), email 0000000000000001 (9 records), "
         "email 0000000000000002 (8 records) and 1 more"]
     assert shared_warnings({}) == ""
+
+
+HOSTILE = "acme\x1b]0;owned\x07\x1b[2J\x9b31m\u202eevil"
+"""A name that retitles and clears a terminal, a one-byte CSI, and a right-to-left override."""
+
+
+def _no_control_characters(text: str) -> None:
+    assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f or c == "\u202e"], text
+
+
+def test_names_are_printed_with_their_control_characters_escaped() -> None:
+    table = counts_table({"subscriptions": {HOSTILE: {"internal": 1, "runtimes": {HOSTILE: {"internal": 1}}}}},
+                         color=True)
+    _no_control_characters(_without_styles(table))  # rich's own styles are SGR sequences only
+    assert "acme\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202eevil" in _without_styles(table)
+    _no_control_characters(domains_table(HOSTILE, 1, {"top": [[HOSTILE, 1]]}))
+    _no_control_characters(shared_warnings({HOSTILE: {"identifiers": [{"kind": "email", "digest": "d", "records": 9}],
+                                                     "threshold": 5}}))
+
+
+def _without_styles(text: str) -> str:
+    """The output without the SGR sequences rich writes itself (``ESC [ digits ; m``)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_audit_prints_actors_and_settings_with_control_characters_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import commands
+
+    entry = {"applied": "2026-01-01T00:00:00Z", "actor": HOSTILE, "topic": "enduser.config", "partition": 0,
+             "offset": 1, "event_id": HOSTILE, "event_time": "2026-01-01T00:00:00Z", "changed": ["platform"],
+             "before": {"platform": None}, "after": {"platform": "odc\x9b"}}
+    monkeypatch.setattr(commands, "_with_store", lambda read: [entry])
+    result = CliRunner().invoke(commands.main, ["audit", "acme"])
+    assert result.exit_code == 0, result.output
+    _no_control_characters(result.output)
+    assert "acme\\x1b]0;owned" in result.output and '"odc\\x9b"' in result.output

@@ -10,8 +10,13 @@ untimed events, since untimed ones get wall-clock arrival times.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from counters.normalize import normalize_email, normalize_username
+from counters import Digester
+from counters.normalize import normalize_email, normalize_owned_domain, normalize_username
+from counters.translate import _email_value
+from tests import model
 from tests.fixtures.factories import OWNED, acme, config, login, totals
 
 
@@ -69,6 +74,57 @@ def test_username_is_trimmed_and_casefolded() -> None:
 )
 def test_email_syntax(raw: str, normalized: str | None) -> None:
     assert normalize_email(raw) == normalized
+
+
+FULL_STOPS = (".", "\u3002", "\uff0e", "\uff61")
+"""The full stops UTS 46 maps to ``.``: ASCII, ideographic, full-width, half-width ideographic."""
+
+
+def test_other_full_stops_in_a_domain_are_dots_a_trailing_one_included() -> None:
+    assert normalize_email("ann@corp.example\u3002") == "ann@corp.example"
+    assert normalize_email("ann@corp\uff0eexample") == "ann@corp.example"
+    assert normalize_email("ann@\uff43\uff4f\uff52\uff50\uff61example\uff0e") == "ann@corp.example"
+    assert normalize_owned_domain("*\u3002corp\u3002example") == "*.corp.example"
+    assert normalize_email("ann@corp.example.\u3002") is None  # two trailing dots, as with ASCII ones
+    counts = acme(config(domains=["corp.example"]), login("1", email="ann@corp.example"),
+                  login("2", email="ann@corp.example\u3002"), login("3", email="ann@corp\uff0eexample"))
+    assert totals(counts) == (1, 0, 3)
+
+
+def _full_width(text: str) -> str:
+    """Printable ASCII as its full-width form (U+FF01..U+FF5E)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+LABELS = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8).filter(
+    lambda label: not label.isdigit())
+
+
+@st.composite
+def email_forms(draw: st.DrawFn) -> tuple[str, str]:
+    """An ASCII email and the same address with its domain's letters full-width here and there, its dots
+    any full stop, and perhaps a trailing one."""
+    local = draw(st.text("abcdefghijklmnopqrstuvwxyz0123456789.+_-", min_size=1, max_size=8))
+    labels = draw(st.lists(LABELS, min_size=2, max_size=4))
+    plain = f"{local}@{'.'.join(labels)}"
+    widened = [_full_width(label) if draw(st.booleans()) else label for label in labels]
+    dots = [draw(st.sampled_from(FULL_STOPS)) for _ in widened[1:]]
+    domain = widened[0] + "".join(dot + label for dot, label in zip(dots, widened[1:]))
+    trailing = draw(st.sampled_from(("", *FULL_STOPS)))
+    return plain, f"{local}@{domain}{trailing}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(email_forms(), st.booleans())
+def test_an_email_and_its_full_width_form_are_one_person_of_one_class(forms: tuple[str, str], owned: bool) -> None:
+    plain, wide = forms
+    assert normalize_email(plain) is not None
+    assert normalize_email(wide) == normalize_email(plain) == model.normalize_email(wide)
+    digest = Digester()
+    assert _email_value(digest, wide) == _email_value(digest, plain)  # the digest and domain ingest stores
+    domains = [plain.rsplit("@", 1)[1]] if owned else ["elsewhere.example"]
+    counts = acme(config(domains=domains), login("1", email=plain), login("2", email=wide))
+    assert totals(counts) == ((1, 0, 2) if owned else (0, 1, 2))
 
 
 def test_wildcard_domain_matches_subdomains_on_label_boundaries_only() -> None:

@@ -282,3 +282,11 @@ def test_the_scan_sees_each_way_of_reading_the_environment(tmp_path: Path) -> No
                       "option('--x', envvar='ENDUSERS_X')\noption('--actor', envvar='USER')\n")
     assert _environment_reads(source) == [(2, "from os import getenv"), (3, ".environ"), (4, ".getenv"),
                                           (6, "envvar=ENDUSERS_X")]
+
+
+@pytest.mark.parametrize("variable", ["ENDUSERS_SESSION_TIMEOUT", "ENDUSERS_STALL_SECONDS", "ENDUSERS_BATCH_WITHIN",
+                                      "ENDUSERS_ALERT_INTERVAL"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_number_is_refused_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"{variable}='{value}': expected a finite number"):
+        WorkerSettings.from_environment({variable: value})

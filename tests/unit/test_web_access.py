@@ -273,3 +273,23 @@ async def test_explaining_a_person_is_for_admins_only(secured: tuple[Any, FakeRe
     assert (await client.post(path, json={"email": "a@example.com"})).status == 401
     assert (await client.post(path, json={"email": "a@example.com"}, headers=bearer(tokens.viewer_all))).status == 403
     assert (await client.post(path, json={"email": "a@example.com"}, headers=bearer(tokens.admin_all))).status == 404
+
+
+async def test_readyz_names_subscriptions_only_to_a_token_of_every_scope(tokens: Tokens) -> None:
+    """Up or down and the kind of problem for everyone (a kubelet sends no token); licensees' names and
+    sizes only to a token whose scope is '*'."""
+    checks = {"kafka": True, "redis": False, "assignment": True, "progress": "stalled: 12 changes waiting",
+              "state": "refusing acme: stored digests subscription:1a2b3c4d, configured shared:1a2b3c4d; "
+                       "loading globex: 420,000 of 1,000,000 records"}
+    app = create_web_app(sample_reader(), ready(**checks), access=Access(TokenFile(tokens.path)))
+    async with TestClient(TestServer(app)) as client:
+        for headers in ({}, bearer("wrong"), bearer(tokens.viewer_acme), bearer(tokens.admin_globex)):
+            response = await client.get("/readyz", headers=headers)
+            assert response.status == 503
+            body = await response.json()
+            assert body == {"kafka": True, "redis": False, "assignment": True, "progress": "stalled",
+                            "state": "refusing a subscription",
+                            "reason": "redis does not answer; stalled; refusing a subscription"}, headers
+        for token in (tokens.viewer_all, tokens.admin_all):
+            body = await (await client.get("/readyz", headers=bearer(token))).json()
+            assert body["state"] == checks["state"] and "globex: 420,000" in body["reason"]

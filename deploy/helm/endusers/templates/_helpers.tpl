@@ -90,3 +90,13 @@ refuse a URL on another port at install time rather than let its alerts time out
 {{- fail "serviceMonitor.tokenSecret is required with auth.tokensSecret: /metrics needs a token whose scope is '*'" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* A worker without tokens serves everyone as an admin: only when auth.open says so, never by default. */}}
+{{- define "endusers.checkAuth" -}}
+{{- if and .Values.auth.tokensSecret .Values.auth.open -}}
+{{- fail "auth.open and auth.tokensSecret contradict each other: set one of them" -}}
+{{- end -}}
+{{- if not (or .Values.auth.tokensSecret .Values.auth.open) -}}
+{{- fail "auth.tokensSecret is required: without tokens anyone who reaches the HTTP port reads every subscription (set auth.open=true only for a private network)" -}}
+{{- end -}}
+{{- end -}}
