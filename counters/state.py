@@ -359,5 +359,5 @@ def _sum_scopes(scopes: Iterable[ScopeCounts]) -> ScopeCounts:
     total: ScopeCounts = {"internal": 0, "external": 0, "records": 0}
     for scope in scopes:
         for key in ("internal", "external", "records"):
-            total[key] += scope[key]  # type: ignore[literal-required]
+            total[key] += scope[key]
     return total
