@@ -21,6 +21,7 @@ from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
 from counters.state import CONFIG_IDS_KEPT, LOGGED_IN, NEVER, Record, SubscriptionState
 from schemas.changes import Change, ConfigFields
+from schemas.limits import copied_id
 from schemas.outputs import CapacityEvent, UserClass, format_instant
 
 T = TypeVar("T")
@@ -285,7 +286,7 @@ def _follow_level(
         capacity=capacity,
         exceeded=count > capacity,
         time=format_instant(change.time),
-        trigger=change.event_id,
+        trigger=copied_id(change.event_id),
     )
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from counters.classify import CLASSES, OwnedDomains
+from schemas.limits import MAX_REPORTED, REPORTED_OTHER
 from schemas.outputs import ScopeCounts, SubscriptionCounts
 
 DEFAULT_THRESHOLDS = (80, 90, 100)
@@ -316,19 +317,47 @@ class SubscriptionState:
         return self.scopes[SUBSCRIPTION_SCOPE].totals[user_class]
 
     def summary(self) -> SubscriptionCounts:
-        """The counts of the subscription (docs/events.md); zero runtimes and providers are omitted."""
+        """The counts of the subscription (docs/events.md); zero runtimes and providers are omitted,
+        and beyond :data:`MAX_REPORTED` of each the smallest are folded (:func:`folded`)."""
         whole = self.scopes[SUBSCRIPTION_SCOPE].counts()
+        runtimes = {runtime: scope.counts() for runtime, scope in self.scopes.items()
+                    if runtime is not None and scope.records > 0}
+        providers = {p: n for p, n in self.providers.items() if n > 0}
         return {
             "internal": whole["internal"],
             "external": whole["external"],
             "records": whole["records"],
-            "runtimes": {
-                runtime: scope.counts()
-                for runtime, scope in sorted(self.scopes.items(), key=lambda item: str(item[0]))
-                if runtime is not None and scope.records > 0
-            },
-            "providers": {p: n for p, n in sorted(self.providers.items()) if n > 0},
+            "runtimes": folded(runtimes, lambda counts: counts["records"], _sum_scopes),
+            "providers": folded(providers, lambda records: records, sum),
             "excluded": self.excluded,
             "anonymous_sessions": self.sessions.count(),
             "levels": dict(self.levels),
         }
+
+
+_V = TypeVar("_V")
+
+
+def folded(entries: dict[str, _V], size: Callable[[_V], int], add: Callable[[Iterable[_V]], _V],
+           limit: int = MAX_REPORTED) -> dict[str, _V]:
+    """``entries`` by name, at most ``limit`` of them and the rest summed under ``"other"``: the
+    largest by ``size`` are kept (ties by name). A real entry named ``other`` joins the sum when the
+    cap applies, so the name stays one entry. The counts of a folded runtime are per-runtime counts
+    summed, like the metrics' ``other`` label: a person in two folded runtimes is in both."""
+    if len(entries) <= limit:
+        return dict(sorted(entries.items()))
+    ranked = sorted((name for name in entries if name != REPORTED_OTHER), key=lambda name: (-size(entries[name]), name))
+    kept = {name: entries[name] for name in ranked[:limit]}
+    rest = [entries[name] for name in ranked[limit:]]
+    if REPORTED_OTHER in entries:
+        rest.append(entries[REPORTED_OTHER])
+    kept[REPORTED_OTHER] = add(rest)
+    return dict(sorted(kept.items()))
+
+
+def _sum_scopes(scopes: Iterable[ScopeCounts]) -> ScopeCounts:
+    total: ScopeCounts = {"internal": 0, "external": 0, "records": 0}
+    for scope in scopes:
+        for key in ("internal", "external", "records"):
+            total[key] += scope[key]
+    return total

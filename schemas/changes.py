@@ -2,18 +2,29 @@
 
 It carries digests instead of emails and logins, so personal data never travels past ingest, and it is
 already stamped with its effective time, so the count stage is deterministic given its input order.
-Ingest sends a subscription's changes of one batch as ONE message (``encode_batch``, or its rows
-one by one and ``join_rows``): the count stage
-then handles a few messages per batch instead of thousands, and applies each message whole.
+Ingest sends a subscription's changes of one batch in as few messages as fit under
+:data:`MAX_MESSAGE_BYTES` (``encode_batch``, or its rows one by one, ``split_rows`` and ``join_rows``):
+the count stage then handles a few messages per batch instead of thousands, and applies each message
+whole. Messages are split by their encoded size, never by a count of changes: a change's size depends
+on its strings, which producers choose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
+
+MAX_MESSAGE_BYTES = 512 * 1024
+"""Bytes of one message on the changes topic: half the producer's request size (1,000,000 bytes, the
+Kafka clients' default), so a message always fits with room for its key and the record overhead."""
+
+MAX_ROW_BYTES = MAX_MESSAGE_BYTES - 1024
+"""Bytes of one encoded change: a message holds at least one, with its subscription (at most 256
+characters, 1 KiB in UTF-8). Ingest refuses a larger change (a config near the 1 MiB event limit)."""
 
 ChangeKind = Literal["login", "upsert", "deactivate", "activate", "delete", "anonymous", "config"]
 
@@ -102,6 +113,21 @@ def encode_row(change: Change) -> bytes:
 def join_rows(subscription: str, rows: list[bytes]) -> bytes:
     """The message of encoded rows: byte for byte what ``orjson.dumps`` makes of the whole batch."""
     return b'{"subscription":' + orjson.dumps(subscription) + b',"changes":[' + b",".join(rows) + b"]}"
+
+
+def split_rows(rows: list[bytes], budget: int = MAX_MESSAGE_BYTES - 1024) -> Iterator[list[bytes]]:
+    """The rows in order, in runs whose joined size stays within ``budget`` bytes (a row larger than
+    the budget alone; ingest refuses such rows beforehand, see :data:`MAX_ROW_BYTES`)."""
+    run: list[bytes] = []
+    size = 0
+    for row in rows:
+        if run and size + len(row) + 1 > budget:
+            yield run
+            run, size = [], 0
+        run.append(row)
+        size += len(row) + 1
+    if run:
+        yield run
 
 
 def decode_batch(raw: bytes) -> list[Change]:

@@ -34,8 +34,29 @@ MAX_THRESHOLDS = 100
 MAX_VERSION_PART = 6
 """Digits of each of the (at most four) dot-separated parts of a runtime version."""
 
+MAX_REPORTED = 200
+"""Runtimes, and providers, named in one counts document: the largest by countable records (ties by
+name), the others summed under ``"other"``. Names come from producers (256 characters each), so an
+uncapped document would grow with them past Kafka's message size; 200 of each stay under 500 KB."""
+
+REPORTED_OTHER = "other"
+"""The name the runtimes (or providers) beyond :data:`MAX_REPORTED` are summed under."""
+
 DEFAULT_MAX_FUTURE = "24h"
 """How far ahead of the processing clock an event's ``time`` may be (``ENDUSERS_MAX_FUTURE``)."""
+
+_COPIED_ID = re.compile(r"[A-Za-z0-9._:/+=#-]{1,%d}" % MAX_STRING)
+
+
+def copied_id(event_id: str | None) -> str | None:
+    """An event's ``id`` as outputs may copy it (a capacity event's ``trigger``): only when it is an
+    identifier, at most :data:`MAX_STRING` ASCII letters, digits and ``._:/+=#-``; else None. The id is
+    free text chosen by the producer, and the capacity topic goes on to alerting and paging, so text
+    that could name a person (spaces, ``@``, any other character) is not carried there."""
+    if event_id is None or _COPIED_ID.fullmatch(event_id) is None:
+        return None
+    return event_id
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

@@ -700,6 +700,15 @@ def next_level(level: int, count: int, cap: int, thresholds: list[int], h: Fract
     return level
 
 
+def _trigger(event_id: Any) -> Any:
+    """DECISION: a capacity event names its trigger only by an identifier-like id (ASCII letters, digits
+    and ._:/+=#-, at most 256): free text may name a person."""
+    if isinstance(event_id, str) and 0 < len(event_id) <= MAX_STR and all(
+            c.isascii() and (c.isalnum() or c in "._:/+=#-") for c in event_id):
+        return event_id
+    return None
+
+
 def evaluate_levels(
     name: str, sub: Sub, counts: dict, trigger: Any, thresholds_changed: bool
 ) -> list[dict]:
@@ -763,7 +772,7 @@ def model_replay(lines: Iterable[str], *, with_reasons: bool = False) -> dict:
             thresholds_changed = set(ev["thresholds"]) != set(sub.thresholds)
         apply_event(sub, ev, t)
         counts = compute(sub)
-        capacity_events.extend(evaluate_levels(name, sub, counts, ev["id"], thresholds_changed))
+        capacity_events.extend(evaluate_levels(name, sub, counts, _trigger(ev["id"]), thresholds_changed))
     doc = {
         "subscriptions": {name: compute(sub) for name, sub in sorted(subs.items())},
         "capacity_events": capacity_events,

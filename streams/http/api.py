@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from counters import (
+    DAILY_DAYS,
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
     HISTORY_CSV_HEADER,
     HOURLY_DAYS,
@@ -98,7 +99,10 @@ class ReadApi:
 
 def _history_span(request: web.Request) -> tuple[date, date, bool] | web.Response:
     """``(from, to, hourly)`` from the query (a year of days, or the stored hours, up to today by
-    default; ``to`` no later than today), or the 400 answer for a query that does not parse."""
+    default), or the 400 answer for a query that does not parse. Both ends are clamped to what the
+    store keeps (``to`` no later than today, ``from`` no earlier than the oldest day or hour kept):
+    the answer is filled period by period, so an unclamped ``from=0001-01-01`` would walk millions
+    of hours in the event loop that also heartbeats and commits."""
     resolution = request.query.get("resolution", "day")
     if resolution not in ("day", "hour"):
         return json_response({"error": "resolution must be day or hour"}, status=400)
@@ -112,7 +116,8 @@ def _history_span(request: web.Request) -> tuple[date, date, bool] | web.Respons
         return json_response({"error": "from and to must be dates like 2026-11-01"}, status=400)
     if first > last:
         return json_response({"error": "from must not be after to"}, status=400)
-    return first, min(last, day), hourly
+    oldest = day - timedelta(days=(HOURLY_DAYS if hourly else DAILY_DAYS) - 1)
+    return max(first, oldest), min(last, day), hourly
 
 
 def _entries(stored: list[Entry], first: date, last: date, hourly: bool) -> list[Entry]:

@@ -16,6 +16,11 @@ from streams.worker.redact import redacted_value
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 """Raw bytes kept in a dead letter: enough to diagnose, small enough to stay under Kafka's limits."""
 
+DEAD_LETTER_TEXT_LIMIT = 1024
+"""Characters kept of the reason and (raw) of the key: a reason may quote the offending value, and a
+key may be as large as the broker allows; together with the value's limit, a dead letter stays far
+below the producer's request size whatever the message was."""
+
 
 class DeadLetters:
     """Queues dead letters on the ``deadletter`` topic."""
@@ -27,18 +32,21 @@ class DeadLetters:
         """Keep rejected values as they came (ENDUSERS_DEADLETTER_RAW=1), personal data included."""
 
     async def queue(self, message: Inbound, reason: str) -> Awaitable[Any]:
-        """Queue the message on the dead-letter topic; the result resolves once Kafka has it."""
+        """Queue the message on the dead-letter topic, keyed by its source partition (the key itself may
+        be personal data); the result resolves once Kafka has it."""
         metrics.DEAD_LETTERS.inc()
-        delivery: Awaitable[Any] = await self.send(self.topic, message.key, dead_letter(message, reason, raw=self.raw))
+        delivery: Awaitable[Any] = await self.send(self.topic, message.source.encode(),
+                                                   dead_letter(message, reason, raw=self.raw))
         return delivery
 
 
 def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:
-    """The rejected message with where it came from and why; its value with personal data redacted
-    (``streams.worker.redact``) unless ``raw``."""
+    """The rejected message with where it came from and why; its value and key with personal data
+    redacted (``streams.worker.redact``) unless ``raw``. Bounded whatever the message: the value is cut
+    at :data:`DEAD_LETTER_VALUE_LIMIT`, the reason and key at :data:`DEAD_LETTER_TEXT_LIMIT`."""
     value = message.value or b""
     if not raw and message.value is not None:
-        redacted, value = True, redacted_value(message.value)
+        redacted, value = True, _redacted(message.value)
     else:
         redacted = False
     document: dict[str, Any] = {
@@ -46,8 +54,8 @@ def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:
         "partition": message.partition,
         "offset": message.offset,
         "timestamp": message.timestamp_ms,
-        "reason": reason,
-        "key": None if message.key is None else message.key.decode("utf-8", "replace"),
+        "reason": reason[:DEAD_LETTER_TEXT_LIMIT],
+        "key": _key(message.key, raw),
         "value_size": None if message.value is None else len(message.value),
         "truncated": len(value) > DEAD_LETTER_VALUE_LIMIT,
         "redacted": redacted,
@@ -58,3 +66,19 @@ def dead_letter(message: Inbound, reason: str, *, raw: bool = False) -> bytes:
     except UnicodeDecodeError:
         document["value_base64"] = base64.b64encode(kept).decode("ascii")
     return orjson.dumps(document)
+
+
+def _redacted(value: bytes) -> bytes:
+    """The redacted value; should redaction itself fail, only the size is kept."""
+    try:
+        return redacted_value(value)
+    except Exception:
+        return f"<not redactable: {len(value)} bytes>".encode()
+
+
+def _key(key: bytes | None, raw: bool) -> str | None:
+    if key is None:
+        return None
+    if not raw:
+        return f"<key: {len(key)} bytes>"
+    return key[:DEAD_LETTER_TEXT_LIMIT].decode("utf-8", "replace")

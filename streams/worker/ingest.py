@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from counters import Digester, to_change
-from schemas.changes import Change, encode_row, join_rows
+from schemas.changes import MAX_ROW_BYTES, Change, encode_row, join_rows, split_rows
 from schemas.codec import Rejection, Source, decode, too_far_ahead
 from schemas.limits import DEFAULT_MAX_FUTURE, parse_duration
 from streams.kafka.messages import Inbound, Send
@@ -22,9 +22,6 @@ from streams.observe import metrics
 from streams.settings import SOURCE_TOPICS
 from streams.slices import SLICE_SECONDS
 from streams.worker.deadletter import DeadLetters
-
-CHANGES_PER_MESSAGE = 500
-"""Changes of one subscription per message on the changes topic (about 100 KB at most)."""
 
 _UNKNOWN = "\x00unknown"
 """A topic whose owner has not been asked yet (no subscription is named so: names are printable)."""
@@ -67,18 +64,32 @@ class Ingest:
             if time.perf_counter() - sliced >= SLICE_SECONDS:  # a big batch: let the loop breathe
                 await asyncio.sleep(0)
                 sliced = time.perf_counter()
-            result = self._normalize(message)
+            result = self._row(message)
             if isinstance(result, Rejection):
                 metrics.REJECTIONS.labels(result.category).inc()
                 deliveries.append(await self.dead_letters.queue(message, result.reason))
             else:
-                by_subscription.setdefault(result.subscription, []).append(encode_row(result))
+                by_subscription.setdefault(result[0], []).append(result[1])
         for subscription, rows in by_subscription.items():
-            for start in range(0, len(rows), CHANGES_PER_MESSAGE):
-                batch = join_rows(subscription, rows[start : start + CHANGES_PER_MESSAGE])
-                deliveries.append(await self.send(self.changes_topic, subscription.encode(), batch))
+            for run in split_rows(rows):
+                deliveries.append(await self.send(self.changes_topic, subscription.encode(), join_rows(subscription, run)))
         await asyncio.gather(*deliveries)
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
+
+    def _row(self, message: Inbound) -> tuple[str, bytes] | Rejection:
+        """The message's subscription and encoded change, or why it cannot be used. Whatever the
+        message holds, it is refused rather than raised: a raise would repeat the batch forever."""
+        try:
+            result = self._normalize(message)
+            if isinstance(result, Rejection):
+                return result
+            row = encode_row(result)
+        except Exception as exc:  # a message the checks above missed must not stop its partition
+            return Rejection(f"cannot be ingested: {type(exc).__name__}: {exc}")
+        if len(row) > MAX_ROW_BYTES:
+            return Rejection(f"too large once normalized: {len(row)} bytes (a change is at most {MAX_ROW_BYTES} "
+                             "bytes on the changes topic)", "too_large")
+        return result.subscription, row
 
     def _normalize(self, message: Inbound) -> Change | Rejection:
         if message.value is None:

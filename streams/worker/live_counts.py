@@ -4,12 +4,16 @@ per tick (``endusers worker`` ticks every second), and only for the subscription
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from counters import States
 from streams.kafka.messages import Send
+
+log = logging.getLogger(__name__)
 
 
 class LiveCounts:
@@ -30,12 +34,27 @@ class LiveCounts:
         self._changed.discard(subscription)
 
     async def publish(self) -> None:
-        """Each changed subscription's counts, from the state held in memory, to ``counts``."""
+        """Each changed subscription's counts, from the state held in memory, to ``counts``. The
+        document is bounded (``SubscriptionState.summary`` folds runtimes and providers); a send that
+        fails anyway is logged and its subscription published again at the next tick, so one document
+        never stops the others, nor the timer."""
         changed, self._changed = self._changed, set()
-        deliveries = []
+        queued: list[tuple[str, Any]] = []
         for subscription in changed:
             state = self.store.cached(subscription)
-            if state is not None:
-                document = {"subscription": subscription, **state.summary()}
-                deliveries.append(await self.send(self.counts_topic, subscription.encode(), orjson.dumps(document)))
-        await asyncio.gather(*deliveries)
+            if state is None:
+                continue
+            document = orjson.dumps({"subscription": subscription, **state.summary()})
+            try:
+                queued.append((subscription, await self.send(self.counts_topic, subscription.encode(), document)))
+            except Exception as exc:
+                self._failed(subscription, exc)
+        outcomes = await asyncio.gather(*(delivery for _, delivery in queued), return_exceptions=True)
+        for (subscription, _), outcome in zip(queued, outcomes):
+            if isinstance(outcome, Exception):
+                self._failed(subscription, outcome)
+
+    def _failed(self, subscription: str, exc: Exception) -> None:
+        self._changed.add(subscription)
+        log.warning("cannot publish the counts of %s (again at the next tick): %s: %s", subscription,
+                    type(exc).__name__, exc)

@@ -103,6 +103,16 @@ async def _produce_stamped(deployment: Deployment, items: list[tuple[str, dict[s
         await producer.stop()
 
 
+async def _produce_raw(deployment: Deployment, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.kafka_bootstrap, linger_ms=50,
+                                max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(deployment.topic(topic), value, key=b"k") for value in values])
+    finally:
+        await producer.stop()
+
+
 def test_an_untimed_event_with_a_forged_record_timestamp_is_dead_lettered_live(
         deployment_factory: DeploymentFactory) -> None:
     deployment: Deployment = deployment_factory()
@@ -131,3 +141,65 @@ def test_an_untimed_event_with_a_forged_record_timestamp_is_dead_lettered_live(
     document = httpx.get(f"{worker.url}/api/v1/subscriptions/acme", timeout=10).json()
     assert document["records"] == 1, "the delete was refused: the later login of user 1 counts"
     assert document["settings"]["capacity"] == {"internal": 20, "external": 20}, "no key is locked until 9999"
+
+
+def test_no_message_stops_ingest_and_a_login_after_them_is_counted(deployment_factory: DeploymentFactory) -> None:
+    deployment: Deployment = deployment_factory(partitions=1)
+    asyncio.run(_produce_raw(deployment, "logins", [b"[" * 255 + b"]" * 255]))  # dead-lettering it recursed
+    wide = "\U0001f600" * 256  # four-byte characters at the field limit: 500 of them made a 1.59 MB message
+    asyncio.run(_produce_raw(deployment, "logins", [orjson.dumps(
+        {"type": "login", "subscription": "wide", "user_id": f"{n:0>256}", "runtime": wide, "tenant": wide,
+         "provider": wide, "id": f"{n:0>256}"}) for n in range(500)]))
+    asyncio.run(_produce_raw(deployment, "logins", [orjson.dumps(  # an uncapped counts document of 2.3 MB
+        {"type": "login", "subscription": "many", "user_id": str(n), "runtime": f"{n:0>200}"}) for n in range(2200)]))
+    asyncio.run(_produce_raw(deployment, "logins", [orjson.dumps(
+        {"type": "login", "subscription": "plain", "user_id": "1"})]))
+    worker = deployment.start_worker()
+    deployment.wait_caught_up()
+    assert worker.process.poll() is None, worker.log_tail()
+
+    (letter,) = [orjson.loads(v) for _, v in deployment.read_topic("deadletter")]
+    assert letter["reason"] == "not a JSON object (got list)" and letter["offset"] == 0
+    counts = deployment.counts()
+    assert counts["plain"]["records"] == 1
+    assert counts["wide"]["records"] == 500 and counts["many"]["records"] == 2200
+    assert len(counts["many"]["runtimes"]) == 201 and counts["many"]["runtimes"]["other"]["records"] == 2000
+    published = {key: orjson.loads(value) for key, value in deployment.read_topic("counts")}
+    assert published[b"many"]["records"] == 2200 and published[b"plain"]["records"] == 1
+    assert "Recursion limit" not in worker.log.read_text(errors="replace")
+
+
+def test_a_history_request_of_any_range_answers_promptly_and_healthz_keeps_answering(
+        deployment_factory: DeploymentFactory) -> None:
+    deployment: Deployment = deployment_factory(partitions=1)
+    worker = deployment.start_worker()
+    asyncio.run(_produce(deployment, [("logins", {"type": "login", "subscription": "acme", "user_id": "1"})]))
+    deployment.wait_caught_up()
+
+    async def probe() -> tuple[float, float, int]:
+        async with httpx.AsyncClient(base_url=worker.url, timeout=60) as client:
+            slowest = 0.0
+            done = False
+
+            async def health() -> None:
+                nonlocal slowest
+                while not done:
+                    started = time.monotonic()
+                    assert (await client.get("/healthz")).status_code == 200
+                    slowest = max(slowest, time.monotonic() - started)
+                    await asyncio.sleep(0.02)
+
+            poller = asyncio.ensure_future(health())
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            answer = await client.get("/api/v1/subscriptions/acme/history",
+                                      params={"resolution": "hour", "from": "0001-01-01"})
+            took = time.monotonic() - started
+            await asyncio.sleep(0.2)
+            done = True
+            await poller
+            return took, slowest, answer.status_code
+
+    took, slowest, status = asyncio.run(probe())
+    assert status == 200
+    assert took < 3.0 and slowest < 2.0, f"history took {took:.2f} s, slowest /healthz {slowest:.2f} s"

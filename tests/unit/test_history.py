@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from counters.history import Entry, billing_peak, filled, period_start
+from counters.history import DAILY_DAYS, HOURLY_DAYS, Entry, billing_peak, filled, period_start
 from streams.http.insights import forecast_sentence, forecasts
 from streams.http.views import create_web_app
 from tests.unit.fake_counts import sample_reader
@@ -92,3 +92,19 @@ async def test_history_endpoint_json_and_csv_and_peak_and_forecast_in_the_subscr
             56 - n for n in (0, 1, 3) if (today - timedelta(days=n)) >= today.replace(day=1))
         assert subscription["forecast"]["external"] == {
             "days": 4, "slope_per_day": None, "reaches": {}, "reason": "4 day(s) of history; a forecast needs 7"}
+
+
+async def test_history_from_is_clamped_to_what_is_kept_so_no_request_walks_centuries() -> None:
+    reader = sample_reader()
+    today = datetime.now(timezone.utc).date()
+    reader.days["acme"] = [day((today - timedelta(days=n)).isoformat(), 10, 5) for n in (0, 500)]
+    reader.hours["acme"] = [Entry("0001-01-01T00", 1, 1, 1, 2, 2, 2)]  # older than any kept hour
+    async with TestClient(TestServer(create_web_app(reader, ready(kafka=True, redis=True)))) as client:
+        hourly = await (await client.get("/api/v1/subscriptions/acme/history?resolution=hour&from=0001-01-01")).json()
+        assert hourly["entries"][0]["period"] == f"{(today - timedelta(days=HOURLY_DAYS - 1)).isoformat()}T00"
+        assert len(hourly["entries"]) <= HOURLY_DAYS * 24
+        daily = await (await client.get("/api/v1/subscriptions/acme/history?from=0001-01-01")).json()
+        assert daily["entries"][0]["period"] == (today - timedelta(days=DAILY_DAYS - 1)).isoformat()
+        assert len(daily["entries"]) == DAILY_DAYS
+        old = await (await client.get("/api/v1/subscriptions/acme/history?from=0001-01-01&to=0002-01-01")).json()
+        assert old["entries"] == []

@@ -229,3 +229,34 @@ def test_publish_lets_no_refused_time_move_its_arrival_clock() -> None:
     stamped(orjson.dumps(near), near, clock, 24 * HOUR)
     line, _ = stamped(orjson.dumps(login()), login(), clock, 24 * HOUR)
     assert parse_rfc3339(orjson.loads(line)["time"]) > parse_rfc3339(near["time"]), "an accepted time still orders"
+
+
+def test_a_counts_document_names_at_most_max_reported_runtimes_and_providers_and_folds_the_rest() -> None:
+    from counters.replay import replay_lines
+    from schemas.limits import MAX_REPORTED, REPORTED_OTHER
+
+    names = [f"{n:04d}" + "r" * 196 for n in range(MAX_REPORTED + 50)]
+    lines = [orjson.dumps({"type": "login", "subscription": "acme", "user_id": f"u{n}", "runtime": name,
+                           "provider": name, "email": f"u{n}@ext.example"}) for n, name in enumerate(names)]
+    lines += [orjson.dumps({"type": "login", "subscription": "acme", "user_id": "v", "runtime": names[-1],
+                            "provider": names[-1]})]  # the last name is the largest: it is kept, not folded
+    counts = replay_lines(lines)["subscriptions"]["acme"]
+    assert len(counts["runtimes"]) == len(counts["providers"]) == MAX_REPORTED + 1
+    assert names[-1] in counts["runtimes"] and names[-2] not in counts["runtimes"]
+    assert counts["runtimes"][REPORTED_OTHER]["records"] == counts["providers"][REPORTED_OTHER] == 50
+    assert sum(scope["records"] for scope in counts["runtimes"].values()) == counts["records"] == len(lines)
+    assert len(orjson.dumps(counts)) < 500_000
+
+
+def test_a_capacity_event_names_its_trigger_only_by_an_identifier_like_id() -> None:
+    from schemas.limits import copied_id
+
+    assert copied_id("e10") == "e10" and copied_id("0f5c7a3e-6a7d-5d1c-9b7e-2f4f1c1b9a10") is not None
+    assert copied_id("login of ann@corp.example") is None and copied_id("Ann Smith") is None
+    assert copied_id("x" * (MAX_STRING + 1)) is None and copied_id(None) is None and copied_id("") is None
+    document = Replay()
+    document.feed_lines([orjson.dumps({"type": "config", "subscription": "a", "capacity": {"internal": 1}}),
+                         orjson.dumps({"type": "login", "subscription": "a", "user_id": "1", "id": "ann@x.example",
+                                       "email": "ann@x.example"})])
+    (event,) = document.document()["capacity_events"]
+    assert event["trigger"] is None

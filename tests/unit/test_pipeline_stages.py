@@ -11,7 +11,8 @@ from counters.memory_store import MemoryStore
 from counters import StoreUnavailable
 from counters.ports import Position
 from counters.state import SubscriptionState
-from schemas.changes import decode_batch
+from schemas.changes import MAX_MESSAGE_BYTES, decode_batch
+from schemas.limits import MAX_STRING
 from schemas.cloudevents import Headers
 from schemas.outputs import CapacityEvent, format_instant
 from streams.observe import metrics
@@ -265,9 +266,11 @@ async def test_dead_letters_keep_reason_and_position_but_not_personal_data() -> 
     letter, garbage = [orjson.loads(v) for v in sent.on("t.deadletter")]
     assert letter["reason"].startswith("user_id") and (letter["topic"], letter["offset"]) == ("t.logins", 0)
     value = orjson.loads(letter["value"])
-    assert value == {"type": "login", "subscription": "a", "user_id": {"x": 1}, "email": "<email: 15 chars>",
-                     "username": "<username: 3 chars>", "phone": "<phone: 11 chars>", "name": "<name: 9 chars>"}
-    assert letter["redacted"] is True and letter["value_size"] == len(bad)
+    assert value == {"type": "login", "subscription": "a", "user_id": "<user_id: object of 1 fields>",
+                     "email": "<email: 15 chars>", "username": "<username: 3 chars>", "phone": "<phone: 11 chars>",
+                     "name": "<name: 9 chars>"}
+    assert letter["redacted"] is True and letter["value_size"] == len(bad) and letter["key"] == "<key: 4 bytes>"
+    assert {key for topic, key, _, _ in sent.messages if topic == "t.deadletter"} == {b"t.logins:0"}
     assert "bob" not in garbage["value"] and garbage["value"] == "<not JSON: 29 bytes>"
 
 
@@ -372,3 +375,33 @@ async def test_a_capacity_event_is_published_from_the_outbox_and_only_then_trimm
     assert await store.outbox("a") == []
     headers = dict(sent.messages[-1][3] or [])
     assert headers["ce_id"] == orjson.loads(pending)["id"].encode()
+
+
+async def test_ingest_dead_letters_a_deeply_nested_value_and_counts_the_rest_of_the_batch() -> None:
+    stage, sent, _ = pipeline()
+    login = orjson.dumps({"type": "login", "subscription": "acme", "user_id": "1"})
+    await stage.ingest.handle(inbound([b"[" * 255 + b"]" * 255, login]))
+    assert [orjson.loads(v)["reason"] for v in sent.on("t.deadletter")] == ["not a JSON object (got list)"]
+    assert [len(decode_batch(v)) for v in sent.on("t.changes")] == [1]
+
+
+async def test_changes_messages_are_split_by_encoded_size_not_by_count() -> None:
+    stage, sent, _ = pipeline()
+    wide = "\U0001f600" * MAX_STRING  # 256 four-byte characters: every string field at its limit
+    logins = [orjson.dumps({"type": "login", "subscription": "acme", "user_id": f"{n:0>256}", "runtime": wide,
+                            "tenant": wide, "provider": wide[:-1] + str(n % 10), "id": f"{n:0>256}"})
+              for n in range(500)]
+    await stage.ingest.handle(inbound(logins))
+    messages = sent.on("t.changes")
+    assert len(messages) > 1 and all(len(m) <= MAX_MESSAGE_BYTES for m in messages)
+    assert sum(len(decode_batch(m)) for m in messages) == 500
+    assert [c.origin[2] for m in messages for c in decode_batch(m) if c.origin] == list(range(500))
+
+
+async def test_a_change_too_large_for_the_changes_topic_is_dead_lettered() -> None:
+    stage, sent, _ = pipeline()
+    config = orjson.dumps({"type": "config", "subscription": "acme",
+                           "domains": [f"{n:0>60}.{'d' * 60}.{'e' * 60}.example" for n in range(3000)]})
+    await stage.ingest.handle(inbound([config], topic="t.config"))
+    assert sent.on("t.changes") == []
+    assert orjson.loads(sent.on("t.deadletter")[0])["reason"].startswith("too large once normalized: ")
