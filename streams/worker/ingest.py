@@ -75,7 +75,7 @@ class Ingest:
                 by_subscription.setdefault(result.subscription, []).append(encode_row(result))
         for subscription, rows in by_subscription.items():
             for start in range(0, len(rows), CHANGES_PER_MESSAGE):
-                batch = join_rows(subscription, rows[start : start + CHANGES_PER_MESSAGE])
+                batch = join_rows(subscription, rows[start : start + CHANGES_PER_MESSAGE], self.digest.fingerprint)
                 deliveries.append(await self.send(self.changes_topic, subscription.encode(), batch))
         await asyncio.gather(*deliveries)
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
