@@ -11,7 +11,7 @@ the engine's own business: ``streams/`` never imports them directly (tests/unit/
 
 from counters.classify import CLASSES
 from counters.clock import ArrivalClock
-from counters.digest import DEVELOPMENT_SECRET, DigestMismatch, Digester, fingerprint
+from counters.digest import DEVELOPMENT_SECRET, UNRECORDED, DigestMismatch, Digester, fingerprint
 from counters.domains import DomainsReport, external_domains
 from counters.engine import apply, restore, restore_in_steps
 from counters.explain import NotAnIdentifier, digests_of, explanation, explanation_text, record_digest
@@ -76,7 +76,7 @@ __all__ = [
     "ACTIVE", "DEFAULT_TENANT", "LOGGED_IN", "EXCLUDED",
     "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",
     # events into changes
-    "to_change", "Digester", "DigestMismatch", "fingerprint", "DEVELOPMENT_SECRET", "ArrivalClock",
+    "to_change", "Digester", "DigestMismatch", "UNRECORDED", "fingerprint", "DEVELOPMENT_SECRET", "ArrivalClock",
     "normalize_email", "normalize_username", "normalize_owned_domain",
     # the offline replay
     "Replay", "replay_lines",

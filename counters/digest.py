@@ -83,6 +83,13 @@ class DigestMismatch(Exception):
         self.subscription, self.stored, self.configured = subscription, stored, configured
         stored_scope, _, stored_key = stored.partition(":")
         scope, _, key = configured.partition(":")
+        if stored == UNRECORDED:
+            super().__init__(
+                f"subscription {subscription!r} has no record of the digests it was counted with: refusing to "
+                f"count it, or a worker with another ENDUSERS_SECRET would split every person in two. If this "
+                f"worker's settings are the ones it was built with, record them (fingerprint {configured}; "
+                f"docs/operations.md, Recovery)")
+            return
         what = (f"stored ENDUSERS_DIGEST_SCOPE={stored_scope}, configured {scope}" if stored_scope != scope
                 else f"same ENDUSERS_DIGEST_SCOPE={scope} but another ENDUSERS_SECRET "
                      f"(key fingerprint {stored_key} stored, {key} configured)")
@@ -90,6 +97,10 @@ class DigestMismatch(Exception):
             f"subscription {subscription!r} was counted with other digests ({what}): refusing to count "
             f"it, or every returning person would count twice. Restart with the settings it was built "
             f"with (docs/operations.md, Recovery)")
+
+
+UNRECORDED = "none"
+"""The stored fingerprint of a state committed before commits recorded one (refused in production)."""
 
 
 def _keyed_digest(keyed: hmac.HMAC, parts: tuple[str, ...], joined: bool) -> str:

@@ -10,7 +10,7 @@ fresh copy, as from Redis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,8 @@ class MemoryStore(Store):
         self._outboxes: dict[str, list[bytes]] = {}
         self._committed: dict[str, _Committed] = {}
         self._audits: dict[str, list[bytes]] = {}
+        self.marks: dict[str, int] = {}
+        """Changes partition -> the next offset processed (``ReadMarks``)."""
 
     # --- states -----------------------------------------------------------------------------------
 
@@ -92,6 +94,15 @@ class MemoryStore(Store):
         for entry in entries:
             if entry in pending:  # another sweeper may have removed it already
                 pending.remove(entry)
+
+    # --- the read marks ---------------------------------------------------------------------------
+
+    async def read_marks(self, sources: Sequence[str]) -> dict[str, int]:
+        return {source: self.marks[source] for source in sources if source in self.marks}
+
+    async def mark_read(self, marks: Mapping[str, int]) -> None:
+        for source, offset in marks.items():
+            self.marks[source] = max(offset, self.marks.get(source, offset))
 
     # --- the directory ----------------------------------------------------------------------------
 

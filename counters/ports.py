@@ -132,7 +132,21 @@ class Directory(CommittedReads, CommittedCounts, Protocol):
         ...
 
 
-class Store(States, Outbox, Directory, Protocol):
+class ReadMarks(Protocol):
+    """How far each changes partition has been processed, kept where the states are: after a restart
+    the worker compares it with Kafka's committed offset, and a mark behind it shows writes the
+    store lost (a failover) that Kafka had already moved past."""
+
+    async def read_marks(self, sources: Sequence[str]) -> dict[str, int]:
+        """Source (``topic:partition``) -> the next offset processed; a source never marked is left out."""
+        ...
+
+    async def mark_read(self, marks: Mapping[str, int]) -> None:
+        """Record these next offsets; a mark never moves back (a re-read below it leaves it)."""
+        ...
+
+
+class Store(States, Outbox, Directory, ReadMarks, Protocol):
     """Everything the count stage asks of a store, and what it counts after a rebalance."""
 
 

@@ -90,14 +90,16 @@ class Change(msgspec.Struct, array_like=True, gc=False):
 class _Batch(msgspec.Struct):
     subscription: str
     changes: list[Change]
+    digest: str | None = None
+    """``Digester.fingerprint`` of the ingest that made the digests (absent in older messages)."""
 
 
 _BATCH = msgspec.json.Decoder(_Batch)
 
 
-def encode_batch(subscription: str, changes: list[Change]) -> bytes:
+def encode_batch(subscription: str, changes: list[Change], digest: str | None = None) -> bytes:
     """Changes of one subscription, in order, as one compact message."""
-    return join_rows(subscription, [encode_row(change) for change in changes])
+    return join_rows(subscription, [encode_row(change) for change in changes], digest)
 
 
 def encode_row(change: Change) -> bytes:
@@ -110,9 +112,11 @@ def encode_row(change: Change) -> bytes:
                          *([] if change.origin is None else [change.origin])])
 
 
-def join_rows(subscription: str, rows: list[bytes]) -> bytes:
-    """The message of encoded rows: byte for byte what ``orjson.dumps`` makes of the whole batch."""
-    return b'{"subscription":' + orjson.dumps(subscription) + b',"changes":[' + b",".join(rows) + b"]}"
+def join_rows(subscription: str, rows: list[bytes], digest: str | None = None) -> bytes:
+    """The message of encoded rows: byte for byte what ``orjson.dumps`` makes of the whole batch.
+    ``digest``: the fingerprint of the digests in the rows, which the count stage checks against its own."""
+    stamp = b"" if digest is None else b',"digest":' + orjson.dumps(digest)
+    return b'{"subscription":' + orjson.dumps(subscription) + stamp + b',"changes":[' + b",".join(rows) + b"]}"
 
 
 def split_rows(rows: list[bytes], budget: int = MAX_MESSAGE_BYTES - 1024) -> Iterator[list[bytes]]:
@@ -132,10 +136,16 @@ def split_rows(rows: list[bytes], budget: int = MAX_MESSAGE_BYTES - 1024) -> Ite
 
 def decode_batch(raw: bytes) -> list[Change]:
     """The changes of a message written by ``encode_batch`` (raises on anything else)."""
+    return decode_message(raw)[0]
+
+
+def decode_message(raw: bytes) -> tuple[list[Change], str | None]:
+    """The changes of a message written by ``encode_batch`` and the fingerprint of their digests (None
+    in a message written before messages carried it); raises on anything else."""
     batch = _BATCH.decode(raw)
     subscription = batch.subscription
     for change in batch.changes:
         change.subscription = subscription
         if change.kind == "config":  # rare: its settings, read from the place of ``fields``, typed
             change.config, change.fields = msgspec.convert(change.fields, ConfigFields), {}
-    return batch.changes
+    return batch.changes, batch.digest

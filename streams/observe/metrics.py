@@ -45,6 +45,19 @@ DEAD_LETTERS = Counter(
     "Rejected messages published to the dead-letter topic.",
     registry=REGISTRY,
 )
+OTHER_DIGESTS = Counter(
+    "endusers_changes_other_digests_total",
+    "Changes messages refused by the count stage because the worker that ingested them digests with "
+    "another ENDUSERS_SECRET or ENDUSERS_DIGEST_SCOPE (sent to the dead-letter topic).",
+    registry=REGISTRY,
+)
+LOST_RANGES = Counter(
+    "endusers_changes_lost_ranges_total",
+    "Times a changes partition was found processed less far in Redis than Kafka's committed offset "
+    "(Redis lost writes, a failover), so the range was read again.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
 BATCH_SECONDS = Histogram(
     "endusers_batch_seconds",
     "Time spent on one batch of events, per processing stage (ingest, count).",

@@ -29,6 +29,8 @@ class Readiness:
         self._moved = clock()
         self.refused: Mapping[str, str] = {}
         """Subscription -> why it is not counted (the count stage's: its state has other digests)."""
+        self.rereading: Mapping[str, tuple[int, int]] = {}
+        """Changes partition -> (from, to): a range Redis lost, being read again (the count stage's)."""
 
     @property
     def progress(self) -> Mapping[str, tuple[int, int]]:
@@ -55,7 +57,11 @@ class Readiness:
         """``assignment``, ``state`` and ``progress``: True, or why not."""
         return {"assignment": True if self.assigned else "waiting for assignment",
                 "state": "; ".join(self.refused[s] for s in sorted(self.refused)) or self._loading() or True,
-                "progress": self._stalled() or True}
+                "progress": self._stalled() or self._rereading() or True}
+
+    def _rereading(self) -> str:
+        return "; ".join(f"reading {source} again from offset {start} to {end - 1}: Redis lost those commits"
+                         for source, (start, end) in sorted(self.rereading.items()))
 
     def _loading(self) -> str:
         waiting = sorted(self.to_load | set(self.progress))

@@ -9,6 +9,9 @@ from streams.store import audit
 
 SUBSCRIPTIONS_KEY = "endusers:subscriptions"
 """The registry of subscriptions (no hash tag: it spans them all)."""
+READ_MARKS_KEY = "endusers:changes-read"
+"""Changes partition (``topic:partition``) -> the next offset the count stage processed (no hash tag:
+it spans every subscription; written after each batch's commits)."""
 POSITION = "position:"
 """Prefix of the meta fields that hold a changes partition's next offset."""
 INGESTED = "ingested:"

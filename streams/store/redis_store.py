@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +32,7 @@ from counters import (
     DigestCheck,
     DigestMismatch,
     DomainsReport,
+    UNRECORDED,
     Position,
     Record,
     Store,
@@ -48,7 +49,7 @@ from streams.slices import yielding
 from streams.store import audit
 from streams.store.connect import AsyncClient, confirm_durably, connect, eval_durably
 from streams.store.errors import translated
-from streams.store.keys import INGESTED, POSITION, SUBSCRIPTIONS_KEY, Keys, text
+from streams.store.keys import INGESTED, POSITION, READ_MARKS_KEY, SUBSCRIPTIONS_KEY, Keys, text
 from streams.store.reads import RedisReads
 
 if TYPE_CHECKING:
@@ -61,19 +62,22 @@ DOMAINS_EVERY_MS = 5_000
 HISTORY_LENGTH = 360  # one hour of samples
 RECENT_EVENTS = 100
 LOAD_CHUNK = 10_000
-META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids", "digest")
+META_FIELDS = ("settings", "levels", "sequence", "invalid_emails", "config_times", "config_ids", "digest", "fence")
+
 
 _COMMIT = """
 local meta, records, tombstones, outbox, hll, counts, recent, history, shared, daily, hourly, trail =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local source, expected, nxt = ARGV[1], ARGV[2], ARGV[3]
+local source, expected, nxt, fence, fenced = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if source ~= '' then
-  local stored = redis.call('HGET', meta, source)
+  -- the subscription's own fence, whatever partition the commit comes from, then its partition's position
+  local stored, held = redis.call('HGET', meta, source), redis.call('HGET', meta, 'fence')
   if stored == false then stored = '' end
-  if stored ~= expected then return {0, stored} end
-  redis.call('HSET', meta, source, nxt)
+  if held == false then held = '' end
+  if stored ~= expected or held ~= fence then return {0, stored, held} end
+  redis.call('HSET', meta, source, nxt, 'fence', fenced)
 end
-local i = 4
+local i = 6
 local function take()
   local n = tonumber(ARGV[i]); i = i + 1; return n
 end
@@ -141,6 +145,14 @@ return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1}
 
 
+_MARK = """
+for i = 1, #ARGV, 2 do
+  local held = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if held == nil or held < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+"""
+
+
 class RedisSessions:
     """Anonymous sessions: added to the HyperLogLog at commit; the count is the one the commit saw."""
 
@@ -155,12 +167,24 @@ class RedisSessions:
         return self.known
 
 
-def _position_args(position: Position | None) -> list[str]:
-    """The position field, the value the commit expects in it and the one it stores ('' for none)."""
+def _position_args(position: Position | None, fence: bytes | None) -> list[str | bytes]:
+    """The position field, the value the commit expects in it and the one it stores ('' for none),
+    then the fence the commit expects and the one it stores (``_fence``)."""
     if position is None:
-        return ["", "", ""]
+        return ["", "", "", "", ""]
     return [POSITION + position.source, "" if position.expected is None else str(position.expected),
-            str(position.next)]
+            str(position.next), fence or b"", _fence(position)]
+
+
+def _fence(position: Position) -> bytes:
+    """What a commit leaves in the subscription's ``fence`` field: the partition and offset it came from.
+
+    The position fences a partition; the fence fences the subscription. If the changes topic gains
+    partitions, a subscription's key maps to another partition, and the worker of the new one and the
+    worker still draining the old one would each pass its own partition's check, both writing from a
+    copy the other does not see. Every commit expects the fence its copy was loaded or last committed
+    with, so one of them is refused and reloads."""
+    return f"{position.source}:{position.next}".encode()
 
 
 def _meta_fields(state: SubscriptionState) -> dict[str, bytes]:
@@ -232,9 +256,13 @@ class RedisStore(RedisReads, Store, DigestCheck):
         self._domains: dict[str, tuple[float, tuple[int, int, tuple[str, ...]], DomainsReport]] = {}
         self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
+        self._mark = redis.register_script(_MARK)
         self.fingerprint: str | None = None
         """How the worker digests (``Digester.fingerprint``): written with each commit as the meta
         field ``digest``; a load that finds another one raises ``DigestMismatch``. None: not checked."""
+        self.adopt_unrecorded = False
+        """Whether a committed state without a recorded fingerprint is taken as this worker's
+        (development only: in production nothing proves it was digested the same way)."""
 
     @classmethod
     def from_url(cls, url: str, replicas: int = 0, wait_ms: int = 1000, sentinel_password: str | None = None
@@ -285,8 +313,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
             raw_meta, records, tombstones = await pipe.execute()
         sessions = await self.redis.pfcount(keys.sessions)
         meta: dict[str, bytes | str] = {text(k): v for k, v in raw_meta.items()}
-        if self.fingerprint is not None and "digest" in meta and text(meta["digest"]) != self.fingerprint:
-            raise DigestMismatch(subscription, text(meta["digest"]), self.fingerprint)  # before the records
+        self._check_digests(subscription, meta)  # before the records
         total = int(records) + int(tombstones)
         self.progress[subscription] = (0, total)
         try:
@@ -321,6 +348,15 @@ class RedisStore(RedisReads, Store, DigestCheck):
                                        if k in META_FIELDS}
         return state
 
+    def _check_digests(self, subscription: str, meta: dict[str, bytes | str]) -> None:
+        """Raise ``DigestMismatch`` when the committed state was digested otherwise, or records no
+        fingerprint and this worker may not adopt it (``adopt_unrecorded``)."""
+        if self.fingerprint is None:
+            return
+        stored = text(meta["digest"]) if "digest" in meta else UNRECORDED if "settings" in meta else None
+        if stored is not None and stored != self.fingerprint and not (stored == UNRECORDED and self.adopt_unrecorded):
+            raise DigestMismatch(subscription, stored, self.fingerprint)
+
     async def _scan(self, key: str) -> AsyncIterator[dict[bytes, bytes]]:
         """A hash in HSCAN chunks of about ``LOAD_CHUNK`` fields, the next chunk already requested
         while the caller decodes this one (Redis answers while the worker unpacks). Each chunk is
@@ -353,22 +389,25 @@ class RedisStore(RedisReads, Store, DigestCheck):
         meta = {field: value for field, value in fields.items() if written.get(field) != value}
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
-        args = [*_position_args(position), len(meta), *(item for pair in meta.items() for item in pair),
+        args = [*_position_args(position, written.get("fence")), len(meta), *(item for pair in meta.items() for item in pair),
                 *_record_args(state), len(events), *(e.to_bytes() for e in events), len(pending), *pending,
                 *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits)]
         await self._register(state.subscription)
-        ok, value = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
-                                       self.wait_ms)
-        if not ok and retried and position is not None and text(value) == str(position.next):
+        ok, value, *held = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
+                                              self.wait_ms)
+        if not ok and retried and position is not None and text(value) == str(position.next) \
+                and held == [_fence(position)]:
             # the previous attempt failed on the way back (a lost reply, or too few replicas confirmed
             # it), not in Redis: it is ours, once the replicas have it
             await confirm_durably(self.redis, keys.meta, self.replicas, self.wait_ms)
             ok, value = 1, str(await self.redis.pfcount(keys.sessions)).encode()
         if not ok:
-            log.info("commit refused for %s: stored position %r, expected %r",
-                     state.subscription, value, position)
+            log.info("commit refused for %s: stored position %r and fence %r, expected %r and %r",
+                     state.subscription, value, held, position, written.get("fence"))
             return False
         self._written[state.subscription] = {**written, **meta}
+        if position is not None:
+            self._written[state.subscription]["fence"] = _fence(position)
         _settle(state, position, int(value))
         return True
 
@@ -406,6 +445,18 @@ class RedisStore(RedisReads, Store, DigestCheck):
         ``ENDUSERS_REDIS_MIN_REPLICAS``): a batch found already applied after an unconfirmed commit
         is acknowledged to Kafka only then."""
         await confirm_durably(self.redis, Keys(subscription).meta, self.replicas, self.wait_ms)
+
+    # --- the read marks ---------------------------------------------------------------------------
+
+    @translated
+    async def read_marks(self, sources: Sequence[str]) -> dict[str, int]:
+        found = await self.redis.hmget(READ_MARKS_KEY, list(sources)) if sources else []
+        return {source: int(mark) for source, mark in zip(sources, found) if mark is not None}
+
+    @translated
+    async def mark_read(self, marks: Mapping[str, int]) -> None:
+        """One round trip per batch; never lowers a mark (a re-read passes below it)."""
+        await self._mark(keys=[READ_MARKS_KEY], args=[item for pair in marks.items() for item in pair])
 
     # --- the outbox -------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from streams.worker.ownership import Ownership
 from streams.observe.readiness import Readiness
 from streams.store.connect import connect_bounded
 from streams.kafka.consumer import consume_sources
-from streams.settings import MissingSecret, OpenApi, WorkerSettings, kafka_client_options, kafka_connection
+from streams.settings import Environment, MissingSecret, OpenApi, WorkerSettings, kafka_client_options, kafka_connection
 from streams.store.redis_store import RedisStore
 from streams.kafka.topics import all_topics, ensure_topics
 from streams.http.auth import Access, TokenFileError, check_token_file
@@ -108,10 +108,12 @@ class Wiring:
         self.live_counts = LiveCounts(self.store, self.send, settings.topic)
         self.ownership = Ownership(self.store, self.live_counts)
         self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
-                                 rewind=self.rewind)
+                                 rewind=self.rewind, digest=self.digester.fingerprint)
         self.count_stage.batch_done = self.health.batch_done
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
+        self.store.adopt_unrecorded = settings.environment == Environment.DEVELOPMENT
         self.health.refused = self.ownership.refused
+        self.health.rereading = self.count_stage.rereading
         self._adoptions: set[asyncio.Future[None]] = set()
         self._kafka_probe: AIOKafkaClient | None = None
 
@@ -150,13 +152,15 @@ class Wiring:
         Kafka has it."""
         return await self.app.producer.send(topic_name, key, value, None, None, headers)
 
-    async def rewind(self, source: str, offset: int) -> None:
-        """Read a changes partition again from ``offset`` (Redis lost commits in a failover)."""
+    async def rewind(self, source: str, offset: int) -> bool:
+        """Read a changes partition again from ``offset`` (Redis lost commits in a failover); False
+        when another worker reads it now (from the committed offsets)."""
         topic, _, partition = source.rpartition(":")
         tp = TP(topic, int(partition))
         if tp not in self.app.consumer.assignment():
-            return  # another worker reads it now, from the committed offsets
+            return False
         await self.app.consumer.seek(tp, offset)
+        return True
 
     # --- rebalances (mode's signals call a receiver with the sender, the assignment, ``signal=``) ---
 
@@ -170,6 +174,7 @@ class Wiring:
         assigned = assignment[0]
         self.health.assignment_received()
         sources = {f"{tp.topic}:{tp.partition}" for tp in assigned}
+        self.count_stage.reassigned()  # every partition is read from Kafka's committed offsets now
         released = self.ownership.keep_only(sources)
         metrics.keep_lag_of([self.changes.get_topic_name()], [(tp.topic, tp.partition) for tp in assigned])
         if released:

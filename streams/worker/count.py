@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from counters import DigestMismatch, Position, Store, SubscriptionState, apply
-from schemas.changes import Change, decode_batch
+from schemas.changes import Change, decode_message
 from schemas.outputs import CapacityEvent
 from streams.kafka.messages import Inbound
 from streams.observe import metrics
@@ -31,15 +31,16 @@ from streams.worker.retry import until_store_answers
 
 log = logging.getLogger(__name__)
 
-Rewind = Callable[[str, int], Awaitable[None]]
-"""``rewind("topic:partition", offset)``: read the changes partition again from ``offset``."""
+Rewind = Callable[[str, int], Awaitable[bool]]
+"""``rewind("topic:partition", offset)``: read the changes partition again from ``offset``; False when
+the partition is not assigned here (any more)."""
 
 
 class Count:
     """Counts the batches of the changes partitions assigned here (``handle``), one at a time."""
 
     def __init__(self, store: Store, dead_letters: DeadLetters, ownership: Ownership, outbox: OutboxPublisher,
-                 live_counts: LiveCounts, rewind: Rewind | None = None) -> None:
+                 live_counts: LiveCounts, rewind: Rewind | None = None, digest: str | None = None) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.ownership = ownership
@@ -48,7 +49,18 @@ class Count:
         self.rewind = rewind
         self._rewinding: dict[str, int] = {}
         """Changes partition -> the highest offset read before it was rewound: later offsets still
-        arriving were fetched before the rewind and are dropped until the re-read begins."""
+        arriving were fetched before the rewind and are dropped until the re-read begins. Only while
+        the partition is assigned here: a rebalance restarts every partition from Kafka's committed
+        offsets, so a mark left behind would drop (and acknowledge) every later message of it."""
+        self._checked: set[str] = set()
+        """Changes partitions whose first batch since the assignment was compared with the store's
+        read mark (``_reread_lost``)."""
+        self.rereading: dict[str, tuple[int, int]] = {}
+        """Changes partition -> (from, to): a range that Redis had lost and that is being read again
+        (readiness)."""
+        self.digest = digest
+        """The fingerprint of this worker's digests (``Digester.fingerprint``): a changes message
+        digested otherwise is refused. None: not checked."""
         self.level_listeners: list[Callable[[str], None]] = []
         """Told the subscription after each commit that changed a capacity level (``streams.worker.alerts``)."""
         self.batch_done: Callable[[], None] = lambda: None
@@ -57,16 +69,8 @@ class Count:
     async def handle(self, messages: Sequence[Inbound]) -> None:
         """Apply a batch of changes, one atomic commit per subscription and partition."""
         started = time.perf_counter()
-        groups: dict[tuple[str, str], list[tuple[Inbound, list[Change]]]] = {}
-        for message in self._after_rewinds(messages):
-            try:
-                changes = decode_batch(message.value or b"")
-            except Exception as exc:  # not ours: never crash the stage over it
-                await (await self.dead_letters.queue(message, f"not a change batch: {type(exc).__name__}: {exc}"))
-                continue
-            if changes:
-                groups.setdefault((changes[0].subscription, message.source), []).append((message, changes))
-        for (subscription, source), items in groups.items():
+        kept = await self._reread_lost(self._after_rewinds(messages))
+        for (subscription, source), items in (await self._grouped(kept)).items():
             if source in self._rewinding:
                 continue  # rewound by an earlier group of this batch: these come again
             try:
@@ -80,8 +84,27 @@ class Count:
                 log.exception("cannot count a batch of %s; it goes to the dead-letter topic", subscription)
                 self.store.forget(subscription)
                 await self._dead_letter_all(items, f"count stage failed: {type(exc).__name__}: {exc}")
+        await self._mark_read(kept)
         self.batch_done()
         metrics.BATCH_SECONDS.labels("count").observe(time.perf_counter() - started)
+
+    async def _grouped(self, messages: Sequence[Inbound]) -> dict[tuple[str, str], list[tuple[Inbound, list[Change]]]]:
+        """The batch's changes by subscription and partition; what is not a change batch of this
+        worker's digests goes to the dead-letter topic."""
+        groups: dict[tuple[str, str], list[tuple[Inbound, list[Change]]]] = {}
+        for message in messages:
+            try:
+                changes, digest = decode_message(message.value or b"")
+            except Exception as exc:  # not ours: never crash the stage over it
+                await (await self.dead_letters.queue(message, f"not a change batch: {type(exc).__name__}: {exc}"))
+                continue
+            if digest is not None and self.digest is not None and digest != self.digest:
+                metrics.OTHER_DIGESTS.inc()  # a worker with another secret or scope ingests: never mix them
+                await (await self.dead_letters.queue(message, other_digests(digest, self.digest)))
+                continue
+            if changes:
+                groups.setdefault((changes[0].subscription, message.source), []).append((message, changes))
+        return groups
 
     async def _dead_letter_all(self, items: list[tuple[Inbound, list[Change]]], reason: str) -> None:
         for message, _ in items:
@@ -187,14 +210,79 @@ class Count:
                     "in a failover?): reading the partition again from %d", back.stored, back.source,
                     back.subscription, back.had, back.stored)
         self.store.forget(back.subscription)
+        await self._seek_back(back.source, back.stored, highest)
+
+    async def _seek_back(self, source: str, offset: int, highest: int) -> bool:
+        """Read ``source`` again from ``offset``, dropping what was fetched before (up to ``highest``)
+        until the re-read begins. False when it cannot: then nothing is dropped, since the partition's
+        next reader starts from Kafka's committed offsets."""
         if self.rewind is None:
-            raise RuntimeError("Redis went back in time and this count stage cannot rewind its input") from back
-        self._rewinding[back.source] = highest
+            raise RuntimeError(f"cannot read {source} again from {offset}: this count stage cannot rewind its input")
+        self._rewinding[source] = highest
         try:
-            await self.rewind(back.source, back.stored)
-        except Exception:  # e.g. the partition moved in a rebalance: its new reader starts from Kafka's offsets
-            del self._rewinding[back.source]
-            log.exception("cannot read %s again from %d", back.source, back.stored)
+            if await self.rewind(source, offset):
+                return True
+            log.info("%s moved to another worker before it could be read again from %d", source, offset)
+        except Exception:
+            log.exception("cannot read %s again from %d", source, offset)
+        del self._rewinding[source]
+        self.rereading.pop(source, None)
+        return False
+
+    async def _reread_lost(self, messages: list[Inbound]) -> list[Inbound]:
+        """The first batch of a partition since its assignment starts at Kafka's committed offset. The
+        store's read mark of the partition (``_mark_read``) is written after every batch's commits and
+        before Kafka commits it, so a mark below that offset means Redis lost writes (a failover) that
+        Kafka had moved past: that range is read again, and each subscription skips what it has."""
+        unchecked = sorted({m.source for m in messages} - self._checked)
+        if not unchecked:
+            return messages
+        marks = await until_store_answers(lambda _retried: self.store.read_marks(unchecked), proves_up=False)
+        self._checked.update(unchecked)
+        for source in unchecked:
+            offsets = [m.offset for m in messages if m.source == source]
+            mark, first = marks.get(source), min(offsets)
+            if mark is None or first <= mark:
+                continue
+            topic, _, partition = source.rpartition(":")
+            metrics.LOST_RANGES.labels(topic, partition).inc()
+            log.error("Redis holds the changes of %s processed up to offset %d, but Kafka's committed offset "
+                      "is %d: Redis lost writes (a failover?); reading offsets %d to %d again",
+                      source, mark, first, mark, first - 1)
+            self.rereading[source] = (mark, first)
+            if not await self._seek_back(source, mark, max(offsets)):
+                self._checked.discard(source)  # still lost: the next batch tries again
+        return [m for m in messages if m.source not in self._rewinding]
+
+    async def _mark_read(self, messages: list[Inbound]) -> None:
+        """Tell the store how far each partition has been processed (after the batch's commits, so a
+        failover that loses a commit loses this mark too), and end the re-reads that got there."""
+        marks: dict[str, int] = {}
+        for message in messages:
+            if message.source not in self._rewinding:
+                marks[message.source] = max(marks.get(message.source, 0), message.offset + 1)
+        if not marks:
+            return
+        await until_store_answers(lambda _retried: self.store.mark_read(marks), proves_up=True)
+        for source, (_, until) in list(self.rereading.items()):
+            if marks.get(source, 0) >= until:
+                log.warning("%s has been read again up to offset %d", source, until)
+                del self.rereading[source]
+
+    def reassigned(self) -> None:
+        """After a rebalance Faust reads every assigned partition from Kafka's committed offsets: a
+        rewind still pending has ended (its mark would drop every later message), and each partition's
+        first batch is compared with the store's read mark again."""
+        self._rewinding.clear()
+        self._checked.clear()
+        self.rereading.clear()
+
+
+def other_digests(message: str, configured: str) -> str:
+    """Why a changes message is not counted: its ingest digested with other settings."""
+    return (f"not counted: digested with other settings (changes fingerprint {message}, this worker and its "
+            f"state {configured}): the worker that ingested it has another ENDUSERS_SECRET or "
+            f"ENDUSERS_DIGEST_SCOPE")
 
 
 def first_time(state: SubscriptionState, change: Change) -> bool:

@@ -72,7 +72,8 @@ class Ingest:
                 by_subscription.setdefault(result[0], []).append(result[1])
         for subscription, rows in by_subscription.items():
             for run in split_rows(rows):
-                deliveries.append(await self.send(self.changes_topic, subscription.encode(), join_rows(subscription, run)))
+                batch = join_rows(subscription, run, self.digest.fingerprint)
+                deliveries.append(await self.send(self.changes_topic, subscription.encode(), batch))
         await asyncio.gather(*deliveries)
         metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
 
