@@ -21,7 +21,7 @@ from counters import (
 )
 from schemas.codec import Rejection, decode
 from streams.http import auth
-from streams.http.responses import json_response, now_ms, store_error, unknown_subscription
+from streams.http.responses import json_object, json_response, now_ms, store_error, unknown_subscription
 
 if TYPE_CHECKING:
     from counters import CountsReader
@@ -71,11 +71,8 @@ class AdminApi:
         answer reveals settings."""
         subscription = request.match_info["id"]
         auth.require(request, subscription, admin=True)
-        try:
-            body = await request.json(loads=orjson.loads)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await json_object(request)
+        if body is None:
             return json_response({"error": "the body must be a JSON object of config keys"}, status=400)
         event = decode(orjson.dumps({**body, "type": "config", "subscription": subscription}))
         if isinstance(event, Rejection):
@@ -94,11 +91,8 @@ class AdminApi:
         lands in a URL or an access log). Admins only."""
         subscription = request.match_info["id"]
         auth.require(request, subscription, admin=True)
-        try:
-            body = await request.json(loads=orjson.loads)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await json_object(request)
+        if body is None:
             return json_response({"error": _EXPLAIN_BODY}, status=400)
         try:
             query = self._person(subscription, body)

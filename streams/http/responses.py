@@ -36,6 +36,15 @@ def store_error_text(exc: BaseException) -> str:
     return f"store unavailable: {type(cause).__name__} (the worker's log has the details)"
 
 
+async def json_object(request: web.Request) -> dict[str, Any] | None:
+    """The request's body as a JSON object; None when it is not one (the caller says what it wanted)."""
+    try:
+        body = await request.json(loads=orjson.loads)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def unknown_subscription(subscription: str) -> web.Response:
     return json_response({"error": f"unknown subscription {subscription!r}"}, status=404)
 

@@ -18,7 +18,7 @@ from streams.store.redis_store import RedisStore
 from tests.fixtures.factories import changes, lines, login
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.pipeline import DeploymentFactory
-from tests.fixtures.services import Services
+from tests.fixtures.services import Services, empty_redis_db
 
 pytestmark = pytest.mark.integration
 TEST_DB = 14
@@ -26,11 +26,8 @@ TEST_DB = 14
 
 @pytest.fixture
 async def redis(services: Services) -> AsyncIterator[Redis]:
-    client = Redis.from_url(services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}")
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with empty_redis_db(services, TEST_DB) as client:
+        yield client
 
 
 def apply_login(state: SubscriptionState, user: str) -> None:

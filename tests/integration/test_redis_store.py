@@ -21,7 +21,7 @@ from streams.store.audit import AUDIT_LENGTH
 from streams.store.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
-from tests.fixtures.services import Services
+from tests.fixtures.services import Services, empty_redis_db
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15
@@ -29,11 +29,8 @@ TEST_DB = 15
 
 @pytest.fixture
 async def redis(services: Services) -> AsyncIterator[Redis]:
-    client = Redis.from_url(services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}")
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with empty_redis_db(services, TEST_DB) as client:
+        yield client
 
 
 @pytest.fixture(params=["memory", "redis"])
