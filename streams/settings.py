@@ -162,6 +162,9 @@ class WorkerSettings(BaseModel):
     Kafka's ACLs can let each producer write only its own licensee's topics."""
     web_port: int = _var("ENDUSERS_WEB_PORT", 6066, ge=0, le=65535)
     web_host: str = _var("ENDUSERS_WEB_HOST", "127.0.0.1")
+    gateway_port: int = _var("ENDUSERS_GATEWAY_PORT", 6068, ge=0, le=65535)
+    gateway_host: str = _var("ENDUSERS_GATEWAY_HOST", "127.0.0.1")
+    """Where ``endusers gateway`` listens for the identity providers (docs/sources.md)."""
     web_allowed_hosts: str = _var("ENDUSERS_WEB_ALLOWED_HOSTS", "")
     """More Host names the web server answers to, comma-separated (``*``: any)."""
     api_tokens_file: str = _var("ENDUSERS_API_TOKENS_FILE", "")

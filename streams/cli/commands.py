@@ -169,6 +169,14 @@ def worker(loglevel: str) -> None:
 
 
 @main.command()
+def gateway() -> None:
+    """Receive identity providers' events over HTTP and publish them (ENDUSERS_GATEWAY_HOST/PORT)."""
+    from streams.gateway.app import run_gateway
+
+    run_gateway()
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--skip-invalid", is_flag=True,
@@ -431,8 +439,9 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--role", type=click.Choice(["viewer", "admin"]), required=True,
-              help="viewer: counts; admin: also settings, the audit trail.")
+@click.option("--role", type=click.Choice(["viewer", "admin", "source"]), required=True,
+              help="viewer: counts; admin: also settings, the audit trail; source: writes events through "
+                   "the gateway, reads nothing.")
 @click.option("--scope", required=True, help="'*' (every subscription) or a comma-separated list of subscriptions.")
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
               help="The token file [default: ENDUSERS_API_TOKENS_FILE].")

@@ -1,7 +1,8 @@
 """Who may read what over HTTP: bearer tokens with a role and a scope, a Host allow-list, security headers.
 
 Tokens live in the file named by ``ENDUSERS_API_TOKENS_FILE``, one per line as ``sha256-hex role scope``
-(``role`` is ``viewer`` or ``admin``; ``scope`` is ``*`` or ``acme,globex``). Only the hashes are stored,
+(``role`` is ``viewer``, ``admin`` or ``source``; ``scope`` is ``*`` or ``acme,globex``). A ``source`` token
+writes events through the gateway (``streams/gateway``) and reads nothing: the workers refuse it. Only the hashes are stored,
 so the file itself grants nothing to whoever reads it. The file is re-read when it changes, so a token
 made with ``endusers token create`` works without a restart, and a line deleted revokes it.
 
@@ -35,8 +36,10 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-Role = Literal["viewer", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "admin")
+Role = Literal["viewer", "admin", "source"]
+ROLES: tuple[Role, ...] = ("viewer", "admin", "source")
+READERS: tuple[Role, ...] = ("viewer", "admin")
+"""The roles a worker's HTTP API serves: a ``source`` token may write events, never read them."""
 
 PROBES = frozenset({"/healthz", "/readyz"})
 """Answered whatever the Host: they reveal only up/down, and orchestrators probe by address
@@ -259,16 +262,20 @@ class Access:
     tokens: TokenFile | None = None
     allowed_hosts: frozenset[str] | None = field(default_factory=lambda: default_allowed_hosts("127.0.0.1"))
     """None: any Host (only for servers that are not reachable from a browser)."""
+    roles: tuple[Role, ...] = READERS
+    """The roles this server serves; a valid token of another role is refused (403), and on a public
+    path it counts as no token."""
 
     @classmethod
-    def configured(cls, bind: str, tokens_file: str = "", allowed_hosts: str = "") -> Access:
+    def configured(cls, bind: str, tokens_file: str = "", allowed_hosts: str = "",
+                   roles: tuple[Role, ...] = READERS) -> Access:
         """The policy of a server bound to ``bind``, from the settings ``ENDUSERS_API_TOKENS_FILE``
         (``tokens_file``) and ``ENDUSERS_WEB_ALLOWED_HOSTS`` (``allowed_hosts``)."""
         path, hosts = tokens_file.strip(), allowed_hosts.strip()
         # added to the defaults, not instead of them: listing a proxy's name must not lock out the
         # pod's IP (Prometheus scrapes by it) or localhost (kubectl port-forward)
         allowed = default_allowed_hosts(bind) | {h.strip().lower() for h in hosts.split(",") if h.strip()}
-        access = cls(TokenFile(path) if path else None, None if hosts == "*" else allowed)
+        access = cls(TokenFile(path) if path else None, None if hosts == "*" else allowed, roles)
         if access.tokens is None and not _loopback(bind):
             log.warning("ENDUSERS_API_TOKENS_FILE is not set and the web server listens on %s: anyone who "
                         "reaches it reads every subscription. Create tokens with 'endusers token create'.", bind)
@@ -299,13 +306,17 @@ class Access:
         path = request.path
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             # no token needed; one that is sent still counts (/readyz tells a holder more)
-            request[GRANT] = FULL_ACCESS if self.tokens is None else self.grant(request)
+            grant = FULL_ACCESS if self.tokens is None else self.grant(request)
+            request[GRANT] = grant if grant is None or grant.role in self.roles else None
             return await handler(request)
         grant = self.grant(request)
         if grant is None:
             response = _error(401, "a valid token is required: Authorization: Bearer <token>")
             response.headers["WWW-Authenticate"] = 'Bearer realm="endusers"'
             return response
+        if grant.role not in self.roles:
+            return _error(403, f"a {grant.role} token is not served here (this server serves "
+                               f"{' and '.join(self.roles)} tokens)")
         request[GRANT] = grant
         return await handler(request)
 

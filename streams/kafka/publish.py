@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping, Set as AbstractSet
@@ -221,3 +222,67 @@ class _Bar:
 
 def _progress(files: list[Path]) -> _Bar:
     return _Bar(sum(p.stat().st_size for p in files if p.exists()))
+
+
+class Publisher:
+    """A producer a server keeps open (``endusers gateway``): each :meth:`publish` sends a batch of
+    validated events to their source topics and returns only once Kafka has acknowledged every one,
+    with the guarantees of ``endusers publish`` (acks=all, idempotent, the arrival header). It starts
+    on first use and again after a failed start, so a server whose broker is down at start still
+    answers, and recovers when the broker comes back."""
+
+    def __init__(self, settings: WorkerSettings, **producer_options: Any) -> None:
+        self.settings, self.options = settings, producer_options
+        self.clock = ArrivalClock()
+        self.topic_of = _Topics(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(**kafka_client_options(self.settings), acks="all",
+                                            enable_idempotence=True, **self.options)
+                try:
+                    await producer.start()
+                    await _source_topics_exist(self.settings)
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    @translated
+    async def publish(self, documents: list[dict[str, object]]) -> PublishResult:
+        """Send ``documents`` in order and wait for Kafka's acknowledgement of all of them;
+        :class:`BrokerUnavailable` when Kafka cannot be reached or does not acknowledge."""
+        producer, result = await self._started(), PublishResult()
+        deliveries = []
+        for document in documents:
+            line = orjson.dumps(document)
+            routed = route(line)
+            if isinstance(routed, str):
+                result.unroutable.append(routed)
+                continue
+            topic, key, _ = routed
+            full = await self.topic_of(topic, document)
+            if full is None:
+                result.unroutable.append(_NO_TOPIC)
+                continue
+            value, headers = stamped(line, document, self.clock, self.settings.max_future)
+            deliveries.append(await producer.send(full, value, key=key, headers=headers))
+            result.sent[full] += 1
+        for delivery in deliveries:
+            await delivery
+        return result
+
+    @translated
+    async def check(self) -> None:
+        """Raise :class:`BrokerUnavailable` unless a broker answers a metadata request now."""
+        producer = await self._started()
+        await producer.client.fetch_all_metadata()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()

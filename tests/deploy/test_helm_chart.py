@@ -576,3 +576,47 @@ def test_schema_takes_the_severities_the_worker_parses(severities: str, valid: b
 def test_schema_refuses_bad_security_and_alerting_values(setting: str, complaint: str) -> None:
     text = refusal("--set-json", setting)
     assert "values don't meet the specifications of the schema" in text and complaint in text
+
+
+GATEWAY = ("--set", "gateway.enabled=true", "--set", "auth.tokensSecret=endusers-tokens")
+
+
+def test_the_gateway_is_off_by_default(default: list[dict[str, Any]]) -> None:
+    assert not [o for o in default if o["metadata"]["name"].endswith("-gateway")]
+
+
+def test_the_gateway_is_a_deployment_with_its_own_service_reaching_only_kafka() -> None:
+    objects = render(*GATEWAY)
+    deployment = one(objects, "Deployment", "endusers-gateway")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["gateway"]
+    variables = env(container)
+    assert variables["ENDUSERS_GATEWAY_HOST"] == "0.0.0.0" and variables["ENDUSERS_GATEWAY_PORT"] == "6068"
+    assert variables["ENDUSERS_API_TOKENS_FILE"] == "/etc/endusers/api-tokens/tokens"
+    assert variables["ENDUSERS_KAFKA"] == "kafka://kafka:9092"
+    assert "ENDUSERS_REDIS" not in variables and "ENDUSERS_SECRET" not in variables  # it needs Kafka only
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    service = one(objects, "Service", "endusers-gateway")
+    assert selects(service["spec"]["selector"], labels) and service["spec"]["ports"][0]["port"] == 6068
+    worker_service = one(objects, "Service", "endusers")
+    assert not selects(worker_service["spec"]["selector"], labels), "the workers' Service must not reach the gateway"
+    policy = one(objects, "NetworkPolicy", "endusers-gateway")
+    assert selects(policy["spec"]["podSelector"]["matchLabels"], labels)
+    assert [rule["ports"][0]["port"] for rule in policy["spec"]["egress"]] == [53, 9092]
+    assert not [o for o in objects if o["kind"] == "Ingress"]
+
+
+def test_the_gateway_ingress_routes_only_the_event_paths_and_its_host_is_allowed() -> None:
+    objects = render(*GATEWAY, "--set", "gateway.ingress.enabled=true", "--set", "gateway.ingress.host=events.example.com",
+                     "--set", "gateway.ingress.tlsSecret=events-tls")
+    ingress = one(objects, "Ingress", "endusers-gateway")
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "events.example.com"
+    assert [p["path"] for p in rule["http"]["paths"]] == ["/v1/subscriptions/"]
+    assert ingress["spec"]["tls"] == [{"hosts": ["events.example.com"], "secretName": "events-tls"}]
+    [container] = one(objects, "Deployment", "endusers-gateway")["spec"]["template"]["spec"]["containers"]
+    assert "events.example.com" in env(container)["ENDUSERS_WEB_ALLOWED_HOSTS"].split(",")
+
+
+def test_a_gateway_ingress_without_a_host_is_refused() -> None:
+    assert "gateway.ingress.host is required" in refusal(*GATEWAY, "--set", "gateway.ingress.enabled=true")

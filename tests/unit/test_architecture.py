@@ -114,12 +114,14 @@ ROOMS = {
     "store": {"observe"},
     "kafka": {"observe"},
     "http": {"observe"},
-    "cli": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "http", "worker.app"},
+    "cli": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "http", "worker.app", "gateway.app"},
+    "gateway": {"observe", "http.auth", "kafka.publish", "kafka.messages", "kafka.errors"},
     "worker": {"observe", "store", "kafka", "http", "worker"},
 }
 """Each room of ``streams/`` and the rooms it may import (the loose modules are open to all). Only the worker
 assembles the pieces; the command line reaches the worker through its wiring (``worker.app``) alone, and
-neither it nor the HTTP side imports the source consumer or the stages."""
+neither it nor the HTTP side imports the source consumer or the stages. The gateway faces the identity
+providers: it checks tokens and publishes, and reaches neither the store nor the workers."""
 
 OWNED_LIBRARIES = {"redis": {"store"}, "aiokafka": {"kafka", "worker"}}
 """Client libraries each reached from one room only: the store is a port, Kafka stays with its clients."""

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", REPO / "examples" / "README.md",
                 *(REPO / "docs").glob("*.md")])
 DOCS = ("rules.md", "events.md", "cli.md", "http.md", "operations.md", "security.md", "alerting.md", "runbook.md",
-        "design.md", "benchmarks.md", "testing.md")
+        "design.md", "benchmarks.md", "testing.md", "sources.md")
 _PARSER = MarkdownIt("commonmark").enable("table")
 
 

@@ -293,3 +293,26 @@ async def test_readyz_names_subscriptions_only_to_a_token_of_every_scope(tokens:
         for token in (tokens.viewer_all, tokens.admin_all):
             body = await (await client.get("/readyz", headers=bearer(token))).json()
             assert body["state"] == checks["state"] and "globex: 420,000" in body["reason"]
+
+
+async def test_a_source_token_reads_nothing_from_a_worker(tokens: Tokens) -> None:
+    """A source writes events through the gateway; on a worker its token opens no data path, even with
+    scope '*', and on /readyz it counts as no token (no names, no sizes)."""
+    source_all = create_token(tokens.path, "source", None)
+    checks = {"kafka": True, "redis": True, "assignment": True, "progress": True, "state": "loading globex: 1 of 2"}
+    app = create_web_app(sample_reader(), ready(**checks), access=Access(TokenFile(tokens.path)))
+    async with TestClient(TestServer(app)) as client:
+        for path in ("/api/v1/subscriptions", "/api/v1/subscriptions/acme", "/api/v1/stream", "/metrics",
+                     "/api/v1/subscriptions/acme/audit"):
+            response = await client.get(path, headers=bearer(source_all))
+            assert response.status == 403, path
+            assert "source token" in (await response.json())["error"]
+        body = await (await client.get("/readyz", headers=bearer(source_all))).json()
+        assert body["state"] == "loading"
+
+
+def test_token_create_makes_source_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    result = CliRunner().invoke(main, ["token", "create", "--role", "source", "--scope", "acme", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert TokenFile(path).lookup(result.stdout.strip()) == auth.Grant("source", frozenset({"acme"}))

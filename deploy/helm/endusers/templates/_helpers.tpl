@@ -100,3 +100,68 @@ refuse a URL on another port at install time rather than let its alerts time out
 {{- fail "auth.tokensSecret is required: without tokens anyone who reaches the HTTP port reads every subscription (set auth.open=true only for a private network)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Kafka connection of every process that talks to Kafka (workers, the gateway): brokers, security,
+SASL credentials and the CA from their Secrets. */}}
+{{- define "endusers.kafkaEnv" -}}
+- name: ENDUSERS_KAFKA
+  value: {{ .Values.kafka.brokers | quote }}
+- name: ENDUSERS_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+{{- if .Values.kafka.sasl.mechanism }}
+- name: ENDUSERS_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.sasl.mechanism | quote }}
+- name: ENDUSERS_KAFKA_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.sasl.existingSecret is required with a SASL mechanism" .Values.kafka.sasl.existingSecret }}
+      key: {{ .Values.kafka.sasl.usernameKey }}
+- name: ENDUSERS_KAFKA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.sasl.existingSecret }}
+      key: {{ .Values.kafka.sasl.passwordKey }}
+{{- end }}
+{{- if .Values.kafka.tls.caSecret }}
+- name: ENDUSERS_KAFKA_CAFILE
+  value: /etc/endusers/kafka-ca/{{ .Values.kafka.tls.caKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "endusers.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "endusers.gatewayLabels" -}}
+{{ include "endusers.gatewaySelectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* ENDUSERS_WEB_ALLOWED_HOSTS of the gateway: loopback, the pod's IP, its Service's DNS names, the
+Ingress host (the name providers post to), then gateway.allowedHosts. "*": any. */}}
+{{- define "endusers.gatewayAllowedHosts" -}}
+{{- if has "*" .Values.gateway.allowedHosts -}}
+*
+{{- else -}}
+{{- $name := printf "%s-gateway" (include "endusers.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- $hosts := list "localhost" "127.0.0.1" "::1" "$(POD_IP)" $name (printf "%s.%s" $name .Release.Namespace) (printf "%s.%s.svc" $name .Release.Namespace) (printf "%s.%s.svc.%s" $name .Release.Namespace .Values.clusterDomain) -}}
+{{- if .Values.gateway.ingress.enabled -}}
+{{- $hosts = append $hosts .Values.gateway.ingress.host -}}
+{{- end -}}
+{{- range .Values.gateway.allowedHosts -}}
+{{- $hosts = append $hosts . -}}
+{{- end -}}
+{{- $hosts | uniq | join "," -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An Ingress needs the host providers post to: it is also the only name the gateway answers to from outside. */}}
+{{- define "endusers.checkGateway" -}}
+{{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.host) -}}
+{{- fail "gateway.ingress.host is required with gateway.ingress.enabled: the name identity providers post to" -}}
+{{- end -}}
+{{- end -}}

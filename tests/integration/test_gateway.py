@@ -1,0 +1,133 @@
+"""``endusers gateway`` as a process on the real Kafka, with a real worker counting what it publishes:
+Okta and Auth0 payloads are counted, one person seen by both counts once, a redelivery changes nothing,
+and while Kafka cannot be reached the gateway answers 503 with Retry-After."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from streams.http.auth import create_token
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, free_port
+from tests.unit.test_gateway_auth0 import log
+from tests.unit.test_gateway_okta import hook, okta_event
+
+pytestmark = pytest.mark.integration
+
+ANN = {"id": "00u1ann", "type": "User", "alternateId": "ann.lee@example.com", "displayName": "Ann Lee"}
+BOB = {"id": "00u2bob", "type": "User", "alternateId": "bob@example.com", "displayName": "Bob Ray"}
+ADMIN = {"id": "00u9admin", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin"}
+
+
+@dataclass
+class Gateway:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    token: str
+
+    def post(self, path: str, body: bytes) -> httpx.Response:
+        return httpx.post(self.url + path, content=body, timeout=30,
+                          headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_gateway(deployment: Deployment, env: dict[str, str] | None = None, ready: bool = True) -> Gateway:
+    tokens = deployment.directory / "gateway-tokens"
+    token = create_token(tokens, "source", frozenset({"acme"}))
+    port = free_port()
+    log_path = deployment.directory / f"gateway-{port}.log"
+    process = subprocess.Popen([sys.executable, "-m", "streams", "gateway"], stdout=log_path.open("wb"),
+                               stderr=subprocess.STDOUT,
+                               env={**deployment.env, "ENDUSERS_GATEWAY_PORT": str(port),
+                                    "ENDUSERS_API_TOKENS_FILE": str(tokens), **(env or {})})
+    gateway = Gateway(process, f"http://127.0.0.1:{port}", log_path, token)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gateway exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            status = httpx.get(gateway.url + ("/readyz" if ready else "/healthz"), timeout=5).status_code
+        except httpx.HTTPError:
+            status = 0
+        if status == 200:
+            return gateway
+        time.sleep(0.3)
+    gateway.stop()
+    pytest.fail(f"gateway not up within 60s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def gateways() -> Iterator[list[Gateway]]:
+    started: list[Gateway] = []
+    yield started
+    for gateway in started:
+        gateway.stop()
+
+
+def test_okta_and_auth0_payloads_posted_to_the_gateway_are_counted_one_person_once(
+        deployment_factory: DeploymentFactory, gateways: list[Gateway]) -> None:
+    deployment = deployment_factory()
+    deployment.start_worker()
+    gateway = start_gateway(deployment)
+    gateways.append(gateway)
+    okta = orjson.dumps(hook(
+        okta_event("user.session.start", uuid="u-1", actor=ANN),
+        okta_event("user.authentication.sso", uuid="u-2", actor=BOB),
+        okta_event("user.session.start", uuid="u-3", actor={**ADMIN, "id": "00u3carol"}, result="FAILURE"),
+        okta_event("user.lifecycle.create", uuid="u-4", actor=ADMIN,
+                   target=[{"id": "00u4dan", "type": "User", "alternateId": "dan@example.com"}]),
+        okta_event("user.lifecycle.deactivate", uuid="u-5", actor=ADMIN,
+                   target=[{"id": "00u4dan", "type": "User", "alternateId": "dan@example.com"}])))
+    auth0 = b"\n".join(orjson.dumps(item) for item in [
+        log("s", log_id="a-1", user_id="auth0|ann", user_name="ann.lee@example.com"),
+        log("seccft", log_id="a-2", user_id=None, user_name=None),
+        log("fp", log_id="a-3", user_id="auth0|eve", user_name="eve@example.com")])
+    first = gateway.post("/v1/subscriptions/acme/okta", okta)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": 4, "ignored": {"failure": 1}, "unmapped": []}
+    second = gateway.post("/v1/subscriptions/acme/auth0", auth0)
+    assert second.json() == {"accepted": 1, "ignored": {"machine": 1, "failure": 1}, "unmapped": []}
+    deployment.wait_caught_up()
+    counts = deployment.counts()["acme"]
+    # ann (Okta and Auth0, one email), bob; dan was created then deactivated
+    assert (counts["records"], counts["internal"] + counts["external"]) == (3, 2), counts
+    assert counts["providers"] == {"okta": 2, "auth0": 1}
+    assert gateway.post("/v1/subscriptions/acme/okta", okta).status_code == 200  # Okta delivers again
+    deployment.wait_caught_up()
+    assert deployment.counts()["acme"] == counts
+    metrics = httpx.get(gateway.url + "/metrics", headers={"Authorization": f"Bearer {gateway.token}"}, timeout=10)
+    assert metrics.status_code == 403  # a source token reads nothing
+
+
+def test_the_gateway_answers_503_with_retry_after_while_kafka_cannot_be_reached(
+        deployment_factory: DeploymentFactory, gateways: list[Gateway]) -> None:
+    deployment = deployment_factory()
+    closed = free_port()
+    gateway = start_gateway(deployment, {"ENDUSERS_KAFKA": f"kafka://127.0.0.1:{closed}"}, ready=False)
+    gateways.append(gateway)
+    assert httpx.get(gateway.url + "/readyz", timeout=30).status_code == 503
+    started = time.monotonic()
+    response = gateway.post("/v1/subscriptions/acme/auth0", orjson.dumps([log("s")]))
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0
+    assert time.monotonic() - started < 30, "a provider must not wait long for the answer"
+    malformed = gateway.post("/v1/subscriptions/acme/okta", b"{}")
+    assert malformed.status_code == 400  # a malformed payload is refused before Kafka is needed
