@@ -61,7 +61,8 @@ def sign_in(properties: Mapping[str, Any], scope: Scope, fallback_time: Any = No
     service principal or a managed identity, maps to nothing."""
     if _machine(properties):
         return "sign-in of a service principal or managed identity (a machine)"
-    status = properties.get("status") if isinstance(properties.get("status"), Mapping) else {}
+    found = properties.get("status")
+    status: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     code = status.get("errorCode")
     if code != 0:
         return f"failed sign-in (errorCode {code!r})"

@@ -20,7 +20,7 @@ import httpx
 
 from counters import Cursors
 from streams.connect import keycloak_events as mapping
-from streams.connect.common import Scope
+from streams.connect.common import Mapped, Scope
 from streams.connect.cursor import Cursor
 from streams.connect.outlet import Outlet
 from streams.settings import WorkerSettings
@@ -200,7 +200,7 @@ class KeycloakConnector:
         log.info("keycloak %s: %d existing users published", self.realm, loaded)
 
     async def _take(self, page: list[dict[str, Any]], cursor: Cursor,
-                    mapper: Callable[[dict[str, Any]], mapping.Mapped]) -> None:
+                    mapper: Callable[[dict[str, Any]], Mapped]) -> None:
         """Publish the page's new events, wait for Kafka, then move the cursor over them."""
         taken = []
         for event in page:
@@ -214,10 +214,10 @@ class KeycloakConnector:
         for key, when in taken:
             cursor.take(key, when)
 
-    def _user(self, event: dict[str, Any]) -> mapping.Mapped:
+    def _user(self, event: dict[str, Any]) -> Mapped:
         return mapping.user_event(event, self.scope, self.realm, self.emails)
 
-    def _admin(self, event: dict[str, Any]) -> mapping.Mapped:
+    def _admin(self, event: dict[str, Any]) -> Mapped:
         user = mapping.representation(event)
         path = str(event.get("resourcePath", ""))
         if user is not None and isinstance(user.get("email"), str) and path.startswith("users/"):

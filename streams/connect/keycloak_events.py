@@ -53,7 +53,8 @@ def user_event(event: Mapping[str, Any], scope: Scope, realm: str, emails: Mappi
         return f"event type {kind!r} is not mapped"
     if user_id is None or not isinstance(when, int) or isinstance(when, bool):
         return f"{kind} event without a userId or a time"
-    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    found = event.get("details")
+    details: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     fields = {"username": text(details.get("username")), "email": email_of(details.get("email")) or emails.get(user_id)}
     common = {"id": event_id("keycloak", realm, event_key(event)), "time": millis_instant(when)}
     if kind == "LOGIN":
@@ -78,7 +79,7 @@ def admin_event(event: Mapping[str, Any], scope: Scope, realm: str) -> Mapped:
     deactivate (false) or an activate (true); ``DELETE`` is a delete. Other resources (role mappings,
     groups, clients) and sub-resources of a user (``users/<id>/reset-password``) map to nothing."""
     operation, when = event.get("operationType"), event.get("time")
-    path = event.get("resourcePath") if isinstance(event.get("resourcePath"), str) else ""
+    path = str(event.get("resourcePath") or "")
     matched = _USER_PATH.fullmatch(path)
     if event.get("resourceType") != "USER" or matched is None:
         return f"admin event on {event.get('resourceType')} {path!r} is not a user's"

@@ -33,7 +33,7 @@ async def consume(topic: str, group: str, options: dict[str, object], stop: asyn
     """Read ``topic`` as consumer group ``group`` (from its oldest message the first time) until ``stop``;
     each batch goes to ``handle``, then its offsets are committed."""
     consumer = AIOKafkaConsumer(topic, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-                                **options)  # type: ignore[arg-type]
+                                **options)
     await consumer.start()
     try:
         while not stop.is_set():
