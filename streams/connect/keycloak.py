@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 
-from counters import Cursors
+from counters import Cursors, StoreUnavailable
 from streams.connect import keycloak_events as mapping
 from streams.connect.common import Mapped, Scope
 from streams.connect.cursor import Cursor
 from streams.connect.outlet import Outlet
+from streams.kafka.errors import BrokerUnavailable
 from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ USER_EVENT_TYPES = ("LOGIN", "REGISTER")
 
 
 class KeycloakRefused(Exception):
-    """Keycloak answered, but not with what was asked (wrong credentials, missing roles, no realm)."""
+    """Keycloak could not be reached, or answered but not with what was asked (wrong credentials,
+    missing roles, no realm)."""
 
 
 @dataclass
@@ -90,6 +92,12 @@ class KeycloakApi:
 
     async def get(self, path: str, **params: Any) -> Any:
         """``GET /admin/realms/<realm>/<path>``, signing in again once if the token was refused."""
+        try:
+            return await self._get(path, params)
+        except httpx.HTTPError as exc:
+            raise KeycloakRefused(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _get(self, path: str, params: dict[str, Any]) -> Any:
         for attempt in (1, 2):
             answer = await self.client.get(f"{self.url}/admin/realms/{self.realm}/{path}", params=params,
                                            headers=await self._authorization())
@@ -159,12 +167,8 @@ class KeycloakConnector:
         while not stop.is_set():
             try:
                 await self.poll()
-            except (httpx.HTTPError, KeycloakRefused, OSError) as exc:
-                log.warning("keycloak %s: %s; retrying in %ss", self.realm, exc, interval)
-            except Exception as exc:  # Kafka or Redis away: same cursor next time
-                if type(exc).__name__ not in ("BrokerUnavailable", "StoreUnavailable", "KafkaError"):
-                    raise
-                log.warning("keycloak %s: %s; retrying in %ss", self.realm, exc, interval)
+            except (KeycloakRefused, OSError, BrokerUnavailable, StoreUnavailable) as exc:
+                log.warning("keycloak %s: %s; retrying from the same cursor in %ss", self.realm, exc, interval)
             try:
                 await asyncio.wait_for(stop.wait(), interval)
             except asyncio.TimeoutError:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from schemas.codec import Rejection, validate
+from streams.kafka.errors import translated
 from streams.kafka.publish import sender
 from streams.settings import WorkerSettings
 
@@ -19,13 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class Outlet:
-    """Validates and publishes; ``flush`` returns once Kafka has acknowledged every event sent.
+    """Validates and publishes; ``flush`` returns once Kafka has acknowledged every event sent. Kafka's
+    errors come out as ``BrokerUnavailable``.
     ``tally`` counts what was published, ignored (and why, in a few words) and refused."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self._sender = sender(settings)
         self.tally: Counter[str] = Counter()
 
+    @translated
     async def __aenter__(self) -> Outlet:
         await self._sender.__aenter__()
         return self
@@ -34,6 +37,7 @@ class Outlet:
                         traceback: TracebackType | None) -> None:
         await self._sender.__aexit__(kind, value, traceback)
 
+    @translated
     async def send(self, mapped: Sequence[dict[str, Any]] | str, where: str) -> None:
         """The events one input mapped to (or the reason it maps to none, logged at debug)."""
         if isinstance(mapped, str):
@@ -49,5 +53,6 @@ class Outlet:
             await self._sender.send(orjson.dumps(document), f"{where}: ")
             self.tally["published"] += 1
 
+    @translated
     async def flush(self) -> None:
         await self._sender.flush()

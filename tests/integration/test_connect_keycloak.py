@@ -108,3 +108,27 @@ def test_a_realm_that_stores_no_events_is_reported_with_how_to_fix_it(
     assert "does not store LOGIN events" in err and "Save events" in err
     assert "Include representation" in err
     assert "published 1," in err
+
+
+def test_the_services_script_knows_keycloak(keycloak: Keycloak) -> None:
+    from tests.fixtures.services import _exports, _run
+
+    assert _exports(_run("env", "keycloak").stdout) == keycloak.env()
+    status = _run("status", "keycloak", check=False)
+    assert status.returncode == 0 and "keycloak: running" in status.stderr
+    assert "keycloak" not in _run("status", check=False).stderr  # not one of the default pair
+
+
+@pytest.mark.parametrize("env, reason", [
+    ({"ENDUSERS_KEYCLOAK_URL": "http://127.0.0.1:9", "ENDUSERS_KEYCLOAK_USERNAME": "admin",
+      "ENDUSERS_KEYCLOAK_PASSWORD": "x"}, "cannot reach http://127.0.0.1:9"),
+    ({"ENDUSERS_KEYCLOAK_URL": "http://127.0.0.1:9"}, "no credentials"),
+    ({}, "no Keycloak URL")])
+def test_a_keycloak_that_cannot_be_used_ends_the_command_with_the_reason(
+        deployment_factory: DeploymentFactory, env: dict[str, str], reason: str) -> None:
+    deployment = deployment_factory(partitions=1)
+    clean = {k: v for k, v in deployment.env.items() if not k.startswith("ENDUSERS_KEYCLOAK_")}
+    run = subprocess.run([sys.executable, "-m", "streams", "connect", "keycloak", "-s", "x", "--realm", "r", "--once"],
+                         env={**clean, **env}, capture_output=True, timeout=60)
+    assert run.returncode == 3 and f"endusers: Keycloak: {reason}" in run.stderr.decode(), run.stderr.decode()
+    assert "Traceback" not in run.stderr.decode()
