@@ -187,3 +187,20 @@ def test_an_event_hubs_message_is_a_records_batch_or_a_reason() -> None:
     assert entra_events.records(orjson.dumps({"records": [SIGN_IN]})) == [SIGN_IN]
     assert "not JSON" in str(entra_events.records(b"{"))
     assert "records" in str(entra_events.records(b"[1]"))
+
+
+def test_an_event_hubs_connection_string_signs_in_with_sasl_plain_over_tls_as_documented() -> None:
+    from streams.connect.entra import source_options
+    from streams.settings import WorkerSettings
+
+    secret = ("Endpoint=sb://contoso-logs.servicebus.windows.net/;SharedAccessKeyName=listen;"
+              "SharedAccessKey=abc=")
+    options = source_options(WorkerSettings.from_environment({"ENDUSERS_EVENTHUBS_CONNECTION_STRING": secret}), None)
+    assert (options["bootstrap_servers"], options["security_protocol"], options["sasl_mechanism"],
+            options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "contoso-logs.servicebus.windows.net:9093", "SASL_SSL", "PLAIN", "$ConnectionString", secret)
+    assert options["ssl_context"] is not None
+    plain = source_options(WorkerSettings.from_environment({}), "kafka://hub.local:9092")
+    assert plain == {"bootstrap_servers": "hub.local:9092", "security_protocol": "PLAINTEXT"}
+    own = source_options(WorkerSettings.from_environment({"ENDUSERS_KAFKA": "kafka://a:1;b:2"}), None)
+    assert own["bootstrap_servers"] == "a:1,b:2"
