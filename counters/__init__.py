@@ -48,6 +48,7 @@ from counters.ports import (
     CommittedReads,
     CommittedStates,
     CountsReader,
+    Cursors,
     DigestCheck,
     Directory,
     History,
@@ -70,7 +71,7 @@ __all__ = [
     # what the stages, the web, the alerts, readiness and the CLI ask of a store (counters/ports.py)
     "Store", "States", "Outbox", "Directory", "CommittedReads", "CommittedCounts", "Position", "ReadSide",
     "StoreUnavailable", "LoadProgress", "DigestCheck", "StoredDigests", "History", "AuditTrail",
-    "CommittedStates", "CountsReader", "OperatorReads",
+    "CommittedStates", "CountsReader", "OperatorReads", "Cursors",
     # the state and what a store persists of it
     "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
     "ACTIVE", "DEFAULT_TENANT", "LOGGED_IN", "EXCLUDED",

@@ -226,3 +226,18 @@ class OperatorReads(CountsReader, StoredDigests, Protocol):
     async def close(self) -> None:
         """Release the store's connections."""
         ...
+
+
+class Cursors(Protocol):
+    """Where a connector keeps how far it has read an identity source (``streams/connect``): one small
+    JSON document per subscription and source, written after the events it covers are on Kafka, so a
+    restarted connector resumes where the last one stopped."""
+
+    async def cursor(self, subscription: str, source: str) -> dict[str, Any] | None:
+        """The document last saved, or None before the first save."""
+
+    async def save_cursor(self, subscription: str, source: str, cursor: dict[str, Any]) -> None:
+        """Replace the document."""
+
+    async def close(self) -> None:
+        """Release the connections."""

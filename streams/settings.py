@@ -222,6 +222,17 @@ class WorkerSettings(BaseModel):
     """Seconds between re-sends of the firing alerts (Alertmanager resolves alerts nobody re-sends)."""
     dashboard_url: str = _var("ENDUSERS_DASHBOARD_URL", "")
     """The dashboard's address as people reach it, for alert links; the worker's own address if unset."""
+    # Identity sources read by ``endusers connect`` (docs/sources.md)
+    keycloak_url: str = _var("ENDUSERS_KEYCLOAK_URL", "")
+    """Keycloak's base URL (``https://sso.example.com``, with its path prefix if it has one)."""
+    keycloak_username: str = _var("ENDUSERS_KEYCLOAK_USERNAME", "")
+    """A master-realm administrator, signed in through ``admin-cli`` (or use a client below)."""
+    keycloak_password: SecretStr | None = _var("ENDUSERS_KEYCLOAK_PASSWORD")
+    keycloak_client_id: str = _var("ENDUSERS_KEYCLOAK_CLIENT_ID", "")
+    """A confidential client of the realm read, whose service account has ``view-events`` and ``view-users``."""
+    keycloak_client_secret: SecretStr | None = _var("ENDUSERS_KEYCLOAK_CLIENT_SECRET")
+    eventhubs_connection_string: SecretStr | None = _var("ENDUSERS_EVENTHUBS_CONNECTION_STRING")
+    """An Event Hubs namespace's connection string: ``connect entra`` signs in with it (SASL PLAIN)."""
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 
@@ -263,7 +274,8 @@ class WorkerSettings(BaseModel):
         settings._sources = sources
         return settings
 
-    @field_validator("redis_sentinel_password", "secret", "kafka_password", "kafka_sasl_mechanism", mode="before")
+    @field_validator("redis_sentinel_password", "secret", "kafka_password", "kafka_sasl_mechanism", "keycloak_password",
+                     "keycloak_client_secret", "eventhubs_connection_string", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -296,6 +308,14 @@ class WorkerSettings(BaseModel):
             parse(value)
         except BadRedisUrl as exc:  # its message shows the URL, password masked: here the line names it
             raise ValueError(exc.reason) from None
+        return value
+
+    @field_validator("keycloak_url")
+    @classmethod
+    def _keycloak_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("expected an http:// or https:// URL, e.g. https://sso.example.com")
         return value
 
     @field_validator("alert_severities")
@@ -482,7 +502,8 @@ def _listed(text: str) -> list[str]:
 
 # --- errors and the effective settings --------------------------------------------------------------
 
-SECRETS = frozenset({"secret", "kafka_password", "redis_sentinel_password"})
+SECRETS = frozenset({"secret", "kafka_password", "redis_sentinel_password", "keycloak_password", "keycloak_client_secret",
+                     "eventhubs_connection_string"})
 """Fields whose value is never shown."""
 URLS = frozenset({"redis", "alertmanager_url", "dashboard_url"})
 """Fields of URLs (comma-separated), shown with any password in them masked."""

@@ -219,6 +219,71 @@ def publish(files: tuple[Path, ...], progress: bool | None, skip_invalid: bool) 
         sys.exit(Status.INVALID)
 
 
+@main.group()
+def connect() -> None:
+    """Read an identity provider and publish what it sees as events (docs/sources.md)."""
+
+
+def _run_connector(run: Callable[[Any], Awaitable[Any]]) -> None:
+    """Run a connector until SIGINT or SIGTERM, logging to stderr; print its tally at the end."""
+    import asyncio
+    import logging
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await run(stop)
+
+    outlet = asyncio.run(main())
+    click.echo(", ".join(f"{name} {outlet.tally[name]}" for name in ("published", "ignored", "refused")), err=True)
+
+
+@connect.command("keycloak")
+@click.option("--subscription", "-s", required=True, help="The subscription the realm's users count in.")
+@click.option("--realm", required=True, help="The Keycloak realm to read.")
+@click.option("--url", help="Keycloak's base URL [default: ENDUSERS_KEYCLOAK_URL].")
+@click.option("--runtime", default="default", show_default=True, help="The runtime of the events.")
+@click.option("--provider", default="keycloak", show_default=True, help="The provider of the records.")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between two polls.")
+@click.option("--once", is_flag=True, help="One pass over what is stored, then exit.")
+def connect_keycloak(subscription: str, realm: str, url: str | None, runtime: str, provider: str, interval: float,
+                     once: bool) -> None:
+    """Poll a Keycloak realm's users and stored events through its admin REST API."""
+    from streams.connect.common import Scope
+    from streams.connect.keycloak import run
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    scope = Scope(subscription, provider, runtime)
+    _run_connector(lambda stop: run(settings, realm, scope, url, interval, once, stop))
+
+
+@connect.command("entra")
+@click.option("--subscription", "-s", required=True, help="The subscription the tenant's users count in.")
+@click.option("--topic", required=True, help="The Event Hub (its Kafka topic) the diagnostic setting streams to.")
+@click.option("--kafka", metavar="URL", help="kafka://<namespace>.servicebus.windows.net:9093 [default: the "
+              "connection string's namespace, else ENDUSERS_KAFKA].")
+@click.option("--group", help="The consumer group [default: endusers-entra-SUBSCRIPTION].")
+@click.option("--runtime", default="default", show_default=True, help="The runtime of the events.")
+@click.option("--provider", default="entra", show_default=True, help="The provider of the records.")
+def connect_entra(subscription: str, topic: str, kafka: str | None, group: str | None, runtime: str,
+                  provider: str) -> None:
+    """Read Entra ID sign-in and audit logs from an Event Hub through its Kafka endpoint."""
+    from streams.connect.common import Scope
+    from streams.connect.entra import run
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    scope = Scope(subscription, provider, runtime)
+    _run_connector(lambda stop: run(settings, scope, topic, group or f"endusers-entra-{subscription}", kafka, stop))
+
+
 @main.command()
 @click.option("--subscription", "-s", multiple=True, help="Only these subscriptions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON, as replay does (for machines).")

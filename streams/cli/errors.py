@@ -46,6 +46,8 @@ def failure(exc: BaseException) -> tuple[Status, list[str]] | None:
         return Status.USAGE, [f"invalid setting {problem}" for problem in exc.problems]
     if isinstance(exc, MissingSecret):
         return Status.USAGE, [str(exc)]
+    if type(exc).__name__ == "KeycloakRefused":  # streams.connect.keycloak, not imported by every command
+        return Status.UNAVAILABLE, [f"Keycloak: {exc}"]
     return None
 
 

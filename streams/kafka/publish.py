@@ -204,6 +204,12 @@ async def publish_documents(documents: list[dict[str, object]], settings: Worker
     return result
 
 
+def sender(settings: WorkerSettings, result: PublishResult | None = None) -> _Sender:
+    """A long-lived sender for a connector (``async with``): ``send`` encoded events, then ``flush``
+    to wait until Kafka has acknowledged them, with the producer guarantees of ``endusers publish``."""
+    return _Sender(settings, result or PublishResult(), linger_ms=5)
+
+
 class _Bar:
     def __init__(self, total: int) -> None:
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn

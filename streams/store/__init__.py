@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streams.settings import WorkerSettings
+    from streams.store.cursors import RedisCursors
     from streams.store.redis_store import RedisStore
 
 
@@ -16,3 +17,10 @@ def open_store(settings: WorkerSettings) -> RedisStore:
     from streams.store.redis_store import RedisStore
 
     return RedisStore.from_settings(settings)
+
+
+def open_cursors(settings: WorkerSettings) -> RedisCursors:
+    """The connectors' cursors in the store ``ENDUSERS_REDIS`` names. Close them after."""
+    from streams.store.cursors import RedisCursors
+
+    return RedisCursors.from_url(settings.redis, settings.sentinel_password())

@@ -114,8 +114,10 @@ ROOMS = {
     "store": {"observe"},
     "kafka": {"observe"},
     "http": {"observe"},
-    "cli": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "http", "worker.app", "gateway.app"},
+    "cli": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "http", "worker.app", "gateway.app",
+            "connect"},
     "gateway": {"observe", "http.auth", "kafka.publish", "kafka.messages", "kafka.errors"},
+    "connect": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "kafka.external"},
     "worker": {"observe", "store", "kafka", "http", "worker"},
 }
 """Each room of ``streams/`` and the rooms it may import (the loose modules are open to all). Only the worker
