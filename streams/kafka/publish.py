@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from schemas.outputs import format_instant
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 from streams.kafka.messages import ARRIVAL_HEADER
 from streams.kafka.topics import ensure_topics
+from streams.kafka.watermarks import WatermarkWriter
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +117,24 @@ class _Sender:
         self.pending: list[Any] = []
         self.producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
                                          **producer_options)
+        # ingest releases an event once every partition's watermark has passed it (docs/design.md)
+        self.watermarks = WatermarkWriter(self.producer, self.clock, settings.watermark_interval, "publish")
 
     async def __aenter__(self) -> _Sender:
         await _source_topics_exist(self.settings)
         await self.producer.start()
+        shared = [] if self.settings.per_subscription_topics else [self.settings.topic(t) for t in SOURCE_TOPICS.values()]
+        await self.watermarks.open(shared)
         return self
 
     async def __aexit__(self, kind: object, *_: object) -> None:
         try:
             if kind is None:
                 await self.flush()
+                await self.watermarks.close()
+            else:  # closing after a failure too spares ingest the wait for a silent producer, if it can
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.watermarks.close(), 5)
         finally:
             await self.producer.stop()
 
@@ -138,7 +149,6 @@ class _Sender:
         if full is None:
             self.result.unroutable.append(f"{where}{_NO_TOPIC}")
             return
-        value, headers = stamped(line, document, self.clock, self.settings.max_future)
         # A config event reaches the broker after everything before it and before anything after it.
         # Topics are written independently: without this, a fetch could see later logins before an
         # earlier config, which ingest's arrival merge cannot wait for, and capacity levels would move
@@ -146,7 +156,8 @@ class _Sender:
         config = topic == SOURCE_TOPICS["config"]
         if config:
             await self.flush()
-        self.pending.append(await self.producer.send(full, value, key=key, headers=headers))
+        stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
+        self.pending.append(await self.watermarks.send(full, key, stamp))
         self.result.sent[full] += 1
         if config or len(self.pending) >= 10_000:
             await self.flush()
