@@ -151,8 +151,9 @@ class _Sender:
             return
         # A config event reaches the broker after everything before it and before anything after it.
         # Topics are written independently: without this, a fetch could see later logins before an
-        # earlier config, which ingest's arrival merge cannot wait for, and capacity levels would move
-        # along another path than ``replay`` takes. Configs are rare, so the extra round trips cost little.
+        # earlier config, which the arrival merge of a worker without watermarks (an earlier version)
+        # cannot wait for, and capacity levels would move along another path than ``replay`` takes.
+        # Configs are rare, so the extra round trips cost little.
         config = topic == SOURCE_TOPICS["config"]
         if config:
             await self.flush()

@@ -22,7 +22,11 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from schemas.outputs import format_instant
+from streams.kafka.messages import ARRIVAL_HEADER, PRODUCER_HEADER, WATERMARK_HEADER
+from streams.settings import SOURCE_TOPICS
 from tests.fixtures.generate import random_stream
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
 from tests.integration.test_backlog import _ingested, assert_live_equals_replay
@@ -107,4 +111,64 @@ def test_two_publishers_of_disjoint_subscriptions_while_two_workers_count_equal_
     publishers = [_publish(deployment, file) for file in files]
     for publisher in publishers:
         _finished(publisher)
+    assert_live_equals_replay(deployment, expected)
+
+
+async def _send_late(deployment: Deployment, lines: list[bytes], late: int, delay: float) -> None:
+    """A producer of our own that follows docs/events.md#watermarks by hand: it stamps ``lines`` in
+    order, but line ``late`` reaches the broker ``delay`` seconds after the lines stamped after it, as
+    a slow partition leader or a retried batch would have it."""
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        me = b"test-late-1"
+        stamps = iter(range(time.time_ns() // 1000, 1 << 62))
+        topics = [deployment.topic(t) for t in SOURCE_TOPICS.values()]
+
+        async def mark(kind: str) -> None:
+            stamp = str(next(stamps)).encode()
+            headers = [(ARRIVAL_HEADER, stamp), (PRODUCER_HEADER, me), (WATERMARK_HEADER, kind.encode())]
+            for topic in topics:
+                for partition in sorted(await producer.partitions_for(topic)):
+                    await (await producer.send(topic, b"{}", partition=partition, headers=headers))
+
+        async def send(line: bytes, stamp: int) -> None:
+            event = orjson.loads(line)
+            topic = deployment.topic(SOURCE_TOPICS[event["type"]])
+            headers = [(ARRIVAL_HEADER, str(stamp).encode()), (PRODUCER_HEADER, me)]
+            await (await producer.send(topic, line, key=event["subscription"].encode(), headers=headers))
+
+        await mark("open")
+        stamped = [(line, next(stamps)) for line in lines]
+        for line, stamp in stamped[:late] + stamped[late + 1 :]:
+            await send(line, stamp)
+        await asyncio.sleep(delay)
+        await send(*stamped[late])
+        await mark("closed")
+    finally:
+        await producer.stop()
+
+
+def test_an_event_that_reaches_the_broker_after_later_ones_is_still_counted_in_stamp_order(deployment_factory: DeploymentFactory, tmp_path: Path) -> None:
+    """The profile that fills the external capacity is stamped before a login but reaches the broker
+    2.5 s after it, while the worker has read every partition to its end: the capacity event is still
+    the profile's, as in replay (no wall-clock hold gives way: the producer's watermark on the
+    profiles partition has not passed the login)."""
+    at = time.time_ns() // 1000 - 3_600_000_000
+    lines = [orjson.dumps(event) for event in (
+        {"type": "config", "id": "c1", "subscription": "acme", "domains": ["corp.example"],
+         "capacity": {"internal": 10, "external": 1}, "thresholds": [100], "time": format_instant(at)},
+        {"type": "profile", "op": "upsert", "id": "p1", "subscription": "acme", "user_id": "u1",
+         "email": "ann@mail.example", "time": format_instant(at + 1000)},
+        {"type": "login", "id": "l1", "subscription": "acme", "user_id": "u2", "email": "bob@mail.example",
+         "time": format_instant(at + 2000)},
+    )]
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replay = subprocess.run([sys.executable, "-m", "streams", "replay", str(path)], capture_output=True, check=True)
+    expected: dict[str, Any] = orjson.loads(replay.stdout)
+    assert [e["trigger"] for e in expected["capacity_events"]] == ["p1"]
+    deployment = deployment_factory()
+    _counting(deployment, 1)
+    asyncio.run(_send_late(deployment, lines, late=1, delay=2.5))
     assert_live_equals_replay(deployment, expected)
