@@ -118,9 +118,13 @@ class ArrivalMerge:
             # A producer's records after its announcements were written once every partition had its
             # announcement: from the first such record on, reading every partition to its end as of
             # now finds them all.
+            # (A producer announces itself again on every partition when it starts on a new topic.)
             confirmed = self._confirmed.setdefault(tp, set())
+            opened = {m.producer for m in messages if m.control == OPEN}
             for producer, last in latest.items():
-                if last.control != OPEN and producer not in confirmed:
+                if last.control == OPEN:
+                    confirmed.discard(producer)
+                elif producer not in confirmed or producer in opened:
                     confirmed.add(producer)
                     self.new_producer = True
 

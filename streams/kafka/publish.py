@@ -123,8 +123,7 @@ class _Sender:
     async def __aenter__(self) -> _Sender:
         await _source_topics_exist(self.settings)
         await self.producer.start()
-        shared = [] if self.settings.per_subscription_topics else [self.settings.topic(t) for t in SOURCE_TOPICS.values()]
-        await self.watermarks.open(shared)
+        await self.watermarks.open()  # each topic is announced before its first event
         return self
 
     async def __aexit__(self, kind: object, *_: object) -> None:

@@ -73,8 +73,10 @@ class WatermarkWriter:
     ``close``) each partition of every topic written gets a watermark record ``T = max(latest stamp,
     wall clock)``; the clock then observes ``T``, so every later stamp is newer. An idle producer keeps
     beating, so ingest never waits for it longer than about ``interval``. Before the first event to a
-    topic, every partition of it gets a watermark and Kafka acknowledges them: ingest learns of this
-    producer on a partition before any of its events there can matter.
+    topic, every partition of it (and every partition written so far) gets an ``open`` watermark and
+    Kafka acknowledges them: ingest learns of this producer on a partition before any of its events
+    there can matter. Topics are announced as they are first written, so a producer needs no right on
+    a topic it never writes (Kafka ACLs).
     """
 
     def __init__(self, producer: AIOKafkaProducer, clock: ArrivalClock, interval: float = 0.2,
@@ -125,10 +127,13 @@ class WatermarkWriter:
             await self._settle()
 
     async def _announce(self, topics: Sequence[str]) -> None:
+        """Announce on the new topics' partitions, and again on every partition already written: a
+        reader that sees this producer's next record after an announcement asks for every partition's
+        end, which then includes the new topics' announcements."""
         for topic in topics:
             self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         if topics:
-            await self._mark(OPEN, topics)
+            await self._mark(OPEN)
             await self._settle()
 
     async def _beat_forever(self) -> None:

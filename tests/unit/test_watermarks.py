@@ -134,6 +134,21 @@ def test_a_producer_new_on_a_partition_asks_for_every_end_once_past_its_announce
     assert merge.new_producer
 
 
+def test_a_producer_announcing_a_new_topic_makes_ingest_ask_for_every_end_again() -> None:
+    """Its ``open`` on a partition it already wrote, then any later record there: the ends are asked
+    for again, so its announcements on the new topic's partitions are read before anything passes."""
+    logins = Partition(LOGINS)
+    merge = ArrivalMerge()
+    merge.add(LOGINS, [logins.record(1, control=OPEN), logins.record(2)], now=0)
+    merge.new_producer = False
+    merge.add(LOGINS, [logins.record(3, control=OPEN), logins.record(4)], now=0)
+    assert merge.new_producer, "within one fetch"
+    merge.new_producer = False
+    merge.add(LOGINS, [logins.record(5, control=OPEN)], now=0)
+    merge.add(LOGINS, [logins.record(6)], now=0)
+    assert merge.new_producer, "across fetches"
+
+
 def test_commit_metadata_keeps_the_latest_producers_within_kafkas_limit() -> None:
     marks = {f"publish-{n:012x}": 1_780_000_000_000_000 + n for n in range(200)}
     encoded = encode_marks(marks)
@@ -166,6 +181,12 @@ async def test_the_writer_announces_every_partition_beats_while_idle_and_never_m
     await writer.open(["t.logins", "t.profiles"])
     assert [(t, p, h[WATERMARK_HEADER]) for t, p, h in producer.sent] == \
         [("t.logins", 0, b"open"), ("t.logins", 1, b"open"), ("t.profiles", 0, b"open"), ("t.profiles", 1, b"open")]
+    producer.sent.clear()
+    await writer.send("t.visits", b"acme", lambda: (b"{}", [(ARRIVAL_HEADER, str(clock()).encode())]))
+    assert [(t, p, h.get(WATERMARK_HEADER)) for t, p, h in producer.sent][-7:] == \
+        [("t.logins", 0, b"open"), ("t.logins", 1, b"open"), ("t.profiles", 0, b"open"), ("t.profiles", 1, b"open"),
+         ("t.visits", 0, b"open"), ("t.visits", 1, b"open"), ("t.visits", None, None)], \
+        "a new topic: announced everywhere again, acknowledged, then its event"
     for _ in range(50):
         def stamp() -> tuple[bytes, list[tuple[str, bytes]]]:
             return b"{}", [(ARRIVAL_HEADER, str(clock()).encode())]
