@@ -78,13 +78,15 @@ class ArrivalMerge:
     is given up (logged and counted), so a producer that died holds nothing for longer than that.
 
     Beyond watermarks (other producers), a fetched message is released once every other assigned
-    partition has shown a later arrival or has been read to its end. A partition with unread messages is never passed over: everything it
-    has yet to deliver is already in the broker, so the merge waits for it however long that takes
-    (under a backlog, a wall-clock limit here reorders events that are all present). The ``max_hold``
-    limit applies only while it is not known whether a partition has unread messages (before its first
-    fetch answers): then a message waits at most that long. Within a partition the order is Kafka's.
-    Offsets are committed only up to what was released, so a crash or a rebalance re-reads what was
-    held (at least once; the count stage skips what it has already applied).
+    partition has shown a later arrival or has been read to its end. A partition with unread messages
+    is never passed over: everything it has yet to deliver is already in the broker, so the merge
+    waits for it however long that takes (under a backlog, a wall-clock limit here reorders events
+    that are all present). The ``max_hold`` limit applies only while it is not known whether a
+    partition has unread messages (before its first fetch answers): then a message waits at most that
+    long. Within a partition, each producer's messages keep Kafka's order, and a message held behind
+    a later one of its partition holds back later messages of the others too. Offsets are committed
+    only up to what was released, so a crash or a rebalance re-reads what was held (at least once;
+    the count stage skips what it has already applied), and with them the watermarks as of there.
     """
 
     def __init__(self, max_hold: float = 1.0, producer_wait: float = 10.0) -> None:
@@ -103,8 +105,8 @@ class ArrivalMerge:
         self.restore_error: Exception | None = None
         """Why the watermarks of newly assigned partitions could not be read (the consumer restarts)."""
         self.new_producer = False
-        """A producer showed up on a partition it was not known on: its announcements on the others
-        must be read before they can be judged caught up (the consumer asks for their ends again)."""
+        """A producer wrote past an announcement: its announcements on the other partitions must be
+        read before they can be judged caught up (the consumer asks for their ends again)."""
 
     def add(self, tp: TopicPartition, messages: Sequence[Inbound], now: float) -> None:
         if messages:
@@ -115,10 +117,9 @@ class ArrivalMerge:
             self._seen[tp] = max(self._seen.get(tp, messages[-1].arrival_us), messages[-1].arrival_us)
             latest = _advance(self._marks.setdefault(tp, {}), messages)
             self._heard.update(dict.fromkeys(latest, now))
-            # A producer's records after its announcements were written once every partition had its
-            # announcement: from the first such record on, reading every partition to its end as of
-            # now finds them all.
-            # (A producer announces itself again on every partition when it starts on a new topic.)
+            # A producer's first record after an ``open`` was written once every partition had its
+            # announcement (it announces itself again everywhere when it starts on a new topic):
+            # reading every partition to its end as of now finds them all.
             confirmed = self._confirmed.setdefault(tp, set())
             opened = {m.producer for m in messages if m.control == OPEN}
             for producer, last in latest.items():
