@@ -201,6 +201,12 @@ class WorkerSettings(BaseModel):
     web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100)
     """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
     batch_within: float = _var("ENDUSERS_BATCH_WITHIN", 0.05)
+    watermark_interval: float = _var("ENDUSERS_WATERMARK_INTERVAL", 0.2, gt=0, le=60)
+    """Seconds between a producer's watermarks (``publish``): ingest holds an event about this long
+    at most for a producer that is writing elsewhere or idle."""
+    watermark_wait: float = _var("ENDUSERS_WATERMARK_WAIT", 10.0, gt=0)
+    """Seconds ingest waits for a silent producer (no record, every partition read to its end)
+    before it gives it up and releases what it held back."""
     max_future: int = _var("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE)
     """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected
     (the variable is a duration: ``30s``, ``15m``, ``24h``, ``2d``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from bisect import bisect_right
@@ -26,7 +27,8 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
-from streams.kafka.messages import ARRIVAL_HEADER, Inbound
+from streams.kafka.messages import ARRIVAL_HEADER, PRODUCER_HEADER, WATERMARK_HEADER, Inbound
+from streams.kafka.watermarks import CLOSED, OPEN, control_of, decode_marks, encode_marks
 from streams.observe import metrics
 from streams.observe.outages import outage
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
@@ -43,13 +45,20 @@ def ingest_group(settings: WorkerSettings) -> str:
 
 def inbound(record: ConsumerRecord) -> Inbound:
     arrival = record.timestamp * 1000
+    producer = control = ""
     for name, value in record.headers or ():
         if name == ARRIVAL_HEADER:
             try:
                 arrival = int(value)
             except (TypeError, ValueError):
                 pass
-    return Inbound(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value, arrival)
+        elif name == PRODUCER_HEADER:
+            producer = value.decode(errors="replace")
+        elif name == WATERMARK_HEADER:
+            control = control_of(value)
+    # a watermark record is never an event, even one that names no producer (it then covers nothing)
+    return Inbound(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value,
+                   arrival, producer, control)
 
 
 Unread = Callable[[TopicPartition], "bool | None"]
@@ -62,21 +71,42 @@ class ArrivalMerge:
     else the record timestamp), so events published in sequence across topics reach the count stage
     in that sequence, whatever the fetch order.
 
-    A fetched message is released once every other assigned partition has shown a later arrival or
-    has been read to its end. A partition with unread messages is never passed over: everything it
-    has yet to deliver is already in the broker, so the merge waits for it however long that takes
-    (under a backlog, a wall-clock limit here reorders events that are all present). The ``max_hold``
-    limit applies only while it is not known whether a partition has unread messages (before its first
-    fetch answers): then a message waits at most that long. Within a partition the order is Kafka's.
-    Offsets are committed only up to what was released, so a crash or a rebalance re-reads what was
-    held (at least once; the count stage skips what it has already applied).
+    A partition on which one of our producers is open (``streams.kafka.watermarks``: it has announced
+    itself there and not closed) holds back every message later than that producer's watermark on it,
+    whether it has been read to its end or not: the producer may still be writing there. A producer
+    silent for ``producer_wait`` seconds while every partition it is open on has been read to its end
+    is given up (logged and counted), so a producer that died holds nothing for longer than that.
+
+    Beyond watermarks (other producers), a fetched message is released once every other assigned
+    partition has shown a later arrival or has been read to its end. A partition with unread messages
+    is never passed over: everything it has yet to deliver is already in the broker, so the merge
+    waits for it however long that takes (under a backlog, a wall-clock limit here reorders events
+    that are all present). The ``max_hold`` limit applies only while it is not known whether a
+    partition has unread messages (before its first fetch answers): then a message waits at most that
+    long. Within a partition, each producer's messages keep Kafka's order, and a message held behind
+    a later one of its partition holds back later messages of the others too. Offsets are committed
+    only up to what was released, so a crash or a rebalance re-reads what was held (at least once;
+    the count stage skips what it has already applied), and with them the watermarks as of there.
     """
 
-    def __init__(self, max_hold: float = 1.0) -> None:
+    def __init__(self, max_hold: float = 1.0, producer_wait: float = 10.0) -> None:
         self.max_hold = max_hold
+        self.producer_wait = producer_wait
         self._pending: dict[TopicPartition, deque[_Fetched]] = {}
         self._seen: dict[TopicPartition, int] = {}
         self._released: dict[TopicPartition, int] = {}
+        self._marks: dict[TopicPartition, dict[str, int]] = {}
+        """Per partition, each open producer's watermark as fetched: nothing of it earlier can follow."""
+        self._released_marks: dict[TopicPartition, dict[str, int]] = {}
+        """The same as of the released messages: committed with the offset, restored on assignment."""
+        self._heard: dict[str, float] = {}
+        self._confirmed: dict[TopicPartition, set[str]] = {}
+        """Producers read on a partition past their announcement there."""
+        self.restore_error: Exception | None = None
+        """Why the watermarks of newly assigned partitions could not be read (the consumer restarts)."""
+        self.new_producer = False
+        """A producer wrote past an announcement: its announcements on the other partitions must be
+        read before they can be judged caught up (the consumer asks for their ends again)."""
 
     def add(self, tp: TopicPartition, messages: Sequence[Inbound], now: float) -> None:
         if messages:
@@ -85,11 +115,41 @@ class ArrivalMerge:
             previous = queue[-1].peaks[-1] if queue else self._seen.get(tp)
             queue.append(_Fetched(now, messages, previous))
             self._seen[tp] = max(self._seen.get(tp, messages[-1].arrival_us), messages[-1].arrival_us)
+            latest = _advance(self._marks.setdefault(tp, {}), messages)
+            self._heard.update(dict.fromkeys(latest, now))
+            # A producer's first record after an ``open`` was written once every partition had its
+            # announcement (it announces itself again everywhere when it starts on a new topic):
+            # reading every partition to its end as of now finds them all.
+            confirmed = self._confirmed.setdefault(tp, set())
+            opened = {m.producer for m in messages if m.control == OPEN}
+            for producer, last in latest.items():
+                if last.control == OPEN:
+                    confirmed.discard(producer)
+                elif producer not in confirmed or producer in opened:
+                    confirmed.add(producer)
+                    self.new_producer = True
+
+    def restore(self, tp: TopicPartition, marks: dict[str, int], now: float) -> None:
+        """The watermarks committed with the position a newly assigned partition resumes from."""
+        self._marks[tp] = dict(marks)
+        self._released_marks[tp] = dict(marks)
+        for producer in marks:
+            self._heard.setdefault(producer, now)
+
+    def committable(self, tp: TopicPartition) -> str:
+        """The commit metadata of ``tp``'s released position: its open producers' watermarks."""
+        return encode_marks(self._released_marks.get(tp, {}))
 
     def release(self, assigned: Iterable[TopicPartition], unread: Unread, now: float) -> list[Inbound]:
-        """The messages that can go now, in arrival order."""
+        """The events that can go now, in arrival order (watermark records are consumed here)."""
+        assigned = list(assigned)
+        self._give_up_silent(assigned, unread, now)
         known, maybe = _NEVER_BEHIND, _NEVER_BEHIND
         for tp in assigned:
+            marks = self._marks.get(tp)
+            if marks:
+                watermark = min(marks.values())
+                known, maybe = min(known, watermark), min(maybe, watermark)
             state = unread(tp)
             if state is False:
                 continue
@@ -97,7 +157,7 @@ class ArrivalMerge:
             maybe = min(maybe, seen)
             if state:
                 known = min(known, seen)
-        limit = known if self._oldest_wait(now) >= self.max_hold else maybe
+        limit = self._unblocked(known if self._oldest_wait(now) >= self.max_hold else maybe)
         runs: list[list[Inbound]] = []
         ordered = True
         for tp, queue in self._pending.items():
@@ -110,13 +170,24 @@ class ArrivalMerge:
                     break
                 queue.popleft()
             if run:
-                runs.append(run)
                 self._released[tp] = run[-1].offset + 1
+                _advance(self._released_marks.setdefault(tp, {}), run)
+                run = [m for m in run if not m.control]
+            if run:
+                runs.append(run)
         if len(runs) <= 1:
             return runs[0] if runs else []
         if ordered:  # each run already in arrival order: one sort of the runs gives the merge's order
             return sorted(chain.from_iterable(runs), key=_arrival_order)
-        return list(heapq.merge(*runs, key=_arrival_order))
+        # Within a partition, each producer's messages keep their order (ours are stamped in it);
+        # several producers' messages interleave there, so each one's are a run of their own.
+        streams: list[list[Inbound]] = []
+        for run in runs:
+            by_producer: dict[str, list[Inbound]] = {}
+            for message in run:
+                by_producer.setdefault(message.producer, []).append(message)
+            streams += by_producer.values()
+        return list(heapq.merge(*streams, key=_arrival_order))
 
     def held(self, tp: TopicPartition) -> int:
         """Messages of ``tp`` fetched and not yet released."""
@@ -137,6 +208,38 @@ class ArrivalMerge:
             self._pending.pop(tp, None)
             self._seen.pop(tp, None)
             self._released.pop(tp, None)
+            self._marks.pop(tp, None)
+            self._released_marks.pop(tp, None)
+            self._confirmed.pop(tp, None)
+
+    def _give_up_silent(self, assigned: list[TopicPartition], unread: Unread, now: float) -> None:
+        """Forget producers silent for ``producer_wait`` whose partitions here are all read to their end:
+        nothing of theirs is on the way (they died, or their network did), so nothing waits for them."""
+        open_on: dict[str, list[TopicPartition]] = {}
+        for tp in assigned:
+            for producer in self._marks.get(tp, ()):
+                open_on.setdefault(producer, []).append(tp)
+        for producer, partitions in open_on.items():
+            silent = now - self._heard.get(producer, now)
+            if silent >= self.producer_wait and all(unread(tp) is False for tp in partitions):
+                for marks in chain(self._marks.values(), self._released_marks.values()):
+                    marks.pop(producer, None)
+                self._heard.pop(producer, None)
+                metrics.WATERMARK_GIVEN_UP.inc()
+                log.warning("producer %s sent no watermark for %.0f s: ingest no longer waits for it "
+                            "(its later events, if any, are merged by arrival only)", producer, silent)
+        for producer in set(self._heard) - set(open_on):  # closed everywhere here: nothing to time
+            del self._heard[producer]
+
+    def _unblocked(self, limit: int) -> int:
+        """``limit``, lowered to every message that would stay held behind a later one of its
+        partition. Several producers share a partition, and their arrivals interleave there: a message
+        stuck behind another producer's later one must not be passed by later events elsewhere."""
+        while True:
+            stuck = min((_stuck_low(queue, limit) for queue in self._pending.values()), default=_NEVER_BEHIND)
+            if stuck >= limit:  # (a tie has no order to keep: nothing stamps two events alike)
+                return limit
+            limit = stuck
 
     def _oldest_wait(self, now: float) -> float:
         return max((now - queue[0].since for queue in self._pending.values() if queue), default=0.0)
@@ -152,13 +255,15 @@ class _Fetched:
     fetches is sorted runs and can be merged by one sort (same order: every key is distinct).
     """
 
-    __slots__ = ("since", "messages", "peaks", "start", "ordered")
+    __slots__ = ("since", "messages", "peaks", "lows", "start", "ordered")
 
     def __init__(self, since: float, messages: Sequence[Inbound], previous: int | None) -> None:
         self.since = since
         self.messages = messages
         arrivals = [m.arrival_us for m in messages]
         self.peaks = list(accumulate(arrivals, max))
+        self.lows = list(accumulate(reversed(arrivals), min))[::-1]
+        """``lows[i]``: the earliest arrival from message ``i`` on."""
         self.start = 0
         self.ordered = self.peaks == arrivals and (previous is None or arrivals[0] >= previous)
 
@@ -173,15 +278,43 @@ class _Fetched:
 _NEVER_BEHIND = 1 << 62
 
 
+def _stuck_low(queue: deque[_Fetched], limit: int) -> int:
+    """The earliest arrival among the messages of a partition that ``limit`` would not release."""
+    low = _NEVER_BEHIND
+    for n, fetched in enumerate(queue):
+        end = bisect_right(fetched.peaks, limit, fetched.start)
+        if end < len(fetched.messages):
+            low = fetched.lows[end]
+            for later in itertools.islice(queue, n + 1, None):
+                low = min(low, later.lows[0])
+            return low
+    return low
+
+
+def _advance(marks: dict[str, int], messages: Sequence[Inbound]) -> dict[str, Inbound]:
+    """Each producer's latest message in ``messages`` (one partition, in order) becomes its watermark
+    there: its later messages on this partition are stamped later. A closing record removes it.
+    Returns each producer's latest message."""
+    latest = {m.producer: m for m in messages if m.producer}
+    for producer, last in latest.items():
+        if last.control == CLOSED:
+            marks.pop(producer, None)
+        else:
+            marks[producer] = max(marks.get(producer, 0), last.arrival_us)
+    return latest
+
+
 _arrival_order = attrgetter("arrival_us", "topic", "partition", "offset")
 """The merge's key: arrival, then topic, partition and offset (distinct for every message)."""
 
 
 class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types (its base is Any); subscribe() wants an instance
-    def __init__(self, merge: ArrivalMerge, topics: list[str], ends: dict[TopicPartition, int]) -> None:
+    def __init__(self, merge: ArrivalMerge, topics: list[str], ends: dict[TopicPartition, int],
+                 consumer: AIOKafkaConsumer) -> None:
         self.merge = merge
         self.topics = set(topics)
         self.ends = ends
+        self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.merge.drop(revoked)
@@ -192,6 +325,26 @@ class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
         assigned = list(assigned)
         self.topics |= {tp.topic for tp in assigned}  # a pattern subscription finds its topics as it goes
         metrics.keep_lag_of(self.topics, [(tp.topic, tp.partition) for tp in assigned])
+        await self._restore_watermarks(assigned)
+
+    async def _restore_watermarks(self, assigned: list[TopicPartition]) -> None:
+        """Each partition resumes with the watermarks committed with its position, so the release
+        order after a restart or a rebalance is the one before it. aiokafka's public ``committed``
+        returns the offset alone; its coordinator's fetch, which the consumer itself uses to resume,
+        carries the metadata. aiokafka only logs what a listener raises, so a failure is left on the
+        merge for the consume loop to raise: the consumer restarts, as resuming without them could
+        release early."""
+        if not assigned:
+            return
+        try:
+            committed = await self.consumer._coordinator.fetch_committed_offsets(assigned)
+        except Exception as exc:
+            self.merge.restore_error = exc
+            return
+        now = time.monotonic()
+        for tp in assigned:
+            meta = committed.get(tp)
+            self.merge.restore(tp, decode_marks(getattr(meta, "metadata", None)), now)
 
 
 def ingest_consumer(settings: WorkerSettings) -> AIOKafkaConsumer:
@@ -221,13 +374,13 @@ async def consume_sources(settings: WorkerSettings, handle: Callable[[Sequence[I
     topics = [] if pattern else [settings.topic(name) for name in SOURCE_TOPICS.values()]
     attempt = 0
     while True:
-        merge = ArrivalMerge()
-        ends: dict[TopicPartition, int] = {}  # asked for partitions whose first fetch has not answered
+        merge = ArrivalMerge(producer_wait=settings.watermark_wait)
+        ends: dict[TopicPartition, int] = {}  # asked for: a partition is unread until read to its end
         consumer = ingest_consumer(settings)
         if pattern:
-            consumer.subscribe(pattern=pattern, listener=_DropRevoked(merge, topics, ends))
+            consumer.subscribe(pattern=pattern, listener=_DropRevoked(merge, topics, ends, consumer))
         else:
-            consumer.subscribe(topics, listener=_DropRevoked(merge, topics, ends))
+            consumer.subscribe(topics, listener=_DropRevoked(merge, topics, ends, consumer))
         try:
             await consumer.start()
             attempt = 0
@@ -243,6 +396,8 @@ async def consume_sources(settings: WorkerSettings, handle: Callable[[Sequence[I
 
 
 STALL_WARNING_AFTER = 30.0
+WATERMARK_COMMIT_EVERY = 1.0
+"""Seconds between commits when only watermark records were released."""
 """Seconds without a release, while messages are held, before ingest names the partitions it waits for."""
 
 
@@ -251,21 +406,26 @@ async def _merge_forever(consumer: AIOKafkaConsumer, merge: ArrivalMerge, ends: 
     # A partition far ahead of the others in arrival is paused once this many of its messages are
     # held: memory stays bounded, and the fetches go to the partitions the merge waits for.
     hold_limit = max(1000, settings.batch_size)
-    progress = time.monotonic()
+    progress = committed = time.monotonic()
     while True:
         fetched = await consumer.getmany(timeout_ms=int(settings.batch_within * 1000),
                                          max_records=settings.batch_size)
+        if merge.restore_error is not None:
+            raise merge.restore_error
         now = time.monotonic()
         for tp, records in fetched.items():
             merge.add(tp, [inbound(r) for r in records], now)
         assigned = consumer.assignment()
         await _ask_first_ends(consumer, assigned, ends)
+        await _ask_ends_for_new_producers(consumer, merge, assigned, ends)
         unread = await _unread_of(consumer, assigned, ends)
         batch = merge.release(assigned, unread, now)
         _pause_the_far_ahead(consumer, merge, assigned, hold_limit)
-        if batch:
-            progress = now
-            await handle(batch)
+        if batch or (now - committed >= WATERMARK_COMMIT_EVERY and merge.commits()):
+            # watermark records alone are committed now and then: re-reading a few costs nothing
+            progress = committed = now
+            if batch:
+                await handle(batch)
             await _commit_released(consumer, merge)
             _observe_lag(consumer, fetched)
         elif now - progress >= STALL_WARNING_AFTER and any(merge.held(tp) for tp in assigned):
@@ -286,6 +446,23 @@ async def _ask_first_ends(consumer: AIOKafkaConsumer, assigned: set[TopicPartiti
             log.info("cannot read the end offsets of %s yet (%s)", unknown, exc)
 
 
+async def _ask_ends_for_new_producers(consumer: AIOKafkaConsumer, merge: ArrivalMerge,
+                                      assigned: set[TopicPartition], ends: dict[TopicPartition, int]) -> None:
+    """A producer new on a partition announced itself on every partition of the topic before its first
+    event there (Kafka acknowledged it): every partition's end as of now includes that announcement,
+    so each counts as unread until read that far, and the producer's watermark there is then known."""
+    if not merge.new_producer or not assigned:
+        return
+    try:
+        latest = await consumer.end_offsets(list(assigned))
+    except KafkaError as exc:
+        log.info("cannot read the end offsets of %s yet (%s)", sorted(assigned), exc)
+        return
+    merge.new_producer = False
+    for tp, end in latest.items():
+        ends[tp] = max(ends.get(tp, 0), end)
+
+
 async def _unread_of(consumer: AIOKafkaConsumer, assigned: set[TopicPartition],
                      ends: dict[TopicPartition, int]) -> Unread:
     """The merge's :data:`Unread` as of now: positions and pauses are read once, here."""
@@ -295,8 +472,8 @@ async def _unread_of(consumer: AIOKafkaConsumer, assigned: set[TopicPartition],
     def unread(tp: TopicPartition) -> bool | None:
         if tp in paused:
             return True  # not being read, so not known to be caught up
-        highwater = consumer.highwater(tp)
-        end = highwater if highwater is not None else ends.get(tp)
+        highwater, asked = consumer.highwater(tp), ends.get(tp)
+        end = highwater if asked is None else asked if highwater is None else max(highwater, asked)
         return None if end is None else positions[tp] < end
 
     return unread
@@ -317,7 +494,7 @@ async def _commit_released(consumer: AIOKafkaConsumer, merge: ArrivalMerge) -> N
     if not offsets:
         return
     try:
-        await consumer.commit(offsets)
+        await consumer.commit({tp: (offset, merge.committable(tp)) for tp, offset in offsets.items()})
     except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
         # A rebalance took the partitions away meanwhile: their next owner re-reads from the
         # last commit, and the count stage skips what it already applied. Keep going.

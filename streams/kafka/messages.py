@@ -17,6 +17,10 @@ from schemas.cloudevents import Headers
 
 ARRIVAL_HEADER = "endusers-arrival"
 """Header with the publish order in microseconds (set by ``endusers publish``); ingest merges by it."""
+PRODUCER_HEADER = "endusers-producer"
+"""Header naming the producer that stamped the arrival (one id per producer run), for its watermarks."""
+WATERMARK_HEADER = "endusers-watermark"
+"""Header that makes a message a watermark record, not an event (``streams.kafka.watermarks``)."""
 
 
 class Inbound(msgspec.Struct, frozen=True, gc=False):
@@ -34,6 +38,10 @@ class Inbound(msgspec.Struct, frozen=True, gc=False):
     value: bytes | None
     arrival_us: int = 0
     """Publish order (the ``endusers-arrival`` header, else the timestamp): ingest merges by it."""
+    producer: str = ""
+    """The ``endusers-producer`` header: whose watermarks cover this message ("" for other producers)."""
+    control: str = ""
+    """A watermark record's kind (``progress`` or ``closed``); "" for an event."""
 
     @property
     def source(self) -> str:

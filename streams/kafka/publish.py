@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Mapping, Set as AbstractSet
@@ -21,6 +22,7 @@ from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 from streams.kafka.errors import translated
 from streams.kafka.messages import ARRIVAL_HEADER
 from streams.kafka.topics import ensure_topics
+from streams.kafka.watermarks import WatermarkWriter
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +119,17 @@ class _Sender:
         self.pending: list[Any] = []
         self.producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
                                          **producer_options)
+        # ingest releases an event once every partition's watermark has passed it (docs/design.md)
+        self.watermarks = WatermarkWriter(self.producer, self.clock, settings.watermark_interval, "publish")
 
     async def __aenter__(self) -> _Sender:
         """The producer first: a broker that cannot be reached fails here, in one error, and the
-        producer is closed on the way out, whatever failed."""
+        producer is closed on the way out, whatever failed. Each topic is announced (watermarks)
+        before its first event."""
         try:
             await self.producer.start()
             await _source_topics_exist(self.settings)
+            await self.watermarks.open()
         except BaseException:
             await self.producer.stop()
             raise
@@ -133,6 +139,10 @@ class _Sender:
         try:
             if kind is None:
                 await self.flush()
+                await self.watermarks.close()
+            else:  # closing after a failure too spares ingest the wait for a silent producer, if it can
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.watermarks.close(), 5)
         finally:
             await self.producer.stop()
 
@@ -147,15 +157,16 @@ class _Sender:
         if full is None:
             self.result.unroutable.append(f"{where}{_NO_TOPIC}")
             return
-        value, headers = stamped(line, document, self.clock, self.settings.max_future)
         # A config event reaches the broker after everything before it and before anything after it.
         # Topics are written independently: without this, a fetch could see later logins before an
-        # earlier config, which ingest's arrival merge cannot wait for, and capacity levels would move
-        # along another path than ``replay`` takes. Configs are rare, so the extra round trips cost little.
+        # earlier config, which the arrival merge of a worker without watermarks (an earlier version)
+        # cannot wait for, and capacity levels would move along another path than ``replay`` takes.
+        # Configs are rare, so the extra round trips cost little.
         config = topic == SOURCE_TOPICS["config"]
         if config:
             await self.flush()
-        self.pending.append(await self.producer.send(full, value, key=key, headers=headers))
+        stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
+        self.pending.append(await self.watermarks.send(full, key, stamp))
         self.result.sent[full] += 1
         if config or len(self.pending) >= 10_000:
             await self.flush()
@@ -242,27 +253,32 @@ class Publisher:
         self.clock = ArrivalClock()
         self.topic_of = _Topics(settings)
         self._producer: AIOKafkaProducer | None = None
+        self._watermarks: WatermarkWriter | None = None
         self._starting = asyncio.Lock()
 
-    async def _started(self) -> AIOKafkaProducer:
+    async def _started(self) -> tuple[AIOKafkaProducer, WatermarkWriter]:
+        """The producer and its watermarks: a server is one more producer whose watermarks ingest
+        waits for (docs/design.md, ordering across source topics)."""
         async with self._starting:
-            if self._producer is None:
+            if self._producer is None or self._watermarks is None:
                 producer = AIOKafkaProducer(**kafka_client_options(self.settings), acks="all",
                                             enable_idempotence=True, **self.options)
+                watermarks = WatermarkWriter(producer, self.clock, self.settings.watermark_interval, "gateway")
                 try:
                     await producer.start()
                     await _source_topics_exist(self.settings)
+                    await watermarks.open()
                 except BaseException:
                     await producer.stop()
                     raise
-                self._producer = producer
-            return self._producer
+                self._producer, self._watermarks = producer, watermarks
+            return self._producer, self._watermarks
 
     @translated
     async def publish(self, documents: list[dict[str, object]]) -> PublishResult:
         """Send ``documents`` in order and wait for Kafka's acknowledgement of all of them;
         :class:`BrokerUnavailable` when Kafka cannot be reached or does not acknowledge."""
-        producer, result = await self._started(), PublishResult()
+        (_, watermarks), result = await self._started(), PublishResult()
         deliveries = []
         for document in documents:
             line = orjson.dumps(document)
@@ -275,8 +291,8 @@ class Publisher:
             if full is None:
                 result.unroutable.append(_NO_TOPIC)
                 continue
-            value, headers = stamped(line, document, self.clock, self.settings.max_future)
-            deliveries.append(await producer.send(full, value, key=key, headers=headers))
+            stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
+            deliveries.append(await watermarks.send(full, key, stamp))
             result.sent[full] += 1
         for delivery in deliveries:
             await delivery
@@ -285,10 +301,16 @@ class Publisher:
     @translated
     async def check(self) -> None:
         """Raise :class:`BrokerUnavailable` unless a broker answers a metadata request now."""
-        producer = await self._started()
+        producer, _ = await self._started()
         await producer.client.fetch_all_metadata()
 
     async def stop(self) -> None:
+        """Close the watermarks (ingest then waits for this producer no more) and the producer."""
         if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
+            producer, watermarks, self._producer, self._watermarks = self._producer, self._watermarks, None, None
+            try:
+                if watermarks is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(watermarks.close(), 5)
+            finally:
+                await producer.stop()

@@ -71,6 +71,12 @@ CAPACITY_EVENTS = Counter(
     ["subscription", "user_class", "direction"],
     registry=REGISTRY,
 )
+WATERMARK_GIVEN_UP = Counter(
+    "endusers_watermark_producers_given_up_total",
+    "Producers ingest stopped waiting for: silent for ENDUSERS_WATERMARK_WAIT without closing (died, or cut off).",
+    registry=REGISTRY,
+)
+
 CONSUMER_LAG = Gauge(
     "endusers_consumer_lag",
     "Messages not yet read (high-water mark minus the last fetched offset), per partition of the source and changes topics.",

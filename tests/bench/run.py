@@ -564,6 +564,32 @@ class Bench:
 
     # 3. latency at a paced load ---------------------------------------------------------------------
 
+    async def latency_sender(self, producer: Any, sub: str) -> Any:
+        """How the latency phase sends: plainly, or (``--watermarks``) as ``endusers publish`` does, with
+        arrival stamps and watermarks. Only the latency subscription's partition gets events: every
+        other partition advances by the producer's beats alone (the idle-partition case)."""
+        from counters import ArrivalClock
+        from streams.kafka.messages import ARRIVAL_HEADER
+        from streams.kafka.watermarks import WatermarkWriter
+
+        key = sub.encode()
+        clock = ArrivalClock()
+        writer = WatermarkWriter(producer, clock, self.args.watermark_interval, "bench") if self.args.watermarks else None
+        if writer is not None:
+            await writer.open([self.d.topic(t) for t in ("logins", "profiles", "visits", "config")])
+
+        async def send(topic: str, value: bytes) -> Any:
+            if writer is None:
+                return await producer.send(topic, value, key=key)
+            return await writer.send(topic, key, lambda: (value, [(ARRIVAL_HEADER, str(clock()).encode())]))
+
+        async def close() -> None:
+            if writer is not None:
+                await writer.close()
+
+        send.close = close  # type: ignore[attr-defined]
+        return send
+
     async def latency(self) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -573,6 +599,7 @@ class Bench:
         capacity = max(10, total // 2 // 10)  # each class crosses the 40 thresholds 25%, 50%, .. 1000%
         producer = AIOKafkaProducer(bootstrap_servers=d.kafka, linger_ms=0, acks=1)
         await producer.start()
+        send = await self.latency_sender(producer, sub)
         capacity_consumer = AIOKafkaConsumer(bootstrap_servers=d.kafka, group_id=None, enable_auto_commit=False)
         await capacity_consumer.start()
         tps = [TopicPartition(d.topic("capacity"), p) for p in range(PARTITIONS)]
@@ -586,7 +613,7 @@ class Bench:
                       "domains": ["lat.example"], "capacity": {"internal": capacity, "external": capacity},
                       "thresholds": list(range(25, 1001, 25)), "hysteresis": 1,
                       "runtimes": {"prod-eu": {"version": "11.14.0"}}}
-            await (await producer.send(d.topic("config"), orjson.dumps(config), key=sub.encode()))
+            await (await send(d.topic("config"), orjson.dumps(config)))
             deadline = time.perf_counter() + 30
             while await self.redis.get(counts_key) is None:
                 if time.perf_counter() > deadline:
@@ -637,7 +664,7 @@ class Bench:
                     event = {"type": "login", "id": f"lat-{sent}", "subscription": sub, "runtime": "prod-eu",
                              "provider": "Users", "user_id": f"lat-{sent}", "username": f"lat{sent}", "email": email}
                     produced.append(time.perf_counter())
-                    deliveries.append(await producer.send(d.topic("logins"), orjson.dumps(event), key=sub.encode()))
+                    deliveries.append(await send(d.topic("logins"), orjson.dumps(event)))
                     sent += 1
                 await asyncio.sleep(0.002)
             offered = total / (time.perf_counter() - t0)
@@ -650,6 +677,7 @@ class Bench:
             finished.set()
             await consumer_task
         finally:
+            await send.close()  # type: ignore[attr-defined]
             await producer.stop()
             await capacity_consumer.stop()
         latencies = [(s - p) * 1000 for s, p in zip(seen, produced)]
@@ -961,6 +989,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=2000.0, help="latency phase: offered events/s")
     parser.add_argument("--seconds", type=float, default=15.0, help="latency phase: duration")
+    parser.add_argument("--watermarks", action="store_true", help="latency phase: send as publish does, with watermarks")
+    parser.add_argument("--watermark-interval", type=float, default=0.2, help="with --watermarks: seconds between beats")
     parser.add_argument("--poll-ms", type=float, default=5.0, help="latency phase: Redis poll interval")
     parser.add_argument("--batch-size", type=int, help="ENDUSERS_BATCH_SIZE of the worker (default: its own)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for the backlog")

@@ -127,8 +127,10 @@ def test_only_released_offsets_are_committed_and_revoked_partitions_are_forgotte
 
 def _one_by_one(steps: list[tuple[TopicPartition, list[Inbound], dict[TopicPartition, bool]]]) -> list[list[Inbound]]:
     """The merge's rule stated message by message: the limit is the latest arrival seen on the
-    partition furthest behind among those with unread messages; each release takes, per partition, the
-    messages up to the first one later than the limit, merged by (arrival, topic, partition, offset)."""
+    partition furthest behind among those with unread messages, lowered to the earliest arrival of any
+    message that would stay held behind a later one of its partition; each release takes, per
+    partition, the messages up to the first one later than the limit, merged by (arrival, topic,
+    partition, offset)."""
     pending: dict[TopicPartition, list[Inbound]] = {}
     seen: dict[TopicPartition, int] = {}
     releases = []
@@ -136,15 +138,26 @@ def _one_by_one(steps: list[tuple[TopicPartition, list[Inbound], dict[TopicParti
         pending.setdefault(tp, []).extend(fetched)
         seen[tp] = max(seen.get(tp, -1), fetched[-1].arrival_us)
         limit = min((seen.get(t, -1) for t, unread in behind_now.items() if unread), default=1 << 62)
+        while True:
+            stuck = min((m.arrival_us for queue in pending.values() for m in queue[_prefix(queue, limit):]),
+                        default=1 << 62)
+            if stuck >= limit:
+                break
+            limit = stuck
         runs = []
         for queue in pending.values():
-            n = 0
-            while n < len(queue) and queue[n].arrival_us <= limit:
-                n += 1
+            n = _prefix(queue, limit)
             runs.append(queue[:n])
             del queue[:n]
         releases.append(list(heapq.merge(*runs, key=lambda m: (m.arrival_us, m.topic, m.partition, m.offset))))
     return releases
+
+
+def _prefix(queue: list[Inbound], limit: int) -> int:
+    n = 0
+    while n < len(queue) and queue[n].arrival_us <= limit:
+        n += 1
+    return n
 
 
 @settings(max_examples=300, deadline=None)
