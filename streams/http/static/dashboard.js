@@ -89,7 +89,6 @@
     const out = [];
     if (entry.shared_identifiers) out.push(`${fmt(entry.shared_identifiers)} shared`);
     for (const cls of CLASSES) if (share(entry, cls) > 100) out.push(`${cls} over capacity`);
-    if (entry.dormant) out.push(`${fmt(entry.dormant)} dormant`);
     return out;
   }
   const SORTS = {
