@@ -1,28 +1,28 @@
-"""The dashboard's live stream, ``GET /api/v1/stream`` (Server-Sent Events).
+"""The dashboard's live stream, ``GET /api/v1/stream`` (Server-Sent Events; the format is in
+docs/http.md#the-live-stream).
 
-The stream sends ``event: counts`` immediately at connect and then every ``interval`` seconds. Its
-data is ``{"time": unix_ms, "full": bool, "subscriptions": {id: {...counts, "settings", "events",
-"shared_identifiers", ("history" | "point")}}}``: the first message (``full: true``) carries each subscription's
-``history`` (``[[unix_ms, internal, external], ...]``, oldest first, last hour); later messages carry
-only ``point`` (the current ``[time, internal, external]``), which the page appends. A subscription
-that appears later gets its ``history`` in the first message that includes it. ``events`` are the 10
-newest capacity-change events. When the store fails, the stream sends ``event: problem`` with
-``{"error": ...}`` and keeps trying. One poll loop per process feeds all connected clients, so the
-store load does not grow with the number of open dashboards.
+At connect a client gets one ``snapshot`` of its scope; after that only ``change`` messages, each with
+the field groups of the subscriptions that changed (:mod:`streams.http.fleet`), and at rest a comment
+line every ``heartbeat`` seconds. Every snapshot and change carries an ``id:``, so a client that
+reconnects with ``Last-Event-ID`` gets only what it missed. One poll loop per process reads the store
+for every connected client, and each change is serialized once, whatever the number of dashboards.
 
-Each client sees only its grant's subscriptions (``auth.stream_view``), with viewers' settings trimmed.
+Each client sees only its grant's subscriptions, with viewers' settings and counts trimmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
+from counters import filled, hour_of
 from streams.http import auth
+from streams.http.fleet import Fleet, view_key
 from streams.http.responses import json_response, now_ms, store_error_text
 from streams.observe.outages import outage
 
@@ -35,30 +35,40 @@ STREAM_DOMAINS = 10
 """External domains per subscription in each message (the full report is at ``/domains``)."""
 RETRY_AFTER = 10
 """Seconds a dashboard refused for too many streams is told to wait (``Retry-After``)."""
-
-Message = tuple[str, dict[str, Any]]
-"""``(event, data)``: ``("counts", {...})`` or ``("problem", {"time", "error"})``."""
+TREND_EVERY = 300.0
+"""Seconds between reads of the hourly history behind each subscription's one-day trend."""
+TREND_HOURS = 24
+HEARTBEAT = b":\n\n"
 
 
 class DashboardStream:
     """The stream's handler and the one poll loop that feeds every open stream of the process."""
 
-    def __init__(self, reader: CountsReader, *, interval: float = 1.0, max_streams: int = 100) -> None:
+    def __init__(self, reader: CountsReader, *, interval: float = 1.0, max_streams: int = 100,
+                 heartbeat: float = 2.0, ring: int = 600) -> None:
         self.reader = reader
         self.interval = interval
         self.max_streams = max_streams
+        self.heartbeat = heartbeat
+        """Seconds between comments on a quiet stream: keeps proxies from closing it, and lets the
+        server notice a client that went away (a write fails) and give its slot back."""
+        self.fleet = Fleet(ring)
         self._streams = 0
-        self._full: asyncio.Future[Message] | None = None
-        self._full_at = 0.0
-        self._last_settings: dict[str, Any] = {}
-        """Each subscription's settings as the last poll sent them: later polls send only changes."""
-        self._clients: set[asyncio.Queue[Message]] = set()
+        self._clients = 0
+        self._fresh = False
+        """Whether the fleet holds a poll made since the loop last started (a snapshot waits for one)."""
+        self._problem: str | None = None
+        self._problems = 0
+        """Counts the store's changes of state (failing, recovered): each stream reports them once."""
+        self._trend_at: float | None = None
+        self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._closing = False
 
     async def close(self, _app: web.Application | None = None) -> None:
         """End open event streams (so a shutting-down server does not wait for them)."""
-        self._closing.set()
+        self._closing = True
+        self._notify()
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -86,137 +96,136 @@ class DashboardStream:
             "X-Accel-Buffering": "no",  # tell nginx-like proxies not to buffer
         })
         await response.prepare(request)
-        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
+        self._subscribe()
         try:
             await response.write(b"retry: 2000\n\n")
-            kind, data = await self._full_snapshot()
-            data = auth.stream_view(grant, data)
-            known: set[str] = set(data["subscriptions"]) if kind == "counts" else set()
-            await response.write(_sse(kind, data))
-            self._subscribe(queue)
-            while (message := await self._next(queue)) is not None:
-                kind, data = message[0], auth.stream_view(grant, message[1])
-                if kind == "counts":
-                    new = set(data["subscriptions"]) - known
-                    if new:  # a subscription that appeared since: send its whole history once
-                        data = await self._with_history(data, new)
-                    known = set(data["subscriptions"])
-                await response.write(_sse(kind, data))
+            await self._serve(response, grant, request.headers.get("Last-Event-ID"))
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away
         finally:
-            self._unsubscribe(queue)
+            self._unsubscribe()
         return response
 
-    async def _next(self, queue: asyncio.Queue[Message]) -> Message | None:
-        """The next message for one client, or None once the server is closing."""
-        if self._closing.is_set():
-            return None
-        getter = asyncio.ensure_future(queue.get())
-        closing = asyncio.ensure_future(self._closing.wait())
-        done, _ = await asyncio.wait({getter, closing}, return_when=asyncio.FIRST_COMPLETED)
-        closing.cancel()
-        if getter not in done:
-            getter.cancel()
-            return None
-        return getter.result()
+    async def _serve(self, response: web.StreamResponse, grant: auth.Grant, last_event_id: str | None) -> None:
+        """Snapshot (unless resuming), then each change in scope; a heartbeat when nothing happens."""
+        key = view_key(grant)
+        seq = self.fleet.resumable(last_event_id)
+        problems = self._problems if self._problem is None else -1
+        while not self._closing:
+            wake = self._wake
+            if problems != self._problems:
+                problems = self._problems
+                await response.write(_sse("problem", orjson.dumps({"time": now_ms(), "error": self._problem})))
+            if self._fresh:
+                if seq is None or not self.fleet.covers(seq):
+                    seq = self.fleet.seq
+                    await response.write(_sse("snapshot", self.fleet.snapshot(key), self.fleet.event_id(seq)))
+                for tick in self.fleet.after(seq):
+                    seq = tick.seq
+                    data = tick.message(key)
+                    if data is not None:
+                        await response.write(_sse("change", data, self.fleet.event_id(seq)))
+            if wake is not self._wake:
+                continue  # a poll finished while writing
+            try:
+                await asyncio.wait_for(wake.wait(), self.heartbeat)
+            except TimeoutError:
+                await response.write(HEARTBEAT)
 
-    def _subscribe(self, queue: asyncio.Queue[Message]) -> None:
-        self._clients.add(queue)
+    def _notify(self) -> None:
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    def _subscribe(self) -> None:
+        self._clients += 1
         if self._poller is None or self._poller.done():
+            self._fresh = False
+            self._trend_at = None
             self._poller = asyncio.ensure_future(self._poll())
 
-    def _unsubscribe(self, queue: asyncio.Queue[Message]) -> None:
-        self._clients.discard(queue)
-        if not self._clients and self._poller is not None:
+    def _unsubscribe(self) -> None:
+        self._clients -= 1
+        if self._clients <= 0 and self._poller is not None:
             self._poller.cancel()
             self._poller = None
 
     async def _poll(self) -> None:
-        """One snapshot per interval for every connected client; a slow client gets only the newest.
-        A subscription's ``settings`` (large for a subscription with many owned domains) are sent only
-        when they changed since the previous poll: each client got them whole at connect."""
-        while self._clients:
-            await asyncio.sleep(self.interval)
-            message = self._without_unchanged_settings(await self._snapshot(full_for=set()))
-            for queue in list(self._clients):
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(message)
+        """Read the store, fold what changed into the fleet and wake the streams; once per interval."""
+        while self._clients > 0:
+            started = time.monotonic()
+            await self._poll_once()
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
-    async def _full_snapshot(self) -> Message:
-        """The snapshot with every history that a new client starts from, shared by the clients that
-        connect within one interval: many dashboards reconnecting at once read the store once."""
-        now = time.monotonic()
-        if self._full is None or now - self._full_at >= self.interval:
-            self._full, self._full_at = asyncio.ensure_future(self._snapshot(full_for=None)), now
-        return await asyncio.shield(self._full)
-
-    def _without_unchanged_settings(self, message: Message) -> Message:
-        kind, data = message
-        if kind != "counts":
-            return message
-        subscriptions = {}
-        for subscription, entry in data["subscriptions"].items():
-            settings = entry.get("settings")
-            if settings == self._last_settings.get(subscription):
-                entry = {k: v for k, v in entry.items() if k != "settings"}
-            else:
-                self._last_settings[subscription] = settings
-            subscriptions[subscription] = entry
-        return kind, {**data, "subscriptions": subscriptions}
-
-    async def _snapshot(self, full_for: set[str] | None) -> Message:
-        """``("counts", data)``; history for ``full_for`` (None: every subscription); or a problem."""
+    async def _poll_once(self) -> None:
         now = now_ms()
+        with_trend = self._trend_at is None or time.monotonic() - self._trend_at >= TREND_EVERY
         try:
             ids = await self.reader.subscriptions()
-            entries = await asyncio.gather(*(self._entry(s, now, full_for is None or s in full_for) for s in ids))
+            read = await asyncio.gather(*(self._groups(s, now, with_trend) for s in ids))
         except Exception as exc:
             outage("Redis").failed(exc)
-            return "problem", {"time": now, "error": store_error_text(exc)}
-        subscriptions = {s: e for s, e in zip(ids, entries, strict=True) if e is not None}
-        return "counts", {"time": now, "full": full_for is None, "subscriptions": subscriptions}
+            self._set_problem(store_error_text(exc))
+            return
+        if with_trend:
+            self._trend_at = time.monotonic()
+        current = {s: groups for s, (groups, _) in zip(ids, read, strict=True) if groups is not None}
+        histories = {s: history for s, (_, history) in zip(ids, read, strict=True) if history is not None}
+        changed = self.fleet.update(now, current, histories) is not None or not self._fresh
+        self._fresh = True
+        self._set_problem(None)
+        if changed:
+            self._notify()
 
-    async def _entry(self, subscription: str, now: int, with_history: bool) -> dict[str, Any] | None:
+    def _set_problem(self, problem: str | None) -> None:
+        if problem != self._problem:
+            self._problem = problem
+            self._problems += 1
+            self._notify()
+
+    async def _groups(self, subscription: str, now: int, with_trend: bool) -> tuple[
+            dict[str, dict[str, Any]] | None, list[list[int]] | None]:
+        """One subscription's field groups (the trend only when due), and its last hour of history the
+        first time it is seen."""
         counts, settings, events, report = await asyncio.gather(
             self.reader.counts(subscription), self.reader.settings(subscription),
             self.reader.recent_capacity_events(subscription, limit=STREAM_EVENTS),
             self.reader.shared_identifiers(subscription))
         if counts is None:
-            return None
-        entry: dict[str, Any] = {**counts, "settings": settings, "events": list(events)[:STREAM_EVENTS],
-                                 "shared_identifiers": 0 if report is None else len(report["identifiers"])}
+            return None, None
+        fields = {k: v for k, v in counts.items() if k != "levels"}
+        fields["shared_identifiers"] = 0 if report is None else len(report["identifiers"])
         if isinstance(counts.get("external_domains"), dict):
-            entry["external_domains"] = _shortened(counts["external_domains"], STREAM_DOMAINS)
-        if with_history:
-            entry["history"] = await self.reader.history(subscription)
-        else:
-            entry["point"] = [now, int(counts.get("internal", 0)), int(counts.get("external", 0))]
-        return entry
+            fields["external_domains"] = _shortened(counts["external_domains"], STREAM_DOMAINS)
+        groups: dict[str, dict[str, Any]] = {
+            "counts": fields, "levels": {"levels": counts.get("levels") or {}},
+            "settings": {"settings": settings}, "events": {"events": list(events)[:STREAM_EVENTS]}}
+        if with_trend or subscription not in self.fleet.pieces:
+            groups["trend"] = {"trend": _trend(await self.reader.hourly(subscription), now)}
+        history = None if subscription in self.fleet.pieces else await self.reader.history(subscription)
+        return groups, history
 
-    async def _with_history(self, data: dict[str, Any], new: set[str]) -> dict[str, Any]:
-        subscriptions = dict(data["subscriptions"])
-        try:
-            histories = await asyncio.gather(*(self.reader.history(s) for s in sorted(new)))
-        except Exception as exc:
-            outage("Redis").failed(exc)
-            return data
-        for subscription, history in zip(sorted(new), histories, strict=True):
-            entry = dict(subscriptions[subscription])
-            entry.pop("point", None)
-            entry["history"] = history
-            subscriptions[subscription] = entry
-        return {**data, "subscriptions": subscriptions}
+
+def _trend(entries: Any, now: int) -> dict[str, Any]:
+    """The last day per hour: ``{"from": unix_ms of the first hour, "internal": [max, ...],
+    "external": [...]}``, an hour without a commit holding the count before it; hours before any
+    entry are left out."""
+    last = datetime.fromtimestamp(now / 1000, timezone.utc)
+    first = last - timedelta(hours=TREND_HOURS - 1)
+    hours = filled(entries, hour_of(first), hour_of(last), hourly=True)
+    start = None
+    if hours:
+        start = int(datetime.strptime(hours[0].period, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return {"from": start, "internal": [h.internal_max for h in hours], "external": [h.external_max for h in hours]}
 
 
 def _shortened(report: dict[str, Any], limit: int) -> dict[str, Any]:
     """The ``limit`` largest domains of a report, the rest folded into the others (the dashboard shows
-    a short table every second; the full report is at ``/domains``)."""
+    a short table; the full report is at ``/domains``)."""
     top, rest = list(report.get("top") or [])[:limit], list(report.get("top") or [])[limit:]
     return {"top": top, "other_domains": int(report.get("other_domains", 0)) + len(rest),
             "other_individuals": int(report.get("other_individuals", 0)) + sum(int(n) for _, n in rest)}
 
 
-def _sse(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def _sse(event: str, data: bytes, event_id: str | None = None) -> bytes:
+    head = b"" if event_id is None else b"id: " + event_id.encode() + b"\n"
+    return head + b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"

@@ -125,19 +125,23 @@ async def test_metrics_need_a_token_whose_scope_is_everything(secured: tuple[Any
 
 
 async def test_the_stream_carries_only_the_tokens_subscriptions(secured: tuple[Any, FakeReader], tokens: Tokens) -> None:
-    client, _ = secured
+    client, reader = secured
     response = await client.get("/api/v1/stream", headers=bearer(tokens.viewer_acme))
     assert response.status == 200
-    (_, first), (_, second) = await read_events(response, 2)
+    (_, first), = await read_events(response, 1)
+    reader.data["globex"] = {**reader.data["globex"], "internal": 43}  # outside the scope: not sent
+    reader.settings_by["acme"] = {**reader.settings_by["acme"], "domains": ["new.example"]}
+    (_, second), = await read_events(response, 1)
     for message in (first, second):
         assert set(message["subscriptions"]) == {"acme"}
         assert "domains" not in message["subscriptions"]["acme"]["settings"]
+        assert "external_domains" not in message["subscriptions"]["acme"]
     assert first["subscriptions"]["acme"]["settings"]["capacity"] == {"internal": 1500, "external": 50}
     response.close()
     response = await client.get("/api/v1/stream", headers=bearer(tokens.admin_all))
     ((_, full),) = await read_events(response, 1)
     assert set(full["subscriptions"]) == {"acme", "globex"}
-    assert full["subscriptions"]["acme"]["settings"]["domains"] == ["example.com"]
+    assert full["subscriptions"]["acme"]["settings"]["domains"] == ["new.example"]
     response.close()
 
 

@@ -174,27 +174,29 @@ async def test_openapi_served(client: Any) -> None:
     assert (await response.json())["openapi"].startswith("3.1")
 
 
-async def test_stream_sends_full_then_points(client: Any, reader: FakeReader) -> None:
+async def test_stream_sends_a_snapshot_then_only_what_changed(client: Any, reader: FakeReader) -> None:
     response = await client.get("/api/v1/stream")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    (first_name, first), (second_name, second) = await read_events(response, 2)
-    assert first_name == second_name == "counts"
-    assert first["full"] is True and isinstance(first["time"], int)
+    (first_name, first), = await read_events(response, 1)
+    assert first_name == "snapshot" and isinstance(first["time"], int)
     acme = first["subscriptions"]["acme"]
     assert acme["internal"] == 1234 and acme["settings"]["capacity"]["external"] == 50
+    assert acme["levels"] == {"internal": 80, "external": 100}
     assert len(acme["history"]) == 31 and "point" not in acme
     assert [e["level"] for e in acme["events"]] == [100, 80]
-    assert second["full"] is False
-    assert "history" not in second["subscriptions"]["acme"]
-    assert second["subscriptions"]["acme"]["point"][1:] == [1234, 56]
 
-    reader.data["acme"] = counts(1300, 56)
+    reader.data["acme"] = {**counts(1300, 56), "levels": reader.data["acme"]["levels"]}
     reader.put("initech", counts(5, 0))
-    later = await read_events(response, 2)
-    latest = later[-1][1]["subscriptions"]
-    assert latest["acme"]["internal"] == 1300
-    assert "history" in latest["initech"] or "history" in later[0][1]["subscriptions"]["initech"]
+    changed: dict[str, Any] = {}
+    while set(changed) != {"acme", "initech"}:  # in one change or two, as the polls fall
+        (name, data), = await read_events(response, 1)
+        assert name == "change"
+        changed.update(data["subscriptions"])
+    assert set(changed) == {"acme", "initech"}
+    assert changed["acme"]["internal"] == 1300 and changed["acme"]["point"][1:] == [1300, 56]
+    assert not {"levels", "settings", "events", "history"} & set(changed["acme"])  # unchanged groups stay home
+    assert "history" in changed["initech"] and "settings" in changed["initech"]  # a new one comes whole
     response.close()
 
 
@@ -202,21 +204,21 @@ async def test_stream_reports_store_problems_and_recovers(client: Any, reader: F
     response = await client.get("/api/v1/stream")
     await read_events(response, 1)
     reader.fail = ConnectionError("redis down")
-    names = [name for name, _ in await read_events(response, 2)]
+    names = [name for name, _ in await read_events(response, 1)]
     assert "problem" in names
     reader.fail = None
     for _ in range(5):
         name, data = (await read_events(response, 1))[0]
-        if name == "counts":
+        if data["error"] is None:
             break
-    assert name == "counts" and data["subscriptions"]["acme"]["internal"] == 1234
+    assert name == "problem" and data["error"] is None  # recovered; nothing changed, so nothing else
     response.close()
 
 
 async def test_one_poller_serves_many_clients(client: Any, reader: FakeReader) -> None:
     streams = [await client.get("/api/v1/stream") for _ in range(5)]
     for response in streams:
-        await read_events(response, 2)
+        await read_events(response, 1)
     before = reader.calls
     await asyncio.sleep(0.5)  # about 10 ticks at 50 ms
     per_tick = 1 + 3 * len(reader.data)  # subscriptions() + counts/settings/events per subscription
@@ -278,14 +280,11 @@ async def test_stream_sends_settings_at_connect_and_then_only_when_they_change(c
     from tests.unit.fake_counts import settings as make_settings
 
     response = await client.get("/api/v1/stream")
-    first, *later = [data for _, data in await read_events(response, 4)]
+    (_, first), = await read_events(response, 1)
     assert "settings" in first["subscriptions"]["acme"]
-    assert all("settings" not in data["subscriptions"]["acme"] for data in later[1:])
     reader.settings_by["acme"] = make_settings(internal=7)
-    for _ in range(5):
-        (_, data), = await read_events(response, 1)
-        if "settings" in data["subscriptions"]["acme"]:
-            break
+    (name, data), = await read_events(response, 1)
+    assert name == "change" and set(data["subscriptions"]["acme"]) == {"settings"}
     assert data["subscriptions"]["acme"]["settings"]["capacity"]["internal"] == 7
     response.close()
 
@@ -306,8 +305,8 @@ async def test_clients_that_connect_together_share_one_full_snapshot(reader: Fak
         before = reader.calls
         streams = await asyncio.gather(*(test_client.get("/api/v1/stream") for _ in range(20)))
         firsts = [(await read_events(response, 1))[0] for response in streams]
-        assert all(name == "counts" and data["full"] for name, data in firsts)
-        per_snapshot = 1 + 4 * len(reader.data)  # subscriptions() + counts/settings/events/history each
+        assert all(name == "snapshot" for name, _ in firsts)
+        per_snapshot = 1 + 6 * len(reader.data)  # subscriptions() + counts/settings/events/shared/hourly/history
         assert reader.calls - before <= per_snapshot * 2  # one read for all twenty, not twenty
         for response in streams:
             response.close()

@@ -1,24 +1,32 @@
 // Live end-user dashboard: plain JS, no framework, nothing fetched but this server's own endpoints.
-// Data arrives by Server-Sent Events on /api/v1/stream (see streams/http/live.py for the message shape),
-// read with fetch() rather than EventSource, because EventSource cannot send the Authorization header
-// and a token in the URL would end up in proxy and server logs. When the server asks for a token (401)
-// the page shows a form; the token is kept in sessionStorage (this tab only) and sent on every request.
-// a "full" message carries each subscription's last-hour history; later ones carry one "point" each,
-// which is appended here. Cards are built once per subscription and updated in place.
+// Data arrives by Server-Sent Events on /api/v1/stream (the format is in docs/http.md): one snapshot of
+// the token's scope, then only what changed, each message with an id that a reconnect sends back
+// (Last-Event-ID) to get only what it missed. The stream is read with fetch() rather than EventSource,
+// because EventSource cannot send the Authorization header and a token in the URL would end up in proxy
+// and server logs. When the server asks for a token (401) the page shows a form; the token is kept in
+// sessionStorage (this tab only) and sent on every request.
+// The first screen is the fleet table (#/); a subscription's page (#/s/<id>) holds its card and charts.
 "use strict";
 
 (function () {
   const HOUR = 3600 * 1000;
+  const DAY = 24 * HOUR;
   const CLASSES = ["internal", "external"];  // the classes, in the order the server's documents list them
-  const STALE_AFTER = 10000;   // ms without a message before the page reconnects by itself
-  const cards = new Map();     // subscription id -> {root, refs, history, data}
+  const STALE_AFTER = 10000;   // ms without a message or heartbeat before the page reconnects by itself
+  const PAGE = 100;            // fleet rows per page: the table stays fast at thousands of subscriptions
+  const subs = new Map();      // subscription id -> its entry (the stream's groups merged, and "history")
+  const versions = new Map();  // subscription id -> a number bumped on every change (rows rebuilt only then)
+  const cards = new Map();     // subscription id -> its card (only the one of the open detail page)
   const $ = (id) => document.getElementById(id);
   const fmt = (n) => (typeof n === "number" ? n.toLocaleString() : "–");
   const TOKEN_KEY = "endusers.token";
   let source = null;           // the AbortController of the open stream
+  let lastEventId = "";        // the id of the last snapshot or change applied
   let lastMessage = 0;
   let retryDelay = 1000;
   let retryTimer = null;
+  let loaded = false;          // a snapshot has arrived
+  const view = { key: "use", dir: -1, text: "", level: "", page: 0, focus: null };
 
   // --- levels ----------------------------------------------------------------------------------
   // Level is the threshold percent the engine currently holds: 0 normal, >0 warning (80 by default),
@@ -30,6 +38,7 @@
     return "normal";
   }
   const RANK = { unlimited: 0, normal: 1, warning: 2, critical: 3 };
+  const SEVERITIES = ["critical", "warning", "normal", "unlimited"];
 
   // --- DOM -------------------------------------------------------------------------------------
   function el(tag, text, cls) {
@@ -39,15 +48,276 @@
     return node;
   }
 
+  function clock(ms) {
+    const d = new Date(ms);
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+    if (new Date().toDateString() === d.toDateString()) return time;
+    return d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+  }
+
+  // --- one subscription's figures, as the table shows and sorts them --------------------------------
+  function capacityOf(entry, cls) {
+    const capacity = (entry.settings && entry.settings.capacity) || {};
+    return capacity[cls] === undefined ? null : capacity[cls];
+  }
+  function share(entry, cls) {   // count / capacity in percent; -1 when unlimited
+    const cap = capacityOf(entry, cls);
+    const count = entry[cls] || 0;
+    if (cap === null) return -1;
+    if (cap === 0) return count > 0 ? Infinity : 0;
+    return (count * 100) / cap;
+  }
+  function worst(entry) {
+    let w = "unlimited";
+    for (const cls of CLASSES) {
+      const sev = severity((entry.levels || {})[cls] || 0, capacityOf(entry, cls));
+      if (RANK[sev] > RANK[w]) w = sev;
+    }
+    return w;
+  }
+  function lastEvent(entry) {
+    const h = entry.history || [];
+    return h.length ? h[h.length - 1][0] : 0;
+  }
+  function trendDelta(entry) {
+    const t = entry.trend || {};
+    const i = t.internal || [], e = t.external || [];
+    if (i.length === 0) return 0;
+    return ((entry.internal || 0) + (entry.external || 0)) - (i[0] + (e[0] || 0));
+  }
+  function warnings(entry) {
+    const out = [];
+    if (entry.shared_identifiers) out.push(`${fmt(entry.shared_identifiers)} shared`);
+    for (const cls of CLASSES) if (share(entry, cls) > 100) out.push(`${cls} over capacity`);
+    return out;
+  }
+  const SORTS = {
+    name: (id) => id,
+    platform: (id, e) => ((e.settings && e.settings.platform) || "").toLowerCase(),
+    internal: (id, e) => [share(e, "internal"), e.internal || 0],
+    external: (id, e) => [share(e, "external"), e.external || 0],
+    use: (id, e) => [Math.max(share(e, "internal"), share(e, "external")), (e.internal || 0) + (e.external || 0)],
+    level: (id, e) => [RANK[worst(e)], Math.max(share(e, "internal"), share(e, "external"))],
+    trend: (id, e) => trendDelta(e),
+    last: (id, e) => lastEvent(e),
+    warnings: (id, e) => warnings(e).length,
+  };
+  function compare(a, b) {
+    if (Array.isArray(a)) {
+      for (let i = 0; i < a.length; i++) { const c = compare(a[i], b[i]); if (c) return c; }
+      return 0;
+    }
+    if (typeof a === "string") return a.localeCompare(b);
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  // --- the fleet table (first screen) ------------------------------------------------------------
+  const rowCache = new Map();  // subscription id -> {tr, version}
+  let renderPending = false;
+
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    requestAnimationFrame(() => { renderPending = false; render(); });
+  }
+
+  function visibleIds() {
+    const text = view.text;
+    const key = SORTS[view.key];
+    const rows = [];
+    for (const [id, entry] of subs) {
+      if (text && !id.toLowerCase().includes(text) &&
+          !((entry.settings && entry.settings.platform) || "").toLowerCase().includes(text)) continue;
+      if (view.level && worst(entry) !== view.level) continue;
+      rows.push([key(id, entry), id]);
+    }
+    rows.sort((a, b) => view.dir * compare(a[0], b[0]) || a[1].localeCompare(b[1]));
+    return rows.map((r) => r[1]);
+  }
+
+  function classCell(id, entry, cls) {
+    const td = el("td", null, "col-class");
+    const count = el("span", fmt(entry[cls] || 0), "count");
+    count.dataset.testid = `count-${id}-${cls}`;
+    const cap = capacityOf(entry, cls);
+    const capacity = el("span", cap === null ? "/ unlimited" : "/ " + fmt(cap), "capacity");
+    capacity.dataset.testid = `capacity-${id}-${cls}`;
+    const line = el("div", null, "numbers");
+    line.append(count, " ", capacity);
+    td.appendChild(line);
+    if (cap !== null) {
+      const pct = share(entry, cls);
+      const sev = severity((entry.levels || {})[cls] || 0, cap);
+      const bar = el("div", null, "bar lvl-" + sev);
+      const fill = el("div", null, "fill");
+      fill.style.width = Math.min(100, pct === Infinity ? 100 : pct).toFixed(1) + "%";
+      bar.appendChild(fill);
+      bar.title = pct === Infinity ? "over: none licensed" : `${pct.toFixed(1)}% of capacity`;
+      td.appendChild(bar);
+    }
+    return td;
+  }
+
+  function sparkline(entry) {
+    const t = entry.trend || {};
+    const series = CLASSES.map((c) => (t[c] || []).concat([entry[c] || 0]));
+    const n = series[0].length;
+    const w = 96, h = 26;
+    const node = svg("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, class: "spark", role: "img" });
+    let top = 1;
+    for (const s of series) for (const v of s) top = Math.max(top, v);
+    const x = (i) => (n === 1 ? w - 2 : 1 + (i * (w - 3)) / (n - 1));
+    const y = (v) => h - 2 - (v / top) * (h - 4);
+    CLASSES.forEach((c, k) => {
+      const pts = series[k].map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+      if (n === 1) pts.unshift(`1,${y(series[k][0]).toFixed(1)}`);
+      node.appendChild(svg("polyline", { points: pts.join(" "), class: "line " + c }));
+    });
+    const delta = trendDelta(entry);
+    node.setAttribute("aria-label", `change over the day: ${delta > 0 ? "+" : ""}${fmt(delta)}`);
+    return node;
+  }
+
+  function buildRow(id, entry) {
+    const tr = el("tr");
+    tr.dataset.subscription = id;
+    tr.dataset.testid = "row-" + id;
+    tr.tabIndex = -1;
+    const sev = worst(entry);
+    tr.className = "row sev-" + sev;
+    const name = el("td", null, "col-name");
+    const link = el("a", id, "trunc");
+    link.href = "#/s/" + encodeURIComponent(id);
+    link.title = id;
+    link.tabIndex = -1;
+    name.appendChild(link);
+    const platform = el("td", ((entry.settings && entry.settings.platform) || "").toUpperCase(), "col-platform");
+    const use = Math.max(share(entry, "internal"), share(entry, "external"));
+    const useCell = el("td", use < 0 ? "–" : use === Infinity ? "over" : use.toFixed(1) + "%", "col-use");
+    const level = el("td", null, "col-level");
+    const badge = el("span", sev, "badge lvl-" + sev);
+    badge.dataset.testid = "level-" + id;
+    const levels = entry.levels || {};
+    badge.title = CLASSES.map((c) => `${c} ${levels[c] || 0}%`).join(", ");
+    level.appendChild(badge);
+    const trend = el("td", null, "col-trend");
+    trend.appendChild(sparkline(entry));
+    const last = lastEvent(entry);
+    const lastCell = el("td", last ? clock(last) : "–", "col-last");
+    const warn = warnings(entry);
+    const warnCell = el("td", warn.join(", "), "col-warnings");
+    if (warn.length) { warnCell.title = warn.join(", "); warnCell.classList.add("has-warnings"); }
+    tr.append(name, platform, classCell(id, entry, "internal"), classCell(id, entry, "external"), useCell, level,
+      trend, lastCell, warnCell);
+    return tr;
+  }
+
+  function renderLevelCounts() {
+    const counts = { critical: 0, warning: 0, normal: 0, unlimited: 0 };
+    for (const entry of subs.values()) counts[worst(entry)] += 1;
+    const box = $("level-counts");
+    if (box.childElementCount === 0) {
+      for (const sev of SEVERITIES) {
+        const b = el("button", null, "level-count lvl-" + sev);
+        b.type = "button";
+        b.dataset.level = sev;
+        b.dataset.testid = "level-count-" + sev;
+        b.addEventListener("click", () => {
+          view.level = view.level === sev ? "" : sev;
+          view.page = 0;
+          render();
+        });
+        box.appendChild(b);
+      }
+    }
+    for (const b of box.children) {
+      const sev = b.dataset.level;
+      b.textContent = `${fmt(counts[sev])} ${sev}`;
+      b.setAttribute("aria-pressed", String(view.level === sev));
+    }
+  }
+
+  function render() {
+    if (!$("detail-view").hidden) { renderDetail(); return; }
+    renderLevelCounts();
+    for (const th of document.querySelectorAll("#fleet th")) {
+      th.setAttribute("aria-sort", th.dataset.key === view.key ? (view.dir > 0 ? "ascending" : "descending") : "none");
+    }
+    const ids = visibleIds();
+    const pages = Math.max(1, Math.ceil(ids.length / PAGE));
+    view.page = Math.min(view.page, pages - 1);
+    const shown = ids.slice(view.page * PAGE, (view.page + 1) * PAGE);
+    const focused = document.activeElement && document.activeElement.closest &&
+      document.activeElement.closest("#fleet-rows tr");
+    const rows = shown.map((id) => {
+      let cached = rowCache.get(id);
+      if (!cached || cached.version !== versions.get(id)) {
+        cached = { tr: buildRow(id, subs.get(id)), version: versions.get(id) };
+        rowCache.set(id, cached);
+      }
+      return cached.tr;
+    });
+    const active = view.focus !== null && shown.includes(view.focus) ? view.focus : shown[0];
+    for (const tr of rows) tr.tabIndex = tr.dataset.subscription === active ? 0 : -1;
+    $("fleet-rows").replaceChildren(...rows);
+    if (focused && view.focus && rowCache.has(view.focus) && shown.includes(view.focus)) rowCache.get(view.focus).tr.focus();
+    const total = subs.size;
+    $("fleet-total").textContent = !loaded ? "Waiting for data…" : total === 0 ? "No subscriptions yet." :
+      `${fmt(ids.length)} of ${fmt(total)} subscription${total === 1 ? "" : "s"}`;
+    $("page-info").textContent = ids.length ? `${fmt(view.page * PAGE + 1)}–${fmt(view.page * PAGE + shown.length)} of ${fmt(ids.length)}` : "";
+    $("page-prev").disabled = view.page === 0;
+    $("page-next").disabled = view.page >= pages - 1;
+    if (loaded && performance.getEntriesByName("fleet").length === 0) performance.mark("fleet");
+  }
+
+  function sortBy(key) {
+    if (view.key === key) view.dir = -view.dir;
+    else { view.key = key; view.dir = key === "name" || key === "platform" ? 1 : -1; }
+    view.page = 0;
+    render();
+  }
+
+  // keyboard: one row is in the tab order; arrows, Home/End and PageUp/PageDown move, Enter opens
+  function onRowKey(ev) {
+    const tr = ev.target.closest("tr");
+    if (!tr) return;
+    const rows = [...$("fleet-rows").children];
+    let i = rows.indexOf(tr);
+    const moves = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: rows.length - 1 };
+    if (ev.key === "Enter") { ev.preventDefault(); openDetail(tr.dataset.subscription); return; }
+    if (ev.key === "PageDown" || ev.key === "PageUp") {
+      ev.preventDefault();
+      const before = view.page;
+      view.page = Math.max(0, view.page + (ev.key === "PageDown" ? 1 : -1));
+      view.focus = null;
+      render();
+      if (view.page !== before) focusRow($("fleet-rows").firstElementChild);
+      return;
+    }
+    if (!(ev.key in moves)) return;
+    ev.preventDefault();
+    i = Math.max(0, Math.min(rows.length - 1, moves[ev.key]));
+    focusRow(rows[i]);
+  }
+  function focusRow(tr) {
+    if (!tr) return;
+    for (const r of $("fleet-rows").children) r.tabIndex = -1;
+    tr.tabIndex = 0;
+    view.focus = tr.dataset.subscription;
+    tr.focus();
+  }
+
+  // --- the subscription card (the detail page) ---------------------------------------------------
   function createCard(id) {
     const root = $("card-template").content.firstElementChild.cloneNode(true);
     root.dataset.subscription = id;
     root.dataset.testid = "card-" + id;
     const q = (sel) => root.querySelector(sel);
     q(".name").textContent = id;
+    q(".name").title = id;
     const refs = { name: q(".name"), platform: q(".platform"), records: q(".records"),
       anonymous: q(".anonymous"), excluded: q(".excluded"), thresholds: q(".thresholds"), chart: q(".chart"),
-      domains: q(".domains"), year: q(".year"), yearFrom: q(".year-from"), forecast: q(".forecast"),
+      domains: q(".domains"), year: q(".year"), forecast: q(".forecast"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
       shared: q(".shared-warning"), tools: q(".admin-tools"), classes: {} };
     refs.tools.dataset.testid = "tools-" + id;
@@ -82,7 +352,7 @@
       refs.classes[cls] = r;
     }
     shape.remove();
-    return { root, refs, history: [], data: null, year: [], forecast: null, loaded: 0 };
+    return { id, root, refs, history: [], data: null, year: [], forecast: null, loaded: 0 };
   }
 
   function updateClass(r, count, capacity, level) {
@@ -118,7 +388,11 @@
     }
     for (const row of rows) {
       const tr = el("tr");
-      for (const cell of row) tr.appendChild(cell instanceof Node ? wrapTd(cell) : el("td", cell));
+      row.forEach((cell, i) => {
+        // a name (first column) is cut with an ellipsis, never broken mid-word; hovering shows it whole
+        if (i === 0 && !(cell instanceof Node)) tr.appendChild(wrapTd(truncated(cell)));
+        else tr.appendChild(cell instanceof Node ? wrapTd(cell) : el("td", cell));
+      });
       frag.appendChild(tr);
     }
     tbody.replaceChildren(frag);
@@ -134,8 +408,6 @@
   }
 
   function updateCard(card, data) {
-    // the stream sends a subscription's settings only when they change: keep the last ones
-    if (!("settings" in data) && card.data) data.settings = card.data.settings;
     card.data = data;
     const r = card.refs;
     const settings = data.settings || {};
@@ -186,6 +458,11 @@
       return [eventTime(e.time), e.user_class, change, ratio];
     }), 4);
     drawChart(card);
+  }
+  function truncated(text) {
+    const span = el("span", text, "trunc");
+    span.title = text;
+    return span;
   }
 
   // --- admin tools: what-if (POST .../preview) and explain (POST .../explain) ---------------------
@@ -244,7 +521,9 @@
     }
   }
 
-  // --- chart (inline SVG) ------------------------------------------------------------------------
+  // --- charts (inline SVG) -------------------------------------------------------------------------
+  // The vertical scale holds every value drawn: the counts and each capacity line. The horizontal axis
+  // is labelled with real times. A single point is drawn as a dot and held to the end of the range.
   const SVG = "http://www.w3.org/2000/svg";
   function svg(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -258,54 +537,72 @@
     for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
-  // What both charts share: the size of the drawing, the scale (up to the data and to the capacities
-  // that fit on it), the grid lines with their labels and a line per capacity. The caller adds its
-  // polylines to `parts` and passes the frame to `showChart`.
-  function chartFrame(card, node, minHeight, defaultHeight, dataTop, gridFractions) {
+  // series: [{cls, points: [[ms, value], ...]}]; t0..t1 the time range; ticks: [[ms, label], ...]
+  function drawSeries(card, node, series, t0, t1, ticks) {
     const w = Math.max(200, Math.round(node.clientWidth || 320));
-    const h = Math.max(minHeight, Math.round(node.clientHeight || defaultHeight));
-    const pad = { l: 4, r: 4, t: 8, b: 4 };
+    const h = Math.max(80, Math.round(node.clientHeight || 130));
+    const pad = { l: 46, r: 10, t: 8, b: 18 };
     const capacity = (card.data && card.data.settings && card.data.settings.capacity) || {};
-    const caps = CLASSES.filter((c) => typeof capacity[c] === "number" &&
-      capacity[c] > 0 && capacity[c] <= Math.max(dataTop, 1) * 1.5);
-    let top = dataTop;
+    const caps = CLASSES.filter((c) => typeof capacity[c] === "number" && capacity[c] > 0);
+    let top = 0;
+    for (const s of series) for (const p of s.points) top = Math.max(top, p[1]);
     for (const c of caps) top = Math.max(top, capacity[c]);
     top = niceCeil(top * 1.05);
     const y = (v) => h - pad.b - (v / top) * (h - pad.t - pad.b);
+    const x = (t) => pad.l + ((Math.min(t1, Math.max(t0, t)) - t0) / (t1 - t0)) * (w - pad.l - pad.r);
     const parts = [];
-    for (const frac of gridFractions) {
+    for (const frac of [0, 0.5, 1]) {
       const yy = y(top * frac).toFixed(1);
       parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "grid" }));
-      if (frac > 0) parts.push(svg("text", { x: pad.l + 2, y: (+yy + 10).toFixed(1) }, fmt(Math.round(top * frac))));
+      parts.push(svg("text", { x: pad.l - 4, y: (+yy + 3).toFixed(1), "text-anchor": "end" }, fmt(Math.round(top * frac))));
+    }
+    for (const [t, label] of ticks) {
+      const xx = x(t).toFixed(1);
+      parts.push(svg("line", { x1: xx, x2: xx, y1: h - pad.b, y2: h - pad.b + 3, class: "grid" }));
+      parts.push(svg("text", { x: xx, y: h - 4, "text-anchor": "middle" }, label));
     }
     for (const c of caps) {
       const yy = y(capacity[c]).toFixed(1);
       parts.push(svg("line", { x1: pad.l, x2: w - pad.r, y1: yy, y2: yy, class: "cap " + c }));
     }
-    return { node, w, h, pad, y, parts };
+    for (const s of series) {
+      if (s.points.length === 0) continue;
+      const coords = s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);
+      parts.push(svg("polyline", { points: coords.join(" "), class: "line " + s.cls }));
+      const lastPoint = s.points[s.points.length - 1];
+      parts.push(svg("circle", { cx: x(lastPoint[0]).toFixed(1), cy: y(lastPoint[1]).toFixed(1), r: 2.5, class: "dot " + s.cls }));
+    }
+    node.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    node.replaceChildren(...parts);
   }
-  function showChart(frame) {
-    frame.node.setAttribute("viewBox", `0 0 ${frame.w} ${frame.h}`);
-    frame.node.replaceChildren(...frame.parts);
+  function timeTicks(t0, t1, step, label, width) {
+    const ticks = [];
+    const every = Math.max(1, Math.ceil(((t1 - t0) / step) / Math.max(2, Math.floor(width / 70))));
+    for (let t = Math.ceil(t0 / step) * step, i = 0; t <= t1; t += step, i++) {
+      if (i % every === 0) ticks.push([t, label(t)]);
+    }
+    return ticks;
   }
+  function hm(t) { return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false }); }
+
   function drawChart(card) {
     const now = Date.now();
-    const points = card.history.filter((p) => p[0] >= now - HOUR);
-    let top = 0;
-    for (const p of points) top = Math.max(top, p[1], p[2]);
-    const frame = chartFrame(card, card.refs.chart, 80, 130, top, [0, 0.5, 1]);
-    const { w, pad, y, parts } = frame;
-    const x = (t) => pad.l + ((t - (now - HOUR)) / HOUR) * (w - pad.l - pad.r);
-    CLASSES.forEach((c, i) => {
-      if (points.length === 0) return;
-      const coords = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[i + 1]).toFixed(1)}`);
-      if (points.length === 1) coords.push(`${x(now).toFixed(1)},${y(points[0][i + 1]).toFixed(1)}`);
-      parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
+    const t0 = now - HOUR;
+    const history = card.history;
+    // the value before the window holds at its start; the last value holds until now
+    const before = history.filter((p) => p[0] < t0).pop();
+    const inside = history.filter((p) => p[0] >= t0);
+    const series = CLASSES.map((c, i) => {
+      const points = inside.map((p) => [p[0], p[i + 1]]);
+      if (before) points.unshift([t0, before[i + 1]]);
+      if (points.length) points.push([now, points[points.length - 1][1]]);
+      return { cls: c, points };
     });
-    showChart(frame);
+    const node = card.refs.chart;
+    drawSeries(card, node, series, t0, now, timeTicks(t0, now, 15 * 60000, hm, node.clientWidth || 320));
   }
 
-  // --- 12 months of daily maxima and the forecast (fetched, not streamed: they change once a day) ----
+  // --- 12 months of daily maxima and the forecast (fetched for the open page: they change once a day) ----
   const YEAR_REFRESH = 5 * 60 * 1000;
   async function loadYear(id, card) {
     card.loaded = Date.now();
@@ -333,68 +630,133 @@
     }
     return lines.length ? lines.join("; ") : "no forecast: too little history, or not growing";
   }
-  function drawYear(card) {
-    const days = card.year;
-    let top = 0;
-    for (const d of days) top = Math.max(top, d.internal.max, d.external.max);
-    const frame = chartFrame(card, card.refs.year, 60, 90, top, [0, 1]);
-    const { w, pad, y, parts } = frame;
-    const span = 365;
-    const start = Date.now() - span * 86400000;
-    const x = (period) => pad.l + ((Date.parse(period + "T12:00:00Z") - start) / (span * 86400000)) * (w - pad.l - pad.r);
-    for (const c of CLASSES) {
-      if (days.length === 0) continue;
-      const coords = days.map((d) => `${x(d.period).toFixed(1)},${y(d[c].max).toFixed(1)}`);
-      if (days.length === 1) coords.push(`${(w - pad.r).toFixed(1)},${y(days[0][c].max).toFixed(1)}`);
-      parts.push(svg("polyline", { points: coords.join(" "), class: "line " + c }));
+  function monthTicks(t0, t1, width) {
+    const ticks = [];
+    const d = new Date(t0);
+    let m = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
+    const every = Math.max(1, Math.ceil(12 / Math.max(2, Math.floor(width / 60))));
+    for (let i = 0; m.getTime() <= t1; i++, m = new Date(Date.UTC(m.getUTCFullYear(), m.getUTCMonth() + 1, 1))) {
+      if (i % every) continue;
+      const label = m.getUTCMonth() === 0 ? String(m.getUTCFullYear())
+        : m.toLocaleDateString([], { month: "short", timeZone: "UTC" });
+      ticks.push([m.getTime(), label]);
     }
-    showChart(frame);
-    card.refs.yearFrom.textContent = new Date(start).toISOString().slice(0, 7);
+    return ticks;
+  }
+  function drawYear(card) {
+    const now = Date.now();
+    const t0 = now - 365 * DAY;
+    const day = (period) => Math.min(now, Date.parse(period + "T12:00:00Z"));
+    const series = CLASSES.map((c) => ({ cls: c, points: card.year.map((d) => [day(d.period), d[c].max]) }));
+    const node = card.refs.year;
+    drawSeries(card, node, series, t0, now, monthTicks(t0, now, node.clientWidth || 320));
     card.refs.forecast.textContent = forecastText(card.forecast);
   }
 
-  // --- messages --------------------------------------------------------------------------------
-  function applyFilter() {
-    const text = $("filter").value.trim().toLowerCase();
-    for (const [id, card] of cards) card.root.hidden = text !== "" && !id.toLowerCase().includes(text);
+  // --- the subscription's page (#/s/<id>) -----------------------------------------------------------
+  function routeId() {
+    const m = location.hash.match(/^#\/s\/(.+)$/);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+  function openDetail(id) { location.hash = "#/s/" + encodeURIComponent(id); }
+
+  function route() {
+    const id = routeId();
+    const detail = id !== null;
+    $("detail-view").hidden = !detail;
+    $("fleet-view").hidden = detail;
+    for (const [other, card] of cards) {
+      if (other !== id) { card.root.remove(); cards.delete(other); }
+    }
+    if (!detail) {
+      document.title = "End users: live counts";
+      render();
+      if (view.focus && rowCache.has(view.focus)) focusRow(rowCache.get(view.focus).tr);
+      return;
+    }
+    document.title = `${id}: end users`;
+    view.focus = id;
+    $("fleet-rows").replaceChildren();   // not kept up to date behind the page: drawn again on return
+    renderDetail();
+    const card = cards.get(id);
+    if (card) card.refs.name.focus();
   }
 
-  function onCounts(message) {
-    const container = $("cards");
-    const subs = message.subscriptions || {};
-    const ids = Object.keys(subs).sort();
-    for (const [id, card] of cards) {
-      if (!(id in subs)) { card.root.remove(); cards.delete(id); }
+  function renderDetail() {
+    const id = routeId();
+    if (id === null) return;
+    const entry = subs.get(id);
+    const empty = $("empty");
+    empty.hidden = !!entry;
+    if (!entry) {
+      empty.textContent = loaded ? `No subscription “${id}” in this token's scope.` : "Waiting for data…";
+      return;
     }
-    let previous = null;
-    for (const id of ids) {
-      const entry = subs[id];
-      let card = cards.get(id);
-      if (!card) {
-        card = createCard(id);
-        cards.set(id, card);
-      }
-      // keep DOM order = sorted ids
-      const expectedAfter = previous ? previous.root : null;
-      if ((expectedAfter ? expectedAfter.nextElementSibling : container.firstElementChild) !== card.root) {
-        container.insertBefore(card.root, expectedAfter ? expectedAfter.nextElementSibling : container.firstElementChild);
-      }
-      if (Array.isArray(entry.history)) card.history = entry.history.slice();
-      if (Array.isArray(entry.point)) {
-        const last = card.history[card.history.length - 1];
-        if (!last || entry.point[0] > last[0]) card.history.push(entry.point);
-      }
-      const cutoff = (message.time || Date.now()) - HOUR;
-      while (card.history.length && card.history[0][0] < cutoff) card.history.shift();
-      updateCard(card, entry);
-      if (Date.now() - card.loaded > YEAR_REFRESH) loadYear(id, card);
-      previous = card;
+    let card = cards.get(id);
+    if (!card) {
+      card = createCard(id);
+      cards.set(id, card);
+      $("cards").replaceChildren(card.root);
     }
-    $("empty").hidden = ids.length > 0;
-    if (ids.length === 0) $("empty").textContent = "No subscriptions yet.";
-    applyFilter();
-    const when = new Date(message.time || Date.now());
-    $("updated").textContent = `${ids.length} subscription${ids.length === 1 ? "" : "s"} · updated ${when.toLocaleTimeString([], { hour12: false })}`;
+    card.history = entry.history || [];
+    updateCard(card, entry);
+    if (Date.now() - card.loaded > YEAR_REFRESH) loadYear(id, card);
+  }
+
+  // --- messages --------------------------------------------------------------------------------
+  function onSnapshot(message) {
+    subs.clear();
+    rowCache.clear();
+    for (const [id, entry] of Object.entries(message.subscriptions || {})) {
+      subs.set(id, entry);
+      versions.set(id, (versions.get(id) || 0) + 1);
+    }
+    loaded = true;
+    performance.mark("snapshot");   // the browser test measures from here to the table
+    updated(message.time);
+    scheduleRender();
+  }
+
+  function onChange(message) {
+    const spoken = [];
+    for (const [id, change] of Object.entries(message.subscriptions || {})) {
+      const entry = subs.get(id);
+      if (!entry) { subs.set(id, change); versions.set(id, (versions.get(id) || 0) + 1); continue; }
+      if (change.levels) spoken.push(...levelChanges(id, entry.levels || {}, change.levels));
+      for (const [key, value] of Object.entries(change)) {
+        if (key === "point") {
+          const history = entry.history || (entry.history = []);
+          history.push(value);
+          while (history.length && history[0][0] < value[0] - HOUR) history.shift();
+        } else {
+          entry[key] = value;
+        }
+      }
+      versions.set(id, versions.get(id) + 1);
+    }
+    for (const id of message.removed || []) { subs.delete(id); rowCache.delete(id); }
+    if (spoken.length) announce(spoken);
+    updated(message.time);
+    scheduleRender();
+  }
+
+  // level changes are read out by screen readers (an ARIA live region), a few at a time
+  function levelChanges(id, before, after) {
+    const out = [];
+    for (const cls of CLASSES) {
+      const a = before[cls] || 0, b = after[cls] || 0;
+      if (a !== b) out.push(`${id}: ${cls} ${b > a ? "up" : "down"} to level ${b}%`);
+    }
+    return out;
+  }
+  function announce(lines) {
+    const text = lines.slice(0, 5).join(". ") + (lines.length > 5 ? `. And ${lines.length - 5} more level changes.` : ".");
+    $("announce").textContent = text;
+  }
+
+  function updated(time) {
+    const when = new Date(time || Date.now());
+    $("updated").textContent = `${fmt(subs.size)} subscription${subs.size === 1 ? "" : "s"} · updated ${when.toLocaleTimeString([], { hour12: false })}`;
   }
 
   function setStatus(kind, text) {
@@ -416,9 +778,15 @@
   function showLogin(message) {
     if (source) { source.abort(); source = null; }
     lastMessage = 0;
+    lastEventId = "";
+    loaded = false;
+    subs.clear();
+    rowCache.clear();
     for (const card of cards.values()) card.root.remove();
     cards.clear();
-    $("empty").hidden = true;
+    render();
+    $("fleet-view").hidden = true;
+    $("detail-view").hidden = true;
     $("login").hidden = false;
     $("login-error").textContent = message || "";
     $("signout").hidden = true;
@@ -433,7 +801,7 @@
     try { sessionStorage.setItem(TOKEN_KEY, value); } catch (err) { /* private mode: this page only */ }
     $("token").value = "";
     $("login").hidden = true;
-    $("empty").hidden = false;
+    route();
     connect();
   }
 
@@ -445,20 +813,28 @@
   // --- stream (Server-Sent Events over fetch) -------------------------------------------------------
   function dispatch(block) {
     let name = "message";
+    let id = null;
     const data = [];
     for (const line of block.split("\n")) {
       if (line.startsWith("event:")) name = line.slice(6).trim();
       else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      else if (line.startsWith("id:")) id = line.slice(3).trim();
     }
+    lastMessage = Date.now();   // a heartbeat (a comment) counts: the connection is alive
     if (data.length === 0) return;
-    lastMessage = Date.now();
-    if (name === "counts") {
+    if (name === "snapshot" || name === "change") {
       setStatus("live", "live");
       showProblem("");
-      try { onCounts(JSON.parse(data.join("\n"))); } catch (err) { console.error(err); }
+      try {
+        const message = JSON.parse(data.join("\n"));
+        if (name === "snapshot") onSnapshot(message); else onChange(message);
+        if (id !== null) lastEventId = id;
+      } catch (err) { console.error(err); }
     } else if (name === "problem") {
-      setStatus("down", "store unavailable");
-      try { showProblem(JSON.parse(data.join("\n")).error); } catch (err) { showProblem("store unavailable"); }
+      let error = "store unavailable";
+      try { error = JSON.parse(data.join("\n")).error; } catch (err) { /* keep the generic text */ }
+      setStatus(error ? "down" : "live", error ? "store unavailable" : "live");
+      showProblem(error);
     }
   }
 
@@ -475,9 +851,11 @@
     const controller = new AbortController();
     source = controller;
     setStatus("connecting", "connecting");
+    const headers = authHeaders();
+    if (lastEventId) headers["Last-Event-ID"] = lastEventId;   // resume: only what was missed
     let response;
     try {
-      response = await fetch("/api/v1/stream", { headers: authHeaders(), cache: "no-store", signal: controller.signal });
+      response = await fetch("/api/v1/stream", { headers, cache: "no-store", signal: controller.signal });
     } catch (err) {
       if (!controller.signal.aborted) retryLater();
       return;
@@ -488,6 +866,7 @@
     }
     if (!response.ok || !response.body) { retryLater(); return; }
     retryDelay = 1000;
+    lastMessage = Date.now();
     $("login").hidden = true;
     $("signout").hidden = !token();
     const reader = response.body.getReader();
@@ -517,11 +896,27 @@
       connect();
     }
   }, 2000);
-  window.addEventListener("resize", () => { for (const card of cards.values()) drawChart(card); });
+  setInterval(() => { for (const card of cards.values()) drawChart(card); }, 30000);  // the hour moves on
+  window.addEventListener("resize", () => { for (const card of cards.values()) { drawChart(card); drawYear(card); } });
+  window.addEventListener("hashchange", route);
   document.addEventListener("DOMContentLoaded", () => {
-    $("filter").addEventListener("input", applyFilter);
+    $("filter").addEventListener("input", (ev) => { view.text = ev.target.value.trim().toLowerCase(); view.page = 0; render(); });
+    for (const th of document.querySelectorAll("#fleet th")) {
+      th.querySelector("button").addEventListener("click", () => sortBy(th.dataset.key));
+    }
+    $("page-prev").addEventListener("click", () => { view.page = Math.max(0, view.page - 1); render(); });
+    $("page-next").addEventListener("click", () => { view.page += 1; render(); });
+    const rows = $("fleet-rows");
+    rows.addEventListener("keydown", onRowKey);
+    rows.addEventListener("click", (ev) => {
+      const tr = ev.target.closest("tr");
+      if (!tr || ev.target.closest("a")) return;   // the name's link opens it by itself
+      openDetail(tr.dataset.subscription);
+    });
+    rows.addEventListener("focusin", (ev) => { const tr = ev.target.closest("tr"); if (tr) view.focus = tr.dataset.subscription; });
     $("login").addEventListener("submit", signIn);
     $("signout").addEventListener("click", signOut);
+    route();
     connect();
   });
 })();
