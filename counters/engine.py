@@ -19,6 +19,7 @@ from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
+from counters.sealing import unwrap
 from counters.state import CONFIG_IDS_KEPT, LOGGED_IN, NEVER, Record, SubscriptionState
 from schemas.changes import Change, ConfigFields
 from schemas.limits import copied_id
@@ -124,6 +125,8 @@ def _repeated_login(record: Record, change: Change) -> bool:
                     return False
             elif value[0] != record.username_id or value[1] != record.username_domain:
                 return False
+        elif key == "user":
+            continue  # the same person's id: kept once, below
         elif key != "default_tenant" or value != record.default_tenant:
             return False  # a field the fast path does not compare sends the login the usual way
     if "email" in fields and time >= record.email_t:
@@ -132,8 +135,9 @@ def _repeated_login(record: Record, change: Change) -> bool:
         record.username_t = time
     if "default_tenant" in fields and time >= record.default_tenant_t:
         record.default_tenant_t = time
-    if time > record.updated:
-        record.updated = time
+    _keep_login(record, change)
+    if record.user is None and "user" in fields:
+        record.user = unwrap(fields["user"])  # a record kept before records had ids
     return True
 
 
@@ -142,6 +146,11 @@ def _set_fields(record: Record, change: Change) -> None:
     time, fields, kind = change.time, change.fields, change.kind
     if kind == "login":
         record.logged_in = True
+        _keep_login(record, change)
+    elif time > record.updated:
+        record.updated = time
+    if record.user is None and "user" in fields:
+        record.user = unwrap(fields["user"])
     if kind == "deactivate" or kind == "activate":
         if time >= record.active_t:
             record.active, record.active_t = kind == "activate", time
@@ -156,8 +165,16 @@ def _set_fields(record: Record, change: Change) -> None:
             record.default_tenant, record.default_tenant_t = fields["default_tenant"], time
         if "excluded" in fields and time >= record.excluded_t:
             record.excluded, record.excluded_t = fields["excluded"], time
+
+
+def _keep_login(record: Record, change: Change) -> None:
+    """A login moves the record's last login (the latest login's event time, whatever order logins
+    arrive in) and its latest time; both then hold the same int."""
+    time = change.time
     if time > record.updated:
         record.updated = time
+    if time > record.last_login:
+        record.last_login = record.updated if time == record.updated else time
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -181,6 +198,8 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         settings.hysteresis = new.hysteresis
     if not isinstance(new.billing_day, UnsetType):
         settings.billing_day = new.billing_day  # only how the history is read: no count changes
+    if not isinstance(new.dormant_days, UnsetType):
+        settings.dormant_days = new.dormant_days  # only what the dormancy report defaults to
     thresholds_changed = set(settings.thresholds) != set(thresholds_before)
     events = []
     for user_class in CLASSES:
@@ -252,6 +271,7 @@ def _newer_keys(state: SubscriptionState, change: Change) -> ConfigFields | None
         hysteresis=newer("hysteresis", given.hysteresis),
         shared_identifier_threshold=newer("shared_identifier_threshold", given.shared_identifier_threshold),
         runtimes=entries("runtimes", given.runtimes), billing_day=newer("billing_day", given.billing_day),
+        dormant_days=newer("dormant_days", given.dormant_days),
         excluded_providers=newer("excluded_providers", given.excluded_providers))
     return kept if newer_any else None
 

@@ -500,8 +500,9 @@ class RedisStore(RedisReads, Store, DigestCheck):
 
 
 def pack_record(record: Record) -> bytes:
-    """A record at rest in about 75 bytes: msgpack, digests as 8 raw bytes, each field time as its
-    distance back from the record's latest time (usually 0, one byte), unset times as nil."""
+    """A record at rest in about 75 bytes, plus its sealed id (about 60): msgpack, digests as 8 raw
+    bytes, each field time (the last login among them) as its distance back from the record's latest
+    time (usually 0, one byte), unset times as nil."""
     updated = record.updated
 
     def age(time: int) -> int | None:
@@ -513,6 +514,7 @@ def pack_record(record: Record) -> bytes:
         age(record.email_t), None if username is None else [bytes.fromhex(username), record.username_domain],
         age(record.username_t), record.active, age(record.active_t), record.default_tenant,
         age(record.default_tenant_t), record.logged_in, updated, record.excluded, age(record.excluded_t),
+        age(record.last_login), record.user,
     ]))
 
 
@@ -543,8 +545,13 @@ def unpack_record(packed: bytes) -> Record:
         flags |= EXCLUDED * values[12]
         age = values[13]
         excluded_t = NEVER if age is None else updated if age == 0 else updated - age
+    if len(values) < 16:  # stored before records kept their last login and id: never logged in, no id
+        return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
+                      username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
+    age = values[14]
+    last_login = NEVER if age is None else updated if age == 0 else updated - age
     return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
+                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags, last_login, values[15])
 
 _unpackb = msgpack.unpackb
 _intern = sys.intern
