@@ -96,3 +96,20 @@ def roster(state: SubscriptionState, sealer: Sealer | None = None, after: str | 
                      "records": [record_row(state, ref, sealer) for ref in group]})
     return {"subscription": state.subscription, "people": page,
             "next": page[-1]["person"] if more else None}
+
+
+DORMANT_CSV_HEADER = ("last_login", "runtime", "tenant", "provider", "user_id", "class", "reclaimable", "person",
+                      "record")
+ROSTER_CSV_HEADER = ("person", "class", "rule", "runtime", "tenant", "provider", "user_id", "last_login", "record")
+
+
+def dormant_csv_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The dormant records as CSV rows under :data:`DORMANT_CSV_HEADER` (the API's and the CLI's)."""
+    return [[r["last_login"] or "never", r["runtime"], r["tenant"], r["provider"], r["user_id"], r["class"],
+             "true" if r["reclaimable"] else "false", r["person"], r["record"]] for r in report["records"]]
+
+
+def roster_csv_rows(page: dict[str, Any]) -> list[list[Any]]:
+    """One row per record of each person of a roster page, under :data:`ROSTER_CSV_HEADER`."""
+    return [[p["person"], p["class"], p["rule"], r["runtime"], r["tenant"], r["provider"], r["user_id"],
+             r["last_login"] or "never", r["record"]] for p in page["people"] for r in p["records"]]
