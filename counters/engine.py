@@ -36,7 +36,10 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     if change.invalid_email:
         state.invalid_emails += 1
     if change.kind == "config":
-        return _apply_config(state, change)
+        events = _apply_config(state, change)
+        for user_class in CLASSES:
+            _note_extreme(state, user_class, state.count(user_class))
+        return events
     if change.kind == "anonymous":
         state.sessions.add(change.record)
         return []
@@ -49,8 +52,20 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     before = [state.count(c) for c in CLASSES]
     _apply_record_change(state, change)
     # A level is a fixed point of its count: re-evaluating it at an unchanged count changes nothing.
-    return [e for c, count in zip(CLASSES, before)
-            if state.count(c) != count and (e := _follow_level(state, c, change)) is not None]
+    events = []
+    for user_class, count in zip(CLASSES, before):
+        now = state.count(user_class)
+        if now != count:
+            _note_extreme(state, user_class, now)
+            if (event := _follow_level(state, user_class, change)) is not None:
+                events.append(event)
+    return events
+
+
+def _note_extreme(state: SubscriptionState, user_class: str, count: int) -> None:
+    """Widen the class's range of counts since the last save (``SubscriptionState.extremes``)."""
+    found = state.extremes.get(user_class)
+    state.extremes[user_class] = (count, count) if found is None else (min(found[0], count), max(found[1], count))
 
 
 def restore(state: SubscriptionState) -> None:

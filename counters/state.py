@@ -315,6 +315,10 @@ class SubscriptionState:
         """Records that would count but are not end users (docs/rules.md): never in the classes."""
         # what changed since the store last saved (records and tombstones by reference)
         self.dirty: set[str] = set()
+        self.extremes: dict[str, tuple[int, int]] = {}
+        """Per class, the lowest and highest count the changes applied since the store last saved
+        passed through (none: no count changed): a count that rises and falls back between two
+        commits still reaches the history's maximum, whatever the batching."""
 
     def scope(self, runtime: str | None) -> ScopeTotals:
         found = self.scopes.get(runtime)
