@@ -13,7 +13,6 @@ from counters.classify import CLASSES
 from counters.clock import ArrivalClock
 from counters.digest import DEVELOPMENT_SECRET, UNRECORDED, DigestMismatch, Digester, fingerprint
 from counters.dormancy import (
-    DEFAULT_DORMANT_DAYS,
     DORMANT_CSV_HEADER,
     ROSTER_CSV_HEADER,
     dormant,
@@ -46,6 +45,7 @@ from counters.state import (
     DEFAULT_TENANT,
     EXCLUDED,
     LOGGED_IN,
+    DEFAULT_DORMANT_DAYS,
     NEVER,
     SUBSCRIPTION_SCOPE,
     Record,

@@ -20,7 +20,7 @@ from counters import individuals
 from counters.classify import CLASSES
 from counters.explain import class_and_rule
 from counters.sealing import Sealer
-from counters.state import COUNTED, DEFAULT_DORMANT_DAYS, NEVER, SubscriptionState
+from counters.state import COUNTED, NEVER, SubscriptionState
 from schemas.outputs import format_instant
 
 DAY = 86_400 * 1_000_000
@@ -55,7 +55,7 @@ def dormant(state: SubscriptionState, now: int, days: int, sealer: Sealer | None
     that deactivating every reclaimable person's records would free."""
     cutoff = now - days * DAY
     rows: list[tuple[int, str, dict[str, Any]]] = []
-    freed = {c: 0 for c in CLASSES}
+    freed: dict[str, int] = {c: 0 for c in CLASSES}
     persons = 0
     for person, group in people(state):
         quiet = [ref for ref in group if state.records[ref].last_login <= cutoff]
