@@ -12,6 +12,14 @@ the engine's own business: ``streams/`` never imports them directly (tests/unit/
 from counters.classify import CLASSES
 from counters.clock import ArrivalClock
 from counters.digest import DEVELOPMENT_SECRET, UNRECORDED, DigestMismatch, Digester, fingerprint
+from counters.dormancy import (
+    DORMANT_CSV_HEADER,
+    ROSTER_CSV_HEADER,
+    dormant,
+    dormant_csv_rows,
+    roster,
+    roster_csv_rows,
+)
 from counters.domains import DomainsReport, external_domains
 from counters.engine import apply, restore, restore_in_steps
 from counters.explain import NotAnIdentifier, digests_of, explanation, explanation_text, record_digest
@@ -29,6 +37,7 @@ from counters.history import (
 )
 from counters.normalize import normalize_email, normalize_owned_domain, normalize_username
 from counters.replay import Replay, replay_lines
+from counters.sealing import Sealer
 from counters.shared import shared_identifiers_report
 from counters.state import (
     ACTIVE,
@@ -36,6 +45,7 @@ from counters.state import (
     DEFAULT_TENANT,
     EXCLUDED,
     LOGGED_IN,
+    DEFAULT_DORMANT_DAYS,
     NEVER,
     SUBSCRIPTION_SCOPE,
     Record,
@@ -84,6 +94,9 @@ __all__ = [
     # reports derived from a state
     "shared_identifiers_report", "DomainsReport", "external_domains", "preview",
     "explanation", "explanation_text", "digests_of", "record_digest", "NotAnIdentifier",
+    # who to reclaim seats from, and who is counted (counters/dormancy.py); the sealed user ids
+    "dormant", "roster", "DEFAULT_DORMANT_DAYS", "Sealer", "DORMANT_CSV_HEADER", "ROSTER_CSV_HEADER",
+    "dormant_csv_rows", "roster_csv_rows",
     # the durable history and the forecast
     "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",
     "HISTORY_CSV_HEADER", "WINDOW_DAYS", "forecast_class",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 
+from counters.sealing import Sealer
+
 DEVELOPMENT_SECRET = b"endusers-development-secret-change-me"
 """The key when none is configured: for tests and development only (the worker refuses to start
 without ENDUSERS_SECRET unless ENDUSERS_ENV=development)."""
@@ -28,7 +30,8 @@ class Digester:
     scoped digesters share one memo, so its bound holds whatever their number.
     """
 
-    __slots__ = ("_secret", "_key", "_keyed", "_cached", "_scoped", "_per_subscription", "_joined", "fingerprint")
+    __slots__ = ("_secret", "_key", "_keyed", "_cached", "_scoped", "_per_subscription", "_joined", "fingerprint",
+                 "sealer")
 
     def __init__(self, secret: bytes = DEVELOPMENT_SECRET, *, per_subscription: bool = True) -> None:
         self._secret = secret
@@ -40,6 +43,8 @@ class Digester:
         self._joined = not per_subscription
         self.fingerprint = fingerprint(secret, "subscription" if per_subscription else "shared")
         """How these digests are made (:func:`fingerprint`): stored with each commit, checked at load."""
+        self.sealer = Sealer(secret)
+        """Seals the user ids records keep (:mod:`counters.sealing`): one secret keys both."""
 
     def __call__(self, *parts: str) -> str:
         return self._cached(self._keyed, parts, self._joined)
@@ -53,6 +58,7 @@ class Digester:
             scoped = Digester.__new__(Digester)
             scoped._secret, scoped._cached, scoped._scoped = self._secret, self._cached, {}
             scoped.fingerprint = self.fingerprint
+            scoped.sealer = self.sealer
             scoped._per_subscription = False  # already scoped: it is its own subscription's digester
             scoped._joined = False
             scoped._key = hmac.digest(self._secret, b"endusers subscription key\x1f" +

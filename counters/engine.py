@@ -19,6 +19,7 @@ from counters import individuals
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
+from counters.sealing import unwrap
 from counters.state import CONFIG_IDS_KEPT, LOGGED_IN, NEVER, Record, SubscriptionState
 from schemas.changes import Change, ConfigFields
 from schemas.limits import copied_id
@@ -35,7 +36,10 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     if change.invalid_email:
         state.invalid_emails += 1
     if change.kind == "config":
-        return _apply_config(state, change)
+        events = _apply_config(state, change)
+        for user_class in CLASSES:
+            _note_extreme(state, user_class, state.count(user_class))
+        return events
     if change.kind == "anonymous":
         state.sessions.add(change.record)
         return []
@@ -48,8 +52,20 @@ def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
     before = [state.count(c) for c in CLASSES]
     _apply_record_change(state, change)
     # A level is a fixed point of its count: re-evaluating it at an unchanged count changes nothing.
-    return [e for c, count in zip(CLASSES, before)
-            if state.count(c) != count and (e := _follow_level(state, c, change)) is not None]
+    events = []
+    for user_class, count in zip(CLASSES, before):
+        now = state.count(user_class)
+        if now != count:
+            _note_extreme(state, user_class, now)
+            if (event := _follow_level(state, user_class, change)) is not None:
+                events.append(event)
+    return events
+
+
+def _note_extreme(state: SubscriptionState, user_class: str, count: int) -> None:
+    """Widen the class's range of counts since the last save (``SubscriptionState.extremes``)."""
+    found = state.extremes.get(user_class)
+    state.extremes[user_class] = (count, count) if found is None else (min(found[0], count), max(found[1], count))
 
 
 def restore(state: SubscriptionState) -> None:
@@ -124,6 +140,8 @@ def _repeated_login(record: Record, change: Change) -> bool:
                     return False
             elif value[0] != record.username_id or value[1] != record.username_domain:
                 return False
+        elif key == "user":
+            continue  # the same person's id: kept once, below
         elif key != "default_tenant" or value != record.default_tenant:
             return False  # a field the fast path does not compare sends the login the usual way
     if "email" in fields and time >= record.email_t:
@@ -132,8 +150,9 @@ def _repeated_login(record: Record, change: Change) -> bool:
         record.username_t = time
     if "default_tenant" in fields and time >= record.default_tenant_t:
         record.default_tenant_t = time
-    if time > record.updated:
-        record.updated = time
+    _keep_login(record, change)
+    if record.user is None and "user" in fields:
+        record.user = unwrap(fields["user"])  # a record kept before records had ids
     return True
 
 
@@ -142,6 +161,11 @@ def _set_fields(record: Record, change: Change) -> None:
     time, fields, kind = change.time, change.fields, change.kind
     if kind == "login":
         record.logged_in = True
+        _keep_login(record, change)
+    elif time > record.updated:
+        record.updated = time
+    if record.user is None and "user" in fields:
+        record.user = unwrap(fields["user"])
     if kind == "deactivate" or kind == "activate":
         if time >= record.active_t:
             record.active, record.active_t = kind == "activate", time
@@ -156,8 +180,16 @@ def _set_fields(record: Record, change: Change) -> None:
             record.default_tenant, record.default_tenant_t = fields["default_tenant"], time
         if "excluded" in fields and time >= record.excluded_t:
             record.excluded, record.excluded_t = fields["excluded"], time
+
+
+def _keep_login(record: Record, change: Change) -> None:
+    """A login moves the record's last login (the latest login's event time, whatever order logins
+    arrive in) and its latest time; both then hold the same int."""
+    time = change.time
     if time > record.updated:
         record.updated = time
+    if time > record.last_login:
+        record.last_login = record.updated if time == record.updated else time
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -181,6 +213,8 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         settings.hysteresis = new.hysteresis
     if not isinstance(new.billing_day, UnsetType):
         settings.billing_day = new.billing_day  # only how the history is read: no count changes
+    if not isinstance(new.dormant_days, UnsetType):
+        settings.dormant_days = new.dormant_days  # only what the dormancy report defaults to
     thresholds_changed = set(settings.thresholds) != set(thresholds_before)
     events = []
     for user_class in CLASSES:
@@ -252,6 +286,7 @@ def _newer_keys(state: SubscriptionState, change: Change) -> ConfigFields | None
         hysteresis=newer("hysteresis", given.hysteresis),
         shared_identifier_threshold=newer("shared_identifier_threshold", given.shared_identifier_threshold),
         runtimes=entries("runtimes", given.runtimes), billing_day=newer("billing_day", given.billing_day),
+        dormant_days=newer("dormant_days", given.dormant_days),
         excluded_providers=newer("excluded_providers", given.excluded_providers))
     return kept if newer_any else None
 

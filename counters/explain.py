@@ -102,12 +102,18 @@ def _individual(state: SubscriptionState, group: set[str], seen: list[set[str]])
         for field, value in (("email", rec.email), ("username", rec.username)):
             if value is not None and carried[value[0]] > 1:
                 joining.append({"ref": ref, "field": field, "identifier": value[0]})
-    domains = [f.domain for f in facts.values() if f is not None and f.domain is not None]
-    unclassified = [state.records[ref].runtime for ref, f in facts.items() if f is not None and f.unclassified]
-    sig = signature(domains, bool(unclassified))
-    user_class = state.settings.domains.class_of(sig)
+    user_class, rule = class_and_rule(state, group)
     return {"number": number, "records": sorted(group), "joined_by": joining,
-            "class": user_class, "rule": _rule(state, sig, unclassified), "counted_in": "subscription"}
+            "class": user_class, "rule": rule, "counted_in": "subscription"}
+
+
+def class_and_rule(state: SubscriptionState, group: set[str]) -> tuple[str, str]:
+    """The class of the individual of records ``group`` and the rule that decided it."""
+    facts = [(state.records[ref], individuals.facts_of(state.records[ref])) for ref in group]
+    domains = [f.domain for _, f in facts if f is not None and f.domain is not None]
+    unclassified = [rec.runtime for rec, f in facts if f is not None and f.unclassified]
+    sig = signature(domains, bool(unclassified))
+    return state.settings.domains.class_of(sig), _rule(state, sig, unclassified)
 
 
 def _rule(state: SubscriptionState, sig: str, unclassified: list[str]) -> str:

@@ -1,9 +1,11 @@
 """Durable history of the counts: per UTC day (and per hour, for the last days) the maximum, minimum
 and last count of each class, and the peak of a billing period.
 
-The store writes one entry per period in the same atomic step as the counts (streams/store/redis_store.py), so
-the history is exact to the commit: a count only changes at a commit, and a period's first entry
-also takes in the count carried over from before it (at 00:00 the count was yesterday's last). A
+The store writes one entry per period in the same atomic step as the counts (streams/store/redis_store.py),
+with the lowest and highest count each class passed through since the previous commit
+(``SubscriptionState.extremes``, kept by the engine per event), so the maximum and minimum do not
+depend on how events were batched; a period's first entry also takes in the count carried over from
+before it (at 00:00 the count was yesterday's last). A
 period without any commit has no entry; its figures are the last count before it, which
 :func:`filled` carries forward. Pure: the store and the web only parse and fill what this says.
 """

@@ -64,6 +64,7 @@ class MemoryStore(Store):
                 return retried and stored == position.next  # the earlier attempt landed
             state.positions[position.source] = position.next
         state.dirty.clear()
+        state.extremes.clear()
         self._outboxes.setdefault(state.subscription, []).extend(event.to_bytes() for event in events)
         self._audits.setdefault(state.subscription, []).extend(orjson.dumps(entry) for entry in audits)
         report = orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else self._shared(state.subscription)

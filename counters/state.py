@@ -25,6 +25,7 @@ DEFAULT_THRESHOLDS = (80, 90, 100)
 DEFAULT_HYSTERESIS = 1
 DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
 DEFAULT_BILLING_DAY = 1
+DEFAULT_DORMANT_DAYS = 90
 """The settings of a subscription no config event has set, and what a key given as null restores."""
 
 NEVER = -(2**62)
@@ -75,6 +76,12 @@ class Record(msgspec.Struct, eq=False, gc=False):
     excluded_t: int = NEVER
     flags: int = ACTIVE | DEFAULT_TENANT
     """``ACTIVE``, ``DEFAULT_TENANT``, ``LOGGED_IN``, ``EXCLUDED`` and the ``kind``."""
+    last_login: int = NEVER
+    """The event time of the record's latest login (``NEVER``: none known). Usually the same int
+    object as ``updated`` (a login is most records' latest event), so it costs its slot only."""
+    user: bytes | None = None
+    """The sealed tenant and provider user id (``counters.sealing``); None for a visitor, or a record
+    whose id was never carried (state kept before records had one)."""
 
     @property
     def kind(self) -> int:
@@ -211,12 +218,14 @@ class SubscriptionSettings:
     shared_identifier_threshold: int = DEFAULT_SHARED_IDENTIFIER_THRESHOLD
     excluded_providers: frozenset[str] = frozenset()
     billing_day: int = DEFAULT_BILLING_DAY
+    dormant_days: int = DEFAULT_DORMANT_DAYS
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
                 "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes,
                 "shared_identifier_threshold": self.shared_identifier_threshold,
-                "excluded_providers": sorted(self.excluded_providers), "billing_day": self.billing_day}
+                "excluded_providers": sorted(self.excluded_providers), "billing_day": self.billing_day,
+                "dormant_days": self.dormant_days}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SubscriptionSettings:
@@ -227,7 +236,8 @@ class SubscriptionSettings:
                    shared_identifier_threshold=values.get(
                        "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD),
                    excluded_providers=frozenset(values.get("excluded_providers", ())),
-                   billing_day=values.get("billing_day", DEFAULT_BILLING_DAY))
+                   billing_day=values.get("billing_day", DEFAULT_BILLING_DAY),
+                   dormant_days=values.get("dormant_days", DEFAULT_DORMANT_DAYS))
 
 
 class Sessions(Protocol):
@@ -305,6 +315,10 @@ class SubscriptionState:
         """Records that would count but are not end users (docs/rules.md): never in the classes."""
         # what changed since the store last saved (records and tombstones by reference)
         self.dirty: set[str] = set()
+        self.extremes: dict[str, tuple[int, int]] = {}
+        """Per class, the lowest and highest count the changes applied since the store last saved
+        passed through (none: no count changed): a count that rises and falls back between two
+        commits still reaches the history's maximum, whatever the batching."""
 
     def scope(self, runtime: str | None) -> ScopeTotals:
         found = self.scopes.get(runtime)

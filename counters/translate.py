@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from counters.classify import CLASSES
 from counters.digest import Digester
 from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
-from counters.state import DEFAULT_BILLING_DAY, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
+from counters.state import DEFAULT_BILLING_DAY, DEFAULT_DORMANT_DAYS, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
 from schemas.changes import Change, ConfigFields
 from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
 
@@ -45,6 +45,8 @@ def _record_change(event: LoginEvent | ProfileEvent, digest: Digester, time: int
         runtime=event.runtime,
         provider=event.provider,
     )
+    if kind != "delete":
+        change.fields["user"] = digest.sealer.seal(change.record, event.tenant, event.user_id)
     if kind in ("login", "upsert"):
         given = {key for key in ("email", "username") if getattr(event, key) is not UNSET}
         _identity_fields(change, given, _given(event.email), _given(event.username), digest)
@@ -152,6 +154,8 @@ def _config_change(event: ConfigEvent, time: int) -> Change:
                              for runtime, setting in (event.runtimes or {}).items()}
     if not isinstance(event.billing_day, UnsetType):
         settings.billing_day = event.billing_day or DEFAULT_BILLING_DAY
+    if not isinstance(event.dormant_days, UnsetType):
+        settings.dormant_days = event.dormant_days or DEFAULT_DORMANT_DAYS
     if not isinstance(event.excluded_providers, UnsetType):
         settings.excluded_providers = sorted(set(event.excluded_providers or ()))
     return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, config=settings)

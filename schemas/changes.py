@@ -47,6 +47,7 @@ class ConfigFields(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     shared_identifier_threshold: int | UnsetType = UNSET
     runtimes: dict[str, list[int] | None] | UnsetType = UNSET
     billing_day: int | UnsetType = UNSET
+    dormant_days: int | UnsetType = UNSET
     excluded_providers: list[str] | UnsetType = UNSET
 
     def to_dict(self) -> dict[str, Any]:

@@ -295,6 +295,10 @@ class ConfigEvent(_Event, frozen=True, kw_only=True, tag="config"):
         Annotated[int, Meta(ge=1, le=28)] | None | UnsetType,
         Meta(description="Day of the month (1-28) on which a billing period starts; null: 1"),
     ] = UNSET
+    dormant_days: Annotated[
+        Annotated[int, Meta(ge=1, le=3650)] | None | UnsetType,
+        Meta(description="Days without a login after which a counted record is dormant (1-3650); null: 90"),
+    ] = UNSET
     excluded_providers: Annotated[
         Annotated[list[Name], Meta(max_length=MAX_EXCLUDED_PROVIDERS)] | None | UnsetType,
         Meta(description="User providers whose records are not end users and never count; null: none"),

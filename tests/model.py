@@ -352,6 +352,11 @@ def validate(line: str) -> dict:
             if day is not None and not (_is_int(day) and 1 <= day <= 28):
                 raise Rejected("bad billing_day")
             out["billing_day"] = 1 if day is None else day  # DECISION: null means the default, 1
+        if "dormant_days" in ev:
+            days = ev["dormant_days"]
+            if days is not None and not (_is_int(days) and 1 <= days <= 3650):
+                raise Rejected("bad dormant_days")
+            out["dormant_days"] = 90 if days is None else days  # DECISION: null means the default, 90
         if "excluded_providers" in ev:
             providers = ev["excluded_providers"]
             if providers is None:
@@ -373,6 +378,7 @@ class Record:
     fields: dict[str, tuple[Any, Any]]  # name -> (value, time)
     logged_in: bool = False
     updated: Any = NEG_INF
+    last_login: Any = NEG_INF  # the time of the latest login, whatever order logins arrive in
 
 
 @dataclass
@@ -390,6 +396,7 @@ class Sub:
     key_times: dict[tuple[str, ...], Any] = field(default_factory=dict)
     config_ids: set[str] = field(default_factory=set)
     excluded_providers: set[str] = field(default_factory=set)
+    dormant_days: int = 90
 
 
 def _new_record() -> Record:
@@ -473,6 +480,7 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
         if rec is None:
             return
         rec.logged_in = True
+        rec.last_login = max(rec.last_login, t)
         _apply_identity(rec, ev, t)
         if "default_tenant" in ev:
             _set(rec, "default_tenant", ev["default_tenant"], t)
@@ -507,7 +515,7 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
 
 
 CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes", "excluded_providers",
-               "billing_day")
+               "billing_day", "dormant_days")
 MAP_KEYS = ("capacity", "runtimes")
 
 
@@ -557,6 +565,8 @@ def apply_config_keys(sub: Sub, ev: dict) -> None:
         sub.versions.update(ev["runtimes"])
     if "excluded_providers" in ev:
         sub.excluded_providers = set(ev["excluded_providers"])
+    if "dormant_days" in ev:
+        sub.dormant_days = ev["dormant_days"]
 
 
 # ----------------------------------------------------------------------------- counting
@@ -679,6 +689,33 @@ def compute(sub: Sub) -> dict[str, Any]:
     return doc
 
 
+# ----------------------------------------------------------------------------- dormancy
+
+
+def dormancy(sub: Sub, now: Any, days: int) -> dict[str, Any]:
+    """DECISION: a counted record is dormant unless it logged in after ``now - days`` (never: dormant).
+    A person is reclaimable when none of their counted records logged in since: taking those records
+    out of the countable ones lowers their class's count by one, which is checked here by recounting."""
+    recent_after = now - days * 86400
+    countable = sorted(k for k, r in sub.records.items() if _countable(sub, k, r))
+    before = _scope_counts(sub, countable)
+    records: dict[tuple, bool] = {}
+    freed = {"internal": 0, "external": 0}
+    for person in _individuals(sub, countable):
+        quiet = [k for k in person if not sub.records[k].last_login > recent_after]
+        if not quiet:
+            continue
+        left = [k for k in countable if k not in quiet]
+        after = _scope_counts(sub, left)
+        lowered = sum(after[c] for c in CLASSES) < sum(before[c] for c in CLASSES)
+        for k in quiet:
+            records[k] = lowered
+        if lowered:
+            for c in CLASSES:
+                freed[c] += before[c] - after[c]
+    return {"records": records, "freed": freed}
+
+
 # ----------------------------------------------------------------------------- levels
 
 
@@ -745,8 +782,9 @@ def evaluate_levels(
 # ----------------------------------------------------------------------------- replay
 
 
-def model_replay(lines: Iterable[str], *, with_reasons: bool = False) -> dict:
-    subs: dict[str, Sub] = {}
+def model_replay(lines: Iterable[str], *, with_reasons: bool = False, states: dict[str, Sub] | None = None) -> dict:
+    """The replay document; ``states``, when given, receives each subscription's final state."""
+    subs: dict[str, Sub] = states if states is not None else {}
     capacity_events: list[dict] = []
     rejected = 0
     reasons: list[tuple[int, str]] = []

@@ -188,6 +188,7 @@ def config_events(draw: Any) -> dict:
         ev["runtimes"] = {rt: {"version": v} for rt, v in rts.items()}
     if draw(st.integers(0, 6)) == 0:
         _maybe(ev, "billing_day", st.sampled_from([1, 15, 28]), draw)
+        _maybe(ev, "dormant_days", st.sampled_from([1, 30, 90, 3650]), draw)
     if draw(st.integers(0, 4)) == 0:
         _maybe(ev, "excluded_providers", st.lists(st.sampled_from([*PROVIDERS, "visitor"]), max_size=2), draw)
     if draw(st.integers(0, 4)) == 0:
@@ -234,6 +235,8 @@ INVALID_EVENTS: list[Any] = [
     {"type": "config", "subscription": "acme", "excluded_providers": "Okta"},
     {"type": "config", "subscription": "acme", "billing_day": 29},
     {"type": "config", "subscription": "acme", "billing_day": 0},
+    {"type": "config", "subscription": "acme", "dormant_days": 0},
+    {"type": "config", "subscription": "acme", "dormant_days": 3651},
     {"type": "config", "subscription": "acme", "billing_day": 1.5},
     {"type": "config", "subscription": "acme", "excluded_providers": [""]},
     {"type": "profile", "op": "upsert", "subscription": "acme", "user_id": "3", "excluded": "yes"},

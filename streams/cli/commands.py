@@ -385,12 +385,13 @@ def config() -> None:
 @click.option("--excluded-providers", metavar="A,B",
               help="User providers whose records are not end users, comma separated ('' excludes none).")
 @click.option("--billing-day", type=int, help="Day of the month (1-28) on which a billing period starts.")
+@click.option("--dormant-days", type=int, help="Days without a login after which a record is dormant (1-3650).")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
                shared_identifier_threshold: int | None, excluded_providers: str | None, billing_day: int | None,
-               actor: str | None, dry_run: bool) -> None:
+               dormant_days: int | None, actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -417,7 +418,7 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
             excluded_providers=None if excluded_providers is None else
             [p for p in excluded_providers.split(",") if p.strip()],
-            billing_day=billing_day,
+            billing_day=billing_day, dormant_days=dormant_days,
             actor=actor,
             # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
             event_id=f"config-{uuid.uuid4()}",
@@ -673,3 +674,82 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
         sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
         return
     click.echo(explanation_text(answer))
+
+
+def _state_and_sealer(subscription: str) -> tuple[Any, Any]:
+    """The committed state of SUBSCRIPTION read afresh, and the sealer that opens its user ids."""
+    from counters import Digester
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
+    state = _with_store(lambda store: store.fresh_state(subscription))
+    if state is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    return state, digester.sealer
+
+
+def _write_csv(header: tuple[str, ...], rows: list[list[Any]]) -> None:
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+@main.command("dormant")
+@click.argument("subscription")
+@click.option("--days", type=click.IntRange(1, 3650), help="Days without a login [default: the subscription's dormant_days].")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per dormant record).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, as the API gives it.")
+def dormant_command(subscription: str, days: int | None, as_csv: bool, as_json: bool) -> None:
+    """The counted records of SUBSCRIPTION without a login for DAYS days (or never), oldest login first,
+    with the provider's user id and whether deactivating the person's dormant records frees a seat
+    (no: another of their records logged in since). Shows user ids: run it as an admin."""
+    import time
+
+    from counters import DORMANT_CSV_HEADER, dormant, dormant_csv_rows
+    from streams.cli.present import printable
+
+    state, sealer = _state_and_sealer(subscription)
+    report = dormant(state, time.time_ns() // 1000, days or state.settings.dormant_days, sealer)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if as_csv:
+        _write_csv(DORMANT_CSV_HEADER, dormant_csv_rows(report))
+        return
+    freed = report["freed"]
+    click.echo(f"{subscription}: {len(report['records'])} dormant record(s) of {report['people']} person(s), "
+               f"no login since {report['since']}; reclaiming frees {freed['internal']} internal and "
+               f"{freed['external']} external seat(s)")
+    for row in report["records"]:
+        mark = "reclaimable" if row["reclaimable"] else "still active elsewhere"
+        click.echo(printable(f"  {row['last_login'] or 'never':<28} {row['runtime']}/{row['tenant']}/{row['provider']}"
+                             f"  {row['user_id']}  {row['class']}  {mark}"))
+
+
+@main.command("roster")
+@click.argument("subscription")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per record of each person).")
+@click.option("--json", "as_json", is_flag=True, help="Print every person as JSON.")
+def roster_command(subscription: str, as_csv: bool, as_json: bool) -> None:
+    """Every counted person of SUBSCRIPTION: class, the rule that decided it, last login, and their
+    records (runtime, tenant, provider, user id). Shows user ids: run it as an admin."""
+    from counters import ROSTER_CSV_HEADER, roster, roster_csv_rows
+    from streams.cli.present import printable
+
+    state, sealer = _state_and_sealer(subscription)
+    page = roster(state, sealer, limit=len(state.records) + 1)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(page, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if as_csv:
+        _write_csv(ROSTER_CSV_HEADER, roster_csv_rows(page))
+        return
+    click.echo(f"{subscription}: {len(page['people'])} counted person(s)")
+    for person in page["people"]:
+        click.echo(printable(f"- {person['class']}, last login {person['last_login'] or 'never'}: {person['rule']}"))
+        for r in person["records"]:
+            click.echo(printable(f"    {r['runtime']}/{r['tenant']}/{r['provider']}  {r['user_id']}  "
+                                 f"last login {r['last_login'] or 'never'}"))

@@ -23,6 +23,12 @@ Routes (also described in ``streams/http/static/openapi.json``), by the module t
     POST /api/v1/subscriptions/{id}/preview  what a config change would give, applying nothing
     GET /api/v1/subscriptions/{id}/domains  external individuals per email domain
 
+    seats.py (admins only: they show the providers' user ids)
+    GET /api/v1/subscriptions/{id}/dormant?days=N  counted records without a login for N days, with
+                                       whether deactivating them frees a seat; JSON or CSV
+    GET /api/v1/subscriptions/{id}/roster?after=&limit=  every counted person, class, rule and records,
+                                       a page at a time; JSON or CSV
+
     live.py (the messages are described there)
     GET /api/v1/stream                 Server-Sent Events for the dashboard
 
@@ -60,6 +66,7 @@ from streams.http import auth, files, operations
 from streams.http.admin import AdminApi
 from streams.http.api import ReadApi
 from streams.http.live import DashboardStream
+from streams.http.seats import SeatsApi
 from streams.http.operations import Readiness
 
 if TYPE_CHECKING:
@@ -76,6 +83,8 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions/{id}/history",
     "/api/v1/subscriptions/{id}/preview",
     "/api/v1/subscriptions/{id}/explain",
+    "/api/v1/subscriptions/{id}/dormant",
+    "/api/v1/subscriptions/{id}/roster",
     "/api/v1/stream",
     "/healthz",
     "/readyz",
@@ -88,7 +97,7 @@ ROUTES: tuple[str, ...] = (
 def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                max_streams: int = 100, digester: Digester | None = None) -> None:
     """Every route of :data:`ROUTES`, each served by the object of its role; open streams end at shutdown."""
-    api, admin = ReadApi(reader), AdminApi(reader, digester)
+    api, admin, seats = ReadApi(reader), AdminApi(reader, digester), SeatsApi(reader, digester)
     live = DashboardStream(reader, interval=interval, max_streams=max_streams)
     router = app.router
     router.add_get("/", files.index)
@@ -101,6 +110,8 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
     router.add_get("/api/v1/subscriptions/{id}/history", api.history)
     router.add_post("/api/v1/subscriptions/{id}/preview", admin.preview)
     router.add_post("/api/v1/subscriptions/{id}/explain", admin.explain)
+    router.add_get("/api/v1/subscriptions/{id}/dormant", seats.dormant)
+    router.add_get("/api/v1/subscriptions/{id}/roster", seats.roster)
     router.add_get("/api/v1/stream", live.stream)
     router.add_get("/healthz", operations.healthz)
     router.add_get("/readyz", operations.ReadinessView(readiness).readyz)

@@ -112,6 +112,8 @@ local report = ARGV[i + 2]
 if report ~= '' then redis.call('SET', shared, report) end
 -- durable history (counters/history.py): per day and per hour, max,min,last of internal then external
 local day, hour, ci, ce = ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+-- the highest and lowest counts the batch passed through (each event's, not only the last)
+local hi, li, he, le = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11]), tonumber(ARGV[i + 12])
 local pi, pe = ci, ce
 local carried = redis.call('HGET', daily, '_last')
 if carried then
@@ -123,9 +125,9 @@ local function roll(key, period, oldest)
   if old then
     local t = {}
     for n in string.gmatch(old, '%%d+') do t[#t + 1] = tonumber(n) end
-    v = {math.max(t[1], ci), math.min(t[2], ci), ci, math.max(t[4], ce), math.min(t[5], ce), ce}
+    v = {math.max(t[1], hi), math.min(t[2], li), ci, math.max(t[4], he), math.min(t[5], le), ce}
   else  -- the period's first commit: the count before it held at the period's start
-    v = {math.max(pi, ci), math.min(pi, ci), ci, math.max(pe, ce), math.min(pe, ce), ce}
+    v = {math.max(pi, hi), math.min(pi, li), ci, math.max(pe, he), math.min(pe, le), ce}
     -- and, once per period, the entries past the retention go (a few hundred fields at most)
     for _, stored in ipairs(redis.call('HKEYS', key)) do
       if stored ~= '_last' and stored < oldest then redis.call('HDEL', key, stored) end
@@ -137,7 +139,7 @@ roll(daily, day, ARGV[i + 7])
 roll(hourly, hour, ARGV[i + 8])
 redis.call('HSET', daily, '_last', string.format('%%d,%%d', ci, ce))
 -- the audit entries of the batch's config changes (streams/store/audit.py), newest first
-i = i + 9
+i = i + 13
 local audits = take()
 for _ = 1, audits do redis.call('LPUSH', trail, ARGV[i]); i = i + 1 end
 if audits > 0 then redis.call('LTRIM', trail, 0, %(audit)d) end
@@ -227,6 +229,7 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
     if position is not None:
         state.positions[position.source] = position.next
     state.dirty.clear()
+    state.extremes.clear()
     state.shared_changed = False
     if isinstance(state.sessions, RedisSessions):
         state.sessions.pending.clear()
@@ -428,6 +431,10 @@ class RedisStore(RedisReads, Store, DigestCheck):
         args.append(orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else "")
         args += [day_of(instant), hour_of(instant), summary["internal"], summary["external"],
                  day_of(instant - timedelta(days=DAILY_DAYS)), hour_of(instant - timedelta(days=HOURLY_DAYS))]
+        for user_class in ("internal", "external"):  # the extremes include the count committed now
+            count = summary[user_class]
+            low, high = state.extremes.get(user_class, (count, count))
+            args += [max(high, count), min(low, count)]
         return args
 
     async def _register(self, subscription: str) -> None:
@@ -500,8 +507,9 @@ class RedisStore(RedisReads, Store, DigestCheck):
 
 
 def pack_record(record: Record) -> bytes:
-    """A record at rest in about 75 bytes: msgpack, digests as 8 raw bytes, each field time as its
-    distance back from the record's latest time (usually 0, one byte), unset times as nil."""
+    """A record at rest in about 75 bytes, plus its sealed id (about 60): msgpack, digests as 8 raw
+    bytes, each field time (the last login among them) as its distance back from the record's latest
+    time (usually 0, one byte), unset times as nil."""
     updated = record.updated
 
     def age(time: int) -> int | None:
@@ -513,6 +521,7 @@ def pack_record(record: Record) -> bytes:
         age(record.email_t), None if username is None else [bytes.fromhex(username), record.username_domain],
         age(record.username_t), record.active, age(record.active_t), record.default_tenant,
         age(record.default_tenant_t), record.logged_in, updated, record.excluded, age(record.excluded_t),
+        age(record.last_login), record.user,
     ]))
 
 
@@ -543,8 +552,13 @@ def unpack_record(packed: bytes) -> Record:
         flags |= EXCLUDED * values[12]
         age = values[13]
         excluded_t = NEVER if age is None else updated if age == 0 else updated - age
+    if len(values) < 16:  # stored before records kept their last login and id: never logged in, no id
+        return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
+                      username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
+    age = values[14]
+    last_login = NEVER if age is None else updated if age == 0 else updated - age
     return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
+                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags, last_login, values[15])
 
 _unpackb = msgpack.unpackb
 _intern = sys.intern

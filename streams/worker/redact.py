@@ -24,7 +24,7 @@ _SCALAR = "scalar"
 
 KEPT: dict[str, Any] = {
     **dict.fromkeys(("type", "op", "subscription", "id", "time", "runtime", "tenant", "provider", "default_tenant",
-                     "active", "excluded", "platform", "hysteresis", "billing_day", "shared_identifier_threshold"),
+                     "active", "excluded", "platform", "hysteresis", "billing_day", "dormant_days", "shared_identifier_threshold"),
                     _SCALAR),
     "domains": [_SCALAR],
     "thresholds": [_SCALAR],

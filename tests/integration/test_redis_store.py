@@ -223,8 +223,9 @@ def test_records_stored_before_the_excluded_field_load_as_end_users() -> None:
 
 
 async def test_history_keeps_each_days_and_hours_max_min_last_in_the_commit(redis: Redis) -> None:
-    """Counts 2 -> 5 -> 3 on day 1 (two hours), nothing on day 2, 4 on day 3: the first entry of a
-    period also holds the count carried over from before it."""
+    """Counts 0 (the config) -> 1 -> 2, 5, then 3 on day 1 (two hours), nothing on day 2, 4 on day 3:
+    each event's count is in its period's max and min, and the first entry of a period also holds the
+    count carried over from before it."""
     from datetime import datetime, timezone
 
     clock = [datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc).timestamp()]
@@ -246,15 +247,35 @@ async def test_history_keeps_each_days_and_hours_max_min_last_in_the_commit(redi
     clock[0] += 2 * 86400
     await apply(login("9", email="z@x.org"))
     days = {e.period: e.to_row()[1:] for e in await store.daily("acme")}
-    assert days == {"2026-11-01": [0, 0, 0, 5, 2, 3], "2026-11-03": [0, 0, 0, 4, 3, 4]}
+    assert days == {"2026-11-01": [0, 0, 0, 5, 0, 3], "2026-11-03": [0, 0, 0, 4, 3, 4]}
     hours = {e.period: e.to_row()[4:] for e in await store.hourly("acme")}
-    assert hours == {"2026-11-01T09": [5, 2, 5], "2026-11-01T10": [5, 3, 3], "2026-11-03T10": [4, 3, 4]}
+    assert hours == {"2026-11-01T09": [5, 0, 5], "2026-11-01T10": [5, 3, 3], "2026-11-03T10": [4, 3, 4]}
     clock[0] += 500 * 86400  # far later: entries past the retention go, today's stays
     for day in range(40):
         clock[0] += 86400
         await apply(login(f"late{day}", email=f"l{day}@x.org"))
     kept = [e.period for e in await store.daily("acme")]
     assert "2026-11-01" not in kept and len(kept) == 40
+
+
+async def test_a_count_that_rises_and_falls_within_one_commit_reaches_the_days_and_hours_maximum(redis: Redis) -> None:
+    """3 logins in a batch, then a 4th and 2 deletes in the next: the history keeps 4 as the maximum,
+    though no commit's count was 4, and 1 (the first login) as the minimum (the commits carry their
+    batch's extremes)."""
+    from datetime import datetime, timezone
+
+    store = RedisStore(redis, clock=lambda: datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc).timestamp())
+    state = await store.load("acme")
+    for change in changes(lines([login("1"), login("2"), login("3")])):
+        engine.apply(state, change)
+    assert await store.commit(state, Position("changes:0", None, 1), [])
+    for change in changes(lines([login("4"), profile("delete", "1"), profile("delete", "2")])):
+        engine.apply(state, change)
+    assert await store.commit(state, Position("changes:0", 1, 2), [])
+    [day] = await store.daily("acme")
+    [hour] = await store.hourly("acme")
+    assert day.to_row()[1:4] == hour.to_row()[1:4] == [4, 1, 2]  # internal max, min, last
+    assert state.extremes == {}
 
 
 def audit_entries(*offsets: int) -> list[dict[str, Any]]:

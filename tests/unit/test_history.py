@@ -108,3 +108,15 @@ async def test_history_from_is_clamped_to_what_is_kept_so_no_request_walks_centu
         assert len(daily["entries"]) == DAILY_DAYS
         old = await (await client.get("/api/v1/subscriptions/acme/history?from=0001-01-01&to=0002-01-01")).json()
         assert old["entries"] == []
+
+
+def test_the_engine_notes_each_classes_lowest_and_highest_count_since_the_last_save() -> None:
+    from counters import Replay
+    from schemas.events import parse_rfc3339
+
+    replay = Replay(now=parse_rfc3339("2026-12-01T00:00:00Z"))
+    replay.feed_lines(['{"type": "login", "subscription": "a", "user_id": "1"}',
+                       '{"type": "login", "subscription": "a", "user_id": "2"}',
+                       '{"type": "profile", "op": "delete", "subscription": "a", "user_id": "1"}',
+                       '{"type": "profile", "op": "delete", "subscription": "a", "user_id": "2"}'])
+    assert replay.states["a"].extremes == {"internal": (0, 2)}

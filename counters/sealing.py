@@ -1,0 +1,71 @@
+"""The provider's user id of a record, kept sealed (docs/security.md, user ids at rest).
+
+An admin acting on a report (deactivate a dormant user) needs the id their own tools know: the
+record key is a digest, which nobody can act on. So a record keeps its tenant and user id encrypted
+with AES-GCM (the ``cryptography`` library), under a key derived by HKDF-SHA256 from the secret that
+also keys the digests; the record's key is the associated data, so a sealed id copied onto another
+record does not open. Emails and logins stay digests: only this one id is recoverable, and only by a
+holder of the secret (the worker serving an admin).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from functools import lru_cache
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+SEALED_VERSION = b"\x01"
+"""The first byte of a sealed id: the format (AES-256-GCM, 12-byte random nonce, JSON ``[tenant, user_id]``)."""
+_NONCE = 12
+
+
+class Sealer:
+    """Seals and opens ``(tenant, user_id)`` of a record. Sealing is memoized per record: the same
+    people log in over and over, and one sealed copy per record is all a state keeps."""
+
+    __slots__ = ("_aead", "_sealed")
+
+    def __init__(self, secret: bytes) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=b"endusers user id sealing v1").derive(secret)
+        self._aead = AESGCM(key)
+        self._sealed = lru_cache(maxsize=65_536)(self._seal)
+
+    def seal(self, record: str, tenant: str, user_id: str) -> str:
+        """The sealed ``(tenant, user_id)`` of record digest ``record``, in base64 (the form a change
+        carries it in; a record keeps the bytes, :func:`unwrap`)."""
+        return self._sealed(record, tenant, user_id)
+
+    def _seal(self, record: str, tenant: str, user_id: str) -> str:
+        nonce = os.urandom(_NONCE)
+        sealed = SEALED_VERSION + nonce + self._aead.encrypt(nonce, orjson.dumps([tenant, user_id]), record.encode())
+        return base64.b64encode(sealed).decode()
+
+    def open(self, record: str, sealed: bytes) -> tuple[str, str] | None:
+        """``(tenant, user_id)``, or None when the id was sealed under another secret or for another
+        record, or in a format this version does not know."""
+        if sealed[:1] != SEALED_VERSION or len(sealed) < 1 + _NONCE + 16:
+            return None
+        try:
+            plain = self._aead.decrypt(sealed[1:1 + _NONCE], sealed[1 + _NONCE:], record.encode())
+        except InvalidTag:
+            return None
+        tenant, user_id = orjson.loads(plain)
+        return str(tenant), str(user_id)
+
+
+def unwrap(text: object) -> bytes | None:
+    """The sealed bytes of a change's ``user`` field, None when it is not base64 (a change from a
+    producer of changes that is not ingest: the record then simply keeps no id)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
