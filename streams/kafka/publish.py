@@ -246,39 +246,38 @@ class Publisher:
     validated events to their source topics and returns only once Kafka has acknowledged every one,
     with the guarantees of ``endusers publish`` (acks=all, idempotent, the arrival header). It starts
     on first use and again after a failed start, so a server whose broker is down at start still
-    answers, and recovers when the broker comes back."""
+    answers, and recovers when the broker comes back.
+
+    It writes no watermarks: a server is never done, so its beats would keep every source partition
+    busy at rest. Its events are ordered by arrival, as any producer's without watermarks
+    (docs/design.md, ordering across source topics)."""
 
     def __init__(self, settings: WorkerSettings, **producer_options: Any) -> None:
         self.settings, self.options = settings, producer_options
         self.clock = ArrivalClock()
         self.topic_of = _Topics(settings)
         self._producer: AIOKafkaProducer | None = None
-        self._watermarks: WatermarkWriter | None = None
         self._starting = asyncio.Lock()
 
-    async def _started(self) -> tuple[AIOKafkaProducer, WatermarkWriter]:
-        """The producer and its watermarks: a server is one more producer whose watermarks ingest
-        waits for (docs/design.md, ordering across source topics)."""
+    async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
-            if self._producer is None or self._watermarks is None:
+            if self._producer is None:
                 producer = AIOKafkaProducer(**kafka_client_options(self.settings), acks="all",
                                             enable_idempotence=True, **self.options)
-                watermarks = WatermarkWriter(producer, self.clock, self.settings.watermark_interval, "gateway")
                 try:
                     await producer.start()
                     await _source_topics_exist(self.settings)
-                    await watermarks.open()
                 except BaseException:
                     await producer.stop()
                     raise
-                self._producer, self._watermarks = producer, watermarks
-            return self._producer, self._watermarks
+                self._producer = producer
+            return self._producer
 
     @translated
     async def publish(self, documents: list[dict[str, object]]) -> PublishResult:
         """Send ``documents`` in order and wait for Kafka's acknowledgement of all of them;
         :class:`BrokerUnavailable` when Kafka cannot be reached or does not acknowledge."""
-        (_, watermarks), result = await self._started(), PublishResult()
+        producer, result = await self._started(), PublishResult()
         deliveries = []
         for document in documents:
             line = orjson.dumps(document)
@@ -291,8 +290,8 @@ class Publisher:
             if full is None:
                 result.unroutable.append(_NO_TOPIC)
                 continue
-            stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
-            deliveries.append(await watermarks.send(full, key, stamp))
+            value, headers = stamped(line, document, self.clock, self.settings.max_future)
+            deliveries.append(await producer.send(full, value, key=key, headers=headers))
             result.sent[full] += 1
         for delivery in deliveries:
             await delivery
@@ -301,16 +300,10 @@ class Publisher:
     @translated
     async def check(self) -> None:
         """Raise :class:`BrokerUnavailable` unless a broker answers a metadata request now."""
-        producer, _ = await self._started()
+        producer = await self._started()
         await producer.client.fetch_all_metadata()
 
     async def stop(self) -> None:
-        """Close the watermarks (ingest then waits for this producer no more) and the producer."""
         if self._producer is not None:
-            producer, watermarks, self._producer, self._watermarks = self._producer, self._watermarks, None, None
-            try:
-                if watermarks is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(watermarks.close(), 5)
-            finally:
-                await producer.stop()
+            producer, self._producer = self._producer, None
+            await producer.stop()
