@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
 __all__ = ["SOURCE_TOPICS", "DigestScope", "Environment", "KafkaConnection", "SaslMechanism", "SecurityProtocol",
-           "SettingsError", "Severities", "TopicLayout", "WorkerSettings", "describe", "kafka_client_options",
-           "kafka_connection"]
+           "SettingsError", "Severities", "SubscriptionsMode", "TopicLayout", "WorkerSettings", "describe",
+           "kafka_client_options", "kafka_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,14 @@ class TopicLayout(StrEnum):
     """``ENDUSERS_TOPIC_LAYOUT``."""
     SHARED = "shared"
     PER_SUBSCRIPTION = "per-subscription"
+
+
+class SubscriptionsMode(StrEnum):
+    """``ENDUSERS_SUBSCRIPTIONS``: which subscriptions are counted."""
+    ANY = "any"
+    """Every subscription an accepted event names."""
+    DECLARED = "declared"
+    """Only those whose settings a config event has set; the others' events are dead-lettered."""
 
 
 class DigestScope(StrEnum):
@@ -180,8 +188,16 @@ class WorkerSettings(BaseModel):
     """Changes waiting with no batch processed for this long: /readyz says ``stalled``."""
     web_redis_connections: int = _var("ENDUSERS_WEB_REDIS_CONNECTIONS", 20, ge=1)
     """Redis connections of the HTTP side (its own pool: HTTP load cannot starve the count stage)."""
-    web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100)
+    web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100, ge=1)
     """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
+    web_max_streams_per_token: int = _var("ENDUSERS_WEB_MAX_STREAMS_PER_TOKEN", 5, ge=1)
+    """Concurrent dashboard streams of one token (without tokens: of one client address), so that
+    one caller cannot take every stream of the worker."""
+    web_stream_idle: float = _var("ENDUSERS_WEB_STREAM_IDLE", 60.0, gt=0)
+    """Seconds a dashboard stream may go without its client taking a message (a client that stopped
+    reading, or a connection gone silent); then the stream is closed and its place freed."""
+    subscriptions: SubscriptionsMode = _var("ENDUSERS_SUBSCRIPTIONS", SubscriptionsMode.ANY)
+    """``declared``: count only the subscriptions a config event has declared (docs/design.md)."""
     batch_within: float = _var("ENDUSERS_BATCH_WITHIN", 0.05)
     max_future: int = _var("ENDUSERS_MAX_FUTURE", DEFAULT_MAX_FUTURE)
     """Microseconds an event's ``time`` may be ahead of the processing clock; later ones are rejected

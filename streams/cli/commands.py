@@ -413,6 +413,7 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON (newest first).")
 def audit(subscription: str, limit: int, as_json: bool) -> None:
     """The applied config changes of SUBSCRIPTION, newest first, from the store."""
+    from streams.cli.present import audit_lines
 
     entries = _with_store(lambda store: store.audit(subscription, limit))
     if as_json:
@@ -421,14 +422,10 @@ def audit(subscription: str, limit: int, as_json: bool) -> None:
     if not entries:
         click.echo(f"no config change recorded for {subscription}")
     for item in entries:
-        changed = cast(list[str], item["changed"])
-        before, after = cast(dict[str, object], item["before"]), cast(dict[str, object], item["after"])
         click.echo(f"{item['applied']}  {item['actor'] or '(no actor)'}  {item['topic']}[{item['partition']}]@{item['offset']}"
                    f"  event {item['event_id'] or '-'} at {item['event_time']}")
-        for key in changed or []:
-            click.echo(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> {orjson.dumps(after.get(key)).decode()}")
-        if not changed:
-            click.echo("    (no setting changed)")
+        for line in audit_lines(item):
+            click.echo(f"    {line}")
 
 
 @main.command()

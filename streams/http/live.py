@@ -16,7 +16,9 @@ Each client sees only its grant's subscriptions (``auth.stream_view``), with vie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -43,11 +45,17 @@ Message = tuple[str, dict[str, Any]]
 class DashboardStream:
     """The stream's handler and the one poll loop that feeds every open stream of the process."""
 
-    def __init__(self, reader: CountsReader, *, interval: float = 1.0, max_streams: int = 100) -> None:
+    def __init__(self, reader: CountsReader, *, interval: float = 1.0, max_streams: int = 100,
+                 max_per_caller: int = 5, idle: float = 60.0) -> None:
         self.reader = reader
         self.interval = interval
         self.max_streams = max_streams
+        self.max_per_caller = max_per_caller
+        """Streams one token (without tokens: one client address) may hold at a time."""
+        self.idle = idle
+        """Seconds a message may wait for its client to take it before the stream is closed."""
         self._streams = 0
+        self._per_caller: Counter[str] = Counter()
         self._full: asyncio.Future[Message] | None = None
         self._full_at = 0.0
         self._last_settings: dict[str, Any] = {}
@@ -65,18 +73,25 @@ class DashboardStream:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Capped at ``max_streams`` at a time: each open stream holds a connection and a share of the
-        poll's work; beyond the cap, 503 with ``Retry-After`` (the page's EventSource retries)."""
+        poll's work; beyond the cap, 503 with ``Retry-After`` (the page's EventSource retries). One
+        caller holds at most ``max_per_caller`` of them (429 beyond), so that one token cannot take
+        every place."""
+        caller = _caller(request)
         if self._streams >= self.max_streams:
-            response = json_response({"error": f"too many open streams (at most {self.max_streams})"}, status=503)
-            response.headers["Retry-After"] = str(RETRY_AFTER)
-            return response
+            return _refused(f"too many open streams (at most {self.max_streams})", 503)
+        if self._per_caller[caller] >= self.max_per_caller:
+            return _refused(f"too many open streams for this token (at most {self.max_per_caller})", 429)
         self._streams += 1
+        self._per_caller[caller] += 1
         try:
             return await self._stream(request)
         except ConnectionError:
             return web.StreamResponse()  # the client went away (while connecting): nothing to say
         finally:
             self._streams -= 1
+            self._per_caller[caller] -= 1
+            if self._per_caller[caller] <= 0:
+                del self._per_caller[caller]
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         grant = auth.grant_of(request)
@@ -88,11 +103,11 @@ class DashboardStream:
         await response.prepare(request)
         queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
         try:
-            await response.write(b"retry: 2000\n\n")
+            await self._write(response, b"retry: 2000\n\n")
             kind, data = await self._full_snapshot()
             data = auth.stream_view(grant, data)
             known: set[str] = set(data["subscriptions"]) if kind == "counts" else set()
-            await response.write(_sse(kind, data))
+            await self._write(response, _sse(kind, data))
             self._subscribe(queue)
             while (message := await self._next(queue)) is not None:
                 kind, data = message[0], auth.stream_view(grant, message[1])
@@ -101,12 +116,18 @@ class DashboardStream:
                     if new:  # a subscription that appeared since: send its whole history once
                         data = await self._with_history(data, new)
                     known = set(data["subscriptions"])
-                await response.write(_sse(kind, data))
-        except (ConnectionResetError, ConnectionError):
-            pass  # the client went away
+                await self._write(response, _sse(kind, data))
+        except (ConnectionResetError, ConnectionError, TimeoutError):
+            pass  # the client went away, or stopped reading for ``idle`` seconds
         finally:
             self._unsubscribe(queue)
         return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        """Send, or raise TimeoutError when the client has not taken it within ``idle`` seconds: a
+        client that stops reading would otherwise hold its place (and a buffer) for ever."""
+        async with asyncio.timeout(self.idle):
+            await response.write(data)
 
     async def _next(self, queue: asyncio.Queue[Message]) -> Message | None:
         """The next message for one client, or None once the server is closing."""
@@ -208,6 +229,20 @@ class DashboardStream:
             entry["history"] = history
             subscriptions[subscription] = entry
         return {**data, "subscriptions": subscriptions}
+
+
+def _caller(request: web.Request) -> str:
+    """Who holds a stream: its token (as a hash, never kept in clear), else the client's address."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        return "token:" + hashlib.sha256(header.encode()).hexdigest()
+    return f"address:{request.remote}"
+
+
+def _refused(reason: str, status: int) -> web.Response:
+    response = json_response({"error": reason}, status=status)
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def _shortened(report: dict[str, Any], limit: int) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from streams.worker.ownership import Ownership
 from streams.observe.readiness import Readiness
 from streams.store.connect import connect_bounded
 from streams.kafka.consumer import consume_sources
-from streams.settings import MissingSecret, WorkerSettings, kafka_client_options, kafka_connection
+from streams.settings import MissingSecret, SubscriptionsMode, WorkerSettings, kafka_client_options, kafka_connection
 from streams.store.redis_store import RedisStore
 from streams.kafka.topics import all_topics, ensure_topics
 from streams.http.auth import Access
@@ -108,7 +108,8 @@ class Wiring:
         self.live_counts = LiveCounts(self.store, self.send, settings.topic)
         self.ownership = Ownership(self.store, self.live_counts)
         self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
-                                 rewind=self.rewind)
+                                 rewind=self.rewind,
+                                 declared_only=settings.subscriptions is SubscriptionsMode.DECLARED)
         self.count_stage.batch_done = self.health.batch_done
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
         self.health.refused = self.ownership.refused
@@ -127,7 +128,9 @@ class Wiring:
         app.timer(5.0)(self.sweep_outboxes)
         access = Access.configured(settings.web_host, settings.api_tokens_file, settings.web_allowed_hosts)
         install_views(app, self.web_store, self.readiness, access=access,
-                      max_streams=settings.web_max_streams, digester=self.digester)
+                      max_streams=settings.web_max_streams, digester=self.digester,
+                      max_streams_per_token=settings.web_max_streams_per_token,
+                      stream_idle=settings.web_stream_idle)
         install_alerts(app, settings, self.store, self.count_stage)
 
     # --- the two stages ---------------------------------------------------------------------------
