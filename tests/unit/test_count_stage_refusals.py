@@ -98,3 +98,13 @@ async def test_any_subscription_is_counted_by_default() -> None:
     stage, sent, store = pipeline()
     await run(stage, sent, [{"type": "login", "subscription": "new", "user_id": "u"}], "t.logins")
     assert dead_letters(sent) == [] and await store.subscriptions() == ["new"]
+
+
+def test_the_subscriptions_setting_is_any_or_declared() -> None:
+    from streams.settings import SettingsError, SubscriptionsMode, WorkerSettings
+
+    assert WorkerSettings.from_environment({}).subscriptions is SubscriptionsMode.ANY
+    declared = WorkerSettings.from_environment({"ENDUSERS_SUBSCRIPTIONS": "declared"})
+    assert declared.subscriptions is SubscriptionsMode.DECLARED
+    with pytest.raises(SettingsError, match="ENDUSERS_SUBSCRIPTIONS"):
+        WorkerSettings.from_environment({"ENDUSERS_SUBSCRIPTIONS": "some"})
