@@ -191,8 +191,8 @@ class WorkerSettings(BaseModel):
     web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100, ge=1)
     """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
     web_max_streams_per_token: int = _var("ENDUSERS_WEB_MAX_STREAMS_PER_TOKEN", 5, ge=1)
-    """Concurrent dashboard streams of one token (without tokens: of one client address), so that
-    one caller cannot take every stream of the worker."""
+    """Concurrent dashboard streams of one token, so that one caller cannot take every stream of the
+    worker (requests without a token, on a worker without tokens, share only ENDUSERS_WEB_MAX_STREAMS)."""
     web_stream_idle: float = _var("ENDUSERS_WEB_STREAM_IDLE", 60.0, gt=0)
     """Seconds a dashboard stream may go without its client taking a message (a client that stopped
     reading, or a connection gone silent); then the stream is closed and its place freed."""

@@ -51,7 +51,7 @@ class DashboardStream:
         self.interval = interval
         self.max_streams = max_streams
         self.max_per_caller = max_per_caller
-        """Streams one token (without tokens: one client address) may hold at a time."""
+        """Streams one token may hold at a time (requests without a token share only ``max_streams``)."""
         self.idle = idle
         """Seconds a message may wait for its client to take it before the stream is closed."""
         self._streams = 0
@@ -79,19 +79,21 @@ class DashboardStream:
         caller = _caller(request)
         if self._streams >= self.max_streams:
             return _refused(f"too many open streams (at most {self.max_streams})", 503)
-        if self._per_caller[caller] >= self.max_per_caller:
+        if caller is not None and self._per_caller[caller] >= self.max_per_caller:
             return _refused(f"too many open streams for this token (at most {self.max_per_caller})", 429)
         self._streams += 1
-        self._per_caller[caller] += 1
+        if caller is not None:
+            self._per_caller[caller] += 1
         try:
             return await self._stream(request)
         except ConnectionError:
             return web.StreamResponse()  # the client went away (while connecting): nothing to say
         finally:
             self._streams -= 1
-            self._per_caller[caller] -= 1
-            if self._per_caller[caller] <= 0:
-                del self._per_caller[caller]
+            if caller is not None:
+                self._per_caller[caller] -= 1
+                if self._per_caller[caller] <= 0:
+                    del self._per_caller[caller]
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         grant = auth.grant_of(request)
@@ -231,12 +233,11 @@ class DashboardStream:
         return {**data, "subscriptions": subscriptions}
 
 
-def _caller(request: web.Request) -> str:
-    """Who holds a stream: its token (as a hash, never kept in clear), else the client's address."""
+def _caller(request: web.Request) -> str | None:
+    """Whose stream it is: its token, as a hash (never kept in clear); None without one. A client
+    address would not do: behind an ingress every dashboard comes from the proxy's."""
     header = request.headers.get("Authorization", "")
-    if header:
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()
-    return f"address:{request.remote}"
+    return "token:" + hashlib.sha256(header.encode()).hexdigest() if header else None
 
 
 def _refused(reason: str, status: int) -> web.Response:
