@@ -35,6 +35,7 @@ from counters.history import (
     hour_of,
     parse_entries,
 )
+from counters.limits import LimitExceeded
 from counters.normalize import normalize_email, normalize_owned_domain, normalize_username
 from counters.replay import Replay, replay_lines
 from counters.sealing import Sealer
@@ -77,7 +78,7 @@ from counters.whatif import preview
 
 __all__ = [
     # applying changes to a state, and restoring a loaded one
-    "apply", "restore", "restore_in_steps",
+    "apply", "restore", "restore_in_steps", "LimitExceeded",
     # what the stages, the web, the alerts, readiness and the CLI ask of a store (counters/ports.py)
     "Store", "States", "Outbox", "Directory", "CommittedReads", "CommittedCounts", "Position", "ReadSide",
     "StoreUnavailable", "LoadProgress", "DigestCheck", "StoredDigests", "History", "AuditTrail",

@@ -16,6 +16,7 @@ from typing import TypeVar
 from msgspec import UNSET, UnsetType
 
 from counters import individuals
+from counters.limits import LimitExceeded, refusal
 from counters.classify import CLASSES, OwnedDomains
 from counters.levels import highest_reached, next_level
 from counters.policy import counts_alike
@@ -32,7 +33,13 @@ _EVENT_NAMESPACE = uuid.UUID("6f1c2a57-4a0e-4a43-9d1e-2f6a3c1d8b90")
 
 
 def apply(state: SubscriptionState, change: Change) -> list[CapacityEvent]:
-    """Apply one change and return the capacity-change events it causes, in order."""
+    """Apply one change and return the capacity-change events it causes, in order.
+
+    Raises :class:`~counters.limits.LimitExceeded`, having changed nothing, when the change would
+    take the subscription past a limit of ``counters.limits``."""
+    refused = refusal(state, change)
+    if refused is not None:
+        raise LimitExceeded(refused)
     if change.invalid_email:
         state.invalid_emails += 1
     if change.kind == "config":
@@ -82,6 +89,14 @@ def restore(state: SubscriptionState) -> None:
 def restore_in_steps(state: SubscriptionState, step: int = 1000) -> Iterator[None]:
     """:func:`restore`, pausing about every ``step`` records so that an asynchronous store can yield
     to its event loop between slices. The state is usable only once the generator is exhausted."""
+    runtimes, providers = state.record_runtimes, state.record_providers
+    runtimes.clear()
+    providers.clear()
+    for done, record in enumerate(state.records.values(), 1):
+        runtimes[record.runtime] += 1
+        providers[record.provider] += 1
+        if done % (step * 10) == 0:
+            yield
     yield from individuals.rebuild_in_steps(state, step)
 
 
@@ -104,10 +119,14 @@ def _apply_record_change(state: SubscriptionState, change: Change) -> None:
             state.dirty.add(ref)
             return
         record = state.records[ref] = Record(sys.intern(change.runtime), sys.intern(change.provider), time)
+        state.record_runtimes[record.runtime] += 1
+        state.record_providers[record.provider] += 1
     elif change.kind == "delete":
         if time >= record.updated:  # unless a newer event already changed it
             individuals.refresh(state, ref, individuals.facts_of(record), removing=True)
             del state.records[ref]
+            _forget_one(state.record_runtimes, record.runtime)
+            _forget_one(state.record_providers, record.provider)
             state.tombstones[ref] = time
             state.dirty.add(ref)
         return
@@ -115,6 +134,14 @@ def _apply_record_change(state: SubscriptionState, change: Change) -> None:
     _set_fields(record, change)
     state.dirty.add(ref)
     individuals.refresh(state, ref, held)
+
+
+def _forget_one(held: dict[str, int], name: str) -> None:
+    """One record fewer under ``name``; a name with none left frees its place under the limit."""
+    if held[name] <= 1:
+        del held[name]
+    else:
+        held[name] -= 1
 
 
 def _repeated_login(record: Record, change: Change) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from counters import engine
 from counters.clock import ArrivalClock
 from counters.digest import Digester
+from counters.limits import LimitExceeded
 from counters.state import SubscriptionState
 from counters.translate import to_change
 from schemas.changes import Change
@@ -54,7 +55,12 @@ class Replay:
         state = self.states.get(change.subscription)
         if state is None:
             state = self.states[change.subscription] = SubscriptionState(change.subscription)
-        self.capacity_events.extend(engine.apply(state, change))
+        try:
+            self.capacity_events.extend(engine.apply(state, change))
+        except LimitExceeded as exceeded:  # refused whole, as the live count stage refuses it
+            rejection = Rejection(str(exceeded), "over_limit")
+            self.rejections.append(LineRejection(source, line, rejection.reason))
+            return rejection
         return None
 
     def change_of(self, raw: bytes | str) -> Change | Rejection:

@@ -306,6 +306,9 @@ class SubscriptionState:
         no other record in the scope holds it, else to the group of its holders."""
         self.scopes: dict[str | None, ScopeTotals] = {SUBSCRIPTION_SCOPE: ScopeTotals()}
         self.providers: Counter[str] = Counter()
+        self.record_runtimes: Counter[str] = Counter()
+        self.record_providers: Counter[str] = Counter()
+        """Records per runtime and per user provider, countable or not (``counters.limits``)."""
         self.shared: set[str] = set()
         """Identifiers held by more than ``settings.shared_identifier_threshold`` countable,
         dedup-eligible records (the shared-identifier report)."""

@@ -23,7 +23,8 @@ _KNOWN_TYPES = tuple(SOURCE_TOPICS)  # the one list of event types: schemas/even
 
 
 RejectionCategory = Literal["not_json", "not_object", "missing_type", "unknown_type", "wrong_topic", "missing_field",
-                            "unknown_op", "bad_time", "future_time", "too_large", "invalid"]
+                            "unknown_op", "bad_time", "future_time", "too_large", "invalid",
+                            "over_limit", "unknown_subscription"]
 """What kind of mistake a rejection is, in a few words fit for a metric label (a bounded set)."""
 
 

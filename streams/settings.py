@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
 __all__ = ["SOURCE_TOPICS", "DigestScope", "Environment", "KafkaConnection", "OpenApi", "SaslMechanism",
-           "SecurityProtocol", "SettingsError", "Severities", "TopicLayout", "WebAuth", "WorkerSettings", "describe",
+           "SecurityProtocol", "SettingsError", "Severities", "SubscriptionsMode", "TopicLayout", "WebAuth",
+           "WorkerSettings", "describe",
            "kafka_client_options", "kafka_connection"]
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,14 @@ class TopicLayout(StrEnum):
     """``ENDUSERS_TOPIC_LAYOUT``."""
     SHARED = "shared"
     PER_SUBSCRIPTION = "per-subscription"
+
+
+class SubscriptionsMode(StrEnum):
+    """``ENDUSERS_SUBSCRIPTIONS``: which subscriptions are counted."""
+    ANY = "any"
+    """Every subscription an accepted event names."""
+    DECLARED = "declared"
+    """Only those whose settings a config event has set; the others' events are dead-lettered."""
 
 
 class DigestScope(StrEnum):
@@ -198,8 +207,16 @@ class WorkerSettings(BaseModel):
     """Changes waiting with no batch processed for this long: /readyz says ``stalled``."""
     web_redis_connections: int = _var("ENDUSERS_WEB_REDIS_CONNECTIONS", 20, ge=1)
     """Redis connections of the HTTP side (its own pool: HTTP load cannot starve the count stage)."""
-    web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100)
+    web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100, ge=1)
     """Concurrent dashboard streams (SSE); beyond it 503 with Retry-After."""
+    web_max_streams_per_token: int = _var("ENDUSERS_WEB_MAX_STREAMS_PER_TOKEN", 5, ge=1)
+    """Concurrent dashboard streams of one token, so that one caller cannot take every stream of the
+    worker (requests without a token, on a worker without tokens, share only ENDUSERS_WEB_MAX_STREAMS)."""
+    web_stream_idle: float = _var("ENDUSERS_WEB_STREAM_IDLE", 60.0, gt=0)
+    """Seconds a dashboard stream may go without its client taking a message (a client that stopped
+    reading, or a connection gone silent); then the stream is closed and its place freed."""
+    subscriptions: SubscriptionsMode = _var("ENDUSERS_SUBSCRIPTIONS", SubscriptionsMode.ANY)
+    """``declared``: count only the subscriptions a config event has declared (docs/design.md)."""
     batch_within: float = _var("ENDUSERS_BATCH_WITHIN", 0.05)
     watermark_interval: float = _var("ENDUSERS_WATERMARK_INTERVAL", 0.2, gt=0, le=60)
     """Seconds between a producer's watermarks (``publish``): ingest holds an event about this long
@@ -429,14 +446,6 @@ class WorkerSettings(BaseModel):
             "tokens with 'endusers token create' and set ENDUSERS_API_TOKENS_FILE to their file, or set "
             "ENDUSERS_WEB_AUTH=none if the API is meant to be open (a private network only).")
 
-    def warn_if_development_secret(self) -> None:
-        if self.secret is None:
-            log.warning(
-                "ENDUSERS_SECRET is not set: identifiers are digested with the built-in DEVELOPMENT "
-                "secret (ENDUSERS_ENV=development). Set ENDUSERS_SECRET to a long random value in "
-                "production (and keep it: changing it later splits every person in two)."
-            )
-
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 """A subscription that can end a Kafka topic name (legal characters, room left for the prefix)."""
@@ -591,3 +600,13 @@ def describe(settings: WorkerSettings) -> list[tuple[str, str, Source]]:
     """Every setting as (variable, value as it may be shown, where it came from), in field order."""
     return [(variable_of(name), _shown(name, _text(name, getattr(settings, name))), settings.source(name))
             for name in WorkerSettings.model_fields]
+
+
+def warn_if_development_secret(settings: WorkerSettings) -> None:
+    """Said loudly at a worker's start: digests under the built-in secret are guessable."""
+    if settings.secret is None:
+        log.warning(
+            "ENDUSERS_SECRET is not set: identifiers are digested with the built-in DEVELOPMENT "
+            "secret (ENDUSERS_ENV=development). Set ENDUSERS_SECRET to a long random value in "
+            "production (and keep it: changing it later splits every person in two)."
+        )

@@ -569,6 +569,46 @@ def apply_config_keys(sub: Sub, ev: dict) -> None:
         sub.dormant_days = ev["dormant_days"]
 
 
+# Per-subscription limits (docs/design.md, limits): an event that would pass one is rejected whole.
+SETTINGS_RUNTIMES_LIMIT = 1000
+RECORD_RUNTIMES_LIMIT = 1000
+RECORD_PROVIDERS_LIMIT = 1000
+
+
+def _record_key(ev: dict) -> tuple | None:
+    """The record an event would create or change, None for an anonymous visit."""
+    if ev["type"] == "visit":
+        email = normalize_email(ev["email"]) if ev.get("email") is not None else None
+        phone = normalize_phone(ev["phone"]) if ev.get("phone") is not None else None
+        named = ev.get("name") is not None and ev["name"].strip() != ""
+        if email is None and phone is None and not named:
+            return None
+        uid = email if email is not None else (phone if phone is not None else ev["session_id"])
+        return (ev["runtime"], ev["tenant"], "visitor", uid)
+    return (ev["runtime"], ev["tenant"], ev["provider"], ev["user_id"])
+
+
+def over_limit(sub: Sub, ev: dict, t: Any) -> bool:
+    """Whether the event would take the subscription past a limit: more runtimes in its settings, or
+    a new record in a runtime or of a provider beyond those its records already have."""
+    if ev["type"] == "config":
+        if ev["id"] is not None and ev["id"] in sub.config_ids:
+            return False
+        return "runtimes" in ev and len(set(sub.versions) | set(ev["runtimes"])) > SETTINGS_RUNTIMES_LIMIT
+    if ev["type"] == "profile" and ev["op"] == "delete":
+        return False
+    key = _record_key(ev)
+    if key is None or key in sub.records:
+        return False
+    tomb = sub.tombstones.get(key)
+    if tomb is not None and t <= tomb:
+        return False
+    runtimes = {k[0] for k in sub.records}
+    providers = {k[2] for k in sub.records}
+    return ((key[0] not in runtimes and len(runtimes) >= RECORD_RUNTIMES_LIMIT)
+            or (key[2] not in providers and len(providers) >= RECORD_PROVIDERS_LIMIT))
+
+
 # ----------------------------------------------------------------------------- counting
 
 
@@ -803,6 +843,10 @@ def model_replay(lines: Iterable[str], *, with_reasons: bool = False, states: di
         t = ev["time"] if ev["time"] is not None else UNTIMED_BASE + arrival
         name = ev["subscription"]
         sub = subs.setdefault(name, Sub())
+        if over_limit(sub, ev, t):
+            rejected += 1
+            reasons.append((lineno, "over a per-subscription limit"))
+            continue
         thresholds_changed = False
         if ev["type"] == "config":
             ev = winning_config(sub, ev, t)

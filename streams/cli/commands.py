@@ -540,7 +540,7 @@ def token_create(role: str, scope: str, path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON (newest first).")
 def audit(subscription: str, limit: int, as_json: bool) -> None:
     """The applied config changes of SUBSCRIPTION, newest first, from the store."""
-    from streams.cli.present import printable
+    from streams.cli.present import audit_lines, printable
 
     entries = _with_store(lambda store: store.audit(subscription, limit))
     if as_json:
@@ -549,15 +549,10 @@ def audit(subscription: str, limit: int, as_json: bool) -> None:
     if not entries:
         click.echo(f"no config change recorded for {subscription}")
     for item in entries:
-        changed = cast(list[str], item["changed"])
-        before, after = cast(dict[str, object], item["before"]), cast(dict[str, object], item["after"])
         click.echo(printable(f"{item['applied']}  {item['actor'] or '(no actor)'}  {item['topic']}[{item['partition']}]"
                              f"@{item['offset']}  event {item['event_id'] or '-'} at {item['event_time']}"))
-        for key in changed or []:  # printable: actors, ids and settings come from producers
-            click.echo(printable(f"    {key}: {orjson.dumps(before.get(key)).decode()} -> "
-                                 f"{orjson.dumps(after.get(key)).decode()}"))
-        if not changed:
-            click.echo("    (no setting changed)")
+        for line in audit_lines(item):  # printable: actors, ids and settings come from producers
+            click.echo(printable(f"    {line}"))
 
 
 @main.command()

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -150,3 +151,26 @@ def domains_table(subscription: str, external: int, report: Mapping[str, Any], *
     buffer.write(f"{printable(subscription)}: {external:,} external end users by email domain\n\n")
     Console(file=buffer, width=width, no_color=True, highlight=False, emoji=False).print(table)
     return buffer.getvalue()
+
+
+def audit_lines(item: Mapping[str, Any]) -> list[str]:
+    """The changes of one audit entry (docs/security.md, audit trail), one line per key:
+    ``capacity.internal: null -> 10``, ``domains: +a.example -b.example (1 added, 1 removed)``."""
+    changes = item.get("diff")
+    if changes is None:  # an entry that kept the whole settings around the change
+        before, after = item.get("before") or {}, item.get("after") or {}
+        changes = {key: {"before": before.get(key), "after": after.get(key)} for key in item.get("changed") or []}
+    lines = []
+    for key, change in changes.items():
+        if "added" in change:
+            shown = [f"+{x}" for x in change["added"]] + [f"-{x}" for x in change["removed"]]
+            lines.append(f"{key}: {' '.join(shown)} ({change['added_count']} added, {change['removed_count']} removed)")
+        else:
+            lines.append(f"{key}: {_json(change['before'])} -> {_json(change['after'])}")
+    if item.get("omitted"):
+        lines.append(f"(and {item['omitted']} more keys, left out of the trail as too large)")
+    return lines or ["(no setting changed)"]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

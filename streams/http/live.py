@@ -13,7 +13,9 @@ Each client sees only its grant's subscriptions, with viewers' settings and coun
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +47,15 @@ class DashboardStream:
     """The stream's handler and the one poll loop that feeds every open stream of the process."""
 
     def __init__(self, reader: CountsReader, *, interval: float = 1.0, max_streams: int = 100,
-                 heartbeat: float = 2.0, ring: int = 600) -> None:
+                 heartbeat: float = 2.0, ring: int = 600, max_per_caller: int = 5, idle: float = 60.0) -> None:
         self.reader = reader
         self.interval = interval
         self.max_streams = max_streams
+        self.max_per_caller = max_per_caller
+        """Streams one token may hold at a time (requests without a token share only ``max_streams``)."""
+        self.idle = idle
+        """Seconds a message may wait for its client to take it before the stream is closed."""
+        self._per_caller: Counter[str] = Counter()
         self.heartbeat = heartbeat
         """Seconds between comments on a quiet stream: keeps proxies from closing it, and lets the
         server notice a client that went away (a write fails) and give its slot back."""
@@ -75,18 +82,27 @@ class DashboardStream:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """Capped at ``max_streams`` at a time: each open stream holds a connection and a share of the
-        poll's work; beyond the cap, 503 with ``Retry-After`` (the page's EventSource retries)."""
+        poll's work; beyond the cap, 503 with ``Retry-After`` (the page's EventSource retries). One
+        caller holds at most ``max_per_caller`` of them (429 beyond), so that one token cannot take
+        every place."""
+        caller = _caller(request)
         if self._streams >= self.max_streams:
-            response = json_response({"error": f"too many open streams (at most {self.max_streams})"}, status=503)
-            response.headers["Retry-After"] = str(RETRY_AFTER)
-            return response
+            return _refused(f"too many open streams (at most {self.max_streams})", 503)
+        if caller is not None and self._per_caller[caller] >= self.max_per_caller:
+            return _refused(f"too many open streams for this token (at most {self.max_per_caller})", 429)
         self._streams += 1
+        if caller is not None:
+            self._per_caller[caller] += 1
         try:
             return await self._stream(request)
         except ConnectionError:
             return web.StreamResponse()  # the client went away (while connecting): nothing to say
         finally:
             self._streams -= 1
+            if caller is not None:
+                self._per_caller[caller] -= 1
+                if self._per_caller[caller] <= 0:
+                    del self._per_caller[caller]
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         grant = auth.grant_of(request)
@@ -98,10 +114,10 @@ class DashboardStream:
         await response.prepare(request)
         self._subscribe()
         try:
-            await response.write(b"retry: 2000\n\n")
+            await self._write(response, b"retry: 2000\n\n")
             await self._serve(response, grant, request.headers.get("Last-Event-ID"))
-        except (ConnectionResetError, ConnectionError):
-            pass  # the client went away
+        except (ConnectionResetError, ConnectionError, TimeoutError):
+            pass  # the client went away, or stopped reading for ``idle`` seconds
         finally:
             self._unsubscribe()
         return response
@@ -115,22 +131,28 @@ class DashboardStream:
             wake = self._wake
             if problems != self._problems:
                 problems = self._problems
-                await response.write(_sse("problem", orjson.dumps({"time": now_ms(), "error": self._problem})))
+                await self._write(response, _sse("problem", orjson.dumps({"time": now_ms(), "error": self._problem})))
             if self._fresh:
                 if seq is None or not self.fleet.covers(seq):
                     seq = self.fleet.seq
-                    await response.write(_sse("snapshot", self.fleet.snapshot(key), self.fleet.event_id(seq)))
+                    await self._write(response, _sse("snapshot", self.fleet.snapshot(key), self.fleet.event_id(seq)))
                 for tick in self.fleet.after(seq):
                     seq = tick.seq
                     data = tick.message(key)
                     if data is not None:
-                        await response.write(_sse("change", data, self.fleet.event_id(seq)))
+                        await self._write(response, _sse("change", data, self.fleet.event_id(seq)))
             if wake is not self._wake:
                 continue  # a poll finished while writing
             try:
                 await asyncio.wait_for(wake.wait(), self.heartbeat)
             except TimeoutError:
-                await response.write(HEARTBEAT)
+                await self._write(response, HEARTBEAT)
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        """Send, or raise TimeoutError when the client has not taken it within ``idle`` seconds: a
+        client that stops reading would otherwise hold its place (and a buffer) for ever."""
+        async with asyncio.timeout(self.idle):
+            await response.write(data)
 
     def _notify(self) -> None:
         wake, self._wake = self._wake, asyncio.Event()
@@ -203,6 +225,19 @@ class DashboardStream:
             groups["trend"] = {"trend": _trend(await self.reader.hourly(subscription), now)}
         history = None if subscription in self.fleet.pieces else await self.reader.history(subscription)
         return groups, history
+
+
+def _caller(request: web.Request) -> str | None:
+    """Whose stream it is: its token, as a hash (never kept in clear); None without one. A client
+    address would not do: behind an ingress every dashboard comes from the proxy's."""
+    header = request.headers.get("Authorization", "")
+    return "token:" + hashlib.sha256(header.encode()).hexdigest() if header else None
+
+
+def _refused(reason: str, status: int) -> web.Response:
+    response = json_response({"error": reason}, status=status)
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def _trend(entries: Any, now: int) -> dict[str, Any]:

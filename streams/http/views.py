@@ -95,10 +95,12 @@ ROUTES: tuple[str, ...] = (
 
 
 def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
-               max_streams: int = 100, digester: Digester | None = None) -> None:
+               max_streams: int = 100, digester: Digester | None = None, max_streams_per_token: int = 5,
+               stream_idle: float = 60.0) -> None:
     """Every route of :data:`ROUTES`, each served by the object of its role; open streams end at shutdown."""
     api, admin, seats = ReadApi(reader), AdminApi(reader, digester), SeatsApi(reader, digester)
-    live = DashboardStream(reader, interval=interval, max_streams=max_streams)
+    live = DashboardStream(reader, interval=interval, max_streams=max_streams,
+                           max_per_caller=max_streams_per_token, idle=stream_idle)
     router = app.router
     router.add_get("/", files.index)
     router.add_get("/static/{file}", files.static)
@@ -122,17 +124,20 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
 
 def create_web_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                access: auth.Access | None = None, max_streams: int = 100,
-               digester: Digester | None = None) -> web.Application:
+               digester: Digester | None = None, max_streams_per_token: int = 5,
+               stream_idle: float = 60.0) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
     (access or auth.Access()).install(app)
-    add_routes(app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester)
+    add_routes(app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester,
+               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle)
     return app
 
 
 def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                   access: auth.Access | None = None, max_streams: int = 100,
-                  digester: Digester | None = None) -> None:
+                  digester: Digester | None = None, max_streams_per_token: int = 5,
+                  stream_idle: float = 60.0) -> None:
     """Mount every route on a Faust app's web server. Call before the worker starts.
 
     Faust's own blueprints (its index at ``/``, ``/router/`` and ``/table/``) are dropped: the dashboard
@@ -149,4 +154,5 @@ def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *,
         raise RuntimeError("install_views must be called before the web server starts")
     blueprints._enabled = []
     (access or auth.Access()).install(web_app)
-    add_routes(web_app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester)
+    add_routes(web_app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester,
+               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle)

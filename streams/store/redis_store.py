@@ -142,9 +142,19 @@ redis.call('HSET', daily, '_last', string.format('%%d,%%d', ci, ce))
 i = i + 13
 local audits = take()
 for _ = 1, audits do redis.call('LPUSH', trail, ARGV[i]); i = i + 1 end
-if audits > 0 then redis.call('LTRIM', trail, 0, %(audit)d) end
+if audits > 0 then
+  redis.call('LTRIM', trail, 0, %(audit)d)
+  local kept, used = 0, 0  -- and at most AUDIT_BYTES of them, the newest always
+  for _, item in ipairs(redis.call('LRANGE', trail, 0, -1)) do
+    used = used + #item
+    if kept > 0 and used > %(audit_bytes)d then break end
+    kept = kept + 1
+  end
+  redis.call('LTRIM', trail, 0, kept - 1)
+end
 return {1, anonymous}
-""" % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1}
+""" % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1,
+       "audit_bytes": audit.AUDIT_BYTES}
 
 
 _MARK = """

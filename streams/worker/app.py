@@ -36,7 +36,8 @@ from streams.worker.ownership import Ownership
 from streams.observe.readiness import Readiness
 from streams.store.connect import connect_bounded
 from streams.kafka.consumer import consume_sources
-from streams.settings import Environment, MissingSecret, OpenApi, WorkerSettings, kafka_client_options, kafka_connection
+from streams.settings import (Environment, MissingSecret, OpenApi, SubscriptionsMode, WorkerSettings,
+                               kafka_client_options, kafka_connection, warn_if_development_secret)
 from streams.store.redis_store import RedisStore
 from streams.kafka.topics import all_topics, ensure_topics
 from streams.http.auth import Access, TokenFileError, check_token_file
@@ -108,7 +109,8 @@ class Wiring:
         self.live_counts = LiveCounts(self.store, self.send, settings.topic)
         self.ownership = Ownership(self.store, self.live_counts)
         self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
-                                 rewind=self.rewind, digest=self.digester.fingerprint)
+                                 rewind=self.rewind, digest=self.digester.fingerprint,
+                                 declared_only=settings.subscriptions is SubscriptionsMode.DECLARED)
         self.count_stage.batch_done = self.health.batch_done
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
         self.store.adopt_unrecorded = settings.environment == Environment.DEVELOPMENT
@@ -129,14 +131,16 @@ class Wiring:
         app.timer(5.0)(self.sweep_outboxes)
         access = Access.configured(settings.web_host, web_access_checked(settings) or "", settings.web_allowed_hosts)
         install_views(app, self.web_store, self.readiness, access=access,
-                      max_streams=settings.web_max_streams, digester=self.digester)
+                      max_streams=settings.web_max_streams, digester=self.digester,
+                      max_streams_per_token=settings.web_max_streams_per_token,
+                      stream_idle=settings.web_stream_idle)
         install_alerts(app, settings, self.store, self.count_stage)
 
     # --- the two stages ---------------------------------------------------------------------------
 
     async def ingest(self) -> None:
         """Source topics -> validated, normalized changes keyed by subscription (or dead letters)."""
-        self.settings.warn_if_development_secret()
+        warn_if_development_secret(self.settings)
         await consume_sources(self.settings, self.ingest_stage.handle)
 
     async def count(self, stream: faust.StreamT[bytes]) -> None:

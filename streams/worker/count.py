@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from counters import DigestMismatch, Position, Store, SubscriptionState, apply
+from counters import DigestMismatch, LimitExceeded, Position, Store, SubscriptionState, apply
 from schemas.changes import Change, decode_message
 from schemas.outputs import CapacityEvent
 from streams.kafka.messages import Inbound
@@ -35,13 +35,23 @@ Rewind = Callable[[str, int], Awaitable[bool]]
 """``rewind("topic:partition", offset)``: read the changes partition again from ``offset``; False when
 the partition is not assigned here (any more)."""
 
+UNKNOWN_SUBSCRIPTION = "unknown subscription"
+"""The reason of an event whose subscription no config event has declared (ENDUSERS_SUBSCRIPTIONS=declared)."""
+
+Refusal = tuple[Change, str, str]
+"""A change the count stage refused: the change, the reason and its metrics category."""
+
 
 class Count:
     """Counts the batches of the changes partitions assigned here (``handle``), one at a time."""
 
     def __init__(self, store: Store, dead_letters: DeadLetters, ownership: Ownership, outbox: OutboxPublisher,
-                 live_counts: LiveCounts, rewind: Rewind | None = None, digest: str | None = None) -> None:
+                 live_counts: LiveCounts, rewind: Rewind | None = None, digest: str | None = None, *,
+                 declared_only: bool = False) -> None:
         self.store = store
+        self.declared_only = declared_only
+        """Refuse the events of a subscription whose settings no config event has set
+        (ENDUSERS_SUBSCRIPTIONS=declared): the stored settings say so, the same on every worker."""
         self.dead_letters = dead_letters
         self.ownership = ownership
         self.outbox = outbox
@@ -121,37 +131,65 @@ class Count:
             todo = [(offset, c) for offset, c in items if expected is None or offset >= expected]
             if not todo:
                 return  # already applied (redelivery after a crash or a rebalance)
-            events, audits = await self._apply(state, todo)
+            events, audits, refusals = await self._apply(state, todo)
+            if self.declared_only and not state.config_times:
+                self.store.forget(subscription)  # never declared: nothing of it is stored or kept
+                break
             if await self._commit(state, Position(source, expected, todo[-1][0] + 1), events, audits):
                 audit.log_committed(subscription, audits)
                 break
             # Another worker moved on: reload, then skip what it did. Or Redis went back in time.
             refused = expected or 0
             self.store.forget(subscription)
-        await self._after_commit(state, source, events)
+        await self._dead_letter_refused(subscription, refusals)
+        if state.config_times or not self.declared_only:
+            await self._after_commit(state, source, events)
 
     async def _apply(self, state: SubscriptionState, todo: list[tuple[int, list[Change]]]
-                     ) -> tuple[list[CapacityEvent], list[dict[str, Any]]]:
-        """Apply the batch's changes not applied yet: the capacity events they raise and the audit
-        entries of their config changes."""
+                     ) -> tuple[list[CapacityEvent], list[dict[str, Any]], list[Refusal]]:
+        """Apply the batch's changes not applied yet: the capacity events they raise, the audit
+        entries of their config changes, and the changes refused (a subscription limit, or an
+        undeclared subscription), which change nothing."""
         events: list[CapacityEvent] = []
         audits: list[dict[str, Any]] = []
+        refusals: list[Refusal] = []
         started = time.perf_counter()
         for _, changes in todo:
             for change in changes:
                 if not first_time(state, change):
                     continue  # a source event that ingest forwarded again: applied once already
-                if change.kind == "config":  # rare: compare the settings around it for the audit trail
-                    before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
-                    events += apply(state, change)
-                    after = orjson.loads(orjson.dumps(state.settings.to_dict()))
-                    audits.append(audit.entry(change, before, after))
-                else:
-                    events += apply(state, change)
+                if self.declared_only and change.kind != "config" and not state.config_times:
+                    refusals.append((change, UNKNOWN_SUBSCRIPTION, "unknown_subscription"))
+                    continue
+                try:
+                    events += self._apply_one(state, change, audits)
+                except LimitExceeded as exceeded:
+                    refusals.append((change, str(exceeded), "over_limit"))
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()
-        return events, audits
+        return events, audits, refusals
+
+    @staticmethod
+    def _apply_one(state: SubscriptionState, change: Change, audits: list[dict[str, Any]]) -> list[CapacityEvent]:
+        if change.kind != "config":
+            return apply(state, change)
+        # rare: compare the settings around it for the audit trail
+        before = orjson.loads(orjson.dumps(state.settings.to_dict()))  # a copy
+        events = apply(state, change)
+        audits.append(audit.entry(change, before, orjson.loads(orjson.dumps(state.settings.to_dict()))))
+        return events
+
+    async def _dead_letter_refused(self, subscription: str, refusals: list[Refusal]) -> None:
+        """The refused source events on the dead-letter topic, named by their source position. Their
+        value is not at hand (ingest turned it into digests), so the dead letter carries none."""
+        deliveries = []
+        for change, reason, category in refusals:
+            topic, partition, offset = (change.origin or ["", -1, -1])[:3]
+            metrics.REJECTIONS.labels(category).inc()
+            source = Inbound(topic, partition, offset, change.time // 1000, subscription.encode(), None)
+            deliveries.append(await self.dead_letters.queue(source, reason))
+        await asyncio.gather(*deliveries)
 
     async def _after_commit(self, state: SubscriptionState, source: str, events: list[CapacityEvent]) -> None:
         """After a commit: the subscription is counted here now; export its gauges, tell the level

@@ -191,6 +191,13 @@ def test_production_runs_a_statefulset_of_three_workers_on_twelve_partitions(
     assert (variables["ENDUSERS_PARTITIONS"], variables["ENDUSERS_REPLICATION_FACTOR"]) == ("12", "3")
 
 
+def test_production_counts_only_declared_subscriptions(production: list[dict[str, Any]]) -> None:
+    assert env(worker(production))["ENDUSERS_SUBSCRIPTIONS"] == "declared"
+    assert env(worker(render()))["ENDUSERS_SUBSCRIPTIONS"] == "any"
+    refused = helm("template", "endusers", str(CHART), "--set", "subscriptions=some", check=False)
+    assert refused.returncode != 0 and "subscriptions" in refused.stderr
+
+
 @pytest.mark.parametrize("values", [[], ["-f", str(PRODUCTION)]], ids=["default", "production"])
 def test_probes_liveness_on_healthz_readiness_on_readyz(values: list[str]) -> None:
     container = worker(render(*values))

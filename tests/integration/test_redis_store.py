@@ -17,7 +17,7 @@ from counters.state import NEVER, Record, SubscriptionState
 from counters.memory_store import MemoryStore
 from counters.ports import Position, States, Store
 from schemas.changes import Change
-from streams.store.audit import AUDIT_LENGTH
+from streams.store.audit import AUDIT_BYTES, AUDIT_LENGTH
 from streams.store.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
@@ -317,3 +317,14 @@ async def test_the_audit_trail_keeps_the_newest_entries(redis: Redis) -> None:
     assert await store.commit(state, Position("changes:0", None, 1), [], audit_entries(*range(AUDIT_LENGTH + 5)))
     offsets = [e["offset"] for e in await store.audit("acme", limit=AUDIT_LENGTH)]
     assert offsets == list(range(AUDIT_LENGTH + 4, 4, -1))
+
+
+async def test_the_audit_trail_is_bounded_in_bytes_and_keeps_the_newest(redis: Redis) -> None:
+    store = RedisStore(redis)
+    state = await store.load("acme")
+    large = [{**item, "diff": {"domains": {"added": ["x" * 15_000]}}} for item in audit_entries(*range(200))]
+    assert await store.commit(state, Position("changes:0", None, 1), [], large)
+    kept = await redis.lrange("endusers:{acme}:audit", 0, -1)
+    assert sum(len(item) for item in kept) <= AUDIT_BYTES
+    assert [orjson.loads(item)["offset"] for item in kept] == list(range(199, 199 - len(kept), -1))
+    assert len(kept) >= AUDIT_BYTES // 16_000

@@ -85,16 +85,16 @@ def test_config_changes_are_audited_with_actor_source_and_settings(
     assert (oldest["actor"], newest["actor"]) == ("alice", "bob")
     assert oldest["topic"] == newest["topic"] == deployment.topic("config")
     assert isinstance(oldest["offset"], int) and isinstance(oldest["partition"], int)
-    assert oldest["before"]["capacity"]["internal"] is None and oldest["after"]["capacity"]["internal"] == 10
+    assert oldest["diff"]["capacity.internal"] == {"before": None, "after": 10}
     assert sorted(oldest["changed"]) == ["capacity", "domains"]
-    assert (newest["before"]["capacity"]["internal"], newest["after"]["capacity"]["internal"]) == (10, 20)
+    assert newest["diff"] == {"capacity.internal": {"before": 10, "after": 20}}
     assert newest["changed"] == ["capacity"]
     forbidden = httpx.get(worker.url + "/api/v1/subscriptions/sec/audit",
                           headers={"Authorization": f"Bearer {tokens['viewer']}"}, timeout=5)
     assert forbidden.status_code == 403
     printed = deployment.cli("audit", "sec").stdout.decode()
     assert printed.index("bob") < printed.index("alice")
-    assert "capacity: {" in printed and '"internal":20' in printed
+    assert "capacity.internal: 10 -> 20" in printed
 
 
 def test_topics_are_created_with_explicit_retention(secured: tuple[Deployment, Worker, dict[str, str]]) -> None:

@@ -249,11 +249,11 @@ async def test_each_applied_config_change_is_audited_with_its_source_actor_and_s
     second, first = await store.audit("a")  # newest first
     assert (first["topic"], first["partition"], first["offset"], first["actor"], first["event_id"]) == \
         ("t.config", 0, 0, "alice", "c1")
-    assert first["before"]["capacity"] == {"internal": None, "external": None}
-    assert first["after"]["capacity"] == {"internal": 10, "external": None}
+    assert first["diff"] == {"capacity.internal": {"before": None, "after": 10}}
     assert first["changed"] == ["capacity"]
     assert (second["offset"], second["actor"], second["changed"]) == (2, None, ["domains"])
-    assert second["before"]["domains"] == [] and second["after"]["domains"] == ["example.com"]
+    assert second["diff"] == {"domains": {"added": ["example.com"], "removed": [], "added_count": 1,
+                                          "removed_count": 0}}
     await stage.count.handle([Inbound("t.changes", 0, 0, 0, b"a", batch)])  # redelivered: applied once, audited once
     assert len(await store.audit("a")) == 2
 

@@ -310,3 +310,36 @@ async def test_clients_that_connect_together_share_one_full_snapshot(reader: Fak
         assert reader.calls - before <= per_snapshot * 2  # one read for all twenty, not twenty
         for response in streams:
             response.close()
+
+
+async def test_one_token_holds_at_most_its_share_of_the_streams(reader: FakeReader) -> None:
+    app = create_web_app(reader, ready(ok=True), interval=0.05, max_streams=10, max_streams_per_token=1)
+    async with TestClient(TestServer(app)) as test_client:
+        first = await test_client.get("/api/v1/stream", headers={"Authorization": "Bearer one"})
+        await read_events(first, 1)
+        refused = await test_client.get("/api/v1/stream", headers={"Authorization": "Bearer one"})
+        assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "for this token" in (await refused.json())["error"]
+        other = await test_client.get("/api/v1/stream", headers={"Authorization": "Bearer two"})
+        assert other.status == 200
+        first.close()
+        other.close()
+        for _ in range(100):  # the place is given back once the stream has ended
+            again = await test_client.get("/api/v1/stream", headers={"Authorization": "Bearer one"})
+            if again.status == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert again.status == 200
+        again.close()
+
+
+async def test_a_stream_whose_client_stops_reading_is_closed_after_the_idle_timeout(reader: FakeReader) -> None:
+    from streams.http.live import DashboardStream
+
+    class Stuck:
+        async def write(self, data: bytes) -> None:
+            await asyncio.Event().wait()  # the client takes nothing: the socket buffer stays full
+
+    stream = DashboardStream(reader, idle=0.05)
+    with pytest.raises(TimeoutError):
+        await stream._write(Stuck(), b"data")  # type: ignore[arg-type]
