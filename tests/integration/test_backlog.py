@@ -84,7 +84,7 @@ def assert_live_equals_replay(deployment: Deployment, expected: dict[str, Any]) 
 def test_a_backlog_counted_by_one_worker_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
-    deployment.cli("publish", str(path))
+    deployment.publish_stream(path)
     deployment.start_worker()
     assert_live_equals_replay(deployment, expected)
 
@@ -92,7 +92,7 @@ def test_a_backlog_counted_by_one_worker_equals_replay(deployment_factory: Deplo
 def test_a_backlog_with_a_worker_killed_and_restarted_midway_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
-    deployment.cli("publish", str(path))
+    deployment.publish_stream(path)
     first = deployment.start_worker()
     deadline = time.monotonic() + 120
     while asyncio.run(_ingested(deployment)) < EVENTS // 5:
@@ -107,7 +107,7 @@ def test_a_backlog_with_a_worker_killed_and_restarted_midway_equals_replay(deplo
 def test_a_backlog_shared_by_two_workers_equals_replay(deployment_factory: DeploymentFactory, backlog: tuple[Path, dict[str, Any]]) -> None:
     path, expected = backlog
     deployment: Deployment = deployment_factory(PARTITIONS)
-    deployment.cli("publish", str(path))
+    deployment.publish_stream(path)
     workers = [deployment.start_worker(wait=False) for _ in range(2)]
     for worker in workers:
         deployment.wait_ready(worker)
