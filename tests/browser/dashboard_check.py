@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,3 +147,25 @@ async def _main(url: str, png: str) -> None:
 if __name__ == "__main__":
     asyncio.run(_main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:6066/",
                       sys.argv[2] if len(sys.argv) > 2 else "artifacts/dashboard.png"))
+
+
+@asynccontextmanager
+async def served_dashboard(reader: Any) -> AsyncIterator[str]:
+    """The web app over ``reader`` (a fake store) on a free loopback port, every check ready; yields
+    its URL and stops it after."""
+    from aiohttp import web
+
+    from streams.http.views import create_web_app
+    from tests.fixtures.pipeline import free_port
+
+    async def readiness() -> dict[str, bool]:
+        return {"kafka": True, "redis": True}
+
+    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5), shutdown_timeout=1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 
-import socket
 from datetime import datetime, timezone
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from streams.http.insights import forecast_sentence, forecasts
-from streams.http.views import create_web_app
-from tests.browser.dashboard_check import chromium_available, open_dashboard
+from tests.browser.dashboard_check import chromium_available, open_dashboard, served_dashboard
 from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
 
 pytestmark = [
@@ -29,28 +26,11 @@ pytestmark = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, FakeReader]]:
     reader = sample_reader()
-
-    async def readiness() -> dict[str, bool]:
-        return {"kafka": True, "redis": True}
-
-    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5), shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{port}/", reader
-    finally:
-        await runner.cleanup()
+    async with served_dashboard(reader) as url:
+        yield url, reader
 
 
 async def test_dashboard_renders_and_updates_by_itself(served: tuple[str, FakeReader]) -> None:

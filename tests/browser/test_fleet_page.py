@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiohttp import web
 
 from counters.history import Entry
-from streams.http.views import create_web_app
-from tests.browser.dashboard_check import chromium_available, open_dashboard
-from tests.browser.test_dashboard_page import ARTIFACTS, free_port
+from tests.browser.dashboard_check import chromium_available, open_dashboard, served_dashboard
+from tests.browser.test_dashboard_page import ARTIFACTS
 from tests.unit.fake_counts import FakeReader, counts, settings
 
 pytestmark = [
@@ -51,19 +49,8 @@ def fleet_reader() -> FakeReader:
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, FakeReader]]:
     reader = fleet_reader()
-
-    async def readiness() -> dict[str, bool]:
-        return {"kafka": True, "redis": True}
-
-    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5), shutdown_timeout=1)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{port}/", reader
-    finally:
-        await runner.cleanup()
+    async with served_dashboard(reader) as url:
+        yield url, reader
 
 
 async def names(dash: object) -> list[str]:
