@@ -14,7 +14,8 @@ from streams.http.auth import Access, TokenFile, create_token
 from streams.http.views import create_web_app
 from tests.browser.dashboard_check import chromium_available, open_dashboard
 from tests.unit.fake_counts import FakeReader, counts, sample_reader
-from tests.browser.test_dashboard_page import ARTIFACTS, free_port
+from tests.browser.test_dashboard_page import ARTIFACTS
+from tests.fixtures.pipeline import free_port
 
 pytestmark = [
     pytest.mark.browser,
