@@ -4,20 +4,14 @@ and while Kafka cannot be reached the gateway answers 503 with Retry-After."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from streams.http.auth import create_token
-from tests.fixtures.pipeline import Deployment, DeploymentFactory, free_port
+from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.pipeline import DeploymentFactory, free_port
 from tests.unit.test_gateway_auth0 import log
 from tests.unit.test_gateway_okta import hook, okta_event
 
@@ -26,60 +20,6 @@ pytestmark = pytest.mark.integration
 ANN = {"id": "00u1ann", "type": "User", "alternateId": "ann.lee@example.com", "displayName": "Ann Lee"}
 BOB = {"id": "00u2bob", "type": "User", "alternateId": "bob@example.com", "displayName": "Bob Ray"}
 ADMIN = {"id": "00u9admin", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin"}
-
-
-@dataclass
-class Gateway:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-    token: str
-
-    def post(self, path: str, body: bytes) -> httpx.Response:
-        return httpx.post(self.url + path, content=body, timeout=30,
-                          headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def start_gateway(deployment: Deployment, env: dict[str, str] | None = None, ready: bool = True) -> Gateway:
-    tokens = deployment.directory / "gateway-tokens"
-    token = create_token(tokens, "source", frozenset({"acme"}))
-    port = free_port()
-    log_path = deployment.directory / f"gateway-{port}.log"
-    process = subprocess.Popen([sys.executable, "-m", "streams", "gateway"], stdout=log_path.open("wb"),
-                               stderr=subprocess.STDOUT,
-                               env={**deployment.env, "ENDUSERS_GATEWAY_PORT": str(port),
-                                    "ENDUSERS_API_TOKENS_FILE": str(tokens), **(env or {})})
-    gateway = Gateway(process, f"http://127.0.0.1:{port}", log_path, token)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gateway exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            status = httpx.get(gateway.url + ("/readyz" if ready else "/healthz"), timeout=5).status_code
-        except httpx.HTTPError:
-            status = 0
-        if status == 200:
-            return gateway
-        time.sleep(0.3)
-    gateway.stop()
-    pytest.fail(f"gateway not up within 60s:\n{log_path.read_text()}")
-
-
-@pytest.fixture
-def gateways() -> Iterator[list[Gateway]]:
-    started: list[Gateway] = []
-    yield started
-    for gateway in started:
-        gateway.stop()
 
 
 def test_okta_and_auth0_payloads_posted_to_the_gateway_are_counted_one_person_once(
