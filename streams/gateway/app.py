@@ -24,6 +24,7 @@ from streams.gateway.mapping import Batch, Malformed, Target, parsed
 from streams.http.auth import ROLES, Access, Grant, TokenFileError, optional_grant, require, tokens_file_checked
 from streams.kafka.errors import BrokerUnavailable
 from streams.kafka.publish import Publisher
+from streams.observe.metrics import render
 from streams.settings import OpenApi, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class Gateway:
         if grant.role == "source":
             raise web.HTTPForbidden(body=orjson.dumps({"error": "a source token reads nothing"}),
                                     content_type="application/json")
-        body, content_type = observed.render()
+        body, content_type = render(observed.REGISTRY)
         response = web.Response(body=body, headers={"Cache-Control": "no-cache"})
         response.headers["Content-Type"] = content_type
         return response

@@ -56,30 +56,31 @@ def _person(n: int) -> tuple[str, str]:
     return f"00u{n % USERS:06d}", f"user{n % USERS}@example.com"
 
 
-def okta_bodies(events: int, size: int) -> list[bytes]:
-    """Event hook requests of ``size`` sign-ins each, every event with its own uuid."""
-    bodies = []
-    for start in range(0, events, size):
-        items = []
-        for n in range(start, min(events, start + size)):
-            user_id, email = _person(n)
-            items.append(okta_event("user.session.start", uuid=str(uuid.uuid4()),
-                                    actor={"id": user_id, "type": "User", "alternateId": email}))
-        bodies.append(orjson.dumps(hook(*items)))
-    return bodies
+def _okta_sign_in(n: int) -> dict[str, Any]:
+    user_id, email = _person(n)
+    return okta_event("user.session.start", uuid=str(uuid.uuid4()),
+                      actor={"id": user_id, "type": "User", "alternateId": email})
 
 
-def auth0_bodies(events: int, size: int) -> list[bytes]:
-    """Log stream requests (a JSON array) of ``size`` success logins each."""
-    bodies = []
-    for start in range(0, events, size):
-        items = []
-        for n in range(start, min(events, start + size)):
-            user_id, email = _person(n)
-            items.append(auth0_log("s", log_id=f"9002026{uuid.uuid4().int % 10**40:040d}",
-                                   user_id=f"auth0|{user_id}", user_name=email))
-        bodies.append(orjson.dumps(items))
-    return bodies
+def _auth0_login(n: int) -> dict[str, Any]:
+    user_id, email = _person(n)
+    return auth0_log("s", log_id=f"9002026{uuid.uuid4().int % 10**40:040d}", user_id=f"auth0|{user_id}",
+                     user_name=email)
+
+
+REQUESTS: dict[str, tuple[Callable[[int], dict[str, Any]], Callable[[list[dict[str, Any]]], object]]] = {
+    "okta": (_okta_sign_in, lambda items: hook(*items)),  # an event hook: {"data": {"events": [...]}}
+    "auth0": (_auth0_login, lambda items: items),  # a log stream batch: a JSON array
+}
+"""Per route: one provider item (sign-in number ``n``, each with its own event id) and the request
+body that carries a batch of them."""
+
+
+def requests_for(route: str, events: int, size: int) -> list[bytes]:
+    """``events`` sign-ins as requests of ``size`` items each."""
+    item, body = REQUESTS[route]
+    return [orjson.dumps(body([item(n) for n in range(start, min(events, start + size))]))
+            for start in range(0, events, size)]
 
 
 def mapped(route: str, body: bytes) -> list[dict[str, object]]:
@@ -185,12 +186,13 @@ def start_gateway(env: dict[str, str], directory: Path) -> tuple[subprocess.Pope
 
 
 async def measure(args: argparse.Namespace, env: dict[str, str], directory: Path) -> dict[str, Any]:
-    bodies = {"okta": okta_bodies(args.events, args.okta_batch), "auth0": auth0_bodies(args.events, args.auth0_batch)}
+    sizes = {"okta": args.okta_batch, "auth0": args.auth0_batch}
+    requests_of = {route: requests_for(route, args.events, size) for route, size in sizes.items()}
     process, url, token = start_gateway(env, directory)
     results: dict[str, Any] = {}
     try:
-        for route, requests in bodies.items():
-            log(f"{route}: {len(requests)} requests of {args.okta_batch if route == 'okta' else args.auth0_batch}")
+        for route, requests in requests_of.items():
+            log(f"{route}: {len(requests)} requests of {sizes[route]}")
             cpu = cpu_seconds(process.pid)
             results[route] = await through_gateway(url, token, route, requests, args.concurrency)
             used = (cpu_seconds(process.pid) or 0) - (cpu or 0)
@@ -199,11 +201,11 @@ async def measure(args: argparse.Namespace, env: dict[str, str], directory: Path
         process.terminate()
         process.wait(timeout=30)
     settings = WorkerSettings.from_environment(env)
-    for route, requests in bodies.items():
+    for route, requests in requests_of.items():
         log(f"{route}: the same batches through the publisher in this process")
         results[f"{route}_publisher"] = await through_publisher(settings, route, requests, args.concurrency)
     log("baseline: endusers publish of the same events")
-    events = [e for route, requests in bodies.items() for body in requests for e in mapped(route, body)]
+    events = [e for route, requests in requests_of.items() for body in requests for e in mapped(route, body)]
     results["publish"] = await baseline(settings, env, events, directory)
     return results
 
