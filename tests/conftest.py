@@ -10,3 +10,4 @@ from tests.fixtures.services import *  # noqa: F401,F403,E402
 from tests.fixtures.pipeline import deployment_factory  # noqa: E402,F401
 from tests.fixtures.clusters import cluster_deployment, kafka_cluster, redis_cluster, redis_sentinel  # noqa: E402,F401
 from tests.fixtures.keycloak import keycloak  # noqa: E402,F401
+from tests.fixtures.gateway import gateways  # noqa: E402,F401

@@ -21,10 +21,11 @@ from aiohttp import web
 from streams.gateway import auth0, okta, own
 from streams.gateway import metrics as observed
 from streams.gateway.mapping import Batch, Malformed, Target, parsed
-from streams.http.auth import ROLES, Access, Grant, TokenFileError, check_token_file, optional_grant, require
+from streams.http.auth import ROLES, Access, Grant, TokenFileError, optional_grant, require, tokens_file_checked
 from streams.kafka.errors import BrokerUnavailable
 from streams.kafka.publish import Publisher
-from streams.settings import OpenApi, WebAuth, WorkerSettings
+from streams.observe.metrics import render
+from streams.settings import OpenApi, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class Gateway:
         if grant.role == "source":
             raise web.HTTPForbidden(body=orjson.dumps({"error": "a source token reads nothing"}),
                                     content_type="application/json")
-        body, content_type = observed.render()
+        body, content_type = render(observed.REGISTRY)
         response = web.Response(body=body, headers={"Cache-Control": "no-cache"})
         response.headers["Content-Type"] = content_type
         return response
@@ -153,20 +154,6 @@ def _writer(request: web.Request) -> Grant:
         raise web.HTTPForbidden(body=orjson.dumps({"error": f"a {grant.role} token cannot write events"}),
                                 content_type="application/json")
     return grant
-
-
-def gateway_tokens(settings: WorkerSettings) -> str | None:
-    """The token file the gateway checks, found readable and holding a token; None for an open gateway
-    (said loudly). Raises :class:`OpenApi` or :class:`TokenFileError` when it must not start: the rules of
-    the workers' HTTP API (docs/security.md)."""
-    path = settings.web_tokens_file()
-    if path is not None:
-        check_token_file(path)
-        return path
-    why = "ENDUSERS_WEB_AUTH=none" if settings.web_auth == WebAuth.NONE else \
-        "ENDUSERS_ENV=development without ENDUSERS_API_TOKENS_FILE"
-    log.warning("the gateway is OPEN (%s): anyone who reaches it writes events for every subscription.", why)
-    return None
 
 
 def create_gateway(settings: WorkerSettings, tokens_file: str | None, publisher: Publisher | None = None
@@ -189,7 +176,7 @@ def run_gateway(settings: WorkerSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or WorkerSettings()
     try:
-        tokens_file = gateway_tokens(settings)
+        tokens_file = tokens_file_checked(settings, "gateway")
     except (OpenApi, TokenFileError) as exc:
         print(f"endusers gateway: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,15 +1,14 @@
 """The gateway's Prometheus metrics (``GET /metrics`` of ``endusers gateway``, docs/sources.md).
 
 A registry of its own: the gateway is a process apart from the workers, and its ``/metrics`` shows
-exactly what it received. ``source`` is the route (``okta``, ``auth0``, ``events``); ``reason`` comes
+exactly what it received (rendered by ``streams.observe.metrics.render``). ``source`` is the route (``okta``, ``auth0``, ``events``); ``reason`` comes
 from a bounded set (the mappings' ignore reasons, the codec's rejection categories, and the request
 refusals ``malformed``, ``unavailable``, ``no_topic``).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -39,7 +38,3 @@ PUBLISH_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
-
-def render() -> tuple[bytes, str]:
-    """The Prometheus text exposition of :data:`REGISTRY`: ``(body, content_type)``."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -34,6 +34,8 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
+from streams.settings import WebAuth, WorkerSettings
+
 log = logging.getLogger(__name__)
 
 Role = Literal["viewer", "admin", "source"]
@@ -140,6 +142,32 @@ def check_token_file(path: str | Path) -> int:
         raise TokenFileError(f"ENDUSERS_API_TOKENS_FILE={str(path)!r} holds no valid token: create one with "
                              "'endusers token create' (docs/security.md)")
     return count
+
+
+OPEN_WARNINGS = {
+    "worker": "the HTTP API is OPEN (%s): every request is served as an admin of every subscription. "
+              "Keep the port on a private network or set ENDUSERS_API_TOKENS_FILE.",
+    "gateway": "the gateway is OPEN (%s): anyone who reaches it writes events for every subscription. "
+               "Keep the port on a private network or set ENDUSERS_API_TOKENS_FILE.",
+}
+"""What each server logs when it starts without tokens: what an open server lets anyone do."""
+
+
+def tokens_file_checked(settings: WorkerSettings, server: Literal["worker", "gateway"] = "worker", *,
+                        quiet: bool = False) -> str | None:
+    """The token file a server (a worker's HTTP API or the gateway) checks, found readable and holding a
+    token; None for an open server, said loudly unless ``quiet``. Raises :class:`OpenApi` (from the
+    settings) or :class:`TokenFileError` when the server must not start: the same rules for both, so
+    neither can be left open by a setting the other refuses (docs/security.md)."""
+    path = settings.web_tokens_file()
+    if path is not None:
+        check_token_file(path)
+        return path
+    if not quiet:
+        why = "ENDUSERS_WEB_AUTH=none" if settings.web_auth == WebAuth.NONE else \
+            "ENDUSERS_ENV=development without ENDUSERS_API_TOKENS_FILE"
+        log.warning(OPEN_WARNINGS[server], why)
+    return None
 
 
 _UNREADABLE = (-1, -1)

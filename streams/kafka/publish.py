@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Mapping, Set as AbstractSet
+from collections.abc import Awaitable, Callable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 from streams.kafka.errors import translated
 from streams.kafka.messages import ARRIVAL_HEADER
 from streams.kafka.topics import ensure_topics
-from streams.kafka.watermarks import WatermarkWriter
+from streams.kafka.watermarks import Headers, WatermarkWriter
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +107,67 @@ def stamped(line: bytes, document: dict[str, object], clock: ArrivalClock,
     return line, [(ARRIVAL_HEADER, str(arrival).encode())]
 
 
-class _Sender:
-    """Routes, stamps and sends events to their source topics, in order, and records in ``result``
-    what it sent and what it could not route. One for a whole publish: the arrival clock runs across
-    every file, as ``replay``'s does."""
+Deliver = Callable[[str, bytes | None, Callable[[], tuple[bytes, Headers]]], Awaitable[Awaitable[Any]]]
+"""Queues one routed event on a producer: its topic, its key and how to stamp it (called as it is
+queued); returns its delivery, done once Kafka has acknowledged it."""
+
+
+class _Queue:
+    """Routes, stamps and queues event lines on their source topics, in order, and records in
+    ``result`` what it sent and what it could not route. The one sending loop of ``endusers publish``,
+    the connectors and the gateway: they differ only in how an event is queued (``deliver``: with
+    watermarks, or straight onto the producer) and in what they share across runs (the arrival clock,
+    the topics already created)."""
+
+    def __init__(self, settings: WorkerSettings, clock: ArrivalClock, topic_of: _Topics, deliver: Deliver,
+                 result: PublishResult) -> None:
+        self.settings, self.clock, self.topic_of, self.deliver = settings, clock, topic_of, deliver
+        self.result = result
+        self.pending: list[Awaitable[Any]] = []
+
+    async def send(self, line: bytes, where: str = "") -> None:
+        """Send one event line; ``where`` prefixes the reason when it cannot be routed."""
+        routed = route(line)
+        if isinstance(routed, str):
+            self.result.unroutable.append(f"{where}{routed}")
+            return
+        topic, key, document = routed
+        full = await self.topic_of(topic, document)
+        if full is None:
+            self.result.unroutable.append(f"{where}{_NO_TOPIC}")
+            return
+        # A config event reaches the broker after everything before it and before anything after it.
+        # Topics are written independently: without this, a fetch could see later logins before an
+        # earlier config, which the arrival merge of a worker without watermarks (an earlier version)
+        # cannot wait for, and capacity levels would move along another path than ``replay`` takes.
+        # Configs are rare, so the extra round trips cost little.
+        config = topic == SOURCE_TOPICS["config"]
+        if config:
+            await self.flush()
+        stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
+        self.pending.append(await self.deliver(full, key, stamp))
+        self.result.sent[full] += 1
+        if config or len(self.pending) >= 10_000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until Kafka has acknowledged every pending send, then forget them."""
+        for delivery in self.pending:
+            await delivery
+        self.pending.clear()
+
+
+class _Sender(_Queue):
+    """A :class:`_Queue` on a producer of its own that writes watermarks, for one whole publish: the
+    arrival clock runs across every file, as ``replay``'s does."""
 
     def __init__(self, settings: WorkerSettings, result: PublishResult, **producer_options: Any) -> None:
-        self.settings, self.result = settings, result
-        self.clock = ArrivalClock()
-        self.topic_of = _Topics(settings)
-        self.pending: list[Any] = []
         self.producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
                                          **producer_options)
+        clock = ArrivalClock()
         # ingest releases an event once every partition's watermark has passed it (docs/design.md)
-        self.watermarks = WatermarkWriter(self.producer, self.clock, settings.watermark_interval, "publish")
+        self.watermarks = WatermarkWriter(self.producer, clock, settings.watermark_interval, "publish")
+        super().__init__(settings, clock, _Topics(settings), self.watermarks.send, result)
 
     async def __aenter__(self) -> _Sender:
         """The producer first: a broker that cannot be reached fails here, in one error, and the
@@ -145,37 +192,6 @@ class _Sender:
                     await asyncio.wait_for(self.watermarks.close(), 5)
         finally:
             await self.producer.stop()
-
-    async def send(self, line: bytes, where: str = "") -> None:
-        """Send one event line; ``where`` prefixes the reason when it cannot be routed."""
-        routed = route(line)
-        if isinstance(routed, str):
-            self.result.unroutable.append(f"{where}{routed}")
-            return
-        topic, key, document = routed
-        full = await self.topic_of(topic, document)
-        if full is None:
-            self.result.unroutable.append(f"{where}{_NO_TOPIC}")
-            return
-        # A config event reaches the broker after everything before it and before anything after it.
-        # Topics are written independently: without this, a fetch could see later logins before an
-        # earlier config, which the arrival merge of a worker without watermarks (an earlier version)
-        # cannot wait for, and capacity levels would move along another path than ``replay`` takes.
-        # Configs are rare, so the extra round trips cost little.
-        config = topic == SOURCE_TOPICS["config"]
-        if config:
-            await self.flush()
-        stamp = lambda: stamped(line, document, self.clock, self.settings.max_future)  # noqa: E731
-        self.pending.append(await self.watermarks.send(full, key, stamp))
-        self.result.sent[full] += 1
-        if config or len(self.pending) >= 10_000:
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Wait until Kafka has acknowledged every pending send, then forget them."""
-        for delivery in self.pending:
-            await delivery
-        self.pending.clear()
 
 
 @translated
@@ -277,25 +293,17 @@ class Publisher:
     async def publish(self, documents: list[dict[str, object]]) -> PublishResult:
         """Send ``documents`` in order and wait for Kafka's acknowledgement of all of them;
         :class:`BrokerUnavailable` when Kafka cannot be reached or does not acknowledge."""
-        producer, result = await self._started(), PublishResult()
-        deliveries = []
+        producer = await self._started()
+
+        async def deliver(topic: str, key: bytes | None, stamp: Callable[[], tuple[bytes, Headers]]) -> Any:
+            value, headers = stamp()
+            return await producer.send(topic, value, key=key, headers=headers)
+
+        queue = _Queue(self.settings, self.clock, self.topic_of, deliver, PublishResult())
         for document in documents:
-            line = orjson.dumps(document)
-            routed = route(line)
-            if isinstance(routed, str):
-                result.unroutable.append(routed)
-                continue
-            topic, key, _ = routed
-            full = await self.topic_of(topic, document)
-            if full is None:
-                result.unroutable.append(_NO_TOPIC)
-                continue
-            value, headers = stamped(line, document, self.clock, self.settings.max_future)
-            deliveries.append(await producer.send(full, value, key=key, headers=headers))
-            result.sent[full] += 1
-        for delivery in deliveries:
-            await delivery
-        return result
+            await queue.send(orjson.dumps(document))
+        await queue.flush()
+        return queue.result
 
     @translated
     async def check(self) -> None:

@@ -258,6 +258,7 @@ _PER_SUBSCRIPTION = (USERS, RECORDS, RUNTIME_USERS, RUNTIME_RECORDS, PROVIDER_RE
                      CAPACITY, LEVEL, SHARED_IDENTIFIERS)
 
 
-def render() -> tuple[bytes, str]:
-    """The Prometheus text exposition of :data:`REGISTRY`: ``(body, content_type)``."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry`` (the workers' :data:`REGISTRY`, or another
+    process's own, the gateway's): ``(body, content_type)``."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -40,7 +40,7 @@ from streams.settings import (Environment, MissingSecret, OpenApi, Subscriptions
                                kafka_client_options, kafka_connection, warn_if_development_secret)
 from streams.store.redis_store import RedisStore
 from streams.kafka.topics import all_topics, ensure_topics
-from streams.http.auth import Access, TokenFileError, check_token_file
+from streams.http.auth import Access, TokenFileError, tokens_file_checked
 from streams.http.views import install_views
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class Wiring:
         app.timer(1.0)(self.publish_counts)
         app.timer(2.0)(self.watch_dependencies)
         app.timer(5.0)(self.sweep_outboxes)
-        access = Access.configured(settings.web_host, web_access_checked(settings) or "", settings.web_allowed_hosts)
+        access = Access.configured(settings.web_host, tokens_file_checked(settings) or "", settings.web_allowed_hosts)
         install_views(app, self.web_store, self.readiness, access=access,
                       max_streams=settings.web_max_streams, digester=self.digester,
                       max_streams_per_token=settings.web_max_streams_per_token,
@@ -298,22 +298,6 @@ def create_topics(settings: WorkerSettings) -> None:
             loop.close()
 
 
-def web_access_checked(settings: WorkerSettings, *, quiet: bool = False) -> str | None:
-    """The token file the web server checks, found readable and holding a token; None for an open API
-    (said loudly). Raises :class:`OpenApi` or :class:`TokenFileError` when the worker must not start."""
-    path = settings.web_tokens_file()
-    if path is not None:
-        check_token_file(path)
-        return path
-    if quiet:
-        return None
-    why = "ENDUSERS_WEB_AUTH=none" if settings.web_auth == "none" else \
-        "ENDUSERS_ENV=development without ENDUSERS_API_TOKENS_FILE"
-    log.warning("the HTTP API is OPEN (%s): every request is served as an admin of every subscription. "
-                "Keep the port on a private network or set ENDUSERS_API_TOKENS_FILE.", why)
-    return None
-
-
 def run_worker(settings: WorkerSettings | None = None, loglevel: str = "info") -> None:
     """Start the app as a Faust worker in this process (``endusers worker``).
 
@@ -328,7 +312,7 @@ def run_worker(settings: WorkerSettings | None = None, loglevel: str = "info") -
     settings = settings or WorkerSettings()
     try:  # before anything connects: a worker without its key must not count, nor serve everyone
         settings.digest_secret()
-        web_access_checked(settings, quiet=True)
+        tokens_file_checked(settings, quiet=True)
     except (MissingSecret, OpenApi, TokenFileError) as exc:
         print(f"endusers worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

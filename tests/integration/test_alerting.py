@@ -279,7 +279,7 @@ def _prometheus_config(worker: Worker) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": ["endusers.rules.yml"],
-        "scrape_configs": [{"job_name": "endusers", "static_configs": [{"targets": [f"127.0.0.1:{worker.web_port}"]}]}],
+        "scrape_configs": [{"job_name": "endusers", "static_configs": [{"targets": [f"127.0.0.1:{worker.port}"]}]}],
     }
 
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from tests.fixtures.keycloak import Keycloak
+from tests.fixtures.keycloak import Keycloak, eventually, start_connector, stop_connector
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.keycloak]
@@ -23,32 +20,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.keycloak]
 PLATFORMS = {"kc-odc": "odc", "kc-o11": "o11"}
 
 
-def _start(deployment: Deployment, keycloak: Keycloak, realm: str, subscription: str, log: Path,
-           *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams", "connect", "keycloak", "--subscription", subscription, "--realm", realm,
-         "--interval", "0.5", *extra],
-        env={**deployment.env, **keycloak.env()}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    assert process.wait(timeout=30) == 0
-
-
 def _users(deployment: Deployment) -> dict[str, int]:
     counts = deployment.counts()
     return {name: (counts.get(name) or {}).get("internal", 0) + (counts.get(name) or {}).get("external", 0)
             for name in PLATFORMS}
-
-
-def _eventually(read: Callable[[], Any], expected: Any, logs: list[Path], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while (found := read()) != expected:
-        if time.monotonic() > deadline:
-            tails = "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
-            pytest.fail(f"expected {expected}, still {found} after {timeout}s:\n{tails}")
-        time.sleep(0.5)
 
 
 def _published_ids(deployment: Deployment) -> Counter[str]:
@@ -68,26 +43,26 @@ def test_a_realm_s_users_and_logins_count_across_a_restart_with_no_repeat_and_no
         deployment.cli("config", "set", subscription, "--platform", platform)
     deployment.start_worker()
     logs = [tmp_path / f"{name}.log" for name in PLATFORMS]
-    connectors = [_start(deployment, keycloak, realm, name, log) for name, log in zip(PLATFORMS, logs)]
+    connectors = [start_connector(deployment, keycloak, realm, name, log) for name, log in zip(PLATFORMS, logs)]
     # existing users upserted (O11 counts all 3 active ones), the stored login read (ODC counts ann)
-    _eventually(lambda: _users(deployment), {"kc-odc": 1, "kc-o11": 3}, logs)
+    eventually(lambda: _users(deployment), {"kc-odc": 1, "kc-o11": 3}, logs)
 
     keycloak.login(realm, "bob")
     keycloak.create_user(realm, "dan", "dan@example.com")
-    _eventually(lambda: _users(deployment), {"kc-odc": 2, "kc-o11": 4}, logs)
+    eventually(lambda: _users(deployment), {"kc-odc": 2, "kc-o11": 4}, logs)
 
     for process in connectors:
-        _stop(process)
+        stop_connector(process)
     # while the connectors are down: a login, a user disabled and one deleted
     keycloak.login(realm, "cat")
     keycloak.set_enabled(realm, ann, False)
     keycloak.delete_user(realm, bob)
-    connectors = [_start(deployment, keycloak, realm, name, log) for name, log in zip(PLATFORMS, logs)]
-    _eventually(lambda: _users(deployment), {"kc-odc": 1, "kc-o11": 2}, logs)
+    connectors = [start_connector(deployment, keycloak, realm, name, log) for name, log in zip(PLATFORMS, logs)]
+    eventually(lambda: _users(deployment), {"kc-odc": 1, "kc-o11": 2}, logs)
     keycloak.login(realm, "dan")
-    _eventually(lambda: _users(deployment), {"kc-odc": 2, "kc-o11": 2}, logs)
+    eventually(lambda: _users(deployment), {"kc-odc": 2, "kc-o11": 2}, logs)
     for process in connectors:
-        _stop(process)
+        stop_connector(process)
 
     ids = _published_ids(deployment)
     repeated = {key: n for key, n in ids.items() if n != len(PLATFORMS)}

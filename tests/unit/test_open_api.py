@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.http.auth import TokenFileError, create_token
+from streams.http.auth import TokenFileError, create_token, tokens_file_checked
 from streams.settings import OpenApi, SettingsError, WorkerSettings
-from streams.worker.app import web_access_checked
 
 PRODUCTION = {"ENDUSERS_ENV": "production", "ENDUSERS_SECRET": "s3cr3t-digest-key-0123456789"}
 
@@ -27,25 +26,34 @@ def settings(**environ: str) -> WorkerSettings:
 def test_production_without_a_token_file_refuses_naming_the_variable(tokens_file: str | None) -> None:
     environ = {} if tokens_file is None else {"ENDUSERS_API_TOKENS_FILE": tokens_file}
     with pytest.raises(OpenApi, match="ENDUSERS_API_TOKENS_FILE is not set.*ENDUSERS_WEB_AUTH=none"):
-        web_access_checked(settings(**environ))
+        tokens_file_checked(settings(**environ))
 
 
 def test_web_auth_none_opens_the_api_on_purpose_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="streams.worker.app"):
-        assert web_access_checked(settings(ENDUSERS_WEB_AUTH="none")) is None
+    with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
+        assert tokens_file_checked(settings(ENDUSERS_WEB_AUTH="none")) is None
     assert "OPEN (ENDUSERS_WEB_AUTH=none)" in caplog.text
 
 
+def test_the_gateway_opens_by_the_same_rule_and_says_what_an_open_gateway_lets_anyone_do(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(OpenApi, match="ENDUSERS_API_TOKENS_FILE is not set"):
+        tokens_file_checked(settings(), "gateway")
+    with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
+        assert tokens_file_checked(settings(ENDUSERS_WEB_AUTH="none"), "gateway") is None
+    assert "the gateway is OPEN (ENDUSERS_WEB_AUTH=none): anyone who reaches it writes events" in caplog.text
+
+
 def test_development_without_a_token_file_stays_open_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="streams.worker.app"):
-        assert web_access_checked(settings(ENDUSERS_ENV="development")) is None
+    with caplog.at_level(logging.WARNING, logger="streams.http.auth"):
+        assert tokens_file_checked(settings(ENDUSERS_ENV="development")) is None
     assert "OPEN (ENDUSERS_ENV=development" in caplog.text
 
 
 def test_web_auth_none_with_a_token_file_is_a_contradiction(tmp_path: Path) -> None:
     create_token(tmp_path / "tokens", "admin", None)
     with pytest.raises(OpenApi, match="contradict"):
-        web_access_checked(settings(ENDUSERS_WEB_AUTH="none", ENDUSERS_API_TOKENS_FILE=str(tmp_path / "tokens")))
+        tokens_file_checked(settings(ENDUSERS_WEB_AUTH="none", ENDUSERS_API_TOKENS_FILE=str(tmp_path / "tokens")))
 
 
 def test_web_auth_takes_tokens_or_none_only() -> None:
@@ -65,20 +73,20 @@ def test_a_token_file_without_a_token_is_an_error_not_open(tmp_path: Path, conte
     if content is not None:
         path.write_text(content)
     with pytest.raises(TokenFileError, match=complaint):
-        web_access_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path)))
+        tokens_file_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path)))
 
 
 def test_an_unreadable_token_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.mkdir()  # a directory cannot be read as a file, whoever runs the test (root reads any file)
     with pytest.raises(TokenFileError, match="cannot be read"):
-        web_access_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path)))
+        tokens_file_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path)))
 
 
 def test_a_token_file_with_a_token_is_used(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     create_token(path, "viewer", frozenset({"acme"}))
-    assert web_access_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path))) == str(path)
+    assert tokens_file_checked(settings(ENDUSERS_API_TOKENS_FILE=str(path))) == str(path)
 
 
 def test_a_production_worker_without_tokens_stops_before_it_connects() -> None:
