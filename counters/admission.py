@@ -23,7 +23,7 @@ from counters.digest import Digester
 from counters.explain import NotAnIdentifier, class_and_rule
 from counters.levels import next_level
 from counters.policy import is_excluded
-from counters.state import (ACTIVE, ASIDE, COUNTED, DEFAULT_TENANT, ELIGIBLE, KIND, LOGGED_IN, NEVER, SUBSCRIPTION_SCOPE,
+from counters.state import (ACTIVE, ASIDE, COUNTED, DEFAULT_TENANT, ELIGIBLE, KIND, Facts, LOGGED_IN, NEVER, SUBSCRIPTION_SCOPE,
                             UNCLASSIFIED, Group, Record, SubscriptionState)
 from counters.translate import _email_value, _username_value
 
@@ -76,12 +76,12 @@ def admission(state: SubscriptionState, person: Candidate) -> dict[str, Any]:
     kind = individuals.kind_of(state.settings, record)
     if kind == ASIDE or not kind & COUNTED:
         return _not_counted(state, record)
-    facts = individuals.Facts(bool(kind & ELIGIBLE), *individuals._identity(record), bool(kind & UNCLASSIFIED),
+    facts = Facts(bool(kind & ELIGIBLE), *individuals._identity(record), bool(kind & UNCLASSIFIED),
                               record.email_id)
     linked = _linked(state, facts) if facts.eligible else []
     domains = {facts.domain} if facts.domain is not None else set()
     unclassified = facts.unclassified
-    delta = dict.fromkeys(CLASSES, 0)
+    delta: dict[str, int] = {c: 0 for c in CLASSES}
     for entry in linked:
         found_domains, found_unclassified = _shape_of(state, entry)
         delta[state.settings.domains.class_of(signature(found_domains, found_unclassified))] -= 1
@@ -109,7 +109,7 @@ def _as_admitted(existing: Record | None, person: Candidate) -> Record:
     return record
 
 
-def _linked(state: SubscriptionState, facts: individuals.Facts) -> list[str | Group]:
+def _linked(state: SubscriptionState, facts: Facts) -> list[str | Group]:
     """The individuals of the subscription that hold one of the identifiers: a lone record's key, or
     a group; each once."""
     index = state.index.get(SUBSCRIPTION_SCOPE, {})
