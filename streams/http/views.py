@@ -135,12 +135,12 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
 def create_web_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                access: auth.Access | None = None, max_streams: int = 100,
                digester: Digester | None = None, max_streams_per_token: int = 5,
-               stream_idle: float = 60.0) -> web.Application:
+               stream_idle: float = 60.0, placement: Placement | None = None) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
     (access or auth.Access()).install(app)
     add_routes(app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester,
-               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle)
+               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle, placement=placement)
     return app
 
 
