@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
+import redis.asyncio
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +46,7 @@ from tests.bench.takeover_load import SUBSCRIPTION, build  # noqa: E402
 async def write_state(redis_url: str, records: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The subscription's state committed to Redis (database flushed first): its counts, and the
     engine's own cost of the check on it in this process (microseconds: no HTTP, no event loop)."""
-    store = RedisStore.from_url(redis_url)
+    store = RedisStore(redis.asyncio.Redis.from_url(redis_url, socket_timeout=None))  # one script writes them all
     try:
         await store.redis.flushdb()
         started = time.perf_counter()
