@@ -175,10 +175,8 @@ class WorkerSettings(BaseModel):
     gateway_host: str = _var("ENDUSERS_GATEWAY_HOST", "127.0.0.1")
     """Where ``endusers gateway`` listens for the identity providers (docs/sources.md)."""
     web_advertised_url: str = _var("ENDUSERS_WEB_ADVERTISED_URL", "")
-    """The URL the other workers reach this worker's web server at (``http://pod-0.endusers-headless:6066``),
-    announced to the group: a worker forwards an admission check to the one that counts the
-    subscription there. Empty: ``http://ENDUSERS_WEB_HOST:ENDUSERS_WEB_PORT`` (``http://ENDUSERS_INSTANCE_ID``
-    with static membership, which reaches no web server: set it then, with a port that stays)."""
+    """Where the other workers reach this one's web server (admission checks are forwarded to the
+    worker that counts the subscription); empty: ``http://ENDUSERS_WEB_HOST:ENDUSERS_WEB_PORT``."""
     web_allowed_hosts: str = _var("ENDUSERS_WEB_ALLOWED_HOSTS", "")
     """More Host names the web server answers to, comma-separated (``*``: any)."""
     api_tokens_file: str = _var("ENDUSERS_API_TOKENS_FILE", "")
