@@ -9,6 +9,7 @@ The rest are the reports a store or the web derive from a state. The modules beh
 the engine's own business: ``streams/`` never imports them directly (tests/unit/test_architecture.py).
 """
 
+from counters.admission import Candidate, admission, candidate
 from counters.classify import CLASSES
 from counters.clock import ArrivalClock
 from counters.digest import DEVELOPMENT_SECRET, UNRECORDED, DigestMismatch, Digester, fingerprint
@@ -98,6 +99,8 @@ __all__ = [
     # who to reclaim seats from, and who is counted (counters/dormancy.py); the sealed user ids
     "dormant", "roster", "DEFAULT_DORMANT_DAYS", "Sealer", "DORMANT_CSV_HEADER", "ROSTER_CSV_HEADER",
     "dormant_csv_rows", "roster_csv_rows",
+    # would one more person add to a count (counters/admission.py)
+    "admission", "candidate", "Candidate",
     # the durable history and the forecast
     "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",
     "HISTORY_CSV_HEADER", "WINDOW_DAYS", "forecast_class",

@@ -174,6 +174,9 @@ class WorkerSettings(BaseModel):
     gateway_port: int = _var("ENDUSERS_GATEWAY_PORT", 6068, ge=0, le=65535)
     gateway_host: str = _var("ENDUSERS_GATEWAY_HOST", "127.0.0.1")
     """Where ``endusers gateway`` listens for the identity providers (docs/sources.md)."""
+    web_advertised_url: str = _var("ENDUSERS_WEB_ADVERTISED_URL", "")
+    """Where the other workers reach this one's web server (admission checks are forwarded to the
+    worker that counts the subscription); empty: ``http://ENDUSERS_WEB_HOST:ENDUSERS_WEB_PORT``."""
     web_allowed_hosts: str = _var("ENDUSERS_WEB_ALLOWED_HOSTS", "")
     """More Host names the web server answers to, comma-separated (``*``: any)."""
     api_tokens_file: str = _var("ENDUSERS_API_TOKENS_FILE", "")

@@ -863,3 +863,42 @@ def model_replay(lines: Iterable[str], *, with_reasons: bool = False, states: di
     if with_reasons:
         doc["reasons"] = reasons
     return doc
+
+
+# ----------------------------------------------------------------------------- admission
+
+
+def admission(sub: Sub, key: tuple[str, str, str, str], email: str | None = None, username: str | None = None,
+              default_tenant: bool | None = None) -> dict[str, Any]:
+    """DECISION: the admission of a person is what a login of record ``key`` that also makes it
+    active would do, recounted from scratch on a copy: the record (new, or as it stands) active and
+    logged in, with the email and username given (only when it does not count already: a counted
+    record is answered as it stands). Answers the class of the person's individual after, that
+    class's count after and its level after (None when the record does not count even then)."""
+    import copy
+
+    before = compute(sub)
+    trial = copy.deepcopy(sub)
+    rec = trial.records.get(key)
+    counted = rec is not None and _countable(trial, key, rec)
+    if rec is None:
+        rec = trial.records[key] = _new_record()
+    rec.logged_in = True
+    rec.fields["active"] = (True, NEG_INF)
+    if not counted:
+        if email is not None:
+            rec.fields["email"] = (normalize_email(email), NEG_INF)
+        if username is not None:
+            rec.fields["username"] = (username, NEG_INF)
+        if default_tenant is not None:
+            rec.fields["default_tenant"] = (default_tenant, NEG_INF)
+    if not _countable(trial, key, rec):
+        return {"user_class": None, "count_after": None, "level_after": None, "adds": False}
+    countable = sorted(k for k, r in trial.records.items() if _countable(trial, k, r))
+    person = next(g for g in _individuals(trial, countable) if key in g)
+    cls = _class_of(trial, person)
+    after = _scope_counts(trial, countable)
+    level = sub.levels[cls]
+    if sub.capacity[cls] is not None and after[cls] != before[cls]:
+        level = next_level(level, after[cls], sub.capacity[cls], sub.thresholds, sub.hysteresis)
+    return {"user_class": cls, "count_after": after[cls], "level_after": level, "adds": after[cls] > before[cls]}

@@ -2,7 +2,8 @@
 
 Tokens live in the file named by ``ENDUSERS_API_TOKENS_FILE``, one per line as ``sha256-hex role scope``
 (``role`` is ``viewer``, ``admin`` or ``source``; ``scope`` is ``*`` or ``acme,globex``). A ``source`` token
-writes events through the gateway (``streams/gateway``) and reads nothing: the workers refuse it. Only the hashes are stored,
+writes events through the gateway (``streams/gateway``) and reads nothing: the workers refuse it, except
+on the admission check (:data:`SOURCE_PATHS`). Only the hashes are stored,
 so the file itself grants nothing to whoever reads it. The file is re-read when it changes, so a token
 made with ``endusers token create`` works without a restart, and a line deleted revokes it.
 
@@ -24,6 +25,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -41,7 +43,12 @@ log = logging.getLogger(__name__)
 Role = Literal["viewer", "admin", "source"]
 ROLES: tuple[Role, ...] = ("viewer", "admin", "source")
 READERS: tuple[Role, ...] = ("viewer", "admin")
-"""The roles a worker's HTTP API serves: a ``source`` token may write events, never read them."""
+"""The roles a worker's HTTP API serves: a ``source`` token may write events, never read them (it may
+ask the admission check, which says whether one more person would count, never who counts)."""
+
+SOURCE_PATHS = re.compile(r"/api/v1/subscriptions/[^/]+/admission")
+"""The paths a worker serves to ``source`` tokens too: the admission check, which a registration flow
+calls with the token it writes events with (the view asks :func:`require` for ``source`` or ``admin``)."""
 
 PROBES = frozenset({"/healthz", "/readyz"})
 """Answered whatever the Host: they reveal only up/down, and orchestrators probe by address
@@ -342,7 +349,7 @@ class Access:
             response = _error(401, "a valid token is required: Authorization: Bearer <token>")
             response.headers["WWW-Authenticate"] = 'Bearer realm="endusers"'
             return response
-        if grant.role not in self.roles:
+        if grant.role not in self.roles and not (grant.role == "source" and SOURCE_PATHS.fullmatch(path)):
             return _error(403, f"a {grant.role} token is not served here (this server serves "
                                f"{' and '.join(self.roles)} tokens)")
         request[GRANT] = grant
@@ -367,14 +374,17 @@ def optional_grant(request: web.Request) -> Grant | None:
 
 
 def require(request: web.Request, subscription: str | None = None, *, admin: bool = False,
-            everything: bool = False) -> Grant:
+            everything: bool = False, roles: tuple[Role, ...] | None = None) -> Grant:
     """The request's grant, or raise 403 when it may not see ``subscription``, is no admin although
-    ``admin`` is asked, or does not cover every subscription although ``everything`` is asked."""
+    ``admin`` is asked, is of none of ``roles`` when they are given, or does not cover every
+    subscription although ``everything`` is asked."""
     grant = grant_of(request)
     if subscription is not None and not grant.sees(subscription):
         raise _forbidden(f"this token's scope does not include {subscription!r}")
     if admin and not grant.admin:
         raise _forbidden("this needs an admin token")
+    if roles is not None and grant.role not in roles:
+        raise _forbidden(f"this needs a {' or '.join(roles)} token")
     if everything and not grant.everything:
         raise _forbidden("this needs a token whose scope is '*'")
     return grant

@@ -23,6 +23,11 @@ Routes (also described in ``streams/http/static/openapi.json``), by the module t
     POST /api/v1/subscriptions/{id}/preview  what a config change would give, applying nothing
     GET /api/v1/subscriptions/{id}/domains  external individuals per email domain
 
+    admission.py (source and admin tokens; answered by the worker that counts the subscription)
+    POST /api/v1/subscriptions/{id}/admission  would one more person add to a count and cross a
+                                       threshold: {"adds", "user_class", "count_after", "capacity",
+                                       "level_after", "crosses", ...}, applying nothing
+
     seats.py (admins only: they show the providers' user ids)
     GET /api/v1/subscriptions/{id}/dormant?days=N  counted records without a login for N days, with
                                        whether deactivating them frees a seat; JSON or CSV
@@ -64,6 +69,7 @@ from counters import (
 )
 from streams.http import auth, files, operations
 from streams.http.admin import AdminApi
+from streams.http.admission import AdmissionApi, Placement
 from streams.http.api import ReadApi
 from streams.http.live import DashboardStream
 from streams.http.seats import SeatsApi
@@ -85,6 +91,7 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions/{id}/explain",
     "/api/v1/subscriptions/{id}/dormant",
     "/api/v1/subscriptions/{id}/roster",
+    "/api/v1/subscriptions/{id}/admission",
     "/api/v1/stream",
     "/healthz",
     "/readyz",
@@ -96,9 +103,11 @@ ROUTES: tuple[str, ...] = (
 
 def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                max_streams: int = 100, digester: Digester | None = None, max_streams_per_token: int = 5,
-               stream_idle: float = 60.0) -> None:
-    """Every route of :data:`ROUTES`, each served by the object of its role; open streams end at shutdown."""
+               stream_idle: float = 60.0, placement: Placement | None = None) -> None:
+    """Every route of :data:`ROUTES`, each served by the object of its role; open streams end at shutdown.
+    ``placement`` tells the admission check where the engine states are (a worker's; None: no engine)."""
     api, admin, seats = ReadApi(reader), AdminApi(reader, digester), SeatsApi(reader, digester)
+    admission = AdmissionApi(reader, digester or Digester(), placement)
     live = DashboardStream(reader, interval=interval, max_streams=max_streams,
                            max_per_caller=max_streams_per_token, idle=stream_idle)
     router = app.router
@@ -114,6 +123,7 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
     router.add_post("/api/v1/subscriptions/{id}/explain", admin.explain)
     router.add_get("/api/v1/subscriptions/{id}/dormant", seats.dormant)
     router.add_get("/api/v1/subscriptions/{id}/roster", seats.roster)
+    router.add_post("/api/v1/subscriptions/{id}/admission", admission.admission)
     router.add_get("/api/v1/stream", live.stream)
     router.add_get("/healthz", operations.healthz)
     router.add_get("/readyz", operations.ReadinessView(readiness).readyz)
@@ -125,19 +135,19 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
 def create_web_app(reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                access: auth.Access | None = None, max_streams: int = 100,
                digester: Digester | None = None, max_streams_per_token: int = 5,
-               stream_idle: float = 60.0) -> web.Application:
+               stream_idle: float = 60.0, placement: Placement | None = None) -> web.Application:
     """A standalone aiohttp application serving every route (no Faust needed)."""
     app = web.Application()
     (access or auth.Access()).install(app)
     add_routes(app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester,
-               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle)
+               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle, placement=placement)
     return app
 
 
 def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *, interval: float = 1.0,
                   access: auth.Access | None = None, max_streams: int = 100,
                   digester: Digester | None = None, max_streams_per_token: int = 5,
-                  stream_idle: float = 60.0) -> None:
+                  stream_idle: float = 60.0, placement: Placement | None = None) -> None:
     """Mount every route on a Faust app's web server. Call before the worker starts.
 
     Faust's own blueprints (its index at ``/``, ``/router/`` and ``/table/``) are dropped: the dashboard
@@ -155,4 +165,4 @@ def install_views(app: faust.App, reader: CountsReader, readiness: Readiness, *,
     blueprints._enabled = []
     (access or auth.Access()).install(web_app)
     add_routes(web_app, reader, readiness, interval=interval, max_streams=max_streams, digester=digester,
-               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle)
+               max_streams_per_token=max_streams_per_token, stream_idle=stream_idle, placement=placement)

@@ -33,6 +33,7 @@ from streams.worker.ingest import Ingest
 from streams.worker.live_counts import LiveCounts
 from streams.worker.outbox import OutboxPublisher
 from streams.worker.ownership import Ownership
+from streams.worker.placement import Placement
 from streams.observe.readiness import Readiness
 from streams.store.connect import connect_bounded
 from streams.kafka.consumer import consume_sources
@@ -69,8 +70,9 @@ def _faust_app(settings: WorkerSettings) -> faust.App:
         consumer_group_instance_id=settings.instance_id or None,
         # A static member that rejoins gets its previous assignment back from the coordinator, with
         # the URL it announced then; Faust's assignor refuses (AssertionError) an assignment whose URL
-        # is not its own. So the announced URL must not depend on a port that may change on restart.
-        canonical_url=f"http://{settings.instance_id}" if settings.instance_id else None,
+        # is not its own. So the announced URL must not depend on a port that may change on restart:
+        # ENDUSERS_WEB_ADVERTISED_URL, which other workers forward admission checks to, names a stable one.
+        canonical_url=settings.web_advertised_url or (f"http://{settings.instance_id}" if settings.instance_id else None),
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
@@ -133,7 +135,8 @@ class Wiring:
         install_views(app, self.web_store, self.readiness, access=access,
                       max_streams=settings.web_max_streams, digester=self.digester,
                       max_streams_per_token=settings.web_max_streams_per_token,
-                      stream_idle=settings.web_stream_idle)
+                      stream_idle=settings.web_stream_idle,
+                      placement=Placement(app, self.changes, self.store, self.ownership))
         install_alerts(app, settings, self.store, self.count_stage)
 
     # --- the two stages ---------------------------------------------------------------------------

@@ -301,7 +301,23 @@ def test_network_policy_admits_http_and_lets_out_dns_kafka_and_redis(production:
     test_pod = one(production, "Pod")["metadata"]["labels"]
     assert any(selects(peer.get("podSelector", {}).get("matchLabels", {"-": "-"}), test_pod) for peer in ingress["from"])
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {(53, "UDP"), (53, "TCP"), (9093, "TCP"), (6380, "TCP")}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (9093, "TCP"), (6380, "TCP"), (6066, "TCP")}
+
+
+def test_workers_reach_each_other_at_a_url_that_survives_a_restart(production: list[dict[str, Any]]) -> None:
+    """An admission check is forwarded to the worker that counts the subscription, at the URL that
+    worker announced (ENDUSERS_WEB_ADVERTISED_URL); the NetworkPolicy lets it through both ways."""
+    variables = env(worker(production))
+    kind = workload(production)["kind"]
+    expected = ("http://$(ENDUSERS_INSTANCE_ID).endusers-headless:6066" if kind == "StatefulSet"
+                else "http://$(POD_IP):6066")
+    assert variables["ENDUSERS_WEB_ADVERTISED_URL"] == expected
+    pods = workload(production)["spec"]["template"]["metadata"]["labels"]
+    policy = one(production, "NetworkPolicy")["spec"]
+    [ingress] = policy["ingress"]
+    assert any(selects(peer.get("podSelector", {}).get("matchLabels", {"-": "-"}), pods) for peer in ingress["from"])
+    [to_workers] = [rule for rule in policy["egress"] if rule["ports"] == [{"port": 6066, "protocol": "TCP"}]]
+    assert all(selects(peer["podSelector"]["matchLabels"], pods) for peer in to_workers["to"])
 
 
 def test_monitoring_objects_are_optional(default: list[dict[str, Any]], production: list[dict[str, Any]]) -> None:
@@ -520,8 +536,8 @@ ALERT_VARIABLES = ("ENDUSERS_ALERTMANAGER_URL", "ENDUSERS_ALERT_SEVERITIES", "EN
 def test_alerting_is_off_and_the_worker_keeps_its_defaults_unless_set(values: list[str]) -> None:
     objects = render(*values)
     assert not set(ALERT_VARIABLES) & set(env(worker(objects)))
-    # DNS, Kafka, Redis: no rule for Alertmanager
-    assert len(one(objects, "NetworkPolicy")["spec"]["egress"]) == 3
+    # DNS, Kafka, Redis, the other workers: no rule for Alertmanager
+    assert len(one(objects, "NetworkPolicy")["spec"]["egress"]) == 4
 
 
 def test_alerting_values_become_the_workers_settings_and_open_the_alertmanager_port() -> None:
