@@ -273,7 +273,7 @@ class WorkerSettings(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _read_environment(cls, values: Any, handler: ModelWrapValidatorHandler[WorkerSettings],
-                          info: ValidationInfo) -> WorkerSettings:
+                          info: ValidationInfo[Any]) -> WorkerSettings:
         """Each variable that is set, for the fields not given; notes where each value came from.
         A wrong value raises :class:`SettingsError` (``WorkerSettings()`` and ``model_validate`` alike)."""
         if not isinstance(values, dict):

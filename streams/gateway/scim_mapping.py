@@ -29,11 +29,28 @@ from scim2_models import (
     User,
 )
 
+from scim2_models.resources.user import Email
+
 from streams.gateway.mapping import Batch, Target, Unmapped
 
 PROVIDER = "scim"
 """The provider of the records SCIM provisions (``?provider=`` names another)."""
-UserResource = User[EnterpriseUser]
+
+
+class DirectoryEmail(Email):
+    """An email as the directory holds it: scim2-models checks deliverability rules (``okta.local``,
+    the address in Okta's own examples, is refused as a special-use name); refusing the whole User
+    for it would leave the person unprovisioned. The codec clears an address it finds invalid and
+    counts it as a data-quality problem, as for any source."""
+
+    value: str | None = None
+
+
+class UserResource(User[EnterpriseUser]):
+    """The User with the enterprise extension, as this server keeps it."""
+
+    emails: list[DirectoryEmail] | None = None  # type: ignore[assignment]
+
 MAX_RESULTS = 200
 """The most Users one list answers (``count`` larger is cut to it, as RFC 7644 §3.4.2.4 allows)."""
 DOCS = "https://github.com/endusers/endusers/blob/main/docs/sources.md"
