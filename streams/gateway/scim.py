@@ -35,6 +35,7 @@ from scim2_models import (
     ResponseParameters,
     SCIMException,
     ScimFilter,
+    SearchRequest,
     UniquenessException,
 )
 
@@ -51,6 +52,8 @@ CONTENT_TYPE = "application/scim+json"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+KNOWN = frozenset({"ServiceProviderConfig", "ResourceTypes", "Schemas", "Users"})
+"""The endpoints served: another method on them is 405, not 404."""
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -170,7 +173,9 @@ class ScimRoutes:
             web.delete(f"{base}/Users/{{id}}", scim_errors(self.delete)),
             web.route("*", f"{base}/Groups{{tail:.*}}", scim_errors(self.unsupported)),
             web.route("*", f"{base}/Bulk", scim_errors(self.unsupported)),
-            web.route("*", f"{base}/.search", scim_errors(self.unsupported)),
+            web.post(f"{base}/.search", scim_errors(self.search)),
+            web.post(f"{base}/Users/.search", scim_errors(self.search)),
+            web.route("*", f"{base}/{{tail:.*}}", scim_errors(self.not_found)),
         ]
 
     # discovery -------------------------------------------------------------------------------------
@@ -203,7 +208,14 @@ class ScimRoutes:
 
     async def unsupported(self, request: web.Request) -> web.Response:
         _writer(request)
-        raise NotImplementedException(detail="only Users are provisioned here (no Groups, no Bulk, no .search)")
+        raise NotImplementedException(detail="only Users are provisioned here (no Groups, no Bulk)")
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        """404 for a path that is no endpoint; 405 for a method an endpoint does not take (RFC 7644 §3.2)."""
+        _writer(request)
+        if request.match_info["tail"].split("/")[0] in KNOWN:
+            return error(405, f"{request.method} is not supported on {request.path}")
+        raise NotFoundException(detail=f"no SCIM endpoint {request.path!r}")
 
     # reads -----------------------------------------------------------------------------------------
 
@@ -215,11 +227,27 @@ class ScimRoutes:
     async def list_users(self, request: web.Request) -> web.Response:
         subscription = _writer(request)
         parameters = _response_parameters(request)
-        start, count = max(1, _int(request, "startIndex", 1)), _int(request, "count", mapping.MAX_RESULTS)
-        count = min(max(0, count), mapping.MAX_RESULTS)
-        found = await self._filtered(subscription, request.query.get("filter"))
+        start, count = _int(request, "startIndex", 1), _int(request, "count", mapping.MAX_RESULTS)
+        return answer(await self._page(subscription, request.query.get("filter"), start, count, parameters))
+
+    async def search(self, request: web.Request) -> web.Response:
+        """POST ``.search`` (RFC 7644 §3.4.3), at the root or on Users: Users are the only resources."""
+        subscription = _writer(request)
+        try:
+            query = SearchRequest[mapping.UserResource].model_validate(_body(await request.read()))
+        except ValidationError as exc:
+            raise InvalidValueException(detail=mapping.reason(exc)) from None
+        return answer(await self._page(subscription, str(query.filter) if query.filter else None,
+                                       query.start_index or 1, mapping.MAX_RESULTS if query.count is None
+                                       else query.count, query))
+
+    async def _page(self, subscription: str, text: str | None, start: int, count: int,
+                    parameters: Any) -> dict[str, Any]:
+        """One page of the Users that match: ``startIndex`` below 1 is 1, ``count`` at most MAX_RESULTS."""
+        start, count = max(1, start), min(max(0, count), mapping.MAX_RESULTS)
+        found = await self._filtered(subscription, text)
         page = found[start - 1:start - 1 + count]
-        return answer(_listed([shown(s, parameters) for s in page], start, len(found)))
+        return _listed([shown(s, parameters) for s in page], start, len(found))
 
     async def _filtered(self, subscription: str, text: str | None) -> list[Stored]:
         if not text:

@@ -65,7 +65,7 @@ def parsed_user(body: object, context: Context) -> Any:
     except SCIMException:
         raise
     except ValidationError as exc:
-        raise InvalidValueException(detail=_reason(exc)) from None
+        raise InvalidValueException(detail=reason(exc)) from None
 
 
 def patched(user: Any, body: object) -> Any:
@@ -79,11 +79,12 @@ def patched(user: Any, body: object) -> Any:
     except SCIMException:
         raise
     except (ValidationError, ValueError, TypeError) as exc:
-        raise InvalidValueException(detail=_reason(exc)) from None
+        raise InvalidValueException(detail=reason(exc)) from None
     return copy
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
+    """A refusal as a client can read it: the first few validation errors, each with where it is."""
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
     return str(exc)

@@ -79,7 +79,7 @@ class ScimStore:
         """A deterministic id for a new resource: a POST retried after a crash gets the id it got
         before, so the event it publishes again is the same record's (docs/sources.md)."""
         digest = self._digester.for_subscription(subscription)("scim-id", user_name.casefold(), str(attempt))
-        return str(uuid.UUID(digest[:32]))
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"endusers:scim:{digest}"))
 
     def _open(self, subscription: str, resource_id: str, sealed: bytes | str | None) -> Stored | None:
         if not isinstance(sealed, bytes):
