@@ -38,7 +38,7 @@ class Scim:
 
 
 def counted(deployment: Deployment, subscription: str) -> tuple[int, int]:
-    """(records, counted users) once the worker has caught up."""
+    """(counted records, counted people) once the worker has caught up."""
     deployment.wait_caught_up()
     counts = deployment.counts().get(subscription, {"records": 0, "internal": 0, "external": 0})
     return counts["records"], counts["internal"] + counts["external"]
@@ -82,7 +82,7 @@ def test_counts_follow_create_deactivate_replace_and_delete_on_o11(
         "scimType"] == "uniqueness"
     off = scim.send("PATCH", f"/Users/{user['id']}", patch({"op": "Replace", "value": {"active": "False"}}))
     assert off.status_code == 200 and off.json()["active"] is False, off.text
-    assert counted(deployment, "acme") == (1, 0)
+    assert counted(deployment, "acme") == (0, 0)
     replaced = scim.send("PUT", f"/Users/{user['id']}", {**ENTRA_CREATE, "active": True})
     assert replaced.status_code == 200 and replaced.json()["meta"]["version"] == 'W/"3"', replaced.text
     assert counted(deployment, "acme") == (1, 1)
@@ -103,12 +103,15 @@ def test_on_odc_a_provisioned_user_counts_only_after_a_login(
     gateways.append(gateway)
     scim = Scim(gateway, "beta", token)
     user = scim.send("POST", "/Users", OKTA_CREATE).json()
-    assert counted(deployment, "beta") == (1, 0)
+    assert counted(deployment, "beta") == (0, 0)  # provisioned, never logged in
     login = {"type": "login", "provider": "scim", "user_id": user["id"], "username": OKTA_CREATE["userName"]}
     posted = httpx.post(f"{gateway.url}/v1/subscriptions/beta/events", content=orjson.dumps(login), timeout=30,
                         headers={"Authorization": f"Bearer {token}"})
     assert posted.json()["accepted"] == 1, posted.text
     assert counted(deployment, "beta") == (1, 1)
+    off = scim.send("PATCH", f"/Users/{user['id']}", patch({"op": "replace", "value": {"active": False}}))
+    assert off.status_code == 200, off.text
+    assert counted(deployment, "beta") == (0, 0)  # the login's record is the provisioned one
 
 
 def test_reads_page_select_attributes_and_refuse_other_tokens(
