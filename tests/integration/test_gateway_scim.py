@@ -12,10 +12,15 @@ import httpx
 import httpx2
 import orjson
 import pytest
+import redis.asyncio
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
+from counters import DEVELOPMENT_SECRET
+from streams.gateway.mapping import Target
+from streams.gateway.scim_mapping import upsert_event
 from streams.http.auth import create_token
+from streams.store.scim import ScimStore
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
 from tests.integration.test_gateway import Gateway, gateways, start_gateway  # noqa: F401 (a fixture)
 from tests.unit.test_gateway_scim import ENTRA_CREATE, OKTA_CREATE, patch
@@ -138,6 +143,25 @@ def test_reads_page_select_attributes_and_refuse_other_tokens(
     assert refused.status_code == 403 and refused.json()["status"] == "403"
     assert scim.send("GET", "/Groups").status_code == 501
     with deployment.redis() as redis:
-        sealed = b"".join(redis.hvals("endusers:{acme}:scim:users"))  # type: ignore[arg-type]
-        assert len(redis.hkeys("endusers:{acme}:scim:users")) == 5  # type: ignore[arg-type]
+        sealed = b"".join(redis.hvals("endusers:{acme}:scim:users"))
+        assert len(redis.hkeys("endusers:{acme}:scim:users")) == 5
     assert b"user0" not in sealed and b"ext-0" not in sealed and b"example.com" not in sealed
+
+
+def test_a_create_retried_after_a_crash_between_the_ack_and_the_store_republishes_the_same_event(
+        deployment_factory: DeploymentFactory, gateways: list[Gateway]) -> None:
+    """The crash is played by publishing what the first attempt published (Kafka acknowledged it, the
+    User was never stored); the retried POST must land on the same record, not make a second one."""
+    deployment = deployment_factory()
+    deployment.start_worker()
+    gateway = start_gateway(deployment)
+    gateways.append(gateway)
+    store = ScimStore(redis.asyncio.Redis.from_url(deployment.redis_url), DEVELOPMENT_SECRET)
+    first_id = store.new_id("acme", OKTA_CREATE["userName"])
+    crashed = upsert_event({**OKTA_CREATE, "id": first_id}, 1, Target("acme", provider="scim"))
+    posted = gateway.post("/v1/subscriptions/acme/events", orjson.dumps(crashed))
+    assert posted.json()["accepted"] == 1, posted.text
+    assert counted(deployment, "acme") == (1, 1)
+    retried = Scim(gateway, "acme", gateway.token).send("POST", "/Users", OKTA_CREATE)
+    assert retried.status_code == 201 and retried.json()["id"] == first_id, retried.text
+    assert counted(deployment, "acme") == (1, 1)  # one record: another id would be a second one
