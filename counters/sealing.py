@@ -6,6 +6,9 @@ with AES-GCM (the ``cryptography`` library), under a key derived by HKDF-SHA256 
 also keys the digests; the record's key is the associated data, so a sealed id copied onto another
 record does not open. Emails and logins stay digests: only this one id is recoverable, and only by a
 holder of the secret (the worker serving an admin).
+
+The same AEAD seals other documents kept at rest (the gateway's SCIM resources, docs/sources.md):
+:meth:`Sealer.seal_bytes` and :meth:`Sealer.open_bytes`, under a key of their own (``purpose``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ class Sealer:
 
     __slots__ = ("_aead", "_sealed")
 
-    def __init__(self, secret: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"endusers user id sealing v1").derive(secret)
+    def __init__(self, secret: bytes, purpose: bytes = b"endusers user id sealing v1") -> None:
+        """``purpose`` is the HKDF info: each kind of sealed document has a key of its own."""
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
         self._aead = AESGCM(key)
         self._sealed = lru_cache(maxsize=65_536)(self._seal)
 
@@ -43,18 +46,29 @@ class Sealer:
         return self._sealed(record, tenant, user_id)
 
     def _seal(self, record: str, tenant: str, user_id: str) -> str:
+        return base64.b64encode(self.seal_bytes(record.encode(), orjson.dumps([tenant, user_id]))).decode()
+
+    def seal_bytes(self, associated: bytes, plain: bytes) -> bytes:
+        """``plain`` sealed (format byte, random nonce, ciphertext and tag), bound to ``associated``:
+        it opens only with the same associated data (the key it is stored under)."""
         nonce = os.urandom(_NONCE)
-        sealed = SEALED_VERSION + nonce + self._aead.encrypt(nonce, orjson.dumps([tenant, user_id]), record.encode())
-        return base64.b64encode(sealed).decode()
+        return SEALED_VERSION + nonce + self._aead.encrypt(nonce, plain, associated)
+
+    def open_bytes(self, associated: bytes, sealed: bytes) -> bytes | None:
+        """What :meth:`seal_bytes` sealed, or None under another secret, other associated data or an
+        unknown format."""
+        if sealed[:1] != SEALED_VERSION or len(sealed) < 1 + _NONCE + 16:
+            return None
+        try:
+            return self._aead.decrypt(sealed[1:1 + _NONCE], sealed[1 + _NONCE:], associated)
+        except InvalidTag:
+            return None
 
     def open(self, record: str, sealed: bytes) -> tuple[str, str] | None:
         """``(tenant, user_id)``, or None when the id was sealed under another secret or for another
         record, or in a format this version does not know."""
-        if sealed[:1] != SEALED_VERSION or len(sealed) < 1 + _NONCE + 16:
-            return None
-        try:
-            plain = self._aead.decrypt(sealed[1:1 + _NONCE], sealed[1 + _NONCE:], record.encode())
-        except InvalidTag:
+        plain = self.open_bytes(record.encode(), sealed)
+        if plain is None:
             return None
         tenant, user_id = orjson.loads(plain)
         return str(tenant), str(user_id)

@@ -273,7 +273,9 @@ class WorkerSettings(BaseModel):
         needs one value (``replay``'s far-future limit) and must not fail on unrelated settings."""
         return cls.from_environment({name: os.environ[name] for name in variables if name in os.environ})
 
-    @model_validator(mode="wrap")
+    # mypy infers Never for this validator's model once scim2-models (the gateway's) is in the graph: a
+    # false alarm on pydantic's ValidationInfo type-variable default, which depends on the analysis order.
+    @model_validator(mode="wrap")  # type: ignore[arg-type, unused-ignore]
     @classmethod
     def _read_environment(cls, values: Any, handler: ModelWrapValidatorHandler[WorkerSettings],
                           info: ValidationInfo) -> WorkerSettings:

@@ -21,22 +21,19 @@ from aiohttp import web
 from streams.gateway import auth0, okta, own
 from streams.gateway import metrics as observed
 from streams.gateway.mapping import Batch, Malformed, Target, parsed
+from streams.gateway.scim import ScimRoutes
+from streams.gateway.writers import ACK_TIMEOUT, RETRY_AFTER, writer
 from streams.http.auth import ROLES, Access, Grant, TokenFileError, optional_grant, require, tokens_file_checked
 from streams.kafka.errors import BrokerUnavailable
 from streams.kafka.publish import Publisher
 from streams.observe.metrics import render
-from streams.settings import OpenApi, WorkerSettings
+from streams.store.scim import ScimStore
+from streams.settings import MissingSecret, OpenApi, WorkerSettings
 
 log = logging.getLogger(__name__)
 
-ACK_TIMEOUT = 10.0
-"""Seconds a request waits for Kafka's acknowledgement before it is answered 503."""
-RETRY_AFTER = 10
-"""Seconds a provider is asked to wait after a 503."""
 MAX_BODY = 8 * 1024 * 1024
 """The largest request body (a batch of events), in bytes; larger is refused with 413."""
-WRITERS = ("source", "admin")
-"""The roles that may write events."""
 
 Mapper = Callable[[bytes, Target, Grant], Batch]
 
@@ -78,14 +75,14 @@ class Gateway:
 
     async def okta_verification(self, request: web.Request) -> web.Response:
         """Okta's one-time check that this endpoint is the hook's: echo the challenge header."""
-        _writer(request)
+        writer(request)
         challenge = request.headers.get("X-Okta-Verification-Challenge")
         if not challenge:
             return _answer({"error": "the X-Okta-Verification-Challenge header is missing"}, 400)
         return _answer({"verification": challenge})
 
     async def _receive(self, request: web.Request, source: str, provider: str | None, mapper: Mapper) -> web.Response:
-        grant = _writer(request)
+        grant = writer(request)
         target = Target(request.match_info["subscription"], request.query.get("runtime") or None,
                         request.query.get("provider") or provider)
         try:
@@ -147,28 +144,35 @@ class Gateway:
         return response
 
 
-def _writer(request: web.Request) -> Grant:
-    """The request's grant when it may write for the route's subscription; 403 otherwise."""
-    grant = require(request, request.match_info["subscription"])
-    if grant.role not in WRITERS:
-        raise web.HTTPForbidden(body=orjson.dumps({"error": f"a {grant.role} token cannot write events"}),
-                                content_type="application/json")
-    return grant
-
-
-def create_gateway(settings: WorkerSettings, tokens_file: str | None, publisher: Publisher | None = None
-                   ) -> web.Application:
-    """The gateway's application; its publisher is stopped when the application is cleaned up."""
+def create_gateway(settings: WorkerSettings, tokens_file: str | None, publisher: Publisher | None = None,
+                   scim_store: ScimStore | None = None) -> web.Application:
+    """The gateway's application; its publisher and SCIM store are closed when it is cleaned up. The
+    store is opened on ``ENDUSERS_REDIS`` unless given; nothing is sent to Redis before a SCIM request."""
     publisher = publisher or Publisher(settings, linger_ms=2)
+    store = scim_store or _scim_store(settings)
     app = web.Application(client_max_size=MAX_BODY)
     Access.configured(settings.gateway_host, tokens_file or "", settings.web_allowed_hosts, roles=ROLES).install(app)
     app.add_routes(Gateway(publisher).routes())
+    if store is not None:
+        app.add_routes(ScimRoutes(publisher, store).routes())
 
     async def stop(_: web.Application) -> None:
         await publisher.stop()
+        if store is not None:
+            await store.close()
 
     app.on_cleanup.append(stop)
     return app
+
+
+def _scim_store(settings: WorkerSettings) -> ScimStore | None:
+    """The SCIM resources' store; None (no SCIM routes, said loudly) without ENDUSERS_SECRET, which
+    seals them: the event routes keep nothing and need no secret."""
+    try:
+        return ScimStore.from_settings(settings)
+    except MissingSecret as exc:
+        log.warning("the gateway serves no SCIM routes: %s", exc)
+        return None
 
 
 def run_gateway(settings: WorkerSettings | None = None) -> None:

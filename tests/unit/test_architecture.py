@@ -116,14 +116,15 @@ ROOMS = {
     "http": {"observe"},
     "cli": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "http", "worker.app", "gateway.app",
             "connect"},
-    "gateway": {"observe", "http.auth", "kafka.publish", "kafka.messages", "kafka.errors"},
+    "gateway": {"observe", "http.auth", "kafka.publish", "kafka.messages", "kafka.errors", "store.scim"},
     "connect": {"observe", "store", "kafka.publish", "kafka.messages", "kafka.errors", "kafka.external"},
     "worker": {"observe", "store", "kafka", "http", "worker"},
 }
 """Each room of ``streams/`` and the rooms it may import (the loose modules are open to all). Only the worker
 assembles the pieces; the command line reaches the worker through its wiring (``worker.app``) alone, and
 neither it nor the HTTP side imports the source consumer or the stages. The gateway faces the identity
-providers: it checks tokens and publishes, and reaches neither the store nor the workers."""
+providers: it checks tokens and publishes, and reaches neither the workers nor the store, but for the SCIM
+resources it keeps (``store.scim``)."""
 
 OWNED_LIBRARIES = {"redis": {"store"}, "aiokafka": {"kafka", "worker"}}
 """Client libraries each reached from one room only: the store is a port, Kafka stays with its clients."""
