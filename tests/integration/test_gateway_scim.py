@@ -22,7 +22,7 @@ from streams.gateway.scim_mapping import upsert_event
 from streams.http.auth import create_token
 from streams.store.scim import ScimStore
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
-from tests.integration.test_gateway import Gateway, gateways, start_gateway  # noqa: F401 (a fixture)
+from tests.fixtures.gateway import Gateway, start_gateway
 from tests.unit.test_gateway_scim import ENTRA_CREATE, OKTA_CREATE, patch
 
 pytestmark = pytest.mark.integration
