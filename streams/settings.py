@@ -15,11 +15,11 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, SecretStr,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from counters import DEVELOPMENT_SECRET
 from schemas.events import SOURCE_TOPICS
@@ -149,6 +149,47 @@ def _var(name: str, default: Any = None, **constraints: Any) -> Any:
     return Field(default, validation_alias=name, **constraints)
 
 
+def _redis_url(value: str) -> str:
+    from streams.store.connect import BadRedisUrl, parse  # the one parser of ENDUSERS_REDIS
+
+    try:
+        parse(value)
+    except BadRedisUrl as exc:  # its message shows the URL, password masked: here the line names it
+        raise ValueError(exc.reason) from None
+    return value
+
+
+def _keycloak_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+        raise ValueError("expected an http:// or https:// URL, e.g. https://sso.example.com")
+    return value
+
+
+def _severities(value: str) -> str:
+    try:
+        Severities.parse(value)
+    except ValueError as exc:  # the line names the variable already
+        raise ValueError(str(exc).removeprefix("ENDUSERS_ALERT_SEVERITIES: ")) from None
+    return value
+
+
+def _alertmanager_urls(value: str) -> str:
+    from streams.store.connect import masked
+
+    for url in _listed(value):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{masked(url)!r} is not an http:// or https:// URL")
+    return value
+
+
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+KeycloakUrl = Annotated[str, AfterValidator(_keycloak_url)]
+SeverityList = Annotated[str, AfterValidator(_severities)]
+AlertmanagerUrls = Annotated[str, AfterValidator(_alertmanager_urls)]
+
+
 class WorkerSettings(BaseModel):
     """Every setting of the service, validated. ``WorkerSettings()`` reads the environment (the
     variables that are set; the others keep their defaults); keyword arguments take precedence, so
@@ -158,7 +199,7 @@ class WorkerSettings(BaseModel):
                               allow_inf_nan=False)  # ENDUSERS_SESSION_TIMEOUT=nan would pass every bound
 
     kafka: str = _var("ENDUSERS_KAFKA", "kafka://127.0.0.1:9092")
-    redis: str = _var("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0", repr=False)
+    redis: RedisUrl = _var("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0", repr=False)
     """May hold a password (``rediss://user:password@host``), so it stays out of the repr; parsed at
     build time by ``streams.store.connect.parse`` (a wrong scheme or host list stops the start)."""
     redis_sentinel_password: SecretStr | None = _var("ENDUSERS_REDIS_SENTINEL_PASSWORD")
@@ -240,16 +281,16 @@ class WorkerSettings(BaseModel):
     kafka_password: SecretStr | None = _var("ENDUSERS_KAFKA_PASSWORD")
     kafka_cafile: str = _var("ENDUSERS_KAFKA_CAFILE", "")
     # Alertmanager push (streams/worker/alerts.py); off while no URL is set
-    alertmanager_url: str = _var("ENDUSERS_ALERTMANAGER_URL", "")
+    alertmanager_url: AlertmanagerUrls = _var("ENDUSERS_ALERTMANAGER_URL", "")
     """Alertmanager base URLs, comma-separated (every member of an HA cluster gets every alert)."""
-    alert_severities: str = _var("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical")
+    alert_severities: SeverityList = _var("ENDUSERS_ALERT_SEVERITIES", "1:warning,100:critical")
     """``level:severity`` pairs: each severity applies from its level upward (:attr:`severities`)."""
     alert_interval: float = _var("ENDUSERS_ALERT_INTERVAL", 60.0, gt=0)
     """Seconds between re-sends of the firing alerts (Alertmanager resolves alerts nobody re-sends)."""
     dashboard_url: str = _var("ENDUSERS_DASHBOARD_URL", "")
     """The dashboard's address as people reach it, for alert links; the worker's own address if unset."""
     # Identity sources read by ``endusers connect`` (docs/sources.md)
-    keycloak_url: str = _var("ENDUSERS_KEYCLOAK_URL", "")
+    keycloak_url: KeycloakUrl = _var("ENDUSERS_KEYCLOAK_URL", "")
     """Keycloak's base URL (``https://sso.example.com``, with its path prefix if it has one)."""
     keycloak_username: str = _var("ENDUSERS_KEYCLOAK_USERNAME", "")
     """A master-realm administrator, signed in through ``admin-cli`` (or use a client below)."""
@@ -326,45 +367,6 @@ class WorkerSettings(BaseModel):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
-
-    @field_validator("redis")
-    @classmethod
-    def _redis_url(cls, value: str) -> str:
-        from streams.store.connect import BadRedisUrl, parse  # the one parser of ENDUSERS_REDIS
-
-        try:
-            parse(value)
-        except BadRedisUrl as exc:  # its message shows the URL, password masked: here the line names it
-            raise ValueError(exc.reason) from None
-        return value
-
-    @field_validator("keycloak_url")
-    @classmethod
-    def _keycloak_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
-            raise ValueError("expected an http:// or https:// URL, e.g. https://sso.example.com")
-        return value
-
-    @field_validator("alert_severities")
-    @classmethod
-    def _severities(cls, value: str) -> str:
-        try:
-            Severities.parse(value)
-        except ValueError as exc:  # the line names the variable already
-            raise ValueError(str(exc).removeprefix("ENDUSERS_ALERT_SEVERITIES: ")) from None
-        return value
-
-    @field_validator("alertmanager_url")
-    @classmethod
-    def _alertmanager_urls(cls, value: str) -> str:
-        from streams.store.connect import masked
-
-        for url in _listed(value):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"{masked(url)!r} is not an http:// or https:// URL")
-        return value
 
     @property
     def alertmanager_urls(self) -> list[str]:
