@@ -1,7 +1,7 @@
 """The Helm chart (deploy/helm/endusers), linted and rendered by a real Helm, and the rendered objects
 checked for what a Kubernetes operator relies on: probes, the secret reference, replicas within the
 partitions, the non-root security context, the pod name as Kafka instance id, the test hook, the HTTP
-tokens, allowed hosts and Alertmanager push. Where the worker reads what the chart renders (the token
+tokens, allowed hosts, Alertmanager push and the gateway (with SCIM: Redis, the secret, one replica). Where the worker reads what the chart renders (the token
 file, the allowed hosts, the severities), the worker's own code reads the rendered value.
 
 Helm is the version deploy/local/helm pins, built once with `go install` and cached. Without it the tests
@@ -643,3 +643,51 @@ def test_the_gateway_ingress_routes_only_the_event_paths_and_its_host_is_allowed
 
 def test_a_gateway_ingress_without_a_host_is_refused() -> None:
     assert "gateway.ingress.host is required" in refusal(*GATEWAY, "--set", "gateway.ingress.enabled=true")
+
+
+EXPOSED = (*GATEWAY, "--set", "gateway.ingress.enabled=true", "--set", "gateway.ingress.host=events.example.com",
+           "--set-json", 'networkPolicy.egress.redis.to=[{"podSelector": {"matchLabels": {"app": "redis"}}}]')
+"""A gateway behind an Ingress, with the production values' Redis port (6380) and a peer for Redis."""
+SCIM = (*EXPOSED, "--set", "gateway.scim.enabled=true", "--set", "gateway.replicaCount=1")
+
+
+def redis_rule(policy: dict[str, Any], port: int) -> list[dict[str, Any]]:
+    """The egress rules of a NetworkPolicy that open ``port`` (Redis's)."""
+    return [rule for rule in policy["spec"]["egress"] if {"port": port, "protocol": "TCP"} in rule["ports"]]
+
+
+def test_gateway_scim_gets_redis_and_the_secret_as_the_workers_do_and_its_ingress_path() -> None:
+    """SCIM resources are kept in Redis and sealed with a key derived from ENDUSERS_SECRET: the gateway
+    gets both variables, its NetworkPolicy the workers' Redis egress (the same values), the Ingress
+    /scim/v2/, and a single pod replaced by Recreate (writes are serialized within one process)."""
+    objects = render("-f", str(PRODUCTION), *SCIM)
+    deployment = one(objects, "Deployment", "endusers-gateway")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [worker_container] = one(objects, "StatefulSet", "endusers")["spec"]["template"]["spec"]["containers"]
+    gateway, workers = env(container), env(worker_container)
+    assert gateway["ENDUSERS_REDIS"] == workers["ENDUSERS_REDIS"] == {"secretKeyRef": {"name": "endusers-redis", "key": "url"}}
+    assert gateway["ENDUSERS_SECRET"] == workers["ENDUSERS_SECRET"] == {"secretKeyRef": {"name": "endusers", "key": "secret"}}
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    [to_redis] = redis_rule(one(objects, "NetworkPolicy", "endusers-gateway"), 6380)
+    assert [to_redis] == redis_rule(one(objects, "NetworkPolicy", "endusers"), 6380)
+    assert to_redis["to"] == [{"podSelector": {"matchLabels": {"app": "redis"}}}]
+    [rule] = one(objects, "Ingress", "endusers-gateway")["spec"]["rules"]
+    assert [p["path"] for p in rule["http"]["paths"]] == ["/v1/subscriptions/", "/scim/v2/"]
+    assert {p["backend"]["service"]["name"] for p in rule["http"]["paths"]} == {"endusers-gateway"}
+
+
+def test_gateway_scim_with_more_than_one_replica_is_refused() -> None:
+    text = refusal(*SCIM, "--set", "gateway.replicaCount=2")
+    assert "gateway.scim.enabled needs gateway.replicaCount 1 (not 2)" in text
+    assert "serialized within one gateway process" in text
+
+
+def test_gateway_without_scim_gets_no_redis_no_secret_and_no_scim_path() -> None:
+    objects = render("-f", str(PRODUCTION), *EXPOSED)
+    deployment = one(objects, "Deployment", "endusers-gateway")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert not {"ENDUSERS_REDIS", "ENDUSERS_SECRET"} & set(env(container))
+    assert "strategy" not in deployment["spec"] and deployment["spec"]["replicas"] == 2
+    assert redis_rule(one(objects, "NetworkPolicy", "endusers-gateway"), 6380) == []
+    [rule] = one(objects, "Ingress", "endusers-gateway")["spec"]["rules"]
+    assert [p["path"] for p in rule["http"]["paths"]] == ["/v1/subscriptions/"]

@@ -128,6 +128,48 @@ SASL credentials and the CA from their Secrets. */}}
 {{- end }}
 {{- end -}}
 
+{{/* ENDUSERS_SECRET from the Secret secret.name, for every process that digests or seals with it (workers,
+the gateway's SCIM routes). */}}
+{{- define "endusers.secretEnv" -}}
+- name: ENDUSERS_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secret.name }}
+      key: {{ .Values.secret.key }}
+{{- end -}}
+
+{{/* ENDUSERS_REDIS of every process that talks to Redis (workers, the gateway's SCIM routes): the URL, or
+the Secret holding it. */}}
+{{- define "endusers.redisEnv" -}}
+- name: ENDUSERS_REDIS
+  {{- if .Values.redis.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret }}
+      key: {{ .Values.redis.urlKey }}
+  {{- else }}
+  value: {{ .Values.redis.url | quote }}
+  {{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules, one per entry of a dict name -> networkPolicy.egress.<name> (ports, to),
+in the order of their names: the workers' and the gateway's policies admit the same Kafka and Redis. It
+starts with a newline: include it with `| trim | nindent`. */}}
+{{- define "endusers.egressRules" -}}
+{{- range $name, $rule := . }}
+# {{ $name }}
+- ports:
+    {{- range $rule.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $rule.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "endusers.gatewaySelectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -159,9 +201,14 @@ Ingress host (the name providers post to), then gateway.allowedHosts. "*": any. 
 {{- end -}}
 {{- end -}}
 
-{{/* An Ingress needs the host providers post to: it is also the only name the gateway answers to from outside. */}}
+{{/* An Ingress needs the host providers post to: it is also the only name the gateway answers to from outside.
+SCIM writes of a subscription are serialized within one gateway process only: two replicas could store one
+version of a User and count another (docs/sources.md, SCIM provisioning). */}}
 {{- define "endusers.checkGateway" -}}
 {{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.host) -}}
 {{- fail "gateway.ingress.host is required with gateway.ingress.enabled: the name identity providers post to" -}}
+{{- end -}}
+{{- if and .Values.gateway.scim.enabled (gt (int .Values.gateway.replicaCount) 1) -}}
+{{- fail (printf "gateway.scim.enabled needs gateway.replicaCount 1 (not %d): SCIM writes of a subscription are serialized within one gateway process only, so two replicas could store one version of a User and count another" (int .Values.gateway.replicaCount)) -}}
 {{- end -}}
 {{- end -}}
