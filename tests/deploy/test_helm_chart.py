@@ -1,8 +1,9 @@
 """The Helm chart (deploy/helm/endusers), linted and rendered by a real Helm, and the rendered objects
 checked for what a Kubernetes operator relies on: probes, the secret reference, replicas within the
 partitions, the non-root security context, the pod name as Kafka instance id, the test hook, the HTTP
-tokens, allowed hosts, Alertmanager push and the gateway (with SCIM: Redis, the secret, one replica). Where the worker reads what the chart renders (the token
-file, the allowed hosts, the severities), the worker's own code reads the rendered value.
+tokens, allowed hosts, Alertmanager push, and the gateway (with SCIM: Redis, the secret, one replica).
+Where the worker reads what the chart renders (the token file, the allowed hosts, the severities), the
+worker's own code reads the rendered value.
 
 Helm is the version deploy/local/helm pins, built once with `go install` and cached. Without it the tests
 that run Helm are skipped, unless ``ENDUSERS_REQUIRE_HELM`` is set (deploy/local/test sets it after
