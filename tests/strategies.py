@@ -10,9 +10,24 @@ line is the same event and keeps its id.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+PROPERTY_EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
+"""Random streams of the engine-against-model comparison (``deploy/local/test`` and CI: 500)."""
+MODEL_EXAMPLES = int(os.environ.get("ENDUSERS_MODEL_EXAMPLES", "100"))
+"""Random streams of the reference model's own, slower self-checks."""
+
+
+def properties(share: float = 1.0, examples: int = PROPERTY_EXAMPLES) -> settings:
+    """Hypothesis settings of a property over random streams: ``share`` of ``examples``. The engine's
+    comparison with the model runs them all; a property that proves one more thing on the same kind
+    of streams (redelivery, restore, dormancy, admission) runs half, which keeps the suite in its time."""
+    return settings(max_examples=max(1, int(examples * share)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 SUBSCRIPTIONS = ["acme", "globex"]
 RUNTIMES = ["default", "r1", "r2"]

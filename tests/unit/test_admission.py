@@ -5,12 +5,11 @@ also checked against what applying the person's login really does, and against t
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from counters import NotAnIdentifier, Replay, SubscriptionState, apply, to_change
 from counters.admission import admission, candidate
@@ -20,9 +19,8 @@ from tests.fixtures.examples import REPLAY_NOW
 from tests.fixtures.factories import config, login, profile
 from tests.model import Sub, model_replay
 from tests.model import admission as model_admission
-from tests.strategies import EMAILS, PROVIDERS, RUNTIMES, TENANTS, USERNAMES, event_streams
+from tests.strategies import EMAILS, PROVIDERS, RUNTIMES, TENANTS, USERNAMES, event_streams, properties
 
-EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
 BASE = [config(domains=["example.com"], capacity={"internal": 5, "external": 10}),
         login("ann", email="ann@example.com"), login("bob", email="bob@example.com", username="bobby"),
         login("eve", email="eve@partner.io"), login("cid", email="cid@example.com")]
@@ -162,7 +160,7 @@ def people(draw: st.DrawFn) -> dict[str, Any]:
     return request
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(event_streams(), people())
 def test_the_admission_answer_matches_the_model(lines: list[str], request: dict[str, Any]) -> None:
     replay = Replay(now=parse_rfc3339(REPLAY_NOW))

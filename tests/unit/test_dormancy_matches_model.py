@@ -4,18 +4,14 @@ subscription without each person's dormant records instead of reasoning about in
 
 from __future__ import annotations
 
-import os
-
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from counters import Replay, dormant
 from counters.dormancy import DAY
 from schemas.events import parse_rfc3339
 from tests.fixtures.examples import REPLAY_NOW
 from tests.model import Sub, dormancy, model_replay, parse_time
-from tests.strategies import event_streams
-
-EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
+from tests.strategies import event_streams, properties
 
 
 def _engine(lines: list[str], now: int, days: int) -> tuple[Replay, dict[str, dict]]:
@@ -37,7 +33,7 @@ def _model(lines: list[str], now: str, days: int, replay: Replay) -> dict[str, d
     return reports
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(event_streams(), st.integers(0, 40), st.sampled_from([1, 30]))
 def test_dormant_records_and_reclaimable_people_match_the_model(lines: list[str], minute: int, days: int) -> None:
     # the cutoff lands among the generated event times (2026-11-01T09:00Z + 0..39 minutes)

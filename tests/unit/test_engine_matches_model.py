@@ -8,22 +8,19 @@ Set ENDUSERS_PROPERTY_EXAMPLES to run more or fewer examples (default 500).
 from __future__ import annotations
 
 import functools
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from counters import Replay, SubscriptionState, restore
 from schemas.events import parse_rfc3339
 from tests.compare import anonymous_sessions, comparable, comparable_counts, comparable_events
 from tests.fixtures.examples import REPLAY_NOW
 from tests.model import model_replay
-from tests.strategies import event_streams, order_free_streams
+from tests.strategies import event_streams, order_free_streams, properties
 
 replay = pytest.importorskip("counters.replay")
 replay_lines = functools.partial(replay.replay_lines, now=parse_rfc3339(REPLAY_NOW))
-
-EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
 
 
 def _sessions_close(got: dict, want: dict) -> bool:
@@ -31,7 +28,7 @@ def _sessions_close(got: dict, want: dict) -> bool:
     return g.keys() == w.keys() and all(abs(g[k] - w[k]) <= max(1, 0.02 * w[k]) for k in w)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties()
 @given(event_streams())
 def test_engine_matches_model(lines: list[str]) -> None:
     want = model_replay(lines)
@@ -44,7 +41,7 @@ def doubled(lines: list[str]) -> list[str]:
     return [line for line in lines for _ in (0, 1)]
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(event_streams())
 def test_engine_duplicate_delivery_changes_nothing(lines: list[str]) -> None:
     once = replay_lines(list(lines))
@@ -55,7 +52,7 @@ def test_engine_duplicate_delivery_changes_nothing(lines: list[str]) -> None:
     assert _sessions_close(twice, once)
 
 
-@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(order_free_streams())
 def test_engine_final_counts_do_not_depend_on_arrival_order(pair: tuple[list[str], list[str]]) -> None:
     a, b = pair
@@ -66,7 +63,7 @@ def test_engine_final_counts_do_not_depend_on_arrival_order(pair: tuple[list[str
     assert ca == cb
 
 
-@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(event_streams())
 def test_a_state_restored_from_its_persisted_part_counts_as_the_engine_kept_it(lines: list[str]) -> None:
     """What a store does on load: only the persisted part survives, ``restore`` derives the rest

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from tests.compare import comparable, comparable_counts
 from tests.model import model_replay, normalize_email, normalize_owned, parse_time
-from tests.strategies import event_streams, order_free_streams, stamp_in_arrival_order, strip_times
+from tests.strategies import MODEL_EXAMPLES, event_streams, order_free_streams, properties, stamp_in_arrival_order, strip_times
 
-EXAMPLES = int(os.environ.get("ENDUSERS_MODEL_EXAMPLES", "100"))
 """The model's self-checks run fewer streams than the engine's checks against the model (500): the
 model is the slow, naive oracle and changes rarely; its every property is also held by the engine,
 checked on 500 streams. ``ENDUSERS_MODEL_EXAMPLES=2000`` runs the deep check."""
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = properties(examples=MODEL_EXAMPLES)
 
 
 def doubled(lines: list[str]) -> list[str]:

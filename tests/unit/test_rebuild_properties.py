@@ -10,10 +10,9 @@ change by change.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 import pytest
 
@@ -23,9 +22,7 @@ from counters.state import Group, SubscriptionState
 from schemas.events import parse_rfc3339
 from streams.store.redis_store import pack_record, unpack_record
 from tests.fixtures.examples import REPLAY_NOW
-from tests.strategies import event_streams
-
-EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
+from tests.strategies import event_streams, properties
 
 
 def derived(state: SubscriptionState) -> dict[str, Any]:
@@ -70,7 +67,7 @@ def runtime_indexes_hold_only_group_members(state: SubscriptionState) -> None:
         assert indexed == {ref for ref in grouped if state.records[ref].runtime == scope}
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.5)
 @given(event_streams())
 def test_a_state_rebuilt_from_stored_records_equals_the_state_built_change_by_change(lines: list[str]) -> None:
     replay = Replay(now=parse_rfc3339(REPLAY_NOW))
@@ -87,7 +84,7 @@ def test_a_state_rebuilt_from_stored_records_equals_the_state_built_change_by_ch
         assert derived(taken_over) == want
 
 
-@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@properties(0.25)
 @given(event_streams())
 def test_holders_kept_as_sets_from_the_second_one_give_the_same_state_as_tuples(lines: list[str]) -> None:
     """A group keeps the holders of an identifier in a tuple while they are few, in a set with a count

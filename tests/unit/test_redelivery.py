@@ -5,20 +5,16 @@ independently, in the reference model (tests/model.py)."""
 from __future__ import annotations
 
 import json
-import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from counters.replay import replay_lines
 from tests.compare import comparable_counts, comparable_events
 from tests.model import model_replay
-from tests.strategies import streams_with_redeliveries
-
-EXAMPLES = int(os.environ.get("ENDUSERS_PROPERTY_EXAMPLES", "500"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from tests.strategies import MODEL_EXAMPLES, properties, streams_with_redeliveries
 
 
-@SETTINGS
+@properties(0.5)
 @given(streams_with_redeliveries())
 def test_engine_redelivered_events_change_no_count_and_no_capacity_event(pair: tuple[list[str], list[str]]) -> None:
     once, again = (replay_lines(list(lines)) for lines in pair)
@@ -26,7 +22,7 @@ def test_engine_redelivered_events_change_no_count_and_no_capacity_event(pair: t
     assert comparable_events(again) == comparable_events(once)
 
 
-@settings(SETTINGS, max_examples=int(os.environ.get("ENDUSERS_MODEL_EXAMPLES", "100")))  # as test_model_properties.py
+@properties(examples=MODEL_EXAMPLES)
 @given(streams_with_redeliveries())
 def test_model_redelivered_events_change_no_count_and_no_capacity_event(pair: tuple[list[str], list[str]]) -> None:
     once, again = (model_replay(lines) for lines in pair)
