@@ -23,7 +23,6 @@ from operator import attrgetter
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord
 
@@ -360,10 +359,12 @@ def ingest_consumer(settings: WorkerSettings) -> AIOKafkaConsumer:
         # a pattern subscription (per-subscription topics) sees a new licensee's topics at the next refresh
         metadata_max_age_ms=PATTERN_REFRESH_MS if settings.per_subscription_topics else 300_000,
         # The same partition number of every source topic goes to the same worker: producers key by
-        # subscription, so one worker's merge sees all of a subscription's topics. Round robin (the
-        # old default, kept second so a group mid-upgrade still agrees) does not ensure that once
-        # there are more than two workers.
-        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        # subscription, so one worker's merge sees all of a subscription's topics (round robin does
+        # not ensure that once there are more than two workers). One assignor only: aiokafka (0.14)
+        # sends a JoinGroup per assignor listed, the first naming one protocol and the next two, so
+        # each join changes the member's protocols and starts another rebalance; two workers that
+        # start together can keep restarting each other's rebalance for minutes (aio-libs/aiokafka#1168).
+        partition_assignment_strategy=(RangePartitionAssignor,),
         **kafka_client_options(settings),
     )
 

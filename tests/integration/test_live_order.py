@@ -72,8 +72,6 @@ def test_events_published_while_one_worker_counts_equal_replay(deployment_factor
     assert_live_equals_replay(deployment, expected)
 
 
-@pytest.mark.skip(reason="known intermittent stall: with two workers started together, ingest sometimes releases "
-                         "nothing for 120 s (1 run in 3 here); the cause is not found yet, see the open watermark issue")
 def test_events_published_while_two_workers_count_equal_replay(deployment_factory: DeploymentFactory, stream: tuple[Path, dict[str, Any]]) -> None:
     path, expected = stream
     deployment = deployment_factory()
