@@ -40,6 +40,7 @@ from counters.normalize import normalize_email, normalize_owned_domain, normaliz
 from counters.replay import Replay, replay_lines
 from counters.sealing import Sealer
 from counters.shared import shared_identifiers_report
+from counters.sources import ACTIVE_DAYS, DAY_US, SOURCE_DAYS, SourceTally, is_silent, sources_report
 from counters.state import (
     ACTIVE,
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
@@ -47,6 +48,8 @@ from counters.state import (
     EXCLUDED,
     LOGGED_IN,
     DEFAULT_DORMANT_DAYS,
+    DEFAULT_SOURCE_SILENCE,
+    DEFAULT_STATEMENT_GRACE,
     NEVER,
     SUBSCRIPTION_SCOPE,
     Record,
@@ -98,6 +101,8 @@ __all__ = [
     # who to reclaim seats from, and who is counted (counters/dormancy.py); the sealed user ids
     "dormant", "roster", "DEFAULT_DORMANT_DAYS", "Sealer", "DORMANT_CSV_HEADER", "ROSTER_CSV_HEADER",
     "dormant_csv_rows", "roster_csv_rows",
+    # silent sources (counters/sources.py)
+    "SourceTally", "sources_report", "DEFAULT_SOURCE_SILENCE", "DEFAULT_STATEMENT_GRACE", "is_silent", "DAY_US", "SOURCE_DAYS", "ACTIVE_DAYS",
     # the durable history and the forecast
     "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",
     "HISTORY_CSV_HEADER", "WINDOW_DAYS", "forecast_class",

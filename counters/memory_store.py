@@ -65,6 +65,9 @@ class MemoryStore(Store):
             state.positions[position.source] = position.next
         state.dirty.clear()
         state.extremes.clear()
+        for provider, at in state.source_tally.last.items():
+            state.source_last[provider] = max(at, state.source_last.get(provider, at))
+        state.source_tally.clear()
         self._outboxes.setdefault(state.subscription, []).extend(event.to_bytes() for event in events)
         self._audits.setdefault(state.subscription, []).extend(orjson.dumps(entry) for entry in audits)
         report = orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else self._shared(state.subscription)

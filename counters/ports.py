@@ -20,7 +20,7 @@ in the stage tests. Nothing here knows how a store keeps its data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from counters.history import Entry
@@ -51,6 +51,8 @@ class ReadSide:
     counts: dict[str, Any]
     settings: dict[str, Any]
     shared: SharedIdentifiers | None
+    sources: dict[str, int] = field(default_factory=dict)
+    """Each user provider's latest event time (µs; ``counters/sources.py``)."""
 
 
 class States(Protocol):
@@ -181,6 +183,11 @@ class History(Protocol):
     async def daily(self, subscription: str) -> list[Entry]:
         """Stored daily history entries (``counters.history``), oldest first; days without a commit
         are absent."""
+        ...
+
+    async def source_activity(self, subscription: str) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        """Each user provider's latest event time (µs), and its events per UTC day number (the last
+        ``SOURCE_DAYS``): ``counters.sources_report`` reads them."""
         ...
 
     async def hourly(self, subscription: str) -> list[Entry]:

@@ -384,14 +384,17 @@ def config() -> None:
               help="Report an email or login held by more records than this (default 5).")
 @click.option("--excluded-providers", metavar="A,B",
               help="User providers whose records are not end users, comma separated ('' excludes none).")
-@click.option("--billing-day", type=int, help="Day of the month (1-28) on which a billing period starts.")
+@click.option("--billing-day", type=int, help="Day of the month (1-31) on which a billing period starts.")
 @click.option("--dormant-days", type=int, help="Days without a login after which a record is dormant (1-3650).")
+@click.option("--statement-grace", type=int, help="Hours after a billing period ends before its statement closes (0-2160).")
+@click.option("--source-silence", type=int, help="Hours without an event after which a user provider is silent (1-8760).")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
                shared_identifier_threshold: int | None, excluded_providers: str | None, billing_day: int | None,
-               dormant_days: int | None, actor: str | None, dry_run: bool) -> None:
+               dormant_days: int | None, statement_grace: int | None, source_silence: int | None,
+               actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -418,8 +421,8 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
             excluded_providers=None if excluded_providers is None else
             [p for p in excluded_providers.split(",") if p.strip()],
-            billing_day=billing_day, dormant_days=dormant_days,
-            actor=actor,
+            billing_day=billing_day, dormant_days=dormant_days, statement_grace=statement_grace,
+            source_silence=source_silence, actor=actor,
             # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
             event_id=f"config-{uuid.uuid4()}",
             shared_identifier_threshold=shared_identifier_threshold,

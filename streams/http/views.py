@@ -110,6 +110,7 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
     router.add_get("/api/v1/subscriptions/{id}/shared-identifiers", api.shared_identifiers)
     router.add_get("/api/v1/subscriptions/{id}/domains", admin.domains)
     router.add_get("/api/v1/subscriptions/{id}/history", api.history)
+    router.add_get("/api/v1/subscriptions/{id}/sources", api.sources)
     router.add_post("/api/v1/subscriptions/{id}/preview", admin.preview)
     router.add_post("/api/v1/subscriptions/{id}/explain", admin.explain)
     router.add_get("/api/v1/subscriptions/{id}/dormant", seats.dormant)

@@ -22,7 +22,7 @@ class Keys:
     """The keys of one subscription, all under its hash tag."""
 
     __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared",
-                 "daily", "hourly", "audit")
+                 "daily", "hourly", "audit", "sources", "source_days")
 
     def __init__(self, subscription: str) -> None:
         base = "endusers:{%s}:" % subscription
@@ -38,10 +38,15 @@ class Keys:
         self.daily = base + "daily"
         self.hourly = base + "hourly"
         self.audit = audit.audit_key(subscription)
+        self.sources = base + "sources"
+        """User provider -> the time (µs) of its latest event (``counters/sources.py``)."""
+        self.source_days = base + "source-days"
+        """``d:<day number>:<provider>`` -> the provider's events that UTC day (the last SOURCE_DAYS)."""
 
     def commit_keys(self) -> list[str]:
         return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit]
+                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit, self.sources,
+                self.source_days]
 
 
 def text(value: bytes | str) -> str:

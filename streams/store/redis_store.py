@@ -38,6 +38,9 @@ from counters import (
     Store,
     SubscriptionSettings,
     SubscriptionState,
+    DAY_US,
+    SOURCE_DAYS,
+    SourceTally,
     day_of,
     external_domains,
     hour_of,
@@ -152,6 +155,26 @@ if audits > 0 then
   end
   redis.call('LTRIM', trail, 0, kept - 1)
 end
+-- silent sources (counters/sources.py): each provider's latest event time, and its events per day
+local sources, source_days = KEYS[13], KEYS[14]
+for _ = 1, take() do
+  local held = tonumber(redis.call('HGET', sources, ARGV[i]))
+  if held == nil or held < tonumber(ARGV[i + 1]) then redis.call('HSET', sources, ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
+local oldest, created = tonumber(ARGV[i]), false
+i = i + 1
+for _ = 1, take() do
+  local n = tonumber(ARGV[i + 1])
+  if redis.call('HINCRBY', source_days, ARGV[i], n) == n then created = true end
+  i = i + 2
+end
+if created then  -- a new day (or provider): the days past the retention go
+  for _, stored in ipairs(redis.call('HKEYS', source_days)) do
+    local day = tonumber(string.match(stored, '^d:(%%d+):'))
+    if day == nil or day < oldest then redis.call('HDEL', source_days, stored) end
+  end
+end
 return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1,
        "audit_bytes": audit.AUDIT_BYTES}
@@ -240,6 +263,7 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
         state.positions[position.source] = position.next
     state.dirty.clear()
     state.extremes.clear()
+    state.source_tally.clear()
     state.shared_changed = False
     if isinstance(state.sessions, RedisSessions):
         state.sessions.pending.clear()
@@ -323,7 +347,8 @@ class RedisStore(RedisReads, Store, DigestCheck):
             pipe.hgetall(keys.meta)
             pipe.hlen(keys.records)
             pipe.hlen(keys.tombstones)
-            raw_meta, records, tombstones = await pipe.execute()
+            pipe.hgetall(keys.sources)
+            raw_meta, records, tombstones, sources = await pipe.execute()
         sessions = await self.redis.pfcount(keys.sessions)
         meta: dict[str, bytes | str] = {text(k): v for k, v in raw_meta.items()}
         self._check_digests(subscription, meta)  # before the records
@@ -341,6 +366,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
                 state.config_ids = orjson.loads(meta["config_ids"])
             state.positions = _positions(meta)
             state.ingested = _fields(meta, INGESTED)
+            state.source_last = {text(provider): int(at) for provider, at in sources.items()}
             done = 0
             records_of = state.records
             async for chunk in self._scan(keys.records):
@@ -402,9 +428,11 @@ class RedisStore(RedisReads, Store, DigestCheck):
         meta = {field: value for field, value in fields.items() if written.get(field) != value}
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
+        tally = state.source_tally.capped(int(self.clock() * 1_000_000))
         args = [*_position_args(position, written.get("fence")), len(meta), *(item for pair in meta.items() for item in pair),
                 *_record_args(state), len(events), *(e.to_bytes() for e in events), len(pending), *pending,
-                *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits)]
+                *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits),
+                *self._source_args(tally)]
         await self._register(state.subscription)
         ok, value, *held = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
                                               self.wait_ms)
@@ -422,6 +450,8 @@ class RedisStore(RedisReads, Store, DigestCheck):
         if position is not None:
             self._written[state.subscription]["fence"] = _fence(position)
         _settle(state, position, int(value))
+        for provider, at in tally.last.items():
+            state.source_last[provider] = max(at, state.source_last.get(provider, at))
         return True
 
     def _read_side_args(self, state: SubscriptionState) -> list[Any]:
@@ -445,6 +475,16 @@ class RedisStore(RedisReads, Store, DigestCheck):
             count = summary[user_class]
             low, high = state.extremes.get(user_class, (count, count))
             args += [max(high, count), min(low, count)]
+        return args
+
+    def _source_args(self, tally: SourceTally) -> list[Any]:
+        """The batch's events per user provider (times after now already taken as now), and the
+        oldest day kept."""
+        today = int(self.clock() * 1_000_000) // DAY_US
+        args: list[Any] = [len(tally.last), *(item for pair in tally.last.items() for item in pair),
+                           today - SOURCE_DAYS + 1, len(tally.days)]
+        for (provider, day), events in tally.days.items():
+            args += [f"d:{day}:{provider}", events]
         return args
 
     async def _register(self, subscription: str) -> None:

@@ -165,6 +165,9 @@ class Count:
                     events += self._apply_one(state, change, audits)
                 except LimitExceeded as exceeded:
                     refusals.append((change, str(exceeded), "over_limit"))
+                    continue
+                if change.kind != "config":
+                    state.source_tally.add(change.provider, change.time)  # a dict update: silent sources
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()
@@ -199,6 +202,7 @@ class Count:
         self.ownership.counted(subscription, source)
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity, len(state.shared))
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
+        metrics.observe_sources(subscription, state.source_last, state.settings.source_silence)
         if not events:
             return
         for listener in self.level_listeners:
