@@ -51,13 +51,11 @@ def config_event(
     excluded_providers: Iterable[str] | None = None,
     billing_day: int | None = None,
     dormant_days: int | None = None,
-    statement_grace: int | None = None,
-    source_silence: int | None = None,
+    statement_grace: int | None = None, source_silence: int | None = None,
     *,
     event_id: str | None = None,
     time: str | None = None,
-    actor: str | None = None,
-) -> dict[str, Any]:
+    actor: str | None = None) -> dict[str, Any]:
     """A validated ``config`` event with the settings given (not None); absent keys keep their value.
 
     ``domains``: a list or one text separated by commas or spaces, normalized (``@Example.COM`` ->

@@ -81,6 +81,7 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions/{id}/shared-identifiers",
     "/api/v1/subscriptions/{id}/domains",
     "/api/v1/subscriptions/{id}/history",
+    "/api/v1/subscriptions/{id}/sources",
     "/api/v1/subscriptions/{id}/preview",
     "/api/v1/subscriptions/{id}/explain",
     "/api/v1/subscriptions/{id}/dormant",
