@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from counters.classify import CLASSES, OwnedDomains
+from counters.late import LateTally
 from counters.sources import SourceTally
 from schemas.limits import MAX_REPORTED, REPORTED_OTHER
 from schemas.outputs import ScopeCounts, SubscriptionCounts
@@ -335,6 +336,8 @@ class SubscriptionState:
         self.source_tally = SourceTally()
         """The events of each user provider applied since the store last saved (the count stage adds
         them; ``counters/sources.py``)."""
+        self.late_tally = LateTally()
+        """The late events applied since the store last saved (``counters/late.py``)."""
         self.source_last: dict[str, int] = {}
         """Each user provider's latest event time (µs) as stored: the silent-sources gauge."""
 

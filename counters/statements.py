@@ -28,15 +28,13 @@ from counters.classify import CLASSES
 from counters.history import Entry, filled
 from counters.periods import closes_at, period_bounds
 
-DAY_US = 86_400 * 1_000_000
-EPOCH = date(1970, 1, 1)
 STATEMENT_EVENT = "io.endusers.statement.closed.v1"
 DUE_PERIODS = 2
 """Ended periods the closer looks at: the last two (a statement is frozen within a minute of its
 close while any worker runs; periods that ended before this version ran get no statement)."""
 
 
-def due(now: datetime, billing_day: int, grace_hours: int, frozen: Iterable[str]) -> list[tuple[date, date]]:
+def due_periods(now: datetime, billing_day: int, grace_hours: int, frozen: Iterable[str]) -> list[tuple[date, date]]:
     """The ended periods (the last :data:`DUE_PERIODS`) that have closed by ``now`` and are not frozen yet."""
     done, periods = set(frozen), []
     start, _ = period_bounds(now.astimezone(timezone.utc).date(), billing_day)
@@ -45,43 +43,6 @@ def due(now: datetime, billing_day: int, grace_hours: int, frozen: Iterable[str]
         if closes_at(end, grace_hours) <= now and start.isoformat() not in done:
             periods.append((start, end))
     return sorted(periods)
-
-
-@dataclass
-class LateTally:
-    """One batch's late events: per period start (ISO date), per class the highest count right after
-    one of them with the day it was first reached, and how many there were."""
-
-    peaks: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
-    events: dict[str, int] = field(default_factory=dict)
-    _open_from: int | None = None
-    """Start (µs) of the period open at the last check: an event at or after it is not late."""
-
-    def open_from(self, now: date, billing_day: int) -> int:
-        """Cache the start of the period open on ``now`` (the count stage calls this once per batch)."""
-        start, _ = period_bounds(now, billing_day)
-        self._open_from = (start - EPOCH).days * DAY_US
-        return self._open_from
-
-    def add(self, time_us: int, counts: Mapping[str, int], billing_day: int) -> None:
-        """An applied event: late when its time lies before the open period (one comparison otherwise)."""
-        if self._open_from is None or time_us >= self._open_from:
-            return
-        day = EPOCH + timedelta(days=time_us // DAY_US)
-        start = period_bounds(day, billing_day)[0].isoformat()
-        self.events[start] = self.events.get(start, 0) + 1
-        peaks = self.peaks.setdefault(start, {})
-        for user_class in CLASSES:
-            count = counts[user_class]
-            if user_class not in peaks or count > peaks[user_class][0]:
-                peaks[user_class] = (count, day.isoformat())
-
-    def clear(self) -> None:
-        self.peaks.clear()
-        self.events.clear()
-
-    def __bool__(self) -> bool:
-        return bool(self.events)
 
 
 @dataclass(frozen=True)
@@ -152,7 +113,7 @@ def open_statement(start: date, end: date, grace_hours: int, daily: Iterable[Ent
             "capacity": capacity, "overage": overage(peak, capacity)}
 
 
-def statements(now: datetime, billing_day: int, grace_hours: int, daily: list[Entry],
+def statements_report(now: datetime, billing_day: int, grace_hours: int, daily: list[Entry],
                frozen: Mapping[str, dict[str, Any]], late: Mapping[str, Late],
                capacity: Mapping[str, int | None]) -> list[dict[str, Any]]:
     """Every statement, newest period first: the open period and any ended one not closed yet

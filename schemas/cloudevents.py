@@ -14,6 +14,7 @@ import orjson
 
 SPEC_VERSION = "1.0"
 CAPACITY_TYPE = "io.endusers.capacity.changed.v1"
+STATEMENT_TYPE = "io.endusers.statement.closed.v1"
 CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, bytes]]
@@ -37,6 +38,23 @@ def capacity_headers(value: bytes) -> Headers:
         "ce_type": CAPACITY_TYPE,
         "ce_subject": f"{subscription}/{user_class}",
         "ce_time": str(event["time"]),
+        "content-type": CONTENT_TYPE,
+    }
+    return [(name, text.encode()) for name, text in attributes.items()]
+
+
+def statement_headers(value: bytes) -> Headers:
+    """The binary-mode headers of one closed billing statement (its JSON as frozen): ``ce_id`` is the
+    statement's id, one per subscription and period, so a repeat after a crash is dropped by (source, id)."""
+    statement = orjson.loads(value)
+    subscription = str(statement["subscription"])
+    attributes = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": str(statement["id"]),
+        "ce_source": "endusers/" + quote(subscription, safe=""),
+        "ce_type": STATEMENT_TYPE,
+        "ce_subject": f"{subscription}/{statement['period_start']}",
+        "ce_time": str(statement["closed_at"]),
         "content-type": CONTENT_TYPE,
     }
     return [(name, text.encode()) for name, text in attributes.items()]

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from counters import Entry, ReadSide, parse_entries
+from counters import Entry, Late, ReadSide, parse_entries
 from schemas.outputs import SharedIdentifiers
 from streams.store import audit
 from streams.store.connect import AsyncClient
@@ -123,6 +123,25 @@ class RedisReads:
             _, day, provider = text(name).split(":", 2)  # d:<day number>:<provider>
             days[(provider, int(day))] = int(events)
         return {text(provider): int(at) for provider, at in last.items()}, days
+
+    @translated
+    async def statement_data(self, subscription: str) -> tuple[dict[str, dict[str, Any]], dict[str, Late]]:
+        keys = Keys(subscription)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.statements)
+            pipe.hgetall(keys.periods)
+            frozen, periods = await pipe.execute()
+        events: dict[str, int] = {}
+        peaks: dict[str, dict[str, tuple[int, str]]] = {}
+        for name, value in periods.items():
+            start, _, what = text(name).partition(":")
+            if what == "late":
+                events[start] = int(value)
+            else:
+                count, _, day = text(value).partition(",")
+                peaks.setdefault(start, {})[what] = (int(count), day)
+        return ({text(start): orjson.loads(statement) for start, statement in frozen.items()},
+                {start: Late(peaks.get(start, {}), count) for start, count in events.items()})
 
     @translated
     async def hourly(self, subscription: str) -> list[Entry]:

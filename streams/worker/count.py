@@ -12,11 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
-from counters import DigestMismatch, LimitExceeded, Position, Store, SubscriptionState, apply
+from counters import CLASSES, DigestMismatch, LimitExceeded, Position, Store, SubscriptionState, apply
 from schemas.changes import Change, decode_message
 from schemas.outputs import CapacityEvent
 from streams.kafka.messages import Inbound
@@ -154,6 +155,7 @@ class Count:
         audits: list[dict[str, Any]] = []
         refusals: list[Refusal] = []
         started = time.perf_counter()
+        state.late_tally.open_from(datetime.now(timezone.utc).date(), state.settings.billing_day)
         for _, changes in todo:
             for change in changes:
                 if not first_time(state, change):
@@ -166,8 +168,7 @@ class Count:
                 except LimitExceeded as exceeded:
                     refusals.append((change, str(exceeded), "over_limit"))
                     continue
-                if change.kind != "config":
-                    state.source_tally.add(change.provider, change.time)  # a dict update: silent sources
+                _tally(state, change)
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()
@@ -325,6 +326,15 @@ def other_digests(message: str, configured: str) -> str:
     return (f"not counted: digested with other settings (changes fingerprint {message}, this worker and its "
             f"state {configured}): the worker that ingested it has another ENDUSERS_SECRET or "
             f"ENDUSERS_DIGEST_SCOPE")
+
+
+def _tally(state: SubscriptionState, change: Change) -> None:
+    """What an applied change adds to the batch's silent-sources tally (a dict update) and, when its
+    time lies in an ended billing period, to its late events (one comparison otherwise)."""
+    if change.kind != "config":
+        state.source_tally.add(change.provider, change.time)
+    if state.late_tally.is_late(change.time):
+        state.late_tally.add(change.time, {c: state.count(c) for c in CLASSES}, state.settings.billing_day)
 
 
 def first_time(state: SubscriptionState, change: Change) -> bool:

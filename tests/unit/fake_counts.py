@@ -83,6 +83,10 @@ class FakeReader:
         self._check()
         return dict(self.source_last.get(subscription, {})), dict(self.source_days.get(subscription, {}))
 
+    async def statement_data(self, subscription: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        self._check()
+        return {}, {}
+
     async def history(self, subscription: str) -> list[list[int]]:
         self._check()
         return copy.deepcopy(self.histories.get(subscription, []))

@@ -7,7 +7,8 @@ from datetime import date, datetime, timezone
 
 from counters.history import Entry, billing_peak
 from counters.periods import closes_at, period_bounds
-from counters.statements import DAY_US, EPOCH, NO_LATE, Late, LateTally, due, freeze, statements, true_up
+from counters.late import DAY_US, EPOCH, LateTally
+from counters.statements import NO_LATE, Late, due_periods, freeze, statements_report, true_up
 
 
 def _day(text: str, internal: int, external: int = 0) -> Entry:
@@ -31,12 +32,12 @@ def test_billing_day_31_starts_a_short_month_on_its_last_day() -> None:
 def test_a_period_closes_statement_grace_hours_after_it_ends() -> None:
     assert closes_at(date(2026, 12, 1), 72) == datetime(2026, 12, 4, tzinfo=timezone.utc)
     at = datetime(2026, 12, 3, 23, 59, tzinfo=timezone.utc)
-    assert due(at, 1, 72, frozen=["2026-10-01"]) == []  # November is in its grace
-    assert due(at, 1, 72, frozen=[]) == [(date(2026, 10, 1), date(2026, 11, 1))]  # October was never frozen
-    assert due(datetime(2026, 12, 4, tzinfo=timezone.utc), 1, 72, frozen=["2026-10-01"]) == [
+    assert due_periods(at, 1, 72, frozen=["2026-10-01"]) == []  # November is in its grace
+    assert due_periods(at, 1, 72, frozen=[]) == [(date(2026, 10, 1), date(2026, 11, 1))]  # October was never frozen
+    assert due_periods(datetime(2026, 12, 4, tzinfo=timezone.utc), 1, 72, frozen=["2026-10-01"]) == [
         (date(2026, 11, 1), date(2026, 12, 1))]
-    assert due(datetime(2026, 12, 4, tzinfo=timezone.utc), 1, 72, frozen=["2026-10-01", "2026-11-01"]) == []
-    assert due(datetime(2026, 12, 1, tzinfo=timezone.utc), 1, 0, frozen=[]) == [(date(2026, 10, 1), date(2026, 11, 1)),
+    assert due_periods(datetime(2026, 12, 4, tzinfo=timezone.utc), 1, 72, frozen=["2026-10-01", "2026-11-01"]) == []
+    assert due_periods(datetime(2026, 12, 1, tzinfo=timezone.utc), 1, 0, frozen=[]) == [(date(2026, 10, 1), date(2026, 11, 1)),
                                                                                (date(2026, 11, 1), date(2026, 12, 1))]
 
 
@@ -57,10 +58,11 @@ def test_a_frozen_statement_holds_the_peak_with_its_day_capacity_overage_and_cou
 def test_late_events_count_only_before_the_open_period_with_the_count_after_each() -> None:
     tally = LateTally()
     tally.open_from(date(2026, 12, 2), 1)
-    tally.add(_us("2026-12-01T00:00:00"), {"internal": 50, "external": 0}, 1)  # in the open period: not late
-    tally.add(_us("2026-11-29T10:00:00"), {"internal": 13, "external": 1}, 1)
-    tally.add(_us("2026-11-30T10:00:00"), {"internal": 14, "external": 1}, 1)
-    tally.add(_us("2026-11-30T11:00:00"), {"internal": 12, "external": 1}, 1)
+    assert not tally.is_late(_us("2026-12-01T00:00:00"))  # in the open period
+    assert not tally.is_late(_us("2025-10-01T00:00:00"))  # older than the history: no statement to correct
+    for at, internal in (("2026-11-29T10:00:00", 13), ("2026-11-30T10:00:00", 14), ("2026-11-30T11:00:00", 12)):
+        assert tally.is_late(_us(at))
+        tally.add(_us(at), {"internal": internal, "external": 1}, 1)
     assert tally.events == {"2026-11-01": 3}
     assert tally.peaks == {"2026-11-01": {"internal": (14, "2026-11-30"), "external": (1, "2026-11-29")}}
     assert EPOCH.toordinal() + _us("2026-11-30T00:00:00") // DAY_US == date(2026, 11, 30).toordinal()
@@ -85,10 +87,10 @@ def test_the_statements_list_the_open_period_then_the_frozen_ones_newest_first()
     daily = [_day("2026-11-03", 12), _day("2026-12-02", 20)]
     frozen = freeze("acme", date(2026, 11, 1), date(2026, 12, 1), 72, daily, NO_LATE, {"internal": 10}, {},
                     datetime(2026, 12, 4, tzinfo=timezone.utc))
-    shown = statements(datetime(2026, 12, 6, tzinfo=timezone.utc), 1, 72, daily, {"2026-11-01": frozen},
+    shown = statements_report(datetime(2026, 12, 6, tzinfo=timezone.utc), 1, 72, daily, {"2026-11-01": frozen},
                        {"2026-11-01": Late({"internal": (16, "2026-11-30")}, 1)}, {"internal": 10})
     assert [(s["period_start"], s["closed"]) for s in shown] == [("2026-12-01", False), ("2026-11-01", True)]
     assert shown[0]["peak"]["internal"] == {"count": 20, "day": "2026-12-02"} and shown[0]["overage"]["internal"] == 10
     assert shown[1]["true_up"]["peak"]["internal"]["count"] == 16 and "subscription" not in shown[1]
-    in_grace = statements(datetime(2026, 12, 2, tzinfo=timezone.utc), 1, 72, daily, {}, {}, {})
+    in_grace = statements_report(datetime(2026, 12, 2, tzinfo=timezone.utc), 1, 72, daily, {}, {}, {})
     assert [(s["period_start"], s["closed"]) for s in in_grace] == [("2026-12-01", False), ("2026-11-01", False)]
