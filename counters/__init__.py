@@ -42,7 +42,15 @@ from counters.sealing import Sealer
 from counters.shared import shared_identifiers_report
 from counters.late import LateTally
 from counters.periods import closes_at, period_bounds
-from counters.statements import NO_LATE, STATEMENT_EVENT, Late, due_periods, freeze, statements_report
+from counters.statements import (
+    NO_LATE,
+    STATEMENT_EVENT,
+    Late,
+    due_periods,
+    freeze,
+    statements_document,
+    statements_report,
+)
 from counters.sources import ACTIVE_DAYS, DAY_US, SOURCE_DAYS, SourceTally, is_silent, sources_report
 from counters.state import (
     ACTIVE,
@@ -107,7 +115,8 @@ __all__ = [
     # silent sources (counters/sources.py)
     "SourceTally", "sources_report", "DEFAULT_SOURCE_SILENCE", "DEFAULT_STATEMENT_GRACE", "is_silent", "DAY_US", "SOURCE_DAYS", "ACTIVE_DAYS",
     # billing statements (counters/periods.py, counters/late.py, counters/statements.py)
-    "LateTally", "Late", "NO_LATE", "STATEMENT_EVENT", "due_periods", "freeze", "statements_report", "closes_at",
+    "LateTally", "Late", "NO_LATE", "STATEMENT_EVENT", "due_periods", "freeze", "statements_report",
+    "statements_document", "closes_at",
     "period_bounds",
     # the durable history and the forecast
     "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",

@@ -28,8 +28,12 @@ class LateTally:
     _open_from: int | None = None
     """Start (µs) of the period open at the last check: an event at or after it is not late."""
 
+    today: date = EPOCH
+
     def open_from(self, now: date, billing_day: int) -> int:
-        """Cache the start of the period open on ``now`` (the count stage calls this once per batch)."""
+        """Cache the start of the period open on ``now`` (the count stage calls this once per batch,
+        and again after a config change, which may move the billing day)."""
+        self.today = now
         start, _ = period_bounds(now, billing_day)
         self._open_from = (start - EPOCH).days * DAY_US
         return self._open_from

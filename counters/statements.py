@@ -20,13 +20,14 @@ worker freezes each period once (streams/worker/statements.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from counters.classify import CLASSES
 from counters.history import Entry, filled
 from counters.periods import closes_at, period_bounds
+from counters.state import DEFAULT_STATEMENT_GRACE
 
 STATEMENT_EVENT = "io.endusers.statement.closed.v1"
 DUE_PERIODS = 2
@@ -140,3 +141,14 @@ def _any(daily: Iterable[Entry], end: date) -> bool:
 
 def _instant(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def statements_document(subscription: str, settings: Mapping[str, Any], daily: list[Entry],
+                        frozen: Mapping[str, dict[str, Any]], late: Mapping[str, Late], now: datetime) -> dict[str, Any]:
+    """What the API and the command line show: the settings that shape the periods, and every statement
+    (:func:`statements_report`) under the subscription's stored settings."""
+    billing_day = int(settings.get("billing_day", 1))
+    grace = int(settings.get("statement_grace", DEFAULT_STATEMENT_GRACE))
+    return {"subscription": subscription, "billing_day": billing_day, "statement_grace_hours": grace,
+            "statements": statements_report(now, billing_day, grace, daily, frozen, late,
+                                            settings.get("capacity") or {})}

@@ -727,6 +727,52 @@ def dormant_command(subscription: str, days: int | None, as_csv: bool, as_json: 
                              f"  {row['user_id']}  {row['class']}  {mark}"))
 
 
+@main.command("statements")
+@click.argument("subscription")
+@click.option("--json", "as_json", is_flag=True, help="Print the statements as JSON, as the API gives them.")
+def statements_command(subscription: str, as_json: bool) -> None:
+    """The billing statements of SUBSCRIPTION, newest period first: the open period, then each closed
+    one with its frozen peak per class (and the day reached), capacity, overage and counts at close,
+    and the true-up of events that arrived after it closed."""
+    from datetime import datetime, timezone
+
+    from counters import OperatorReads, statements_document
+
+    async def read(store: OperatorReads) -> tuple[Any, ...]:
+        return (await store.counts(subscription), await store.settings(subscription), await store.daily(subscription),
+                *(await store.statement_data(subscription)))
+
+    counts, settings, daily, frozen, late = _with_store(read)
+    if counts is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    document = statements_document(subscription, settings or {}, daily, frozen, late, datetime.now(timezone.utc))
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    click.echo(f"{subscription}: billing periods start on day {document['billing_day']}, statements close "
+               f"{document['statement_grace_hours']} h after a period ends")
+    for statement in document["statements"]:
+        click.echo(_statement_line(statement))
+
+
+def _statement_line(statement: dict[str, Any]) -> str:
+    """One statement in a line per class: peak (day), capacity, overage; then the true-up, if any."""
+    state = f"closed {statement['closed_at']}" if statement["closed"] else f"open, closes {statement['closes_at']}"
+    lines = [f"{statement['period_start']} to {statement['period_end']}  {state}"]
+    for user_class in ("internal", "external"):
+        peak, capacity = statement["peak"][user_class], statement["capacity"][user_class]
+        over = statement["overage"][user_class]
+        lines.append(f"  {user_class:<9} peak {'-' if peak is None else peak['count']:>6}"
+                     f" on {'-' if peak is None else peak['day']:<10}  capacity {'unlimited' if capacity is None else capacity}"
+                     f"  overage {'-' if over is None else over}"
+                     + (f"  at close {statement['counts_at_close'][user_class]}" if statement["closed"] else ""))
+    correction = statement.get("true_up")
+    if correction:
+        peaks = ", ".join(f"{c} {p['count']} on {p['day']}" for c, p in correction["peak"].items() if p is not None)
+        lines.append(f"  true-up: {correction['events']} late event(s) after the close; peak with them: {peaks}")
+    return "\n".join(lines)
+
+
 @main.command("roster")
 @click.argument("subscription")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per record of each person).")

@@ -23,6 +23,7 @@ from counters import (
     filled,
     hour_of,
     sources_report,
+    statements_document,
 )
 from streams.http import auth, insights
 from streams.http.responses import NO_CACHE, json_response, now_ms, store_error, today, unknown_subscription
@@ -116,6 +117,22 @@ class ReadApi:
         providers = sources_report(last, days, now_ms() * 1000, silence)
         return json_response({"subscription": subscription, "source_silence_hours": silence,
                               "silent": sum(1 for p in providers if p["silent"]), "providers": providers})
+
+    async def statements(self, request: web.Request) -> web.Response:
+        """The billing statements: the open period (``closed: false``) and the frozen ones, each with
+        its true-up of late events (``counters/statements.py``)."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription)
+        try:
+            counts, settings, daily, (frozen, late) = await asyncio.gather(
+                self.reader.counts(subscription), self.reader.settings(subscription),
+                self.reader.daily(subscription), self.reader.statement_data(subscription))
+        except Exception as exc:
+            return store_error(exc)
+        if counts is None:
+            return unknown_subscription(subscription)
+        return json_response(statements_document(subscription, settings or {}, daily, frozen, late,
+                                                 datetime.now(timezone.utc)))
 
 
 def _history_span(request: web.Request) -> tuple[date, date, bool] | web.Response:

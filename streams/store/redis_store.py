@@ -185,7 +185,8 @@ for _ = 1, take() do
   for _ = 1, take() do
     local field, count, day = start .. ':' .. ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
     local held = redis.call('HGET', periods, field)
-    local before = held and tonumber(string.match(held, '^(%%d+),'))
+    local before = nil
+    if held then before = tonumber(string.match(held, '^(%%d+),')) end
     if before == nil or count > before then redis.call('HSET', periods, field, ARGV[i + 1] .. ',' .. day) end
     i = i + 3
   end

@@ -333,6 +333,8 @@ def _tally(state: SubscriptionState, change: Change) -> None:
     time lies in an ended billing period, to its late events (one comparison otherwise)."""
     if change.kind != "config":
         state.source_tally.add(change.provider, change.time)
+    else:
+        state.late_tally.open_from(state.late_tally.today, state.settings.billing_day)
     if state.late_tally.is_late(change.time):
         state.late_tally.add(change.time, {c: state.count(c) for c in CLASSES}, state.settings.billing_day)
 
