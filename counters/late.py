@@ -1,5 +1,6 @@
 """Late events: applied after the billing period of their time had ended. The count stage tallies them
-per batch (the count right after each, attributed to the period and UTC day of its time); the store adds
+per batch (the count right after each of each class it raised, attributed to the period and UTC day of
+its time); the store adds
 the tally to what it holds; a statement takes in those that arrived before its close, and shows the
 later ones as its true-up (``counters/statements.py``)."""
 
@@ -9,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from counters.classify import CLASSES
 from counters.periods import period_bounds
 
 DAY_US = 86_400 * 1_000_000
@@ -43,13 +43,12 @@ class LateTally:
         return self._open_from is not None and self._open_from - LATE_DAYS * DAY_US <= time_us < self._open_from
 
     def add(self, time_us: int, counts: Mapping[str, int], billing_day: int) -> None:
-        """A late event (``is_late``) applied, with the counts right after it."""
+        """A late event (``is_late``) applied, with the count right after it of each class it raised."""
         day = EPOCH + timedelta(days=time_us // DAY_US)
         start = period_bounds(day, billing_day)[0].isoformat()
         self.events[start] = self.events.get(start, 0) + 1
         peaks = self.peaks.setdefault(start, {})
-        for user_class in CLASSES:
-            count = counts[user_class]
+        for user_class, count in counts.items():
             if user_class not in peaks or count > peaks[user_class][0]:
                 peaks[user_class] = (count, day.isoformat())
 

@@ -163,12 +163,13 @@ class Count:
                 if self.declared_only and change.kind != "config" and not state.config_times:
                     refusals.append((change, UNKNOWN_SUBSCRIPTION, "unknown_subscription"))
                     continue
+                before = _late_counts(state, change)
                 try:
                     events += self._apply_one(state, change, audits)
                 except LimitExceeded as exceeded:
                     refusals.append((change, str(exceeded), "over_limit"))
                     continue
-                _tally(state, change)
+                _tally(state, change, before)
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()
@@ -328,15 +329,23 @@ def other_digests(message: str, configured: str) -> str:
             f"ENDUSERS_DIGEST_SCOPE")
 
 
-def _tally(state: SubscriptionState, change: Change) -> None:
-    """What an applied change adds to the batch's silent-sources tally (a dict update) and, when its
-    time lies in an ended billing period, to its late events (one comparison otherwise)."""
+def _late_counts(state: SubscriptionState, change: Change) -> dict[str, int] | None:
+    """The counts before a late change (its time lies in an ended billing period); None for the others
+    (one comparison)."""
+    return {c: state.count(c) for c in CLASSES} if state.late_tally.is_late(change.time) else None
+
+
+def _tally(state: SubscriptionState, change: Change, before: dict[str, int] | None) -> None:
+    """What an applied change adds to the batch's silent-sources tally (a dict update) and, when late,
+    to its period's late events: with the count of each class it raised (a late login must not bring
+    the other class's later count into its period)."""
     if change.kind != "config":
         state.source_tally.add(change.provider, change.time)
     else:
         state.late_tally.open_from(state.late_tally.today, state.settings.billing_day)
-    if state.late_tally.is_late(change.time):
-        state.late_tally.add(change.time, {c: state.count(c) for c in CLASSES}, state.settings.billing_day)
+    if before is not None:
+        after = {c: state.count(c) for c in CLASSES}
+        state.late_tally.add(change.time, {c: n for c, n in after.items() if n > before[c]}, state.settings.billing_day)
 
 
 def first_time(state: SubscriptionState, change: Change) -> bool:
