@@ -29,11 +29,15 @@ class LateTally:
     """Start (µs) of the period open at the last check: an event at or after it is not late."""
 
     today: date = EPOCH
+    _day: tuple[int, str, str] = (-1, "", "")
+    """The last late event's day number, its period start and the day (ISO): a backfill sends many
+    events of one day in a row, so the period is computed once a day, not once an event."""
 
     def open_from(self, now: date, billing_day: int) -> int:
         """Cache the start of the period open on ``now`` (the count stage calls this once per batch,
         and again after a config change, which may move the billing day)."""
         self.today = now
+        self._day = (-1, "", "")  # the billing day may have moved
         start, _ = period_bounds(now, billing_day)
         self._open_from = (start - EPOCH).days * DAY_US
         return self._open_from
@@ -44,13 +48,18 @@ class LateTally:
 
     def add(self, time_us: int, counts: Mapping[str, int], billing_day: int) -> None:
         """A late event (``is_late``) applied, with the count right after it of each class it raised."""
-        day = EPOCH + timedelta(days=time_us // DAY_US)
-        start = period_bounds(day, billing_day)[0].isoformat()
+        number = time_us // DAY_US
+        if number != self._day[0]:
+            day = EPOCH + timedelta(days=number)
+            self._day = (number, period_bounds(day, billing_day)[0].isoformat(), day.isoformat())
+        _, start, day_text = self._day
         self.events[start] = self.events.get(start, 0) + 1
+        if not counts:
+            return
         peaks = self.peaks.setdefault(start, {})
         for user_class, count in counts.items():
             if user_class not in peaks or count > peaks[user_class][0]:
-                peaks[user_class] = (count, day.isoformat())
+                peaks[user_class] = (count, day_text)
 
     def clear(self) -> None:
         self.peaks.clear()

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from counters import CLASSES, DigestMismatch, LimitExceeded, Position, Store, SubscriptionState, apply
+from counters import DigestMismatch, LimitExceeded, Position, Store, SubscriptionState, apply
 from schemas.changes import Change, decode_message
 from schemas.outputs import CapacityEvent
 from streams.kafka.messages import Inbound
@@ -31,6 +31,8 @@ from streams.worker.ownership import Ownership
 from streams.worker.retry import until_store_answers
 
 log = logging.getLogger(__name__)
+
+INTERNAL, EXTERNAL = "internal", "external"
 
 Rewind = Callable[[str, int], Awaitable[bool]]
 """``rewind("topic:partition", offset)``: read the changes partition again from ``offset``; False when
@@ -329,13 +331,13 @@ def other_digests(message: str, configured: str) -> str:
             f"ENDUSERS_DIGEST_SCOPE")
 
 
-def _late_counts(state: SubscriptionState, change: Change) -> dict[str, int] | None:
-    """The counts before a late change (its time lies in an ended billing period); None for the others
-    (one comparison)."""
-    return {c: state.count(c) for c in CLASSES} if state.late_tally.is_late(change.time) else None
+def _late_counts(state: SubscriptionState, change: Change) -> tuple[int, int] | None:
+    """The counts (internal, external) before a late change (its time lies in an ended billing period);
+    None for the others (one comparison)."""
+    return (state.count(INTERNAL), state.count(EXTERNAL)) if state.late_tally.is_late(change.time) else None
 
 
-def _tally(state: SubscriptionState, change: Change, before: dict[str, int] | None) -> None:
+def _tally(state: SubscriptionState, change: Change, before: tuple[int, int] | None) -> None:
     """What an applied change adds to the batch's silent-sources tally (a dict update) and, when late,
     to its period's late events: with the count of each class it raised (a late login must not bring
     the other class's later count into its period)."""
@@ -344,8 +346,10 @@ def _tally(state: SubscriptionState, change: Change, before: dict[str, int] | No
     else:
         state.late_tally.open_from(state.late_tally.today, state.settings.billing_day)
     if before is not None:
-        after = {c: state.count(c) for c in CLASSES}
-        state.late_tally.add(change.time, {c: n for c, n in after.items() if n > before[c]}, state.settings.billing_day)
+        internal, external = state.count(INTERNAL), state.count(EXTERNAL)
+        raised = {**({INTERNAL: internal} if internal > before[0] else {}),
+                  **({EXTERNAL: external} if external > before[1] else {})}
+        state.late_tally.add(change.time, raised, state.settings.billing_day)
 
 
 def first_time(state: SubscriptionState, change: Change) -> bool:
