@@ -109,13 +109,13 @@ class Wiring:
                                    max_future=settings.max_future, topic_subscription=settings.topic_subscription)
         self.outbox = OutboxPublisher(self.store, self.send, settings.topic)
         self.statement_outbox = OutboxPublisher(self.store, self.send, settings.topic, kind="statements")
-        self.statements = StatementCloser(self.store, self.statement_outbox)
         self.live_counts = LiveCounts(self.store, self.send, settings.topic)
         self.ownership = Ownership(self.store, self.live_counts)
         self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
                                  rewind=self.rewind, digest=self.digester.fingerprint,
                                  declared_only=settings.subscriptions is SubscriptionsMode.DECLARED)
         self.count_stage.batch_done = self.health.batch_done
+        self.statements = StatementCloser(self.store, self.statement_outbox, self.ownership.owned)
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
         self.store.adopt_unrecorded = settings.environment == Environment.DEVELOPMENT
         self.health.refused = self.ownership.refused
