@@ -44,7 +44,6 @@ from counters.late import LateTally
 from counters.periods import closes_at, period_bounds
 from counters.statements import (
     NO_LATE,
-    STATEMENT_EVENT,
     Late,
     due_periods,
     freeze,
@@ -115,7 +114,7 @@ __all__ = [
     # silent sources (counters/sources.py)
     "SourceTally", "sources_report", "DEFAULT_SOURCE_SILENCE", "DEFAULT_STATEMENT_GRACE", "is_silent", "DAY_US", "SOURCE_DAYS", "ACTIVE_DAYS",
     # billing statements (counters/periods.py, counters/late.py, counters/statements.py)
-    "LateTally", "Late", "NO_LATE", "STATEMENT_EVENT", "due_periods", "freeze", "statements_report",
+    "LateTally", "Late", "NO_LATE", "due_periods", "freeze", "statements_report",
     "statements_document", "closes_at",
     "period_bounds",
     # the durable history and the forecast

@@ -8,8 +8,8 @@ at close.
 The peak is the largest daily maximum of the period's days in the durable history
 (``counters/history.py``: the counts as they were committed, whatever the batching) and of the **late
 events**: events whose time lies in the period but which arrived after it ended. The count stage tallies
-those (:class:`LateTally`: the count right after each, attributed to the period and UTC day of its
-time; so a late event counts with everyone counted when it arrives). Late events that arrive before
+those (``counters/late.py``: the count right after each, of each class it raised, attributed to the
+period and UTC day of its time; so a late event counts with everyone counted when it arrives). Late events that arrive before
 the close (in the grace) are part of the frozen statement; those after it change nothing frozen, and
 show as the statement's ``true_up``: the peak as it would be with them, and how many there were.
 
@@ -29,10 +29,10 @@ from counters.history import Entry, filled
 from counters.periods import closes_at, period_bounds
 from counters.state import DEFAULT_STATEMENT_GRACE
 
-STATEMENT_EVENT = "io.endusers.statement.closed.v1"
 DUE_PERIODS = 2
 """Ended periods the closer looks at: the last two (a statement is frozen within a minute of its
-close while any worker runs; periods that ended before this version ran get no statement)."""
+close while any worker runs; after an upgrade the last two ended periods are frozen at once, and
+earlier ones get no statement)."""
 
 
 def due_periods(now: datetime, billing_day: int, grace_hours: int, frozen: Iterable[str]) -> list[tuple[date, date]]:
