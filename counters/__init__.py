@@ -41,6 +41,17 @@ from counters.normalize import normalize_email, normalize_owned_domain, normaliz
 from counters.replay import Replay, replay_lines
 from counters.sealing import Sealer
 from counters.shared import shared_identifiers_report
+from counters.late import LateTally
+from counters.periods import closes_at, period_bounds
+from counters.statements import (
+    NO_LATE,
+    Late,
+    due_periods,
+    freeze,
+    statements_document,
+    statements_report,
+)
+from counters.sources import ACTIVE_DAYS, DAY_US, SOURCE_DAYS, SourceTally, is_silent, sources_report
 from counters.state import (
     ACTIVE,
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
@@ -48,6 +59,8 @@ from counters.state import (
     EXCLUDED,
     LOGGED_IN,
     DEFAULT_DORMANT_DAYS,
+    DEFAULT_SOURCE_SILENCE,
+    DEFAULT_STATEMENT_GRACE,
     NEVER,
     SUBSCRIPTION_SCOPE,
     Record,
@@ -101,6 +114,12 @@ __all__ = [
     "dormant_csv_rows", "roster_csv_rows",
     # would one more person add to a count (counters/admission.py)
     "admission", "candidate", "Candidate",
+    # silent sources (counters/sources.py)
+    "SourceTally", "sources_report", "DEFAULT_SOURCE_SILENCE", "DEFAULT_STATEMENT_GRACE", "is_silent", "DAY_US", "SOURCE_DAYS", "ACTIVE_DAYS",
+    # billing statements (counters/periods.py, counters/late.py, counters/statements.py)
+    "LateTally", "Late", "NO_LATE", "due_periods", "freeze", "statements_report",
+    "statements_document", "closes_at",
+    "period_bounds",
     # the durable history and the forecast
     "Entry", "filled", "billing_peak", "day_of", "hour_of", "parse_entries", "DAILY_DAYS", "HOURLY_DAYS",
     "HISTORY_CSV_HEADER", "WINDOW_DAYS", "forecast_class",

@@ -242,6 +242,10 @@ def _apply_config(state: SubscriptionState, change: Change) -> list[CapacityEven
         settings.billing_day = new.billing_day  # only how the history is read: no count changes
     if not isinstance(new.dormant_days, UnsetType):
         settings.dormant_days = new.dormant_days  # only what the dormancy report defaults to
+    if not isinstance(new.statement_grace, UnsetType):
+        settings.statement_grace = new.statement_grace  # only when statements close: no count changes
+    if not isinstance(new.source_silence, UnsetType):
+        settings.source_silence = new.source_silence  # only when a source is called silent
     thresholds_changed = set(settings.thresholds) != set(thresholds_before)
     events = []
     for user_class in CLASSES:
@@ -314,6 +318,8 @@ def _newer_keys(state: SubscriptionState, change: Change) -> ConfigFields | None
         shared_identifier_threshold=newer("shared_identifier_threshold", given.shared_identifier_threshold),
         runtimes=entries("runtimes", given.runtimes), billing_day=newer("billing_day", given.billing_day),
         dormant_days=newer("dormant_days", given.dormant_days),
+        statement_grace=newer("statement_grace", given.statement_grace),
+        source_silence=newer("source_silence", given.source_silence),
         excluded_providers=newer("excluded_providers", given.excluded_providers))
     return kept if newer_any else None
 

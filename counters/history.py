@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from counters.periods import period_bounds
 from counters.state import DEFAULT_BILLING_DAY
 
 DAILY_DAYS = 400
@@ -102,11 +103,8 @@ def filled(entries: Iterable[Entry], first: str, last: str, *, hourly: bool = Fa
 
 
 def period_start(day: date, billing_day: int) -> date:
-    """The first day of the billing period that contains ``day``."""
-    if day.day >= billing_day:
-        return day.replace(day=billing_day)
-    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
-    return date(year, month, billing_day)
+    """The first day of the billing period that contains ``day`` (``counters/periods.py``)."""
+    return period_bounds(day, billing_day)[0]
 
 
 def billing_peak(entries: Iterable[Entry], today: date, billing_day: int = DEFAULT_BILLING_DAY) -> dict[str, object]:

@@ -65,6 +65,10 @@ class MemoryStore(Store):
             state.positions[position.source] = position.next
         state.dirty.clear()
         state.extremes.clear()
+        for provider, at in state.source_tally.last.items():
+            state.source_last[provider] = max(at, state.source_last.get(provider, at))
+        state.source_tally.clear()
+        state.late_tally.clear()
         self._outboxes.setdefault(state.subscription, []).extend(event.to_bytes() for event in events)
         self._audits.setdefault(state.subscription, []).extend(orjson.dumps(entry) for entry in audits)
         report = orjson.dumps(shared_identifiers_report(state)) if state.shared_changed else self._shared(state.subscription)
@@ -87,11 +91,11 @@ class MemoryStore(Store):
 
     # --- the outbox -------------------------------------------------------------------------------
 
-    async def outbox(self, subscription: str) -> list[bytes]:
-        return list(self._outboxes.get(subscription, []))
+    async def outbox(self, subscription: str, kind: str = "capacity") -> list[bytes]:
+        return list(self._outboxes.get(subscription if kind == "capacity" else f"{kind}:{subscription}", []))
 
-    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
-        pending = self._outboxes.get(subscription, [])
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes], kind: str = "capacity") -> None:
+        pending = self._outboxes.get(subscription if kind == "capacity" else f"{kind}:{subscription}", [])
         for entry in entries:
             if entry in pending:  # another sweeper may have removed it already
                 pending.remove(entry)

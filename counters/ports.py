@@ -20,10 +20,11 @@ in the stage tests. Nothing here knows how a store keeps its data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from counters.history import Entry
+from counters.statements import Late
 from counters.state import SubscriptionState
 from schemas.outputs import CapacityEvent, SharedIdentifiers
 
@@ -51,6 +52,8 @@ class ReadSide:
     counts: dict[str, Any]
     settings: dict[str, Any]
     shared: SharedIdentifiers | None
+    sources: dict[str, int] = field(default_factory=dict)
+    """Each user provider's latest event time (µs; ``counters/sources.py``)."""
 
 
 class States(Protocol):
@@ -83,11 +86,12 @@ class States(Protocol):
 class Outbox(Protocol):
     """The outbox port: committed capacity events waiting for Kafka, oldest first."""
 
-    async def outbox(self, subscription: str) -> list[bytes]:
-        """The pending events, each as the bytes published (``CapacityEvent.to_bytes``)."""
+    async def outbox(self, subscription: str, kind: str = "capacity") -> list[bytes]:
+        """The pending events, each as the bytes published (``CapacityEvent.to_bytes``; ``kind``
+        ``statements``: the closed statements, ``counters/statements.py``)."""
         ...
 
-    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes], kind: str = "capacity") -> None:
         """Remove these entries, each by its value (its id is unique), never by position: several
         workers sweep the same outbox, and an entry committed after this one's read must stay."""
         ...
@@ -181,6 +185,15 @@ class History(Protocol):
     async def daily(self, subscription: str) -> list[Entry]:
         """Stored daily history entries (``counters.history``), oldest first; days without a commit
         are absent."""
+        ...
+
+    async def source_activity(self, subscription: str) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        """Each user provider's latest event time (µs), and its events per UTC day number (the last
+        ``SOURCE_DAYS``): ``counters.sources_report`` reads them."""
+        ...
+
+    async def statement_data(self, subscription: str) -> tuple[dict[str, dict[str, Any]], dict[str, Late]]:
+        """The frozen statements by period start, and the late events of each period (``counters/statements.py``)."""
         ...
 
     async def hourly(self, subscription: str) -> list[Entry]:

@@ -18,6 +18,8 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from counters.classify import CLASSES, OwnedDomains
+from counters.late import LateTally
+from counters.sources import SourceTally
 from schemas.limits import MAX_REPORTED, REPORTED_OTHER
 from schemas.outputs import ScopeCounts, SubscriptionCounts
 
@@ -26,6 +28,10 @@ DEFAULT_HYSTERESIS = 1
 DEFAULT_SHARED_IDENTIFIER_THRESHOLD = 5
 DEFAULT_BILLING_DAY = 1
 DEFAULT_DORMANT_DAYS = 90
+DEFAULT_STATEMENT_GRACE = 72
+"""Hours after a billing period ends before its statement closes (counters/statements.py)."""
+DEFAULT_SOURCE_SILENCE = 24
+"""Hours without an event after which a user provider is silent (counters/sources.py)."""
 """The settings of a subscription no config event has set, and what a key given as null restores."""
 
 NEVER = -(2**62)
@@ -219,13 +225,16 @@ class SubscriptionSettings:
     excluded_providers: frozenset[str] = frozenset()
     billing_day: int = DEFAULT_BILLING_DAY
     dormant_days: int = DEFAULT_DORMANT_DAYS
+    statement_grace: int = DEFAULT_STATEMENT_GRACE
+    source_silence: int = DEFAULT_SOURCE_SILENCE
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "domains": list(self.domains.entries), "capacity": self.capacity,
                 "thresholds": list(self.thresholds), "hysteresis": self.hysteresis, "runtimes": self.runtimes,
                 "shared_identifier_threshold": self.shared_identifier_threshold,
                 "excluded_providers": sorted(self.excluded_providers), "billing_day": self.billing_day,
-                "dormant_days": self.dormant_days}
+                "dormant_days": self.dormant_days, "statement_grace": self.statement_grace,
+                "source_silence": self.source_silence}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SubscriptionSettings:
@@ -237,7 +246,9 @@ class SubscriptionSettings:
                        "shared_identifier_threshold", DEFAULT_SHARED_IDENTIFIER_THRESHOLD),
                    excluded_providers=frozenset(values.get("excluded_providers", ())),
                    billing_day=values.get("billing_day", DEFAULT_BILLING_DAY),
-                   dormant_days=values.get("dormant_days", DEFAULT_DORMANT_DAYS))
+                   dormant_days=values.get("dormant_days", DEFAULT_DORMANT_DAYS),
+                   statement_grace=values.get("statement_grace", DEFAULT_STATEMENT_GRACE),
+                   source_silence=values.get("source_silence", DEFAULT_SOURCE_SILENCE))
 
 
 class Sessions(Protocol):
@@ -322,6 +333,13 @@ class SubscriptionState:
         """Per class, the lowest and highest count the changes applied since the store last saved
         passed through (none: no count changed): a count that rises and falls back between two
         commits still reaches the history's maximum, whatever the batching."""
+        self.source_tally = SourceTally()
+        """The events of each user provider applied since the store last saved (the count stage adds
+        them; ``counters/sources.py``)."""
+        self.late_tally = LateTally()
+        """The late events applied since the store last saved (``counters/late.py``)."""
+        self.source_last: dict[str, int] = {}
+        """Each user provider's latest event time (µs) as stored: the silent-sources gauge."""
 
     def scope(self, runtime: str | None) -> ScopeTotals:
         found = self.scopes.get(runtime)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from counters.classify import CLASSES
 from counters.digest import Digester
 from counters.normalize import email_domain, normalize_email, normalize_owned_domain, normalize_phone, normalize_username
+from counters.state import DEFAULT_SOURCE_SILENCE, DEFAULT_STATEMENT_GRACE
 from counters.state import DEFAULT_BILLING_DAY, DEFAULT_DORMANT_DAYS, DEFAULT_HYSTERESIS, DEFAULT_SHARED_IDENTIFIER_THRESHOLD, DEFAULT_THRESHOLDS
 from schemas.changes import Change, ConfigFields
 from schemas.events import UNSET, ConfigEvent, InputEvent, LoginEvent, ProfileEvent, UnsetType, VisitEvent
@@ -156,6 +157,10 @@ def _config_change(event: ConfigEvent, time: int) -> Change:
         settings.billing_day = event.billing_day or DEFAULT_BILLING_DAY
     if not isinstance(event.dormant_days, UnsetType):
         settings.dormant_days = event.dormant_days or DEFAULT_DORMANT_DAYS
+    if not isinstance(event.statement_grace, UnsetType):
+        settings.statement_grace = DEFAULT_STATEMENT_GRACE if event.statement_grace is None else event.statement_grace
+    if not isinstance(event.source_silence, UnsetType):
+        settings.source_silence = event.source_silence or DEFAULT_SOURCE_SILENCE
     if not isinstance(event.excluded_providers, UnsetType):
         settings.excluded_providers = sorted(set(event.excluded_providers or ()))
     return Change(kind="config", subscription=event.subscription, time=time, event_id=event.id, config=settings)

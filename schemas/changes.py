@@ -48,6 +48,8 @@ class ConfigFields(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     runtimes: dict[str, list[int] | None] | UnsetType = UNSET
     billing_day: int | UnsetType = UNSET
     dormant_days: int | UnsetType = UNSET
+    statement_grace: int | UnsetType = UNSET
+    source_silence: int | UnsetType = UNSET
     excluded_providers: list[str] | UnsetType = UNSET
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The CloudEvents 1.0 envelope of capacity-change events on Kafka (binary content mode).
+"""The CloudEvents 1.0 envelope of capacity-change events and closed billing statements on Kafka
+(binary content mode).
 
 In binary mode the record's value stays the event's own JSON and its key stays the subscription; the
 CloudEvents attributes travel as ``ce_``-prefixed headers. Consumers that know nothing of CloudEvents
@@ -14,6 +15,7 @@ import orjson
 
 SPEC_VERSION = "1.0"
 CAPACITY_TYPE = "io.endusers.capacity.changed.v1"
+STATEMENT_TYPE = "io.endusers.statement.closed.v1"
 CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, bytes]]
@@ -29,14 +31,28 @@ def capacity_headers(value: bytes) -> Headers:
     percent-encoded there; ``ce_subject`` keeps it as it is.
     """
     event = orjson.loads(value)
-    subscription, user_class = str(event["subscription"]), str(event["user_class"])
+    subscription = str(event["subscription"])
+    return _headers(str(event["id"]), subscription, CAPACITY_TYPE, f"{subscription}/{event['user_class']}",
+                    str(event["time"]))
+
+
+def _headers(event_id: str, subscription: str, event_type: str, subject: str, time: str) -> Headers:
     attributes = {
         "ce_specversion": SPEC_VERSION,
-        "ce_id": str(event["id"]),
+        "ce_id": event_id,
         "ce_source": "endusers/" + quote(subscription, safe=""),
-        "ce_type": CAPACITY_TYPE,
-        "ce_subject": f"{subscription}/{user_class}",
-        "ce_time": str(event["time"]),
+        "ce_type": event_type,
+        "ce_subject": subject,
+        "ce_time": time,
         "content-type": CONTENT_TYPE,
     }
     return [(name, text.encode()) for name, text in attributes.items()]
+
+
+def statement_headers(value: bytes) -> Headers:
+    """The binary-mode headers of one closed billing statement (its JSON as frozen): ``ce_id`` is the
+    statement's id, one per subscription and period, so a repeat after a crash is dropped by (source, id)."""
+    statement = orjson.loads(value)
+    subscription = str(statement["subscription"])
+    return _headers(str(statement["id"]), subscription, STATEMENT_TYPE, f"{subscription}/{statement['period_start']}",
+                    str(statement["closed_at"]))

@@ -292,8 +292,17 @@ class ConfigEvent(_Event, frozen=True, kw_only=True, tag="config"):
     hysteresis: Annotated[float, Meta(ge=0, le=100)] | None | UnsetType = UNSET
     runtimes: Annotated[dict[Name, RuntimeSetting], Meta(max_length=MAX_RUNTIMES)] | None | UnsetType = UNSET
     billing_day: Annotated[
-        Annotated[int, Meta(ge=1, le=28)] | None | UnsetType,
-        Meta(description="Day of the month (1-28) on which a billing period starts; null: 1"),
+        Annotated[int, Meta(ge=1, le=31)] | None | UnsetType,
+        Meta(description="Day of the month (1-31; the month's last day when it has fewer) on which a billing "
+                         "period starts; null: 1"),
+    ] = UNSET
+    statement_grace: Annotated[
+        Annotated[int, Meta(ge=0, le=2160)] | None | UnsetType,
+        Meta(description="Hours after a billing period ends at which its statement closes (0-2160); null: 72"),
+    ] = UNSET
+    source_silence: Annotated[
+        Annotated[int, Meta(ge=1, le=8760)] | None | UnsetType,
+        Meta(description="Hours without an event after which a user provider is silent (1-8760); null: 24"),
     ] = UNSET
     dormant_days: Annotated[
         Annotated[int, Meta(ge=1, le=3650)] | None | UnsetType,

@@ -249,6 +249,8 @@ class WorkerSettings(BaseModel):
     congested network makes a live worker lose its partitions (a rebalance, then a reload)."""
     stall_seconds: float = _var("ENDUSERS_STALL_SECONDS", 30.0)
     """Changes waiting with no batch processed for this long: /readyz says ``stalled``."""
+    statement_sweep: float = _var("ENDUSERS_STATEMENT_SWEEP", 60.0, gt=0)
+    """Seconds between two looks for billing statements that have closed (streams/worker/statements.py)."""
     web_redis_connections: int = _var("ENDUSERS_WEB_REDIS_CONNECTIONS", 20, ge=1)
     """Redis connections of the HTTP side (its own pool: HTTP load cannot starve the count stage)."""
     web_max_streams: int = _var("ENDUSERS_WEB_MAX_STREAMS", 100, ge=1)

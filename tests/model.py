@@ -349,7 +349,7 @@ def validate(line: str) -> dict:
             out["runtimes"] = parsed
         if "billing_day" in ev:
             day = ev["billing_day"]
-            if day is not None and not (_is_int(day) and 1 <= day <= 28):
+            if day is not None and not (_is_int(day) and 1 <= day <= 31):
                 raise Rejected("bad billing_day")
             out["billing_day"] = 1 if day is None else day  # DECISION: null means the default, 1
         if "dormant_days" in ev:
@@ -357,6 +357,12 @@ def validate(line: str) -> dict:
             if days is not None and not (_is_int(days) and 1 <= days <= 3650):
                 raise Rejected("bad dormant_days")
             out["dormant_days"] = 90 if days is None else days  # DECISION: null means the default, 90
+        for key, low, high, default in (("statement_grace", 0, 2160, 72), ("source_silence", 1, 8760, 24)):
+            if key in ev:
+                hours = ev[key]
+                if hours is not None and not (_is_int(hours) and low <= hours <= high):
+                    raise Rejected(f"bad {key}")
+                out[key] = default if hours is None else hours  # DECISION: null means the default
         if "excluded_providers" in ev:
             providers = ev["excluded_providers"]
             if providers is None:
@@ -515,7 +521,7 @@ def apply_event(sub: Sub, ev: dict, t: Any) -> None:
 
 
 CONFIG_KEYS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes", "excluded_providers",
-               "billing_day", "dormant_days")
+               "billing_day", "dormant_days", "statement_grace", "source_silence")
 MAP_KEYS = ("capacity", "runtimes")
 
 

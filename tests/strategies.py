@@ -202,7 +202,9 @@ def config_events(draw: Any) -> dict:
         rts = draw(st.dictionaries(st.sampled_from(RUNTIMES), st.sampled_from(VERSIONS), max_size=2))
         ev["runtimes"] = {rt: {"version": v} for rt, v in rts.items()}
     if draw(st.integers(0, 6)) == 0:
-        _maybe(ev, "billing_day", st.sampled_from([1, 15, 28]), draw)
+        _maybe(ev, "billing_day", st.sampled_from([1, 15, 28, 31]), draw)
+        _maybe(ev, "statement_grace", st.sampled_from([0, 72, 2160]), draw)
+        _maybe(ev, "source_silence", st.sampled_from([1, 24, 8760]), draw)
         _maybe(ev, "dormant_days", st.sampled_from([1, 30, 90, 3650]), draw)
     if draw(st.integers(0, 4)) == 0:
         _maybe(ev, "excluded_providers", st.lists(st.sampled_from([*PROVIDERS, "visitor"]), max_size=2), draw)
@@ -248,7 +250,9 @@ INVALID_EVENTS: list[Any] = [
     {"type": "config", "subscription": "acme", "runtimes": {"r1": {"version": 11}}},
     {"type": "config", "subscription": 7},
     {"type": "config", "subscription": "acme", "excluded_providers": "Okta"},
-    {"type": "config", "subscription": "acme", "billing_day": 29},
+    {"type": "config", "subscription": "acme", "billing_day": 32},
+    {"type": "config", "subscription": "acme", "statement_grace": -1},
+    {"type": "config", "subscription": "acme", "source_silence": 0},
     {"type": "config", "subscription": "acme", "billing_day": 0},
     {"type": "config", "subscription": "acme", "dormant_days": 0},
     {"type": "config", "subscription": "acme", "dormant_days": 3651},

@@ -384,14 +384,17 @@ def config() -> None:
               help="Report an email or login held by more records than this (default 5).")
 @click.option("--excluded-providers", metavar="A,B",
               help="User providers whose records are not end users, comma separated ('' excludes none).")
-@click.option("--billing-day", type=int, help="Day of the month (1-28) on which a billing period starts.")
+@click.option("--billing-day", type=int, help="Day of the month (1-31) on which a billing period starts.")
 @click.option("--dormant-days", type=int, help="Days without a login after which a record is dormant (1-3650).")
+@click.option("--statement-grace", type=int, help="Hours after a billing period ends before its statement closes (0-2160).")
+@click.option("--source-silence", type=int, help="Hours without an event after which a user provider is silent (1-8760).")
 @click.option("--actor", envvar="USER", help="Who makes the change, for the audit trail [default: $USER].")
 @click.option("--dry-run", is_flag=True, help="Print the event instead of publishing it.")
 def config_set(subscription: str, domains: str | None, capacity_internal: str | None, capacity_external: str | None,
                thresholds: str | None, hysteresis: float | None, platform: str | None, runtimes: tuple[str, ...],
                shared_identifier_threshold: int | None, excluded_providers: str | None, billing_day: int | None,
-               dormant_days: int | None, actor: str | None, dry_run: bool) -> None:
+               dormant_days: int | None, statement_grace: int | None, source_silence: int | None,
+               actor: str | None, dry_run: bool) -> None:
     """Validate and publish a config event for SUBSCRIPTION."""
     import asyncio
 
@@ -418,8 +421,8 @@ def config_set(subscription: str, domains: str | None, capacity_internal: str | 
             thresholds=parsed, hysteresis=hysteresis, platform=platform, runtimes=versions or None,
             excluded_providers=None if excluded_providers is None else
             [p for p in excluded_providers.split(",") if p.strip()],
-            billing_day=billing_day, dormant_days=dormant_days,
-            actor=actor,
+            billing_day=billing_day, dormant_days=dormant_days, statement_grace=statement_grace,
+            source_silence=source_silence, actor=actor,
             # an id of its own: a repeat of this very event (republished, redelivered) changes nothing
             event_id=f"config-{uuid.uuid4()}",
             shared_identifier_threshold=shared_identifier_threshold,
@@ -722,6 +725,52 @@ def dormant_command(subscription: str, days: int | None, as_csv: bool, as_json: 
         mark = "reclaimable" if row["reclaimable"] else "still active elsewhere"
         click.echo(printable(f"  {row['last_login'] or 'never':<28} {row['runtime']}/{row['tenant']}/{row['provider']}"
                              f"  {row['user_id']}  {row['class']}  {mark}"))
+
+
+@main.command("statements")
+@click.argument("subscription")
+@click.option("--json", "as_json", is_flag=True, help="Print the statements as JSON, as the API gives them.")
+def statements_command(subscription: str, as_json: bool) -> None:
+    """The billing statements of SUBSCRIPTION, newest period first: the open period, then each closed
+    one with its frozen peak per class (and the day reached), capacity, overage and counts at close,
+    and the true-up of events that arrived after it closed."""
+    from datetime import datetime, timezone
+
+    from counters import OperatorReads, statements_document
+
+    async def read(store: OperatorReads) -> tuple[Any, ...]:
+        return (await store.counts(subscription), await store.settings(subscription), await store.daily(subscription),
+                *(await store.statement_data(subscription)))
+
+    counts, settings, daily, frozen, late = _with_store(read)
+    if counts is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    document = statements_document(subscription, settings or {}, daily, frozen, late, datetime.now(timezone.utc))
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    click.echo(f"{subscription}: billing periods start on day {document['billing_day']}, statements close "
+               f"{document['statement_grace_hours']} h after a period ends")
+    for statement in document["statements"]:
+        click.echo(_statement_line(statement))
+
+
+def _statement_line(statement: dict[str, Any]) -> str:
+    """One statement in a line per class: peak (day), capacity, overage; then the true-up, if any."""
+    state = f"closed {statement['closed_at']}" if statement["closed"] else f"open, closes {statement['closes_at']}"
+    lines = [f"{statement['period_start']} to {statement['period_end']}  {state}"]
+    for user_class in ("internal", "external"):
+        peak, capacity = statement["peak"][user_class], statement["capacity"][user_class]
+        over = statement["overage"][user_class]
+        lines.append(f"  {user_class:<9} peak {'-' if peak is None else peak['count']:>6}"
+                     f" on {'-' if peak is None else peak['day']:<10}  capacity {'unlimited' if capacity is None else capacity}"
+                     f"  overage {'-' if over is None else over}"
+                     + (f"  at close {statement['counts_at_close'][user_class]}" if statement["closed"] else ""))
+    correction = statement.get("true_up")
+    if correction:
+        peaks = ", ".join(f"{c} {p['count']} on {p['day']}" for c, p in correction["peak"].items() if p is not None)
+        lines.append(f"  true-up: {correction['events']} late event(s) after the close; peak with them: {peaks}")
+    return "\n".join(lines)
 
 
 @main.command("roster")

@@ -23,7 +23,8 @@ UNSET: Literal["unset"] = "unset"
 """A capacity argument that leaves the current capacity as it is (the key is omitted)."""
 
 SETTINGS = ("platform", "domains", "capacity", "thresholds", "hysteresis", "runtimes",
-            "shared_identifier_threshold", "excluded_providers", "billing_day", "dormant_days")
+            "shared_identifier_threshold", "excluded_providers", "billing_day", "dormant_days",
+            "statement_grace", "source_silence")
 """The keys of a config event that change a setting, in the order the builder writes them."""
 
 CapacityArg = int | str | None
@@ -50,11 +51,11 @@ def config_event(
     excluded_providers: Iterable[str] | None = None,
     billing_day: int | None = None,
     dormant_days: int | None = None,
+    statement_grace: int | None = None, source_silence: int | None = None,
     *,
     event_id: str | None = None,
     time: str | None = None,
-    actor: str | None = None,
-) -> dict[str, Any]:
+    actor: str | None = None) -> dict[str, Any]:
     """A validated ``config`` event with the settings given (not None); absent keys keep their value.
 
     ``domains``: a list or one text separated by commas or spaces, normalized (``@Example.COM`` ->
@@ -74,7 +75,7 @@ def config_event(
              "thresholds": _thresholds(thresholds), "hysteresis": _hysteresis(hysteresis),
              "runtimes": _runtimes(runtimes), "shared_identifier_threshold": shared_identifier_threshold,
              "excluded_providers": _providers(excluded_providers), "billing_day": billing_day,
-             "dormant_days": dormant_days}
+             "dormant_days": dormant_days, "statement_grace": statement_grace, "source_silence": source_silence}
     event.update((key, value) for key, value in given.items() if value is not None)
     _refuse_non_finite(event)
     if not any(key in event for key in SETTINGS):

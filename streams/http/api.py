@@ -15,15 +15,18 @@ from aiohttp import web
 from counters import (
     DAILY_DAYS,
     DEFAULT_SHARED_IDENTIFIER_THRESHOLD,
+    DEFAULT_SOURCE_SILENCE,
     HISTORY_CSV_HEADER,
     HOURLY_DAYS,
     Entry,
     billing_peak,
     filled,
     hour_of,
+    sources_report,
+    statements_document,
 )
 from streams.http import auth, insights
-from streams.http.responses import NO_CACHE, json_response, store_error, today, unknown_subscription
+from streams.http.responses import NO_CACHE, json_response, now_ms, store_error, today, unknown_subscription
 
 if TYPE_CHECKING:
     from counters import CountsReader
@@ -95,6 +98,41 @@ class ReadApi:
         if report is None:  # committed before the report existed; the next commit writes it
             report = {"threshold": DEFAULT_SHARED_IDENTIFIER_THRESHOLD, "identifiers": []}
         return json_response({"subscription": subscription, **report})
+
+    async def sources(self, request: web.Request) -> web.Response:
+        """Per user provider, the latest event and the events per day, and whether it is silent (no
+        event for the subscription's ``source_silence`` hours): a dead identity feed makes counts quietly
+        too low (``counters/sources.py``)."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription)
+        try:
+            counts, settings, (last, days) = await asyncio.gather(
+                self.reader.counts(subscription), self.reader.settings(subscription),
+                self.reader.source_activity(subscription))
+        except Exception as exc:
+            return store_error(exc)
+        if counts is None:
+            return unknown_subscription(subscription)
+        silence = int((settings or {}).get("source_silence", DEFAULT_SOURCE_SILENCE))
+        providers = sources_report(last, days, now_ms() * 1000, silence)
+        return json_response({"subscription": subscription, "source_silence_hours": silence,
+                              "silent": sum(1 for p in providers if p["silent"]), "providers": providers})
+
+    async def statements(self, request: web.Request) -> web.Response:
+        """The billing statements: the open period (``closed: false``) and the frozen ones, each with
+        its true-up of late events (``counters/statements.py``)."""
+        subscription = request.match_info["id"]
+        auth.require(request, subscription)
+        try:
+            counts, settings, daily, (frozen, late) = await asyncio.gather(
+                self.reader.counts(subscription), self.reader.settings(subscription),
+                self.reader.daily(subscription), self.reader.statement_data(subscription))
+        except Exception as exc:
+            return store_error(exc)
+        if counts is None:
+            return unknown_subscription(subscription)
+        return json_response(statements_document(subscription, settings or {}, daily, frozen, late,
+                                                 datetime.now(timezone.utc)))
 
 
 def _history_span(request: web.Request) -> tuple[date, date, bool] | web.Response:

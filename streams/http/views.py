@@ -87,6 +87,8 @@ ROUTES: tuple[str, ...] = (
     "/api/v1/subscriptions/{id}/shared-identifiers",
     "/api/v1/subscriptions/{id}/domains",
     "/api/v1/subscriptions/{id}/history",
+    "/api/v1/subscriptions/{id}/sources",
+    "/api/v1/subscriptions/{id}/statements",
     "/api/v1/subscriptions/{id}/preview",
     "/api/v1/subscriptions/{id}/explain",
     "/api/v1/subscriptions/{id}/dormant",
@@ -119,6 +121,8 @@ def add_routes(app: web.Application, reader: CountsReader, readiness: Readiness,
     router.add_get("/api/v1/subscriptions/{id}/shared-identifiers", api.shared_identifiers)
     router.add_get("/api/v1/subscriptions/{id}/domains", admin.domains)
     router.add_get("/api/v1/subscriptions/{id}/history", api.history)
+    router.add_get("/api/v1/subscriptions/{id}/sources", api.sources)
+    router.add_get("/api/v1/subscriptions/{id}/statements", api.statements)
     router.add_post("/api/v1/subscriptions/{id}/preview", admin.preview)
     router.add_post("/api/v1/subscriptions/{id}/explain", admin.explain)
     router.add_get("/api/v1/subscriptions/{id}/dormant", seats.dormant)

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.settings import SOURCE_TOPICS, WorkerSettings, kafka_client_options
 
-OUTPUT_TOPICS = ("capacity", "counts", "deadletter")
+OUTPUT_TOPICS = ("capacity", "counts", "deadletter", "statements")
 INTERNAL_TOPICS = ("changes",)
 _ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: another client created it first
 _WEEK_MS = str(7 * 24 * 3600 * 1000)

@@ -146,6 +146,21 @@ INVALID_EMAILS = Gauge(
     registry=REGISTRY,
 )
 
+SOURCE_LAST_EVENT = Gauge(
+    "endusers_source_last_event_timestamp_seconds",
+    "Time of the latest event of a user provider of a subscription (event time, never later than its commit); "
+    "see GET /api/v1/subscriptions/{id}/sources.",
+    ["subscription", "provider"],
+    registry=REGISTRY,
+)
+SOURCE_SILENCE = Gauge(
+    "endusers_source_silence_seconds",
+    "The subscription's source_silence: how long a user provider may send nothing before it is silent "
+    "(the EndUsersSourceSilent rule).",
+    ["subscription"],
+    registry=REGISTRY,
+)
+
 # label sets currently exported per subscription, so that runtimes/providers that vanish are removed
 _LOCK = threading.Lock()
 _EXPORTED: dict[str, dict[Gauge, set[tuple[str, ...]]]] = {}
@@ -209,6 +224,30 @@ def observe_counts(subscription: str, counts: Mapping[str, Any], capacity: Mappi
             for labels in exported.get(gauge, set()) - values.keys():
                 _remove(gauge, labels)
             exported[gauge] = set(values)
+
+
+def observe_sources(subscription: str, last: Mapping[str, int], silence_hours: int) -> None:
+    """Set the silent-sources gauges of one subscription from each provider's latest event time (µs).
+
+    The providers beyond the label cap are shown as one, :data:`OTHER`, with the oldest of their times
+    within the last 7 days (so that one of them falling silent still shows), or the latest when none is."""
+    seconds = {provider: at / 1e6 for provider, at in last.items()}
+    if len(seconds) > _label_cap:
+        ranked = sorted(seconds, key=lambda name: (-seconds[name], name))
+        rest = [seconds[name] for name in ranked[_label_cap:]]
+        recent = [at for at in rest if at >= max(seconds.values()) - 7 * 86_400]
+        seconds = {name: seconds[name] for name in ranked[:_label_cap] if name != OTHER}
+        seconds[OTHER] = min(recent) if recent else max(rest)
+    series: dict[tuple[str, ...], float] = {(subscription, provider): at for provider, at in seconds.items()}
+    with _LOCK:
+        exported = _EXPORTED.setdefault(subscription, {})
+        for labels, value in series.items():
+            SOURCE_LAST_EVENT.labels(*labels).set(value)
+        for labels in exported.get(SOURCE_LAST_EVENT, set()) - series.keys():
+            _remove(SOURCE_LAST_EVENT, labels)
+        exported[SOURCE_LAST_EVENT] = set(series)
+        SOURCE_SILENCE.labels(subscription).set(silence_hours * 3600)
+        exported[SOURCE_SILENCE] = {(subscription,)}
 
 
 def _largest(values: dict[str, dict[str, float]], by: str) -> dict[str, dict[str, float]]:

@@ -22,7 +22,8 @@ class Keys:
     """The keys of one subscription, all under its hash tag."""
 
     __slots__ = ("meta", "records", "tombstones", "outbox", "sessions", "counts", "recent", "history", "shared",
-                 "daily", "hourly", "audit")
+                 "daily", "hourly", "audit", "sources", "source_days",
+                 "periods", "statements", "statement_outbox")
 
     def __init__(self, subscription: str) -> None:
         base = "endusers:{%s}:" % subscription
@@ -38,10 +39,26 @@ class Keys:
         self.daily = base + "daily"
         self.hourly = base + "hourly"
         self.audit = audit.audit_key(subscription)
+        self.sources = base + "sources"
+        """User provider -> the time (µs) of its latest event (``counters/sources.py``)."""
+        self.source_days = base + "source-days"
+        """``d:<day number>:<provider>`` -> the provider's events that UTC day (the last SOURCE_DAYS)."""
+        self.periods = base + "periods"
+        """The late events per billing period: ``<start>:late`` -> how many, ``<start>:<class>`` ->
+        ``count,day``, the highest count right after one of them (``counters/late.py``)."""
+        self.statements = base + "statements"
+        """Period start -> its frozen statement (JSON, the CloudEvent's value), written once."""
+        self.statement_outbox = base + "statement-outbox"
+        """Frozen statements waiting for Kafka (``enduser.statements``)."""
+
+    def outbox_of(self, kind: str) -> str:
+        """The outbox of capacity events (``capacity``) or of closed statements (``statements``)."""
+        return self.statement_outbox if kind == "statements" else self.outbox
 
     def commit_keys(self) -> list[str]:
         return [self.meta, self.records, self.tombstones, self.outbox, self.sessions, self.counts,
-                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit]
+                self.recent, self.history, self.shared, self.daily, self.hourly, self.audit, self.sources,
+                self.source_days, self.periods]
 
 
 def text(value: bytes | str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from counters import Entry, ReadSide, parse_entries
+from counters import Entry, Late, ReadSide, parse_entries
 from schemas.outputs import SharedIdentifiers
 from streams.store import audit
 from streams.store.connect import AsyncClient
@@ -61,13 +61,15 @@ class RedisReads:
                 pipe.get(keys.counts)
                 pipe.hget(keys.meta, "settings")
                 pipe.get(keys.shared)
+                pipe.hgetall(keys.sources)
             found = await pipe.execute()
         sides = {}
         for index, name in enumerate(subscriptions):
-            counts, settings, shared = found[3 * index: 3 * index + 3]
+            counts, settings, shared, sources = found[4 * index: 4 * index + 4]
             if counts is not None and settings is not None:
                 sides[name] = ReadSide(fix_empty(orjson.loads(counts)), dict(orjson.loads(settings)),
-                                       None if shared is None else orjson.loads(shared))
+                                       None if shared is None else orjson.loads(shared),
+                                       {text(provider): int(at) for provider, at in sources.items()})
         return sides
 
     @translated
@@ -108,6 +110,38 @@ class RedisReads:
     async def daily(self, subscription: str) -> list[Entry]:
         """The stored daily entries (``counters.history``), oldest first; days without a commit are absent."""
         return parse_entries({text(k): text(v) for k, v in (await self.redis.hgetall(Keys(subscription).daily)).items()})
+
+    @translated
+    async def source_activity(self, subscription: str) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        keys = Keys(subscription)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.sources)
+            pipe.hgetall(keys.source_days)
+            last, per_day = await pipe.execute()
+        days = {}
+        for name, events in per_day.items():
+            _, day, provider = text(name).split(":", 2)  # d:<day number>:<provider>
+            days[(provider, int(day))] = int(events)
+        return {text(provider): int(at) for provider, at in last.items()}, days
+
+    @translated
+    async def statement_data(self, subscription: str) -> tuple[dict[str, dict[str, Any]], dict[str, Late]]:
+        keys = Keys(subscription)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.statements)
+            pipe.hgetall(keys.periods)
+            frozen, periods = await pipe.execute()
+        events: dict[str, int] = {}
+        peaks: dict[str, dict[str, tuple[int, str]]] = {}
+        for name, value in periods.items():
+            start, _, what = text(name).partition(":")
+            if what == "late":
+                events[start] = int(value)
+            else:
+                count, _, day = text(value).partition(",")
+                peaks.setdefault(start, {})[what] = (int(count), day)
+        return ({text(start): orjson.loads(statement) for start, statement in frozen.items()},
+                {start: Late(peaks.get(start, {}), count) for start, count in events.items()})
 
     @translated
     async def hourly(self, subscription: str) -> list[Entry]:

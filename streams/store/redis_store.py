@@ -38,6 +38,10 @@ from counters import (
     Store,
     SubscriptionSettings,
     SubscriptionState,
+    DAY_US,
+    SOURCE_DAYS,
+    SourceTally,
+    LateTally,
     day_of,
     external_domains,
     hour_of,
@@ -152,10 +156,50 @@ if audits > 0 then
   end
   redis.call('LTRIM', trail, 0, kept - 1)
 end
+-- silent sources (counters/sources.py): each provider's latest event time, and its events per day
+local sources, source_days = KEYS[13], KEYS[14]
+for _ = 1, take() do
+  local held = tonumber(redis.call('HGET', sources, ARGV[i]))
+  if held == nil or held < tonumber(ARGV[i + 1]) then redis.call('HSET', sources, ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
+local oldest, created = tonumber(ARGV[i]), false
+i = i + 1
+for _ = 1, take() do
+  local n = tonumber(ARGV[i + 1])
+  if redis.call('HINCRBY', source_days, ARGV[i], n) == n then created = true end
+  i = i + 2
+end
+if created then  -- a new day (or provider): the days past the retention go
+  for _, stored in ipairs(redis.call('HKEYS', source_days)) do
+    local day = tonumber(string.match(stored, '^d:(%%d+):'))
+    if day == nil or day < oldest then redis.call('HDEL', source_days, stored) end
+  end
+end
+-- late events per billing period (counters/late.py): how many, and per class the highest count after one
+local periods = KEYS[15]
+for _ = 1, take() do
+  local start = ARGV[i]
+  redis.call('HINCRBY', periods, start .. ':late', ARGV[i + 1])
+  i = i + 2
+  for _ = 1, take() do
+    local field, count, day = start .. ':' .. ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+    local held = redis.call('HGET', periods, field)
+    local before = nil
+    if held then before = tonumber(string.match(held, '^(%%d+),')) end
+    if before == nil or count > before then redis.call('HSET', periods, field, ARGV[i + 1] .. ',' .. day) end
+    i = i + 3
+  end
+end
 return {1, anonymous}
 """ % {"recent": RECENT_EVENTS - 1, "history": HISTORY_LENGTH, "audit": audit.AUDIT_LENGTH - 1,
        "audit_bytes": audit.AUDIT_BYTES}
 
+
+_CLOSE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[2]); return 1 end
+return 0
+"""
 
 _MARK = """
 for i = 1, #ARGV, 2 do
@@ -233,6 +277,17 @@ def _record_args(state: SubscriptionState) -> list[Any]:
             len(put_tombs) // 2, *put_tombs, len(del_tombs), *del_tombs]
 
 
+def _late_args(tally: LateTally) -> list[Any]:
+    """The batch's late events per period: start, how many, then per class (count, day)."""
+    args: list[Any] = [len(tally.events)]
+    for start, events in tally.events.items():
+        peaks = tally.peaks.get(start, {})
+        args += [start, events, len(peaks)]
+        for user_class, (count, day) in peaks.items():
+            args += [user_class, count, day]
+    return args
+
+
 def _settle(state: SubscriptionState, position: Position | None, anonymous: int) -> None:
     """The state after its commit landed: at the stored position, nothing pending, and the anonymous
     sessions as the commit counted them."""
@@ -240,6 +295,8 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
         state.positions[position.source] = position.next
     state.dirty.clear()
     state.extremes.clear()
+    state.source_tally.clear()
+    state.late_tally.clear()
     state.shared_changed = False
     if isinstance(state.sessions, RedisSessions):
         state.sessions.pending.clear()
@@ -270,6 +327,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
         self._listed: set[str] = set()
         self._commit = redis.register_script(_COMMIT)
         self._mark = redis.register_script(_MARK)
+        self._close = redis.register_script(_CLOSE)
         self.fingerprint: str | None = None
         """How the worker digests (``Digester.fingerprint``): written with each commit as the meta
         field ``digest``; a load that finds another one raises ``DigestMismatch``. None: not checked."""
@@ -323,7 +381,8 @@ class RedisStore(RedisReads, Store, DigestCheck):
             pipe.hgetall(keys.meta)
             pipe.hlen(keys.records)
             pipe.hlen(keys.tombstones)
-            raw_meta, records, tombstones = await pipe.execute()
+            pipe.hgetall(keys.sources)
+            raw_meta, records, tombstones, sources = await pipe.execute()
         sessions = await self.redis.pfcount(keys.sessions)
         meta: dict[str, bytes | str] = {text(k): v for k, v in raw_meta.items()}
         self._check_digests(subscription, meta)  # before the records
@@ -341,6 +400,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
                 state.config_ids = orjson.loads(meta["config_ids"])
             state.positions = _positions(meta)
             state.ingested = _fields(meta, INGESTED)
+            state.source_last = {text(provider): int(at) for provider, at in sources.items()}
             done = 0
             records_of = state.records
             async for chunk in self._scan(keys.records):
@@ -402,9 +462,11 @@ class RedisStore(RedisReads, Store, DigestCheck):
         meta = {field: value for field, value in fields.items() if written.get(field) != value}
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
+        tally = state.source_tally.capped(int(self.clock() * 1_000_000))
         args = [*_position_args(position, written.get("fence")), len(meta), *(item for pair in meta.items() for item in pair),
                 *_record_args(state), len(events), *(e.to_bytes() for e in events), len(pending), *pending,
-                *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits)]
+                *self._read_side_args(state), len(audits), *(orjson.dumps(entry) for entry in audits),
+                *self._source_args(tally), *_late_args(state.late_tally)]
         await self._register(state.subscription)
         ok, value, *held = await eval_durably(self.redis, self._commit, keys.commit_keys(), args, self.replicas,
                                               self.wait_ms)
@@ -422,6 +484,8 @@ class RedisStore(RedisReads, Store, DigestCheck):
         if position is not None:
             self._written[state.subscription]["fence"] = _fence(position)
         _settle(state, position, int(value))
+        for provider, at in tally.last.items():
+            state.source_last[provider] = max(at, state.source_last.get(provider, at))
         return True
 
     def _read_side_args(self, state: SubscriptionState) -> list[Any]:
@@ -445,6 +509,16 @@ class RedisStore(RedisReads, Store, DigestCheck):
             count = summary[user_class]
             low, high = state.extremes.get(user_class, (count, count))
             args += [max(high, count), min(low, count)]
+        return args
+
+    def _source_args(self, tally: SourceTally) -> list[Any]:
+        """The batch's events per user provider (times after now already taken as now), and the
+        oldest day kept."""
+        today = int(self.clock() * 1_000_000) // DAY_US
+        args: list[Any] = [len(tally.last), *(item for pair in tally.last.items() for item in pair),
+                           today - SOURCE_DAYS + 1, len(tally.days)]
+        for (provider, day), events in tally.days.items():
+            args += [f"d:{day}:{provider}", events]
         return args
 
     async def _register(self, subscription: str) -> None:
@@ -478,21 +552,28 @@ class RedisStore(RedisReads, Store, DigestCheck):
     # --- the outbox -------------------------------------------------------------------------------
 
     @translated
-    async def outbox(self, subscription: str) -> list[bytes]:
-        entries = await self.redis.lrange(Keys(subscription).outbox, 0, -1)
+    async def outbox(self, subscription: str, kind: str = "capacity") -> list[bytes]:
+        entries = await self.redis.lrange(Keys(subscription).outbox_of(kind), 0, -1)
         return [entry if isinstance(entry, bytes) else entry.encode() for entry in entries]
 
     @translated
-    async def outbox_sent(self, subscription: str, entries: Sequence[bytes]) -> None:
+    async def outbox_sent(self, subscription: str, entries: Sequence[bytes], kind: str = "capacity") -> None:
         """Drop these entries, once Kafka has acknowledged them: each by its value (its id is unique),
         never by position. Several workers sweep the same outbox; a trim by count could delete an
         event that another worker committed after this one read the list, and it would never be
         published. An entry that another worker already removed is simply not found."""
-        key = Keys(subscription).outbox
+        key = Keys(subscription).outbox_of(kind)
         async with self.redis.pipeline(transaction=False) as pipe:
             for entry in entries:
                 pipe.lrem(key, 1, entry.decode())
             await pipe.execute()
+
+    @translated
+    async def close_statement(self, subscription: str, start: str, statement: bytes) -> bool:
+        """Freeze a period's statement and queue it for Kafka in one step, once: False when another
+        worker (or an earlier attempt) froze it first, which then queued it alone."""
+        keys = Keys(subscription)
+        return bool(await self._close(keys=[keys.statements, keys.statement_outbox], args=[start, statement]))
 
     def _external_domains(self, state: SubscriptionState) -> DomainsReport:
         """The report is O(distinct signatures), too costly for every batch of a subscription with

@@ -32,6 +32,7 @@ from streams.worker.deadletter import DeadLetters
 from streams.worker.ingest import Ingest
 from streams.worker.live_counts import LiveCounts
 from streams.worker.outbox import OutboxPublisher
+from streams.worker.statements import StatementCloser
 from streams.worker.ownership import Ownership
 from streams.worker.placement import Placement
 from streams.observe.readiness import Readiness
@@ -45,6 +46,7 @@ from streams.http.auth import Access, TokenFileError, tokens_file_checked
 from streams.http.views import install_views
 
 log = logging.getLogger(__name__)
+
 
 def create_app(settings: WorkerSettings | None = None) -> faust.App:
     """The worker's Faust app, with everything it runs registered (see :class:`Wiring`)."""
@@ -108,12 +110,14 @@ class Wiring:
         self.ingest_stage = Ingest(self.digester, self.send, settings.topic, dead_letters,
                                    max_future=settings.max_future, topic_subscription=settings.topic_subscription)
         self.outbox = OutboxPublisher(self.store, self.send, settings.topic)
+        self.statement_outbox = OutboxPublisher(self.store, self.send, settings.topic, kind="statements")
         self.live_counts = LiveCounts(self.store, self.send, settings.topic)
         self.ownership = Ownership(self.store, self.live_counts)
         self.count_stage = Count(self.store, dead_letters, self.ownership, self.outbox, self.live_counts,
                                  rewind=self.rewind, digest=self.digester.fingerprint,
                                  declared_only=settings.subscriptions is SubscriptionsMode.DECLARED)
         self.count_stage.batch_done = self.health.batch_done
+        self.statements = StatementCloser(self.store, self.statement_outbox, self.ownership.owned)
         self.store.fingerprint = self.digester.fingerprint  # state digested otherwise is refused, not split
         self.store.adopt_unrecorded = settings.environment == Environment.DEVELOPMENT
         self.health.refused = self.ownership.refused
@@ -131,6 +135,7 @@ class Wiring:
         app.timer(1.0)(self.publish_counts)
         app.timer(2.0)(self.watch_dependencies)
         app.timer(5.0)(self.sweep_outboxes)
+        app.timer(settings.statement_sweep)(self.close_statements)
         access = Access.configured(settings.web_host, tokens_file_checked(settings) or "", settings.web_allowed_hosts)
         install_views(app, self.web_store, self.readiness, access=access,
                       max_streams=settings.web_max_streams, digester=self.digester,
@@ -226,9 +231,19 @@ class Wiring:
         if outage("Redis").down and await _answers(self.store.ping()):
             outage("Redis").recovered()
 
+    async def close_statements(self) -> None:
+        """Freeze the billing statements that have closed (``streams/worker/statements.py``)."""
+        try:
+            await self.statements.sweep()
+        except StoreUnavailable as exc:  # the next sweep retries
+            outage("Redis").failed(str(exc))
+        except Exception as exc:  # frozen and queued, or not at all: the next sweep retries
+            log.warning("closing statements failed (%s: %s); the next sweep retries", type(exc).__name__, exc)
+
     async def sweep_outboxes(self) -> None:
         try:
             await self.outbox.sweep()
+            await self.statement_outbox.sweep()
         except StoreUnavailable as exc:  # the next sweep retries
             outage("Redis").failed(str(exc))
         except Exception as exc:  # Kafka away: the next sweep retries

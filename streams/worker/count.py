@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -30,6 +31,8 @@ from streams.worker.ownership import Ownership
 from streams.worker.retry import until_store_answers
 
 log = logging.getLogger(__name__)
+
+INTERNAL, EXTERNAL = "internal", "external"
 
 Rewind = Callable[[str, int], Awaitable[bool]]
 """``rewind("topic:partition", offset)``: read the changes partition again from ``offset``; False when
@@ -154,6 +157,7 @@ class Count:
         audits: list[dict[str, Any]] = []
         refusals: list[Refusal] = []
         started = time.perf_counter()
+        state.late_tally.open_from(datetime.now(timezone.utc).date(), state.settings.billing_day)
         for _, changes in todo:
             for change in changes:
                 if not first_time(state, change):
@@ -161,10 +165,13 @@ class Count:
                 if self.declared_only and change.kind != "config" and not state.config_times:
                     refusals.append((change, UNKNOWN_SUBSCRIPTION, "unknown_subscription"))
                     continue
+                before = _late_counts(state, change)
                 try:
                     events += self._apply_one(state, change, audits)
                 except LimitExceeded as exceeded:
                     refusals.append((change, str(exceeded), "over_limit"))
+                    continue
+                _tally(state, change, before)
                 if time.perf_counter() - started >= SLICE_SECONDS:  # a big batch: let the loop breathe
                     await asyncio.sleep(0)
                     started = time.perf_counter()
@@ -199,6 +206,7 @@ class Count:
         self.ownership.counted(subscription, source)
         metrics.observe_counts(subscription, dict(state.summary()), state.settings.capacity, len(state.shared))
         metrics.INVALID_EMAILS.labels(subscription).set(state.invalid_emails)
+        metrics.observe_sources(subscription, state.source_last, state.settings.source_silence)
         if not events:
             return
         for listener in self.level_listeners:
@@ -321,6 +329,27 @@ def other_digests(message: str, configured: str) -> str:
     return (f"not counted: digested with other settings (changes fingerprint {message}, this worker and its "
             f"state {configured}): the worker that ingested it has another ENDUSERS_SECRET or "
             f"ENDUSERS_DIGEST_SCOPE")
+
+
+def _late_counts(state: SubscriptionState, change: Change) -> tuple[int, int] | None:
+    """The counts (internal, external) before a late change (its time lies in an ended billing period);
+    None for the others (one comparison)."""
+    return (state.count(INTERNAL), state.count(EXTERNAL)) if state.late_tally.is_late(change.time) else None
+
+
+def _tally(state: SubscriptionState, change: Change, before: tuple[int, int] | None) -> None:
+    """What an applied change adds to the batch's silent-sources tally (a dict update) and, when late,
+    to its period's late events: with the count of each class it raised (a late login must not bring
+    the other class's later count into its period)."""
+    if change.kind != "config":
+        state.source_tally.add(change.provider, change.time)
+    else:
+        state.late_tally.open_from(state.late_tally.today, state.settings.billing_day)
+    if before is not None:
+        internal, external = state.count(INTERNAL), state.count(EXTERNAL)
+        raised = {**({INTERNAL: internal} if internal > before[0] else {}),
+                  **({EXTERNAL: external} if external > before[1] else {})}
+        state.late_tally.add(change.time, raised, state.settings.billing_day)
 
 
 def first_time(state: SubscriptionState, change: Change) -> bool:

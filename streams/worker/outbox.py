@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from counters import CommittedReads, Outbox
-from schemas.cloudevents import capacity_headers
+from schemas.cloudevents import Headers, capacity_headers, statement_headers
 from streams.kafka.messages import Send
 
 
@@ -26,10 +26,13 @@ class OutboxPublisher:
     """Publishes a subscription's outbox after its commit (``flush``), and every outbox on a timer
     (``sweep``)."""
 
-    def __init__(self, store: OutboxStore, send: Send, topic: Callable[[str], str]) -> None:
+    def __init__(self, store: OutboxStore, send: Send, topic: Callable[[str], str], kind: str = "capacity") -> None:
         self.store = store
         self.send = send
-        self.capacity_topic = topic("capacity")
+        self.kind = kind
+        """``capacity``: capacity events; ``statements``: closed billing statements (each to its topic)."""
+        self.capacity_topic = topic(kind)
+        self.headers: Callable[[bytes], Headers] = statement_headers if kind == "statements" else capacity_headers
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         """One publisher per subscription at a time in this worker (after a commit, and the sweep)."""
 
@@ -41,13 +44,13 @@ class OutboxPublisher:
         value are the subscription and the event's JSON.
         """
         async with self._locks[subscription]:
-            pending = await self.store.outbox(subscription)
+            pending = await self.store.outbox(subscription, self.kind)
             if not pending:
                 return 0
-            deliveries = [await self.send(self.capacity_topic, subscription.encode(), e, capacity_headers(e))
+            deliveries = [await self.send(self.capacity_topic, subscription.encode(), e, self.headers(e))
                           for e in pending]
             await asyncio.gather(*deliveries)
-            await self.store.outbox_sent(subscription, pending)
+            await self.store.outbox_sent(subscription, pending, self.kind)
             return len(pending)
 
     async def sweep(self) -> None:

@@ -73,6 +73,7 @@ class Ownership:
             self._counted_from[subscription] = owned[subscription][0]
             shared = 0 if side.shared is None else len(side.shared["identifiers"])
             metrics.observe_counts(subscription, side.counts, side.settings["capacity"], shared)
+            metrics.observe_sources(subscription, side.sources, int(side.settings.get("source_silence", 24)))
             adopted.append(subscription)
         return adopted, unloaded
 

@@ -24,7 +24,8 @@ _SCALAR = "scalar"
 
 KEPT: dict[str, Any] = {
     **dict.fromkeys(("type", "op", "subscription", "id", "time", "runtime", "tenant", "provider", "default_tenant",
-                     "active", "excluded", "platform", "hysteresis", "billing_day", "dormant_days", "shared_identifier_threshold"),
+                     "active", "excluded", "platform", "hysteresis", "billing_day", "dormant_days", "shared_identifier_threshold",
+                     "statement_grace", "source_silence"),
                     _SCALAR),
     "domains": [_SCALAR],
     "thresholds": [_SCALAR],

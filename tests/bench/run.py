@@ -326,7 +326,7 @@ class Bench:
             if not args.keep:
                 try:
                     await self.admin.delete_topics([d.topic(t) for t in (*SOURCE_TOPICS.values(), "changes",
-                                                                          "capacity", "counts", "deadletter")])
+                                                                          "capacity", "counts", "deadletter", "statements")])
                 except Exception as exc:  # best effort
                     log(f"could not delete the topics: {exc}")
                 await self.redis.flushdb()
@@ -345,7 +345,8 @@ class Bench:
     async def create_topics(self) -> None:
         from aiokafka.admin import NewTopic
 
-        names = [self.d.topic(t) for t in (*SOURCE_TOPICS.values(), "changes", "capacity", "counts", "deadletter")]
+        names = [self.d.topic(t) for t in (*SOURCE_TOPICS.values(), "changes", "capacity", "counts", "deadletter",
+                                               "statements")]
         await self.admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline:  # until every partition has a leader

@@ -144,3 +144,22 @@ async def test_admins_preview_a_change_and_explain_a_person_on_the_dashboard(
         assert not await dash.get_by_test_id("tools-globex").is_visible()  # a viewer's stream has no report
         await dash.save(ARTIFACTS / "dashboard-tools.png")
         assert dash.errors == []
+
+
+async def test_the_card_marks_a_silent_source_and_not_a_busy_one(served: tuple[str, FakeReader]) -> None:
+    url, reader = served
+    now = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+    hour = 3_600 * 1_000_000
+    reader.source_last["acme"] = {"okta": now - 30 * hour, "entra": now - hour}
+    reader.source_last["globex"] = {"entra": now - hour}
+    async with await open_dashboard(url + "#/s/acme", ARTIFACTS / "dashboard-silent.png") as dash:
+        mark = dash.get_by_test_id("silent-acme")
+        await mark.wait_for(state="visible", timeout=5000)
+        text = await mark.text_content() or ""
+        assert text.startswith("Silent sources: okta (no event for 30 h") and "entra" not in text
+        await dash.evaluate("location.hash = '#/s/globex'")
+        await dash.get_by_test_id("card-globex").wait_for(timeout=5000)
+        # the forecast is fetched with the sources: once it shows, the mark has been decided
+        await dash.get_by_test_id("forecast-globex").filter(has_text="no forecast").wait_for(timeout=5000)
+        assert not await dash.get_by_test_id("silent-globex").is_visible()
+        assert dash.errors == []

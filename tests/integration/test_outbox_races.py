@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -138,3 +139,29 @@ async def test_a_subscription_registered_without_a_commit_is_invisible_to_reader
     finally:
         await dying.close()
         await reader.close()
+
+
+async def test_two_workers_closing_the_same_statement_at_once_freeze_and_publish_it_once(redis_url: str) -> None:
+    """During a rebalance two workers may both count a subscription: their closers race, and the
+    statement is frozen (HSETNX) and queued once; a later sweep finds nothing due."""
+    from datetime import datetime, timezone
+
+    from streams.worker.statements import StatementCloser
+
+    a, b = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    state = await a.load("acme")
+    state.settings.statement_grace = 0
+    assert await a.commit(state, None, [])  # today's history entry, which a period needs to get a statement
+    kafka = Kafka()
+    later = lambda: datetime.now(timezone.utc).replace(year=datetime.now(timezone.utc).year + 1)  # noqa: E731
+    closers = [StatementCloser(store, OutboxPublisher(store, kafka.sender(), lambda name: f"t.{name}",
+                                                      kind="statements"), lambda: ["acme"], clock=later)
+               for store in (a, b)]
+    frozen = await asyncio.gather(*(closer.sweep() for closer in closers))
+    assert sum(frozen) == 2  # the two periods that ended by a year from now, each frozen by one of them
+    assert len(kafka.published) == 2 and len({orjson.loads(v)["id"] for v in kafka.published}) == 2
+    assert await a.outbox("acme", "statements") == []
+    assert await asyncio.gather(*(closer.sweep() for closer in closers)) == [0, 0]
+    assert len(kafka.published) == 2
+    for store in (a, b):
+        await store.close()

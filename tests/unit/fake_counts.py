@@ -43,6 +43,8 @@ class FakeReader:
         self.states: dict[str, SubscriptionState] = {}
         self.days: dict[str, list[Entry]] = {}
         self.hours: dict[str, list[Entry]] = {}
+        self.source_last: dict[str, dict[str, int]] = {}
+        self.source_days: dict[str, dict[tuple[str, int], int]] = {}
         self.fail: Exception | None = None
         self.calls = 0
 
@@ -76,6 +78,14 @@ class FakeReader:
     async def recent_capacity_events(self, subscription: str, limit: int = 20) -> list[dict[str, Any]]:
         self._check()
         return copy.deepcopy(self.events.get(subscription, [])[:limit])
+
+    async def source_activity(self, subscription: str) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        self._check()
+        return dict(self.source_last.get(subscription, {})), dict(self.source_days.get(subscription, {}))
+
+    async def statement_data(self, subscription: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        self._check()
+        return {}, {}
 
     async def history(self, subscription: str) -> list[list[int]]:
         self._check()

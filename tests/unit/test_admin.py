@@ -53,7 +53,9 @@ def test_only_given_keys_are_present() -> None:
     ({"runtimes": {"prod": "latest"}}, "runtimes.prod.version"),
     ({"shared_identifier_threshold": 0}, "shared_identifier_threshold: must be at least 1"),
     ({"excluded_providers": ["ITUsers", " "]}, "excluded_providers.0: String should have at least 1 character"),
-    ({"billing_day": 29}, "billing_day: must be at most 28"),
+    ({"billing_day": 32}, "billing_day: must be at most 31"),
+    ({"statement_grace": -1}, "statement_grace: must be at least 0"),
+    ({"source_silence": 8761}, "source_silence: must be at most 8760"),
     ({}, "nothing to change"),
 ])
 def test_invalid_config_is_refused_with_the_codecs_reason(kwargs: dict, message: str) -> None:

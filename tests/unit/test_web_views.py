@@ -343,3 +343,17 @@ async def test_a_stream_whose_client_stops_reading_is_closed_after_the_idle_time
     stream = DashboardStream(reader, idle=0.05)
     with pytest.raises(TimeoutError):
         await stream._write(Stuck(), b"data")  # type: ignore[arg-type]
+
+
+async def test_sources_and_statements_answer_404_for_an_unknown_subscription_and_503_without_the_store() -> None:
+    reader = sample_reader()
+    reader.source_last["acme"] = {"okta": 0}
+    async with TestClient(TestServer(create_web_app(reader, ready(ok=True)))) as test_client:
+        for path in ("sources", "statements"):
+            assert (await test_client.get(f"/api/v1/subscriptions/nobody/{path}")).status == 404
+        sources = await (await test_client.get("/api/v1/subscriptions/acme/sources")).json()
+        assert sources["silent"] == 1 and sources["providers"][0]["last_event"] == "1970-01-01T00:00:00Z"
+        statements = await (await test_client.get("/api/v1/subscriptions/acme/statements")).json()
+        assert statements["statements"][0]["closed"] is False
+        reader.fail = ConnectionError("down")
+        assert (await test_client.get("/api/v1/subscriptions/acme/sources")).status == 503

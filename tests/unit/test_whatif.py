@@ -74,7 +74,7 @@ async def test_preview_endpoint_validates_and_applies_nothing() -> None:
         assert body["difference"]["external"] == -2
         assert (await client.post(path, json={"domains": ["example.com", "partner.io"]})).status == 200
         assert reader.states["acme"].count("external") == 3  # the reader's state is not changed
-        bad = await client.post(path, json={"billing_day": 31})
+        bad = await client.post(path, json={"billing_day": 32})
         assert bad.status == 400 and "billing_day" in (await bad.json())["error"]
         assert (await client.post(path, data=b"[1]")).status == 400
         assert (await client.post(path, data=b"not json")).status == 400

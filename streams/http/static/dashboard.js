@@ -319,7 +319,7 @@
       anonymous: q(".anonymous"), excluded: q(".excluded"), thresholds: q(".thresholds"), chart: q(".chart"),
       domains: q(".domains"), year: q(".year"), forecast: q(".forecast"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
-      shared: q(".shared-warning"), tools: q(".admin-tools"), classes: {} };
+      shared: q(".shared-warning"), silent: q(".silent-sources"), tools: q(".admin-tools"), classes: {} };
     refs.tools.dataset.testid = "tools-" + id;
     q(".whatif").dataset.testid = "whatif-" + id;
     q(".whatif-result").dataset.testid = "whatif-result-" + id;
@@ -328,6 +328,7 @@
     q(".whatif").addEventListener("submit", (e) => { e.preventDefault(); whatIf(id, e.target); });
     q(".explain").addEventListener("submit", (e) => { e.preventDefault(); explainPerson(id, e.target); });
     refs.shared.dataset.testid = "shared-" + id;
+    refs.silent.dataset.testid = "silent-" + id;
     refs.records.dataset.testid = "records-" + id;
     refs.anonymous.dataset.testid = "anonymous-" + id;
     refs.excluded.dataset.testid = "excluded-" + id;
@@ -609,14 +610,23 @@
     const from = new Date(Date.now() - 365 * 86400000).toISOString().slice(0, 10);
     const base = "/api/v1/subscriptions/" + encodeURIComponent(id);
     try {
-      const [hist, sub] = await Promise.all([
+      const [hist, sub, sources] = await Promise.all([
         fetch(base + "/history?from=" + from, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
         fetch(base, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
+        fetch(base + "/sources", { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
       ]);
       if (hist) card.year = hist.entries || [];
       if (sub) card.forecast = sub.forecast || null;
+      if (sources) markSilent(card, sources);
     } catch (err) { return; }
     drawYear(card);
+  }
+  // a dead identity feed makes counts quietly too low: name each silent user provider on the card
+  function markSilent(card, sources) {
+    const silent = (sources.providers || []).filter((p) => p.silent);
+    card.refs.silent.hidden = silent.length === 0;
+    card.refs.silent.textContent = silent.length === 0 ? "" : "Silent sources: " +
+      silent.map((p) => `${p.provider} (no event for ${p.silent_hours} h, since ${p.last_event.replace("T", " ").slice(0, 16)} UTC)`).join(", ");
   }
   function forecastText(forecast) {
     const lines = [];
