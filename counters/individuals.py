@@ -380,21 +380,22 @@ def _shape(group: Group) -> tuple[int, bool]:
 def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
          ref: str, facts: Facts) -> None:
     group.size += 1
+    last: tuple[str, ...] = ()
     for identifier in facts.identifiers:
         found = group.holders.get(identifier)
         if found is None:
             group.holders[identifier] = ref
-        elif isinstance(found, str):
-            group.holders[identifier] = (found, ref)
+        elif isinstance(found, str) or isinstance(found, tuple) and len(found) < FEW_HOLDERS:
+            held = (found, ref) if isinstance(found, str) else (*found, ref)
+            # the same holders for the email and the login (one person in two runtimes): one tuple
+            # for both, never changed in place (56 bytes less per such group)
+            group.holders[identifier] = last = last if held == last else held
         elif isinstance(found, tuple):
-            if len(found) < FEW_HOLDERS:
-                group.holders[identifier] = (*found, ref)
-            else:
-                group.holders[identifier] = {*found, ref}
-                if scope is SUBSCRIPTION_SCOPE:  # from now on, how many hold it as their email is counted
-                    if group.emails is None:
-                        group.emails = {}
-                    group.emails[identifier] = sum(state.records[holder].email_id == identifier for holder in found)
+            group.holders[identifier] = {*found, ref}
+            if scope is SUBSCRIPTION_SCOPE:  # from now on, how many hold it as their email is counted
+                if group.emails is None:
+                    group.emails = {}
+                group.emails[identifier] = sum(state.records[holder].email_id == identifier for holder in found)
         else:
             found.add(ref)
         if scope is SUBSCRIPTION_SCOPE:
