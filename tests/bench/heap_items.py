@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from counters.state import Group, SubscriptionState
 
@@ -54,8 +54,7 @@ def heap_items(states: Iterable[SubscriptionState]) -> dict[str, int]:
     return items
 
 
-def _group(add: object, group: Group) -> None:
-    assert callable(add)
+def _group(add: Callable[..., None], group: Group) -> None:
     add("groups", group, group.holders, group.domains, group.sig)
     if group.emails is not None:
         add("groups", group.emails)
