@@ -155,7 +155,8 @@ def states_heap(lines: list[bytes]) -> tuple[int, dict[str, SubscriptionState]]:
     """``states_heap_bytes``, with the states (``tests.bench.heap_items`` itemises them)."""
     gc.collect()
     tracemalloc.start()
-    digest, states = Digester(), {}
+    digest = Digester()
+    states: dict[str, SubscriptionState] = {}
     for line in lines:
         event = decode(line)
         if isinstance(event, Rejection):
