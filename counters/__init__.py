@@ -62,10 +62,12 @@ from counters.state import (
     DEFAULT_SOURCE_SILENCE,
     DEFAULT_STATEMENT_GRACE,
     NEVER,
+    STORED,
     SUBSCRIPTION_SCOPE,
     Record,
     SubscriptionSettings,
     SubscriptionState,
+    release_users,
 )
 from counters.ports import (
     AuditTrail,
@@ -98,7 +100,7 @@ __all__ = [
     "StoreUnavailable", "LoadProgress", "DigestCheck", "StoredDigests", "History", "AuditTrail",
     "CommittedStates", "CountsReader", "OperatorReads", "Cursors",
     # the state and what a store persists of it
-    "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE",
+    "SubscriptionState", "SubscriptionSettings", "Record", "NEVER", "SUBSCRIPTION_SCOPE", "STORED", "release_users",
     "ACTIVE", "DEFAULT_TENANT", "LOGGED_IN", "EXCLUDED",
     "DEFAULT_SHARED_IDENTIFIER_THRESHOLD", "CLASSES",
     # events into changes

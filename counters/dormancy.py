@@ -43,7 +43,7 @@ def people(state: SubscriptionState) -> Iterator[tuple[str, list[str]]]:
 def record_row(state: SubscriptionState, ref: str, sealer: Sealer | None) -> dict[str, Any]:
     """What an admin acts on: where the record is, the provider's id, and its last login (None: never)."""
     record = state.records[ref]
-    opened = None if record.user is None or sealer is None else sealer.open(ref, record.user)
+    opened = None if not record.user or sealer is None else sealer.open(ref, record.user)
     tenant, user_id = (None, None) if opened is None else opened
     return {"record": ref, "runtime": record.runtime, "tenant": tenant, "provider": record.provider,
             "user_id": user_id, "last_login": None if record.last_login == NEVER else format_instant(record.last_login)}

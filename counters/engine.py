@@ -178,8 +178,8 @@ def _repeated_login(record: Record, change: Change) -> bool:
     if "default_tenant" in fields and time >= record.default_tenant_t:
         record.default_tenant_t = time
     _keep_login(record, change)
-    if record.user is None and "user" in fields:
-        record.user = unwrap(fields["user"])  # a record kept before records had ids
+    if not record.user and "user" in fields:
+        _keep_user(record, fields["user"])  # none in memory: released after a commit, or a record kept before ids
     return True
 
 
@@ -191,8 +191,8 @@ def _set_fields(record: Record, change: Change) -> None:
         _keep_login(record, change)
     elif time > record.updated:
         record.updated = time
-    if record.user is None and "user" in fields:
-        record.user = unwrap(fields["user"])
+    if not record.user and "user" in fields:
+        _keep_user(record, fields["user"])
     if kind == "deactivate" or kind == "activate":
         if time >= record.active_t:
             record.active, record.active_t = kind == "activate", time
@@ -207,6 +207,15 @@ def _set_fields(record: Record, change: Change) -> None:
             record.default_tenant, record.default_tenant_t = fields["default_tenant"], time
         if "excluded" in fields and time >= record.excluded_t:
             record.excluded, record.excluded_t = fields["excluded"], time
+
+
+def _keep_user(record: Record, given: object) -> None:
+    """Keep the sealed id a change carries, when the record holds none in memory (None, or ``STORED``:
+    then it is the same person's id, sealed again). One that is not base64 leaves the record as it
+    was: a ``STORED`` id must stay the stored one."""
+    sealed = unwrap(given)
+    if sealed is not None:
+        record.user = sealed
 
 
 def _keep_login(record: Record, change: Change) -> None:

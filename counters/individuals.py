@@ -24,7 +24,7 @@ O(distinct domains of the group).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
@@ -338,7 +338,7 @@ def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -
             _enter_runtime(state, single, single_facts)
     _add(state, scope, index, target, ref, facts)
     if _shape(target) != known:
-        target.sig = signature(target.domains, target.unclassified > 0)
+        target.sig = signature(_domain_names(target), target.unclassified > 0)
     _count(state, scope, target.sig, +1)
 
 
@@ -366,34 +366,36 @@ def _leave(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) 
         _dissolve(state, scope, index, group)
         return
     if _shape(group) != known:
-        group.sig = signature(group.domains, group.unclassified > 0)
+        group.sig = signature(_domain_names(group), group.unclassified > 0)
     _count(state, scope, group.sig, +1)
 
 
 def _shape(group: Group) -> tuple[int, bool]:
     """What the signature depends on, as far as a join or leave can change it: a join only adds
     domains and a leave only removes them, so their number tells whether the set moved."""
-    return len(group.domains), group.unclassified > 0
+    domains = group.domains
+    return 0 if domains is None else 1 if isinstance(domains, tuple) else len(domains), group.unclassified > 0
 
 
 def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Group], group: Group,
          ref: str, facts: Facts) -> None:
     group.size += 1
+    last: tuple[str, ...] = ()
     for identifier in facts.identifiers:
         found = group.holders.get(identifier)
         if found is None:
             group.holders[identifier] = ref
-        elif isinstance(found, str):
-            group.holders[identifier] = (found, ref)
+        elif isinstance(found, str) or isinstance(found, tuple) and len(found) < FEW_HOLDERS:
+            held = (found, ref) if isinstance(found, str) else (*found, ref)
+            # the same holders for the email and the login (one person in two runtimes): one tuple
+            # for both, never changed in place (56 bytes less per such group)
+            group.holders[identifier] = last = last if held == last else held
         elif isinstance(found, tuple):
-            if len(found) < FEW_HOLDERS:
-                group.holders[identifier] = (*found, ref)
-            else:
-                group.holders[identifier] = {*found, ref}
-                if scope is SUBSCRIPTION_SCOPE:  # from now on, how many hold it as their email is counted
-                    if group.emails is None:
-                        group.emails = {}
-                    group.emails[identifier] = sum(state.records[holder].email_id == identifier for holder in found)
+            group.holders[identifier] = {*found, ref}
+            if scope is SUBSCRIPTION_SCOPE:  # from now on, how many hold it as their email is counted
+                if group.emails is None:
+                    group.emails = {}
+                group.emails[identifier] = sum(state.records[holder].email_id == identifier for holder in found)
         else:
             found.add(ref)
         if scope is SUBSCRIPTION_SCOPE:
@@ -406,7 +408,7 @@ def _add(state: SubscriptionState, scope: str | None, index: dict[str, str | Gro
 
 def _add_counts(group: Group, facts: Facts, delta: int) -> None:
     if facts.domain is not None:
-        _adjust(group.domains, facts.domain, delta)
+        _count_domain(group, facts.domain, delta)
     group.unclassified += delta * facts.unclassified
 
 
@@ -450,8 +452,8 @@ def _merge(state: SubscriptionState, scope: str | None, index: dict[str, str | G
         if target.emails is None:
             target.emails = {}
         target.emails.update(other.emails)  # each identifier is in one group: no key is in both
-    for domain, members in other.domains.items():
-        target.domains[domain] = target.domains.get(domain, 0) + members
+    for domain, members in _domain_counts(other):
+        _count_domain(target, domain, members)
     target.unclassified += other.unclassified
 
 
@@ -534,7 +536,7 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
                     piece.emails[identifier] = group.emails.pop(identifier)
         _add_counts(group, member_facts, -1)
         _add_counts(piece, member_facts, +1)
-    piece.sig = signature(piece.domains, piece.unclassified > 0)
+    piece.sig = signature(_domain_names(piece), piece.unclassified > 0)
     _count(state, scope, piece.sig, +1)
 
 
@@ -549,6 +551,36 @@ def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str 
     _count(state, scope, _own_signature(last_facts), +1)
     if scope is SUBSCRIPTION_SCOPE:
         _exit_runtime(state, last, last_facts)
+
+
+def _domain_names(group: Group) -> Iterable[str]:
+    """The distinct domains of the group's members."""
+    domains = group.domains
+    return () if domains is None else (domains[0],) if isinstance(domains, tuple) else domains
+
+
+def _domain_counts(group: Group) -> Iterable[tuple[str, int]]:
+    """Each domain of the group's members, with how many members it classifies."""
+    domains = group.domains
+    return () if domains is None else (domains,) if isinstance(domains, tuple) else domains.items()
+
+
+def _count_domain(group: Group, domain: str, delta: int) -> None:
+    """``delta`` members more (or fewer) in ``domain``: one domain is held as a pair, more in a dict
+    (``Group.domains``)."""
+    domains = group.domains
+    if domains is None:
+        group.domains = (domain, delta)
+    elif isinstance(domains, tuple):
+        if domains[0] == domain:
+            left = domains[1] + delta
+            group.domains = (domain, left) if left else None
+        else:
+            group.domains = {domains[0]: domains[1], domain: delta}
+    else:
+        _adjust(domains, domain, delta)
+        if len(domains) == 1:
+            group.domains = next(iter(domains.items()))
 
 
 def _adjust(counter: dict[str, int], key: str, delta: int) -> None:

@@ -87,7 +87,8 @@ class Record(msgspec.Struct, eq=False, gc=False):
     object as ``updated`` (a login is most records' latest event), so it costs its slot only."""
     user: bytes | None = None
     """The sealed tenant and provider user id (``counters.sealing``); None for a visitor, or a record
-    whose id was never carried (state kept before records had one)."""
+    whose id was never carried (state kept before records had one); ``STORED`` once a store that
+    keeps it has committed it (``release_users``)."""
 
     @property
     def kind(self) -> int:
@@ -154,6 +155,26 @@ class Record(msgspec.Struct, eq=False, gc=False):
         self.username_id, self.username_domain = (None, None) if value is None else (value[0], _shared(value[1]))
 
 
+STORED = b""
+"""``Record.user`` of a record whose sealed id is held by the store and not in memory: a worker
+counting from Redis keeps a record's sealed id (about 80 bytes, AES-GCM) only from the change that
+brought it until the commit that stored it (``release_users``). Only the admin's reports open it, and
+they read a committed state afresh (``fresh_state``), with the ids. Empty, so ``not record.user``
+says "none in memory", and one shared object."""
+
+
+def release_users(state: SubscriptionState) -> None:
+    """Drop from memory the sealed ids of the records a commit has just stored, before ``dirty`` is
+    cleared: what a worker keeps per record no longer includes them (docs/benchmarks.md, heap). A
+    later change carrying the id brings it back until its own commit; a store that must write a
+    record whose id is ``STORED`` reads it back first (``streams.store.redis_store``)."""
+    records = state.records
+    for ref in state.dirty:
+        record = records.get(ref)
+        if record is not None and record.user:
+            record.user = STORED
+
+
 def _shared(domain: str | None) -> str | None:
     """One string per domain, shared by every record in it (a few thousand over millions)."""
     return None if domain is None else sys.intern(domain)
@@ -188,7 +209,7 @@ class Group:
     whose holders are a set, the members holding it as their email (the shared-identifier report's
     kind), in the subscription scope only: a few holders are simply looked at. Plain dicts rather than
     ``Counter``s (24 bytes less each), and none of ``emails`` until an identifier has many holders: a
-    group of two took 1,100 bytes with sets and counters, about 600 now.
+    group of two took 1,100 bytes with sets and counters, about 470 now (its domains as a pair).
     """
 
     __slots__ = ("size", "holders", "emails", "domains", "unclassified", "sig")
@@ -197,7 +218,10 @@ class Group:
         self.size = 0
         self.holders: dict[str, str | tuple[str, ...] | set[str]] = {}
         self.emails: dict[str, int] | None = None
-        self.domains: dict[str, int] = {}
+        self.domains: dict[str, int] | tuple[str, int] | None = None
+        """How many members each domain classifies: None for none, a ``(domain, members)`` pair
+        for one (56 bytes, where a dict takes 184: most groups are one person in one domain), a
+        dict for more (``counters.individuals._count_domain``)."""
         self.unclassified = 0
         self.sig = ""
 

@@ -28,6 +28,7 @@ from counters import (
     HOURLY_DAYS,
     LOGGED_IN,
     NEVER,
+    STORED,
     SUBSCRIPTION_SCOPE,
     DigestCheck,
     DigestMismatch,
@@ -45,6 +46,7 @@ from counters import (
     day_of,
     external_domains,
     hour_of,
+    release_users,
     restore_in_steps,
     shared_identifiers_report,
 )
@@ -293,6 +295,7 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
     sessions as the commit counted them."""
     if position is not None:
         state.positions[position.source] = position.next
+    release_users(state)  # stored now: Redis keeps the sealed ids, the worker does not
     state.dirty.clear()
     state.extremes.clear()
     state.source_tally.clear()
@@ -359,7 +362,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
             return state
         loading = self._loading.get(subscription)
         if loading is None:
-            loading = self._loading[subscription] = asyncio.ensure_future(self._read(subscription))
+            loading = self._loading[subscription] = asyncio.ensure_future(self._read(subscription, users=False))
             loading.add_done_callback(lambda _: self._loading.pop(subscription, None))
         return self._states.setdefault(subscription, await asyncio.shield(loading))
 
@@ -370,10 +373,10 @@ class RedisStore(RedisReads, Store, DigestCheck):
     def cached(self, subscription: str) -> SubscriptionState | None:
         return self._states.get(subscription)
 
-    async def _read(self, subscription: str) -> SubscriptionState:
+    async def _read(self, subscription: str, users: bool = True) -> SubscriptionState:
         """Reads and rebuilds in slices of at most ``streams.slices.SLICE_SECONDS`` of work, yielding to
         the event loop in between: a million records take seconds, during which heartbeats, /healthz
-        and the other subscriptions must keep moving."""
+        and the other subscriptions must keep moving. Without ``users`` (a worker's), sealed ids stay in Redis."""
         keys = Keys(subscription)
         # two round trips: an adoption after a rebalance reads many subscriptions
         # (redis-py refuses PFCOUNT in a Redis Cluster pipeline, so it goes on its own)
@@ -405,7 +408,9 @@ class RedisStore(RedisReads, Store, DigestCheck):
             records_of = state.records
             async for chunk in self._scan(keys.records):
                 for ref, packed in chunk.items():
-                    records_of[ref.hex()] = unpack_record(packed)
+                    records_of[ref.hex()] = record = unpack_record(packed)
+                    if not users and record.user:
+                        record.user = STORED
                 done += len(chunk)
                 self.progress[subscription] = (done, total)
             tombstones_of = state.tombstones
@@ -460,6 +465,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
         fields = _meta_fields(state) if self.fingerprint is None else \
             {**_meta_fields(state), "digest": self.fingerprint.encode()}
         meta = {field: value for field, value in fields.items() if written.get(field) != value}
+        await self._read_back_users(state)
         sessions = state.sessions
         pending = sessions.pending if isinstance(sessions, RedisSessions) else []
         tally = state.source_tally.capped(int(self.clock() * 1_000_000))
@@ -487,6 +493,17 @@ class RedisStore(RedisReads, Store, DigestCheck):
         for provider, at in tally.last.items():
             state.source_last[provider] = max(at, state.source_last.get(provider, at))
         return True
+
+    async def _read_back_users(self, state: SubscriptionState) -> None:
+        """The sealed ids of the changed records that hold none in memory (``STORED``): a record is
+        written whole, so its stored id is read back first. Rare: every change ingest makes carries
+        the id, so only changes without one (from a version before ids) lead here."""
+        refs = [ref for ref in state.dirty if (record := state.records.get(ref)) is not None and record.user is STORED]
+        if not refs:
+            return
+        stored = await self.redis.hmget(Keys(state.subscription).records, [bytes.fromhex(ref) for ref in refs])
+        for ref, packed in zip(refs, stored):
+            state.records[ref].user = None if packed is None else unpack_record(cast(bytes, packed)).user
 
     def _read_side_args(self, state: SubscriptionState) -> list[Any]:
         """What the script writes for readers: the counts document, a history sample (at most every

@@ -30,9 +30,10 @@ from counters import translate
 from schemas.domains import normalize_domain
 from counters import Digester, normalize_email, to_change
 from counters.replay import Replay
-from counters.state import SubscriptionState
+from counters.state import SubscriptionState, release_users
 from schemas.changes import Change
 from schemas.codec import Rejection, decode
+from tests.bench.heap_items import heap_items, print_items
 
 START_US = 1_780_000_000_000_000
 SUBSCRIPTIONS = 10
@@ -146,9 +147,16 @@ def bench_engine(lines: list[bytes], chunk: int = 50_000) -> tuple[float, float,
 def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
     """Heap bytes still allocated once every line is applied (states only: the bounded memos are
     cleared and garbage collected), and the number of records they hold."""
+    heap, states = states_heap(lines)
+    return heap, sum(len(s.records) for s in states.values())
+
+
+def states_heap(lines: list[bytes]) -> tuple[int, dict[str, SubscriptionState]]:
+    """``states_heap_bytes``, with the states (``tests.bench.heap_items`` itemises them)."""
     gc.collect()
     tracemalloc.start()
-    digest, states = Digester(), {}
+    digest = Digester()
+    states: dict[str, SubscriptionState] = {}
     for line in lines:
         event = decode(line)
         if isinstance(event, Rejection):
@@ -159,7 +167,8 @@ def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
             if state is None:
                 state = states[change.subscription] = SubscriptionState(change.subscription)
             engine.apply(state, change)
-            state.dirty.clear()  # what a commit does
+            release_users(state)  # what a commit to Redis does (counters.state.STORED)
+            state.dirty.clear()
     # the memos of recent digests, emails, domains and identifier values are bounded (about 95 MB at most), not per record
     del event, change, digest
     normalize_email.cache_clear()
@@ -169,7 +178,7 @@ def states_heap_bytes(lines: list[bytes]) -> tuple[int, int]:
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    return heap, sum(len(s.records) for s in states.values())
+    return heap, states
 
 
 def main() -> None:
@@ -204,7 +213,10 @@ def main() -> None:
     engine_s, repeats_s, repeats = bench_engine(lines)
     gc.collect()
     # every record exists after the first `records` events; a second pass of repeats adds no record
-    heap, traced_records = states_heap_bytes(lines[: len(configs(args.records)) + 2 * args.records])
+    heap, states = states_heap(lines[: len(configs(args.records)) + 2 * args.records])
+    traced_records = sum(len(s.records) for s in states.values())
+    items = heap_items(states.values())
+    del states
 
     n = len(lines)
     print(f"result: {records:,} records, {internal:,} internal + {external:,} external individuals, "
@@ -218,6 +230,7 @@ def main() -> None:
           f"{repeats_s / repeats * 1e6:7.2f} µs/event ({repeats:,} logins)")
     print(f"{'worker memory (Python heap of the states)':<44}{heap / traced_records:>12,.0f} bytes/record"
           f"  {heap / 2**20:7.1f} MiB for {traced_records:,} records")
+    print_items(items, traced_records, heap)
 
 
 if __name__ == "__main__":

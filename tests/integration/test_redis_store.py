@@ -12,11 +12,12 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from counters import engine
-from counters.state import NEVER, Record, SubscriptionState
+from counters import Digester, dormant, engine
+from counters.state import NEVER, STORED, Record, SubscriptionState
 from counters.memory_store import MemoryStore
 from counters.ports import Position, States, Store
 from schemas.changes import Change
+from schemas.events import parse_rfc3339
 from streams.store.audit import AUDIT_BYTES, AUDIT_LENGTH
 from streams.store.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
@@ -25,6 +26,8 @@ from tests.fixtures.services import Services, empty_redis_db
 
 pytestmark = pytest.mark.integration
 TEST_DB = 15
+LATER = parse_rfc3339("2100-01-01T00:00:00Z")
+"""A processing clock after every event of these tests: each of their records is dormant then."""
 
 
 @pytest.fixture
@@ -328,3 +331,44 @@ async def test_the_audit_trail_is_bounded_in_bytes_and_keeps_the_newest(redis: R
     assert sum(len(item) for item in kept) <= AUDIT_BYTES
     assert [orjson.loads(item)["offset"] for item in kept] == list(range(199, 199 - len(kept), -1))
     assert len(kept) >= AUDIT_BYTES // 16_000
+
+
+async def test_a_worker_keeps_no_sealed_id_once_committed_and_the_admin_reads_still_open_it(redis: Redis) -> None:
+    """Redis holds each record's sealed id; the state a worker counts with drops it at the commit and
+    on load (``STORED``), and the committed state read afresh for the admin's reports still has it."""
+    digest = Digester()
+    store = RedisStore(redis)
+    state = await store.load("acme")
+    for change in changes(lines([login("u1", email="a@x.org"), login("u2")]), digest):
+        engine.apply(state, change)
+    assert all(record.user for record in state.records.values())  # held until the commit
+    assert await store.commit(state, Position("changes:0", None, 2), [])
+    assert all(record.user is STORED for record in state.records.values())
+    reloaded = await RedisStore(redis).load("acme")
+    assert all(record.user is STORED for record in reloaded.records.values())
+    fresh = await store.fresh_state("acme")
+    assert fresh is not None
+    assert sorted(row["user_id"] for row in dormant(fresh, LATER, 1, digest.sealer)["records"]) == ["u1", "u2"]
+
+
+async def test_a_record_rewritten_by_a_change_without_an_id_keeps_its_stored_sealed_id(redis: Redis) -> None:
+    """A change without ``user`` (from a version before ids) still rewrites the whole record: the
+    stored sealed id is read back first, so it is never lost; one with an id replaces it with the
+    same person's, sealed again."""
+    digest = Digester()
+    store = RedisStore(redis)
+    state = await store.load("acme")
+    engine.apply(state, next(changes(lines([login("u1", email="a@x.org")]), digest)))
+    assert await store.commit(state, Position("changes:0", None, 1), [])
+    without_id = next(changes(lines([profile("deactivate", "u1")]), digest))
+    del without_id.fields["user"]
+    engine.apply(state, without_id)
+    assert await store.commit(state, Position("changes:0", 1, 2), [])
+    not_base64 = next(changes(lines([profile("activate", "u1")]), digest))
+    not_base64.fields["user"] = "not base64!"
+    engine.apply(state, not_base64)
+    assert await store.commit(state, Position("changes:0", 2, 3), [])
+    fresh = await store.fresh_state("acme")
+    assert fresh is not None
+    [row] = dormant(fresh, LATER, 1, digest.sealer)["records"]
+    assert (row["user_id"], row["tenant"]) == ("u1", "default")
