@@ -124,7 +124,7 @@ def _linked(state: SubscriptionState, facts: Facts) -> list[str | Group]:
 def _shape_of(state: SubscriptionState, entry: str | Group) -> tuple[set[str], bool]:
     """The classification domains of an individual and whether it holds an unclassified record."""
     if isinstance(entry, Group):
-        return set(entry.domains), entry.unclassified > 0
+        return set(entry.domain_names()), entry.unclassified > 0
     held = individuals.facts_of(state.records[entry])
     assert held is not None  # only counted records are in the index
     return ({held.domain} if held.domain is not None else set()), held.unclassified

@@ -338,7 +338,7 @@ def _join(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) -
             _enter_runtime(state, single, single_facts)
     _add(state, scope, index, target, ref, facts)
     if _shape(target) != known:
-        target.sig = signature(_domain_names(target), target.unclassified > 0)
+        target.sig = signature(target.domain_names(), target.unclassified > 0)
     _count(state, scope, target.sig, +1)
 
 
@@ -366,7 +366,7 @@ def _leave(state: SubscriptionState, scope: str | None, ref: str, facts: Facts) 
         _dissolve(state, scope, index, group)
         return
     if _shape(group) != known:
-        group.sig = signature(_domain_names(group), group.unclassified > 0)
+        group.sig = signature(group.domain_names(), group.unclassified > 0)
     _count(state, scope, group.sig, +1)
 
 
@@ -536,7 +536,7 @@ def _detach(state: SubscriptionState, scope: str | None, index: dict[str, str | 
                     piece.emails[identifier] = group.emails.pop(identifier)
         _add_counts(group, member_facts, -1)
         _add_counts(piece, member_facts, +1)
-    piece.sig = signature(_domain_names(piece), piece.unclassified > 0)
+    piece.sig = signature(piece.domain_names(), piece.unclassified > 0)
     _count(state, scope, piece.sig, +1)
 
 
@@ -551,12 +551,6 @@ def _dissolve(state: SubscriptionState, scope: str | None, index: dict[str, str 
     _count(state, scope, _own_signature(last_facts), +1)
     if scope is SUBSCRIPTION_SCOPE:
         _exit_runtime(state, last, last_facts)
-
-
-def _domain_names(group: Group) -> Iterable[str]:
-    """The distinct domains of the group's members."""
-    domains = group.domains
-    return () if domains is None else (domains[0],) if isinstance(domains, tuple) else domains
 
 
 def _domain_counts(group: Group) -> Iterable[tuple[str, int]]:

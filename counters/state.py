@@ -225,6 +225,11 @@ class Group:
         self.unclassified = 0
         self.sig = ""
 
+    def domain_names(self) -> Iterable[str]:
+        """The distinct domains of the members."""
+        domains = self.domains
+        return () if domains is None else (domains[0],) if isinstance(domains, tuple) else domains
+
     def held(self, identifier: str) -> int:
         """How many members hold the identifier."""
         found = self.holders.get(identifier)
