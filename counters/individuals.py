@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from counters.classify import signature
 from counters.policy import is_countable, is_dedup_eligible, is_excluded, is_unclassified
 from counters.state import (ASIDE, COUNTED, ELIGIBLE, FEW_HOLDERS, KIND, SUBSCRIPTION_SCOPE, UNCLASSIFIED, Facts, Group, Record,
-                            ScopeTotals, SubscriptionSettings, SubscriptionState)
+                            SubscriptionSettings, SubscriptionState)
 
 
 def facts_of(record: Record) -> Facts | None:

@@ -306,6 +306,23 @@ def _settle(state: SubscriptionState, position: Position | None, anonymous: int)
         state.sessions.known = anonymous
 
 
+def _committed(state: SubscriptionState, meta: dict[str, bytes | str], sources: Mapping[bytes, bytes]
+               ) -> SubscriptionState:
+    """A state being loaded, with what the meta hash and the sources hash hold (its records follow)."""
+    if "settings" in meta:
+        state.settings = SubscriptionSettings.from_dict(orjson.loads(meta["settings"]))
+        state.levels = orjson.loads(meta["levels"])
+        state.sequence = orjson.loads(meta["sequence"])
+        state.invalid_emails = int(meta.get("invalid_emails", b"0"))
+    if "config_times" in meta:
+        state.config_times = orjson.loads(meta["config_times"])
+        state.config_ids = orjson.loads(meta["config_ids"])
+    state.positions = _positions(meta)
+    state.ingested = _fields(meta, INGESTED)
+    state.source_last = {text(provider): int(at) for provider, at in sources.items()}
+    return state
+
+
 class RedisStore(RedisReads, Store, DigestCheck):
     """The ports of ``counters.ports`` over Redis: the states and their commits, the outbox, and the
     committed reads (``RedisReads``). Every Redis error comes out as ``StoreUnavailable``."""
@@ -392,18 +409,7 @@ class RedisStore(RedisReads, Store, DigestCheck):
         total = int(records) + int(tombstones)
         self.progress[subscription] = (0, total)
         try:
-            state = SubscriptionState(subscription, RedisSessions(int(sessions)))
-            if "settings" in meta:
-                state.settings = SubscriptionSettings.from_dict(orjson.loads(meta["settings"]))
-                state.levels = orjson.loads(meta["levels"])
-                state.sequence = orjson.loads(meta["sequence"])
-                state.invalid_emails = int(meta.get("invalid_emails", b"0"))
-            if "config_times" in meta:
-                state.config_times = orjson.loads(meta["config_times"])
-                state.config_ids = orjson.loads(meta["config_ids"])
-            state.positions = _positions(meta)
-            state.ingested = _fields(meta, INGESTED)
-            state.source_last = {text(provider): int(at) for provider, at in sources.items()}
+            state = _committed(SubscriptionState(subscription, RedisSessions(int(sessions))), meta, sources)
             done = 0
             records_of = state.records
             async for chunk in self._scan(keys.records):
@@ -605,7 +611,6 @@ class RedisStore(RedisReads, Store, DigestCheck):
             cached = self._domains[state.subscription] = (now, fingerprint, external_domains(state))
         return cached[2]
 
-    @translated
     @translated
     async def fresh_state(self, subscription: str) -> SubscriptionState | None:
         """The committed state read anew (never the worker's live copy): O(records), for a preview."""
