@@ -150,9 +150,10 @@ if __name__ == "__main__":
 
 
 @asynccontextmanager
-async def served_dashboard(reader: Any) -> AsyncIterator[str]:
+async def served_dashboard(reader: Any, access: Any = None) -> AsyncIterator[str]:
     """The web app over ``reader`` (a fake store) on a free loopback port, every check ready; yields
-    its URL and stops it after."""
+    its URL and stops it after. ``access`` (an ``auth.Access``) turns tokens on; without it every
+    request is an admin's."""
     from aiohttp import web
 
     from streams.http.views import create_web_app
@@ -161,7 +162,7 @@ async def served_dashboard(reader: Any) -> AsyncIterator[str]:
     async def readiness() -> dict[str, bool]:
         return {"kafka": True, "redis": True}
 
-    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5), shutdown_timeout=1)
+    runner = web.AppRunner(create_web_app(reader, readiness, interval=0.5, access=access), shutdown_timeout=1)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -13,7 +13,7 @@ import pytest
 
 from streams.http.insights import forecast_sentence, forecasts
 from tests.browser.dashboard_check import chromium_available, open_dashboard, served_dashboard
-from tests.unit.fake_counts import FakeReader, capacity_event, counts, sample_reader
+from tests.unit.fake_counts import FakeReader, capacity_event, counts, dormant_state, sample_reader
 
 pytestmark = [
     pytest.mark.browser,
@@ -163,3 +163,47 @@ async def test_the_card_marks_a_silent_source_and_not_a_busy_one(served: tuple[s
         await dash.get_by_test_id("forecast-globex").filter(has_text="no forecast").wait_for(timeout=5000)
         assert not await dash.get_by_test_id("silent-globex").is_visible()
         assert dash.errors == []
+
+
+async def test_an_admins_card_names_the_reclaimable_dormant_seats_and_links_their_list(
+        served: tuple[str, FakeReader]) -> None:
+    """The figures are the dormant report's ``freed`` at the subscription's ``dormant_days`` (60 here)."""
+    url, reader = served
+    reader.states["acme"] = dormant_state()
+    async with await open_dashboard(url + "#/s/acme", ARTIFACTS / "dashboard-dormant.png") as dash:
+        line = dash.get_by_test_id("dormant-acme")
+        await line.wait_for(state="visible", timeout=5000)
+        assert (await line.text_content() or "").startswith(
+            "Dormant: 2 internal, 1 external seats reclaimable (not logged in for 60 days)")
+        async with dash.expect_download(timeout=5000) as info:
+            await line.locator("a").click()
+        download = await info.value
+        assert download.suggested_filename == "acme-dormant.csv"
+        rows = Path(await download.path()).read_text().splitlines()
+        assert rows[0].startswith("last_login,") and len(rows) == 4  # the header and three dormant records
+        await dash.save(ARTIFACTS / "dashboard-dormant.png")
+        assert dash.errors == []
+
+
+async def test_a_viewers_card_shows_no_dormant_seats_and_logs_nothing(tmp_path: Path) -> None:
+    """The dormant report is admin-only (a viewer's token gets 403): the viewer's page never asks."""
+    import aiohttp
+
+    from streams.http.auth import Access, TokenFile, create_token
+
+    reader = sample_reader()
+    reader.states["acme"] = dormant_state()
+    tokens = tmp_path / "tokens"
+    viewer = create_token(tokens, "viewer", frozenset({"acme"}))
+    async with served_dashboard(reader, Access(TokenFile(tokens))) as url:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {viewer}"}) as session:
+            async with session.get(url + "api/v1/subscriptions/acme/dormant") as response:
+                assert response.status == 403
+        async with await open_dashboard(url + "#/s/acme", ready='[data-testid="login"]:not([hidden])') as dash:
+            await dash.get_by_test_id("token-input").fill(viewer)
+            await dash.get_by_test_id("token-submit").click()
+            await dash.get_by_test_id("card-acme").wait_for(timeout=5000)
+            # the forecast is fetched on the same refresh: once it shows, the line has been decided
+            await dash.get_by_test_id("forecast-acme").filter(has_text="at this rate").wait_for(timeout=5000)
+            assert not await dash.get_by_test_id("dormant-acme").is_visible()
+            assert [e for e in dash.errors if "401" not in e] == []  # the stream's ask for a token, only

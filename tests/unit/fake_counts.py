@@ -139,3 +139,21 @@ def sample_reader() -> FakeReader:
     reader.days["acme"] = [Entry((today - timedelta(days=n)).isoformat(), 1234 - 2 * n, 1200 - 2 * n, 1230 - 2 * n,
                                  56 - n // 30, 40 - n // 30, 50 - n // 30) for n in range(364, -1, -1)]
     return reader
+
+
+def dormant_state(subscription: str = "acme") -> SubscriptionState:
+    """A committed state whose report (``GET .../dormant``, default 60 days from its config) frees 2 internal
+    and 1 external seats: logins 100-300 days before now, and one 10 days ago that stays."""
+    import orjson
+
+    from counters import Replay
+
+    now = datetime.now(timezone.utc)
+    ago = lambda days: (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    events = [{"type": "config", "domains": ["example.com"], "dormant_days": 60, "time": ago(400)}]
+    for user, email, days in (("ann", "ann@example.com", 200), ("bob", "bob@example.com", 100),
+                              ("eve", "eve@partner.io", 300), ("cid", "cid@example.com", 10)):
+        events.append({"type": "login", "user_id": user, "email": email, "time": ago(days)})
+    replay = Replay(now=int(now.timestamp() * 1_000_000))
+    replay.feed_lines([orjson.dumps({"subscription": subscription, **e}) for e in events])
+    return replay.states[subscription]

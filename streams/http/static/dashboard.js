@@ -319,7 +319,7 @@
       anonymous: q(".anonymous"), excluded: q(".excluded"), thresholds: q(".thresholds"), chart: q(".chart"),
       domains: q(".domains"), year: q(".year"), forecast: q(".forecast"),
       runtimes: q(".runtimes tbody"), providers: q(".providers tbody"), events: q(".events tbody"),
-      shared: q(".shared-warning"), silent: q(".silent-sources"), tools: q(".admin-tools"), classes: {} };
+      shared: q(".shared-warning"), silent: q(".silent-sources"), dormant: q(".dormant-seats"), tools: q(".admin-tools"), classes: {} };
     refs.tools.dataset.testid = "tools-" + id;
     q(".whatif").dataset.testid = "whatif-" + id;
     q(".whatif-result").dataset.testid = "whatif-result-" + id;
@@ -329,6 +329,7 @@
     q(".explain").addEventListener("submit", (e) => { e.preventDefault(); explainPerson(id, e.target); });
     refs.shared.dataset.testid = "shared-" + id;
     refs.silent.dataset.testid = "silent-" + id;
+    refs.dormant.dataset.testid = "dormant-" + id;
     refs.records.dataset.testid = "records-" + id;
     refs.anonymous.dataset.testid = "anonymous-" + id;
     refs.excluded.dataset.testid = "excluded-" + id;
@@ -610,14 +611,17 @@
     const from = new Date(Date.now() - 365 * 86400000).toISOString().slice(0, 10);
     const base = "/api/v1/subscriptions/" + encodeURIComponent(id);
     try {
-      const [hist, sub, sources] = await Promise.all([
-        fetch(base + "/history?from=" + from, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
-        fetch(base, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
-        fetch(base + "/sources", { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null)),
+      const json = (path) => fetch(base + path, { headers: authHeaders() }).then((r) => (r.ok ? r.json() : null));
+      // the dormant report is admin-only: a viewer's card (no admin-only report in its stream) never
+      // asks, so its console stays clean; a refused answer (the token's role changed) hides the line
+      const admin = !!card.data && "external_domains" in card.data;
+      const [hist, sub, sources, idle] = await Promise.all([
+        json("/history?from=" + from), json(""), json("/sources"), admin ? json("/dormant") : null,
       ]);
       if (hist) card.year = hist.entries || [];
       if (sub) card.forecast = sub.forecast || null;
       if (sources) markSilent(card, sources);
+      markDormant(card, idle);
     } catch (err) { return; }
     drawYear(card);
   }
@@ -627,6 +631,33 @@
     card.refs.silent.hidden = silent.length === 0;
     card.refs.silent.textContent = silent.length === 0 ? "" : "Silent sources: " +
       silent.map((p) => `${p.provider} (no event for ${p.silent_hours} h, since ${p.last_event.replace("T", " ").slice(0, 16)} UTC)`).join(", ");
+  }
+  // seats held by people who stopped logging in: what deactivating them would free (admins only)
+  function markDormant(card, report) {
+    const freed = (report && report.freed) || {};
+    const total = CLASSES.reduce((n, c) => n + (freed[c] || 0), 0);
+    const line = card.refs.dormant;
+    line.hidden = total === 0;
+    if (total === 0) { line.replaceChildren(); return; }
+    const link = el("a", "the list (CSV)", "dormant-list");
+    link.href = "#";
+    link.addEventListener("click", (e) => { e.preventDefault(); downloadDormant(card.id); });
+    line.replaceChildren(`Dormant: ${fmt(freed.internal || 0)} internal, ${fmt(freed.external || 0)} external ` +
+      `seats reclaimable (not logged in for ${report.days} days): `, link);
+  }
+  // a plain link cannot carry the token (it is sent as a header, never in the URL): fetch, then save
+  async function downloadDormant(id) {
+    const response = await fetch("/api/v1/subscriptions/" + encodeURIComponent(id) + "/dormant?format=csv",
+      { headers: authHeaders() });
+    if (!response.ok) return;
+    const url = URL.createObjectURL(await response.blob());
+    const a = el("a");
+    a.href = url;
+    a.download = id + "-dormant.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
   function forecastText(forecast) {
     const lines = [];
