@@ -29,6 +29,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, FakeReader]]:
     reader = sample_reader()
+    reader.states["acme"] = dormant_state()  # an admin's page asks for acme's committed state (dormant seats)
     async with served_dashboard(reader) as url:
         yield url, reader
 
@@ -168,8 +169,7 @@ async def test_the_card_marks_a_silent_source_and_not_a_busy_one(served: tuple[s
 async def test_an_admins_card_names_the_reclaimable_dormant_seats_and_links_their_list(
         served: tuple[str, FakeReader]) -> None:
     """The figures are the dormant report's ``freed`` at the subscription's ``dormant_days`` (60 here)."""
-    url, reader = served
-    reader.states["acme"] = dormant_state()
+    url, _ = served
     async with await open_dashboard(url + "#/s/acme", ARTIFACTS / "dashboard-dormant.png") as dash:
         line = dash.get_by_test_id("dormant-acme")
         await line.wait_for(state="visible", timeout=5000)

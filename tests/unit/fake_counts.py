@@ -149,7 +149,10 @@ def dormant_state(subscription: str = "acme") -> SubscriptionState:
     from counters import Replay
 
     now = datetime.now(timezone.utc)
-    ago = lambda days: (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+
+    def ago(days: int) -> str:
+        return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     events = [{"type": "config", "domains": ["example.com"], "dormant_days": 60, "time": ago(400)}]
     for user, email, days in (("ann", "ann@example.com", 200), ("bob", "bob@example.com", 100),
                               ("eve", "eve@partner.io", 300), ("cid", "cid@example.com", 10)):
