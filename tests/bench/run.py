@@ -12,7 +12,8 @@ end. In one run, on the same broker and Redis, it measures:
    Redis (positions in ``endusers:{sub}:meta`` at the ends of ``<prefix>.changes`` and no consumer-group lag
    on the source topics), next to a raw baseline (a plain aiokafka consumer decoding each message with orjson);
 3. latency at a paced offered load (default 2,000 logins/s for 15 s, each a new user): produce -> counts
-   visible in Redis, and produce -> capacity-change event on ``<prefix>.capacity``;
+   visible in Redis, and produce -> capacity-change event on ``<prefix>.capacity``; ``--background-load N``
+   runs N busy processes (``tests/bench/background.py``) during this phase only, as a shared node behaves;
 4. Redis memory per tracked record (``used_memory`` delta / records stored);
 5. a domain reconfiguration of the biggest subscription: produce -> new counts visible in Redis.
 
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench import synthetic  # noqa: E402
+from tests.bench.background import busy_processes  # noqa: E402
 
 SOURCE_TOPICS = {"login": "logins", "profile": "profiles", "visit": "visits", "config": "config"}
 """As ``streams.settings.SOURCE_TOPICS`` (``route()`` in ``streams/kafka/publish.py``)."""
@@ -277,6 +279,7 @@ class Bench:
         self.args = args
         self.results: dict[str, Any] = {}
         self.rss_ready: int | None = None
+        self.busy: list[subprocess.Popen[bytes]] = []
 
     async def run(self) -> dict[str, Any]:
         from aiokafka import AIOKafkaConsumer
@@ -302,7 +305,7 @@ class Bench:
                            "seed": args.seed, "partitions": PARTITIONS, "batch_size": args.batch_size or 2000,
                            "latency_rate": args.rate, "latency_seconds": args.seconds, "redis_db": REDIS_DB,
                            "topic_prefix": d.prefix, "app_id": d.app_id, "profile": bool(args.profile),
-                           "workers": args.workers},
+                           "workers": args.workers, "background_load": args.background_load},
             "machine": machine(),
             "versions": versions(status, info),
         })
@@ -313,7 +316,8 @@ class Bench:
             await self.load()
             await self.baseline()
             await self.backlog()
-            await self.latency()
+            with busy_processes(args.background_load) as self.busy:  # the latency phase only; always stopped
+                await self.latency()
             await self.reconfigure()
             await self.memory(memory_before)
             self.heap()
@@ -652,7 +656,8 @@ class Bench:
             profiler = (self.start_profiler(self.d.process.pid, args.profile_latency)  # type: ignore[union-attr]
                         if args.profile_latency else None)
             meter = CpuMeter({"worker": self.d.process.pid, "kafka": kafka_pid(),  # type: ignore[union-attr]
-                              "redis": int((await self.redis.info("server"))["process_id"])})
+                              "redis": int((await self.redis.info("server"))["process_id"]),
+                              **{f"busy{i}": p.pid for i, p in enumerate(self.busy)}})
             consumer_task = asyncio.create_task(consume_capacity())
             watcher = asyncio.create_task(watch())
             deliveries = []
@@ -691,7 +696,7 @@ class Bench:
         self.results["latency"] = {"offered_events_per_s": round(offered), "events": total, "poll_ms": args.poll_ms,
                                    "visibility": pct, "capacity": percentiles(capacity_latencies),
                                    "capacity_per_class": capacity, "capacity_events": len(capacity_seen),
-                                   "cpu_cores_used": cpu}
+                                   "cpu_cores_used": cpu, "background_load": len(self.busy)}
         buckets: dict[int, float] = {}
         for produced_at, latency in zip(produced, latencies):  # the worst latency per 100 ms of sending
             bucket = int((produced_at - t0) * 10)
@@ -1007,6 +1012,8 @@ def main() -> None:
                         help="worker processes sharing the partitions (the scaling measurement)")
     parser.add_argument("--takeover-records", type=int, default=0,
                         help="records of the subscription whose owner is killed (takeover_s_<N>; 0: skip)")
+    parser.add_argument("--background-load", type=int, default=0,
+                        help="latency phase: N busy processes (pure-Python loops) competing for the cores")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the Redis DB afterwards")
     args = parser.parse_args()
     results = asyncio.run(Bench(args).run())

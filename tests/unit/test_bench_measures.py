@@ -20,3 +20,19 @@ def test_the_engine_measures_run_on_generated_events_and_count_what_replay_count
     heap, records = states_heap_bytes(lines)
     assert records == len({(name, ref) for name, state in replay.states.items() for ref in state.records})
     assert heap > records * 50  # a record cannot take fewer bytes than its key and its fields
+
+
+def test_the_background_load_runs_its_busy_processes_and_always_stops_them() -> None:
+    from tests.bench.background import busy_processes
+
+    started = []
+    try:
+        with busy_processes(2) as processes:
+            started = list(processes)
+            assert len(started) == 2 and all(p.poll() is None for p in started)
+            raise RuntimeError("the measured phase failed")
+    except RuntimeError:
+        pass
+    assert started and all(p.poll() is not None for p in started)
+    with busy_processes(0) as none:
+        assert none == []
