@@ -790,16 +790,17 @@ class Bench:
             assignment = asyncio.ensure_future(self.assigned(process))
             await (await producer.send(d.topic("logins"), login(user), key=sub.encode()))
             seen = await visible(user + 1, timeout=600)
-            worker_cpu = cpu_seconds(process.pid)
+            worker_cpu, worker_rss = cpu_seconds(process.pid), rss_bytes(process.pid)
             ready = await self.wait_ready(process, timeout=600)
             assigned = await assignment
             return {"kill_to_visible_s": round(seen - killed, 2), "kill_to_assigned_s": round(assigned - killed, 2),
                     "assigned_to_visible_s": round(seen - assigned, 2),
-                    "new_worker_cpu_s_until_visible": worker_cpu,
+                    "new_worker_cpu_s_until_visible": worker_cpu, "new_worker_rss_bytes_when_visible": worker_rss,
                     "loadavg": Path("/proc/loadavg").read_text().split()[:3],
                     "kill_to_ready_s": round(ready - killed, 2)}
 
         try:
+            memory_before = (await self.redis.info("memory"))["used_memory"]
             started = time.perf_counter()
             for first in range(0, records, 10_000):
                 sent = [await producer.send(d.topic("logins"), login(u), key=sub.encode())
@@ -807,7 +808,9 @@ class Bench:
                 await asyncio.gather(*sent)
             await visible(records, timeout=max(120.0, records / 1000))
             loaded = time.perf_counter() - started
+            redis_bytes = (await self.redis.info("memory"))["used_memory"] - memory_before
             assert d.process is not None
+            owner_rss = rss_bytes(d.process.pid)
             log(f"takeover: {records} records of {sub} counted in {loaded:.1f}s; killing worker {d.process.pid}, "
                 f"a dynamic member: a new one takes over after the session timeout")
             gone = await kill_and_replace("bench-takeover-0", records)
@@ -819,6 +822,8 @@ class Bench:
         self.results[f"takeover_s_{size}"] = restarted["kill_to_visible_s"]
         self.results[f"takeover_gone_s_{size}"] = gone["kill_to_visible_s"]
         self.results["takeover"] = {"records": records, "load_seconds": round(loaded, 1),
+                                    "redis_bytes_per_record": round(redis_bytes / records, 1),
+                                    "owner_rss_bytes_when_loaded": owner_rss,
                                     "session_timeout_s": float(SESSION_TIMEOUT),
                                     **restarted, "gone": gone}
         for what, figures in (("a new worker, the killed one gone", gone), ("restarted under its name", restarted)):
