@@ -181,6 +181,13 @@ def kafka_pid() -> int | None:
         return None
 
 
+def takeover_size(records: int) -> str:
+    """The size in a takeover key (``takeover_s_10m``), exact: a rounded name would claim a size not run."""
+    if records % 1_000_000 == 0:
+        return f"{records // 1_000_000}m"
+    return f"{records // 1000}k" if records % 1000 == 0 else str(records)
+
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
@@ -818,7 +825,7 @@ class Bench:
             restarted = await kill_and_replace("bench-takeover-0", records + 1)
         finally:
             await producer.stop()
-        size = f"{records // 1_000_000}m" if records % 1_000_000 == 0 else f"{records // 1000}k"
+        size = takeover_size(records)
         self.results[f"takeover_s_{size}"] = restarted["kill_to_visible_s"]
         self.results[f"takeover_gone_s_{size}"] = gone["kill_to_visible_s"]
         self.results["takeover"] = {"records": records, "load_seconds": round(loaded, 1),

@@ -36,3 +36,9 @@ def test_the_background_load_runs_its_busy_processes_and_always_stops_them() -> 
     assert started and all(p.poll() is not None for p in started)
     with busy_processes(0) as none:
         assert none == []
+
+
+def test_a_takeover_key_names_the_size_really_run() -> None:
+    from tests.bench.run import takeover_size
+
+    assert [takeover_size(n) for n in (10_000_000, 3_000_000, 2_500_000, 1_500)] == ["10m", "3m", "2500k", "1500"]
