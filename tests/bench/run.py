@@ -340,7 +340,10 @@ class Bench:
                                                                           "capacity", "counts", "deadletter", "statements")])
                 except Exception as exc:  # best effort
                     log(f"could not delete the topics: {exc}")
-                await self.redis.flushdb()
+                try:  # best effort as well: flushing millions of records can outlast the client's timeout
+                    await self.redis.flushdb()
+                except Exception as exc:
+                    log(f"could not flush Redis database {REDIS_DB}: {exc}")
             await self.admin.close()
             await self.redis.aclose()
         if d.gc_log and d.gc_log.exists():
@@ -818,6 +821,7 @@ class Bench:
             redis_bytes = (await self.redis.info("memory"))["used_memory"] - memory_before
             assert d.process is not None
             owner_rss = rss_bytes(d.process.pid)
+            log(f"takeover: Redis {redis_bytes / records:.1f} B/record, owner RSS {owner_rss} bytes")
             log(f"takeover: {records} records of {sub} counted in {loaded:.1f}s; killing worker {d.process.pid}, "
                 f"a dynamic member: a new one takes over after the session timeout")
             gone = await kill_and_replace("bench-takeover-0", records)
