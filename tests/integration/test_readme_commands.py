@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+SUITE_SERVICES = ("ENDUSERS_DATA", "ENDUSERS_KAFKA_PORT", "ENDUSERS_KAFKA_CONTROLLER_PORT", "ENDUSERS_REDIS_PORT")
 
 
 def test_demo_prints_the_live_counts_of_the_sample_events(services: Services, tmp_path: Path) -> None:
@@ -22,7 +24,9 @@ def test_demo_prints_the_live_counts_of_the_sample_events(services: Services, tm
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),
            "ENDUSERS_TOPIC_PREFIX": f"demo{free_port()}", "ENDUSERS_APP_ID": f"demo-{free_port()}",
            "ENDUSERS_WEB_PORT": str(free_port()), "ENDUSERS_REDIS": redis_url,
-           "ENDUSERS_DATA_DIR": str(tmp_path / "worker")}
+           "ENDUSERS_DATA_DIR": str(tmp_path / "worker"),
+           # the suite's own services (deploy/local/test), which the demo's `services up` then reuses
+           **{name: os.environ[name] for name in SUITE_SERVICES if name in os.environ}}
     run = subprocess.run([str(REPO / "deploy/local/demo"), "--once"], env=env, capture_output=True, timeout=600)
     assert run.returncode == 0, run.stderr.decode()[-3000:]
     output = run.stdout.decode()
