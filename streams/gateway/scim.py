@@ -190,10 +190,7 @@ class ScimRoutes:
 
     async def resource_type(self, request: web.Request) -> web.Response:
         _writer(request)
-        found = [d for d in mapping.resource_types(_base(request)) if d["id"] == request.match_info["name"]]
-        if not found:
-            raise NotFoundException(detail=f"no resource type {request.match_info['name']!r}")
-        return answer(found[0])
+        return answer(_named(mapping.resource_types(_base(request)), request.match_info["name"], "resource type"))
 
     async def schemas(self, request: web.Request) -> web.Response:
         _writer(request)
@@ -201,10 +198,7 @@ class ScimRoutes:
 
     async def schema(self, request: web.Request) -> web.Response:
         _writer(request)
-        found = [d for d in mapping.schemas(_base(request)) if d["id"] == request.match_info["name"]]
-        if not found:
-            raise NotFoundException(detail=f"no schema {request.match_info['name']!r}")
-        return answer(found[0])
+        return answer(_named(mapping.schemas(_base(request)), request.match_info["name"], "schema"))
 
     async def unsupported(self, request: web.Request) -> web.Response:
         _writer(request)
@@ -355,6 +349,14 @@ def _check_version(request: web.Request, stored: Stored) -> None:
 def _listed(resources: list[dict[str, Any]], start: int, total: int | None = None) -> dict[str, Any]:
     return {"schemas": [LIST], "totalResults": len(resources) if total is None else total,
             "startIndex": start, "itemsPerPage": len(resources), "Resources": resources}
+
+
+def _named(definitions: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
+    """The discovery document whose id is ``name``; a SCIM 404 naming ``what`` otherwise."""
+    for definition in definitions:
+        if definition["id"] == name:
+            return definition
+    raise NotFoundException(detail=f"no {what} {name!r}")
 
 
 def _base(request: web.Request) -> str:
