@@ -64,18 +64,12 @@ def _counting(deployment: Deployment, workers: int) -> None:
         deployment.wait_ready(worker)
 
 
-def test_events_published_while_one_worker_counts_equal_replay(deployment_factory: DeploymentFactory, stream: tuple[Path, dict[str, Any]]) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
+def test_events_published_while_workers_count_equal_replay(deployment_factory: DeploymentFactory,
+                                                          stream: tuple[Path, dict[str, Any]], workers: int) -> None:
     path, expected = stream
     deployment = deployment_factory()
-    _counting(deployment, 1)
-    _finished(_publish(deployment, path))
-    assert_live_equals_replay(deployment, expected)
-
-
-def test_events_published_while_two_workers_count_equal_replay(deployment_factory: DeploymentFactory, stream: tuple[Path, dict[str, Any]]) -> None:
-    path, expected = stream
-    deployment = deployment_factory()
-    _counting(deployment, 2)
+    _counting(deployment, workers)
     _finished(_publish(deployment, path))
     assert_live_equals_replay(deployment, expected)
 
