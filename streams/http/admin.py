@@ -12,7 +12,6 @@ from aiohttp import web
 from counters import (
     Digester,
     NotAnIdentifier,
-    SubscriptionState,
     digests_of,
     explanation,
     preview,
@@ -21,7 +20,7 @@ from counters import (
 )
 from schemas.codec import Rejection, decode
 from streams.http import auth
-from streams.http.responses import json_object, json_response, now_ms, store_error, unknown_subscription
+from streams.http.responses import committed_state, json_object, json_response, known, now_ms, store_error
 
 if TYPE_CHECKING:
     from counters import CountsReader
@@ -53,12 +52,10 @@ class AdminApi:
         only (``auth.ADMIN_COUNTS``)."""
         subscription = request.match_info["id"]
         auth.require(request, subscription, admin=True)
-        try:
-            counts = await self.reader.counts(subscription)
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription))
+        if isinstance(read, web.Response):
+            return read
+        counts = read[0]
         report = counts.get("external_domains") or {"top": [], "other_domains": 0, "other_individuals": 0}
         return json_response({"subscription": subscription, "external": counts.get("external", 0),
                               "domains": [{"domain": d, "external": n} for d, n in report["top"]],
@@ -78,7 +75,7 @@ class AdminApi:
         if isinstance(event, Rejection):
             return json_response({"error": event.reason}, status=400)
         change = to_change(event, Digester(), now_ms() * 1000)
-        state = await self._fresh_state(subscription)
+        state = await committed_state(self.reader, subscription)
         if isinstance(state, web.Response):
             return state
         return json_response({"subscription": subscription,
@@ -100,7 +97,7 @@ class AdminApi:
             return json_response({"error": str(exc)}, status=400)
         if query is None:
             return json_response({"error": "give email, username, or user_id"}, status=400)
-        state = await self._fresh_state(subscription)
+        state = await committed_state(self.reader, subscription)
         if isinstance(state, web.Response):
             return state
         return json_response(explanation(state, **query))
@@ -119,13 +116,3 @@ class AdminApi:
             return {"identifier": digests_of(digest, username=body["username"])}
         return None
 
-    async def _fresh_state(self, subscription: str) -> SubscriptionState | web.Response:
-        """The subscription's committed state, read anew (the admin tools change their copy), or the
-        answer to give instead: 503 while the store is unavailable, 404 for an unknown subscription."""
-        try:
-            state = await self.reader.fresh_state(subscription)
-        except Exception as exc:
-            return store_error(exc)
-        if state is None:
-            return unknown_subscription(subscription)
-        return state

@@ -21,7 +21,7 @@ from aiohttp import web
 from counters import NotAnIdentifier, SubscriptionState, admission, candidate
 from schemas.limits import MAX_STRING
 from streams.http import auth
-from streams.http.responses import NO_CACHE, json_object, json_response, store_error, unknown_subscription
+from streams.http.responses import NO_CACHE, committed_state, json_object, json_response, known
 
 if TYPE_CHECKING:
     from counters import CountsReader, Digester
@@ -88,11 +88,7 @@ class AdmissionApi:
         placement the committed one (or the answer to give instead)."""
         if self.placement is not None:
             return self.placement.local(subscription)
-        try:
-            state = await self.reader.fresh_state(subscription)
-        except Exception as exc:
-            return store_error(exc)
-        return unknown_subscription(subscription) if state is None else state
+        return await committed_state(self.reader, subscription)
 
     async def _forward(self, url: str, request: web.Request, body: dict[str, Any]) -> web.Response:
         """The owner's answer, as it gave it (status and body); 503 when it does not answer in time."""
@@ -111,12 +107,9 @@ class AdmissionApi:
 
     async def _not_here(self, subscription: str) -> web.Response:
         """404 for a subscription nobody counts; else 503: its state is loading or moving."""
-        try:
-            counts = await self.reader.counts(subscription)
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription))
+        if isinstance(read, web.Response):
+            return read
         return _unavailable("the state of this subscription is loading or moving to another worker; try again")
 
 

@@ -4,7 +4,6 @@ in :mod:`streams.http.admin`; access is checked as in :mod:`streams.http.auth`."
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date, datetime, timedelta, timezone
@@ -26,7 +25,7 @@ from counters import (
     statements_document,
 )
 from streams.http import auth, insights
-from streams.http.responses import NO_CACHE, json_response, now_ms, store_error, today, unknown_subscription
+from streams.http.responses import NO_CACHE, json_response, known, now_ms, store_error, today
 
 if TYPE_CHECKING:
     from counters import CountsReader
@@ -48,14 +47,11 @@ class ReadApi:
     async def subscription(self, request: web.Request) -> web.Response:
         subscription = request.match_info["id"]
         grant = auth.require(request, subscription)
-        try:
-            counts, settings, daily = await asyncio.gather(self.reader.counts(subscription),
-                                                           self.reader.settings(subscription),
-                                                           self.reader.daily(subscription))
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription), self.reader.settings(subscription),
+                           self.reader.daily(subscription))
+        if isinstance(read, web.Response):
+            return read
+        counts, settings, daily = read
         day = today()
         settings = settings or {}
         return json_response({**grant.counts(counts), "subscription": subscription,
@@ -72,13 +68,11 @@ class ReadApi:
         if isinstance(span, web.Response):
             return span
         first, last, hourly = span
-        try:
-            counts = await self.reader.counts(subscription)
-            stored = await (self.reader.hourly(subscription) if hourly else self.reader.daily(subscription))
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription),
+                           self.reader.hourly(subscription) if hourly else self.reader.daily(subscription))
+        if isinstance(read, web.Response):
+            return read
+        stored = read[1]
         entries = _entries(stored, first, last, hourly)
         if "text/csv" in request.headers.get("Accept", ""):
             return _csv(subscription, entries)
@@ -88,13 +82,11 @@ class ReadApi:
     async def shared_identifiers(self, request: web.Request) -> web.Response:
         subscription = request.match_info["id"]
         auth.require(request, subscription)
-        try:
-            counts, report = await asyncio.gather(self.reader.counts(subscription),
-                                                  self.reader.shared_identifiers(subscription))
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription),
+                           self.reader.shared_identifiers(subscription))
+        if isinstance(read, web.Response):
+            return read
+        report = read[1]
         if report is None:  # committed before the report existed; the next commit writes it
             report = {"threshold": DEFAULT_SHARED_IDENTIFIER_THRESHOLD, "identifiers": []}
         return json_response({"subscription": subscription, **report})
@@ -105,14 +97,11 @@ class ReadApi:
         too low (``counters/sources.py``)."""
         subscription = request.match_info["id"]
         auth.require(request, subscription)
-        try:
-            counts, settings, (last, days) = await asyncio.gather(
-                self.reader.counts(subscription), self.reader.settings(subscription),
-                self.reader.source_activity(subscription))
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription), self.reader.settings(subscription),
+                           self.reader.source_activity(subscription))
+        if isinstance(read, web.Response):
+            return read
+        _, settings, (last, days) = read
         silence = int((settings or {}).get("source_silence", DEFAULT_SOURCE_SILENCE))
         providers = sources_report(last, days, now_ms() * 1000, silence)
         return json_response({"subscription": subscription, "source_silence_hours": silence,
@@ -123,14 +112,11 @@ class ReadApi:
         its true-up of late events (``counters/statements.py``)."""
         subscription = request.match_info["id"]
         auth.require(request, subscription)
-        try:
-            counts, settings, daily, (frozen, late) = await asyncio.gather(
-                self.reader.counts(subscription), self.reader.settings(subscription),
-                self.reader.daily(subscription), self.reader.statement_data(subscription))
-        except Exception as exc:
-            return store_error(exc)
-        if counts is None:
-            return unknown_subscription(subscription)
+        read = await known(subscription, self.reader.counts(subscription), self.reader.settings(subscription),
+                           self.reader.daily(subscription), self.reader.statement_data(subscription))
+        if isinstance(read, web.Response):
+            return read
+        _, settings, daily, (frozen, late) = read
         return json_response(statements_document(subscription, settings or {}, daily, frozen, late,
                                                  datetime.now(timezone.utc)))
 

@@ -3,15 +3,20 @@ an unknown subscription, and the clock (UTC dates, Unix milliseconds)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from counters import StoreUnavailable
 from streams.observe.outages import outage
+
+if TYPE_CHECKING:
+    from counters import CountsReader, SubscriptionState
 
 NO_CACHE = {"Cache-Control": "no-cache"}
 """Every answer is live data (or a page that reads it): a browser or a proxy must ask again."""
@@ -47,6 +52,24 @@ async def json_object(request: web.Request) -> dict[str, Any] | None:
 
 def unknown_subscription(subscription: str) -> web.Response:
     return json_response({"error": f"unknown subscription {subscription!r}"}, status=404)
+
+
+async def known(subscription: str, *reads: Awaitable[Any]) -> list[Any] | web.Response:
+    """The results of ``reads`` of one subscription, read together; the first one is None when the
+    store does not know the subscription. Or the answer every route gives instead: 503 while the
+    store does not answer, 404 for an unknown subscription."""
+    try:
+        results = await asyncio.gather(*reads)
+    except Exception as exc:
+        return store_error(exc)
+    return unknown_subscription(subscription) if results[0] is None else results
+
+
+async def committed_state(reader: CountsReader, subscription: str) -> SubscriptionState | web.Response:
+    """The subscription's committed state, read anew (never a worker's live copy: the admin tools
+    change theirs), or the answer to give instead (``known``)."""
+    read = await known(subscription, reader.fresh_state(subscription))
+    return read if isinstance(read, web.Response) else read[0]
 
 
 def today() -> date:

@@ -15,14 +15,13 @@ from counters import (
     DORMANT_CSV_HEADER,
     ROSTER_CSV_HEADER,
     Digester,
-    SubscriptionState,
     dormant,
     dormant_csv_rows,
     roster,
     roster_csv_rows,
 )
 from streams.http import auth
-from streams.http.responses import json_response, now_ms, store_error, unknown_subscription
+from streams.http.responses import committed_state, json_response, now_ms
 
 if TYPE_CHECKING:
     from counters import CountsReader
@@ -45,7 +44,7 @@ class SeatsApi:
         ``dormant_days``), oldest login first; JSON, or CSV when the client accepts ``text/csv``."""
         subscription = request.match_info["id"]
         auth.require(request, subscription, admin=True)
-        state = await self._fresh_state(subscription)
+        state = await committed_state(self.reader, subscription)
         if isinstance(state, web.Response):
             return state
         days = _whole(request.query.get("days"), state.settings.dormant_days, MAX_DORMANT_DAYS)
@@ -64,7 +63,7 @@ class SeatsApi:
         limit = _whole(request.query.get("limit"), ROSTER_PAGE, MAX_ROSTER_PAGE)
         if limit is None:
             return json_response({"error": f"limit must be a whole number from 1 to {MAX_ROSTER_PAGE}"}, status=400)
-        state = await self._fresh_state(subscription)
+        state = await committed_state(self.reader, subscription)
         if isinstance(state, web.Response):
             return state
         page = roster(state, self.digester.sealer, after=request.query.get("after"), limit=limit)
@@ -75,12 +74,6 @@ class SeatsApi:
             return response
         return json_response(page)
 
-    async def _fresh_state(self, subscription: str) -> SubscriptionState | web.Response:
-        try:
-            state = await self.reader.fresh_state(subscription)
-        except Exception as exc:
-            return store_error(exc)
-        return unknown_subscription(subscription) if state is None else state
 
 
 def _whole(given: str | None, default: int, largest: int) -> int | None:

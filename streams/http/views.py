@@ -58,14 +58,13 @@ stream and the lists show only the grant's subscriptions, with viewers' settings
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from counters import (
     CountsReader,
     Digester,
-    SubscriptionState,
 )
 from streams.http import auth, files, operations
 from streams.http.admin import AdminApi
