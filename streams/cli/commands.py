@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -36,6 +36,28 @@ def _with_store(read: Callable[[OperatorReads], Awaitable[T]]) -> T:
             await store.close()
 
     return asyncio.run(run())
+
+
+def _known(found: T | None, subscription: str) -> T:
+    """What the store holds of SUBSCRIPTION; the same error from every command when it holds nothing."""
+    if found is None:
+        raise click.ClickException(f"unknown subscription {subscription!r}")
+    return found
+
+
+def _print_json(value: Any, *, sort_keys: bool = False) -> None:
+    """``--json``: ``value`` indented, as bytes (orjson writes UTF-8 whatever the terminal's locale)."""
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    sys.stdout.buffer.write(orjson.dumps(value, option=option) + b"\n")
+
+
+def _print_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``--csv``: a header and rows, Unix line ends."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 def _warn_if_other_digests(subscription: str, configured: str) -> None:
@@ -104,7 +126,7 @@ def settings_command(as_json: bool) -> None:
     rows = describe(WorkerSettings())
     if as_json:
         document = {variable: {"value": value, "source": source} for variable, value, source in rows}
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(document)
         return
     width = max(len(f"{variable}={value}") for variable, value, _ in rows)
     for variable, value, source in rows:
@@ -156,7 +178,7 @@ def replay(files: tuple[Path, ...], now: int | None, max_future: int | None) -> 
     for name, state in sorted(run.states.items()):
         if state.invalid_emails:
             click.echo(f"{name}: {state.invalid_emails} event(s) carried an invalid email (data quality)", err=True)
-    sys.stdout.buffer.write(orjson.dumps(run.document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    _print_json(run.document(), sort_keys=True)
 
 
 @main.command()
@@ -291,7 +313,7 @@ def counts(subscription: tuple[str, ...], as_json: bool) -> None:
     """Print the live counts from the store."""
     document = _with_store(lambda store: _counts_document(store, list(subscription)))
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        _print_json(document, sort_keys=True)
         return
     from streams.cli.present import counts_table, shared_warnings
 
@@ -547,7 +569,7 @@ def audit(subscription: str, limit: int, as_json: bool) -> None:
 
     entries = _with_store(lambda store: store.audit(subscription, limit))
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(entries, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(entries)
         return
     if not entries:
         click.echo(f"no config change recorded for {subscription}")
@@ -568,14 +590,11 @@ def domains(subscription: str, limit: int, as_json: bool) -> None:
     An affiliate whose domain was never declared owned shows up at the top; declare it with
     ``endusers config set SUBSCRIPTION --domains ...`` and its users become internal."""
 
-    found = _with_store(lambda store: store.counts(subscription))
-    if found is None:
-        raise click.ClickException(f"unknown subscription {subscription!r}")
+    found = _known(_with_store(lambda store: store.counts(subscription)), subscription)
     report = cast(dict[str, object], found.get("external_domains") or
                   {"top": [], "other_domains": 0, "other_individuals": 0})
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps({"subscription": subscription, "external": found.get("external", 0),
-                                              **report}, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json({"subscription": subscription, "external": found.get("external", 0), **report})
         return
     from streams.cli.present import domains_table
 
@@ -591,7 +610,6 @@ def domains(subscription: str, limit: int, as_json: bool) -> None:
 def history(subscription: str, first: str | None, last: str | None, hourly: bool, as_csv: bool) -> None:
     """The durable history of SUBSCRIPTION's counts: per UTC day (or hour) the maximum, minimum and last
     count of each class, and the peak of the current and previous billing periods."""
-    import csv
     from datetime import date, datetime, timedelta, timezone
 
     from counters import HISTORY_CSV_HEADER, HOURLY_DAYS, Entry, billing_peak, filled, hour_of
@@ -608,17 +626,14 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
         return (await store.hourly(subscription) if hourly else daily), daily, await store.settings(subscription)
 
     stored, daily, settings = _with_store(read)
-    if settings is None:
-        raise click.ClickException(f"unknown subscription {subscription!r}")
+    settings = _known(settings, subscription)
     if hourly:
         hour_now = hour_of(datetime.now(timezone.utc))
         entries = filled(stored, f"{start}T00", min(f"{end}T23", hour_now), hourly=True) if start <= end else []
     else:
         entries = filled(stored, start.isoformat(), end.isoformat()) if start <= end else []
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(HISTORY_CSV_HEADER)
-        writer.writerows(e.to_row() for e in entries)
+        _print_csv(HISTORY_CSV_HEADER, (e.to_row() for e in entries))
         return
     click.echo(f"{'period':<14} {'internal max/min/last':>22} {'external max/min/last':>22}")
     for e in entries:
@@ -663,13 +678,11 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     except NotAnIdentifier as exc:
         raise click.UsageError(str(exc)) from None
 
-    state = _with_store(lambda store: store.fresh_state(subscription))
-    if state is None:
-        raise click.ClickException(f"unknown subscription {subscription!r}")
+    state = _known(_with_store(lambda store: store.fresh_state(subscription)), subscription)
     _warn_if_other_digests(subscription, digest.fingerprint)
     answer = explanation(state, **query)
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(answer)
         return
     click.echo(explanation_text(answer))
 
@@ -681,18 +694,10 @@ def _state_and_sealer(subscription: str) -> tuple[Any, Any]:
 
     settings = WorkerSettings()
     digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
-    state = _with_store(lambda store: store.fresh_state(subscription))
-    if state is None:
-        raise click.ClickException(f"unknown subscription {subscription!r}")
+    state = _known(_with_store(lambda store: store.fresh_state(subscription)), subscription)
     return state, digester.sealer
 
 
-def _write_csv(header: tuple[str, ...], rows: list[list[Any]]) -> None:
-    import csv
-
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
 
 
 @main.command("dormant")
@@ -712,10 +717,10 @@ def dormant_command(subscription: str, days: int | None, as_csv: bool, as_json: 
     state, sealer = _state_and_sealer(subscription)
     report = dormant(state, time.time_ns() // 1000, days or state.settings.dormant_days, sealer)
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(report)
         return
     if as_csv:
-        _write_csv(DORMANT_CSV_HEADER, dormant_csv_rows(report))
+        _print_csv(DORMANT_CSV_HEADER, dormant_csv_rows(report))
         return
     freed = report["freed"]
     click.echo(f"{subscription}: {len(report['records'])} dormant record(s) of {report['people']} person(s), "
@@ -736,18 +741,17 @@ def statements_command(subscription: str, as_json: bool) -> None:
     and the true-up of events that arrived after it closed."""
     from datetime import datetime, timezone
 
-    from counters import OperatorReads, statements_document
+    from counters import statements_document
 
     async def read(store: OperatorReads) -> tuple[Any, ...]:
         return (await store.counts(subscription), await store.settings(subscription), await store.daily(subscription),
                 *(await store.statement_data(subscription)))
 
     counts, settings, daily, frozen, late = _with_store(read)
-    if counts is None:
-        raise click.ClickException(f"unknown subscription {subscription!r}")
+    _known(counts, subscription)
     document = statements_document(subscription, settings or {}, daily, frozen, late, datetime.now(timezone.utc))
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(document)
         return
     click.echo(f"{subscription}: billing periods start on day {document['billing_day']}, statements close "
                f"{document['statement_grace_hours']} h after a period ends")
@@ -786,10 +790,10 @@ def roster_command(subscription: str, as_csv: bool, as_json: bool) -> None:
     state, sealer = _state_and_sealer(subscription)
     page = roster(state, sealer, limit=len(state.records) + 1)
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(page, option=orjson.OPT_INDENT_2) + b"\n")
+        _print_json(page)
         return
     if as_csv:
-        _write_csv(ROSTER_CSV_HEADER, roster_csv_rows(page))
+        _print_csv(ROSTER_CSV_HEADER, roster_csv_rows(page))
         return
     click.echo(f"{subscription}: {len(page['people'])} counted person(s)")
     for person in page["people"]:
