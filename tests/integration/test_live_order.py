@@ -27,9 +27,13 @@ from aiokafka import AIOKafkaProducer
 from schemas.outputs import format_instant
 from streams.kafka.messages import ARRIVAL_HEADER, PRODUCER_HEADER, WATERMARK_HEADER
 from streams.settings import SOURCE_TOPICS
+from tests.fixtures.exactness import (
+    assert_live_equals_replay,
+    ingested,
+    replayed_stream,
+)
 from tests.fixtures.generate import random_stream
 from tests.fixtures.pipeline import Deployment, DeploymentFactory
-from tests.integration.test_backlog import _ingested, assert_live_equals_replay
 
 pytestmark = pytest.mark.integration
 EVENTS = 15_000
@@ -39,12 +43,8 @@ SUBSCRIPTIONS = 300
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The stream's file and ``endusers replay``'s document of it (computed once for every variant)."""
-    path = tmp_path_factory.mktemp("live") / "random.jsonl"
-    path.write_bytes(b"\n".join(random_stream(EVENTS, SUBSCRIPTIONS, seed=28)) + b"\n")
-    replay = subprocess.run([sys.executable, "-m", "streams", "replay", str(path)], capture_output=True, check=True)
-    expected: dict[str, Any] = orjson.loads(replay.stdout)
-    assert len(expected["capacity_events"]) > 100, "the stream must move levels often"
-    return path, expected
+    return replayed_stream(tmp_path_factory.mktemp("live"), random_stream(EVENTS, SUBSCRIPTIONS, seed=28),
+                           capacity_events=100)
 
 
 def _publish(deployment: Deployment, path: Path) -> subprocess.Popen[bytes]:
@@ -80,7 +80,7 @@ def test_events_published_while_a_worker_is_killed_and_restarted_equal_replay(de
     _counting(deployment, 2)
     publisher = _publish(deployment, path)
     deadline = time.monotonic() + 120
-    while asyncio.run(_ingested(deployment)) < EVENTS // 4:
+    while asyncio.run(ingested(deployment)) < EVENTS // 4:
         assert time.monotonic() < deadline and publisher.poll() is None, "the kill must land mid-publish"
         time.sleep(0.05)
     deployment.workers[0].kill()
