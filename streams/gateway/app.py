@@ -21,7 +21,7 @@ from aiohttp import web
 from streams.gateway import auth0, okta, own
 from streams.gateway import metrics as observed
 from streams.gateway.mapping import Batch, Malformed, Target, parsed
-from streams.gateway.scim import ScimRoutes
+from streams.gateway.scim import ScimRoutes, scim_refusals
 from streams.gateway.writers import ACK_TIMEOUT, RETRY_AFTER, writer
 from streams.http.auth import ROLES, Access, Grant, TokenFileError, optional_grant, require, tokens_file_checked
 from streams.kafka.errors import BrokerUnavailable
@@ -150,7 +150,7 @@ def create_gateway(settings: WorkerSettings, tokens_file: str | None, publisher:
     store is opened on ``ENDUSERS_REDIS`` unless given; nothing is sent to Redis before a SCIM request."""
     publisher = publisher or Publisher(settings, linger_ms=2)
     store = scim_store or _scim_store(settings)
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[scim_refusals])
     Access.configured(settings.gateway_host, tokens_file or "", settings.web_allowed_hosts, roles=ROLES).install(app)
     app.add_routes(Gateway(publisher).routes())
     if store is not None:

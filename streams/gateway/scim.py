@@ -52,6 +52,7 @@ CONTENT_TYPE = "application/scim+json"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_PREFIX = "/scim/v2/"
 KNOWN = frozenset({"ServiceProviderConfig", "ResourceTypes", "Schemas", "Users"})
 """The endpoints served: another method on them is 405, not 404."""
 
@@ -89,11 +90,30 @@ def scim_errors(handler: Handler) -> Handler:
     return call
 
 
+@web.middleware
+async def scim_refusals(request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The access policy's refusals (401 without a valid token, 403, 421) on a SCIM path as SCIM error
+    bodies: an identity provider's SCIM client reads ``detail`` (RFC 7644, section 3.12), not the
+    ``error`` of the other routes. Installed outside the access middleware, so it sees what that answers."""
+    response = await handler(request)
+    if (request.path.startswith(SCIM_PREFIX) and response.status >= 400 and isinstance(response, web.Response)
+            and response.content_type == "application/json"):
+        return error(response.status, _detail(response.body, response.reason), headers={k: v for k, v in response.headers.items()
+                                                        if k in ("WWW-Authenticate", "Retry-After")})
+    return response
+
+
 def _reason(exc: web.HTTPException) -> str:
+    return _detail(exc.body, exc.reason)
+
+
+def _detail(body: object, reason: str) -> str:
+    """The ``error`` of one of this project's JSON error bodies; the HTTP reason when there is none."""
     try:
-        return str(orjson.loads(exc.body or b"{}").get("error") or exc.reason)  # type: ignore[arg-type]
-    except (orjson.JSONDecodeError, AttributeError):
-        return exc.reason
+        return str(orjson.loads(body or b"{}").get("error") or reason)  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return reason
 
 
 def _now() -> str:
@@ -158,7 +178,7 @@ class ScimRoutes:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def routes(self) -> list[web.RouteDef]:
-        base = "/scim/v2/{subscription}"
+        base = SCIM_PREFIX + "{subscription}"
         return [
             web.get(f"{base}/ServiceProviderConfig", scim_errors(self.service_provider_config)),
             web.get(f"{base}/ResourceTypes", scim_errors(self.resource_types)),

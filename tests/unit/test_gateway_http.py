@@ -85,6 +85,18 @@ async def test_every_route_needs_a_token_401_without(client: TestClient[Any, Any
     assert (await client.get("/v1/subscriptions/acme/okta")).status == 401
 
 
+async def test_a_scim_client_without_a_valid_token_gets_a_scim_error_body(client: TestClient[Any, Any]) -> None:
+    for headers in ({}, bearer("wrong")):
+        response = await client.get("/scim/v2/acme/Users", headers=headers)
+        assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.content_type == "application/scim+json"
+        body = await response.json(content_type=None)
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "401"
+        assert "Authorization: Bearer" in body["detail"]
+    other = await client.post(ROUTES[0], data=b"[]")  # the event routes keep their own error body
+    assert other.status == 401 and "error" in await other.json()
+
+
 @pytest.mark.parametrize("path", ROUTES)
 async def test_a_token_outside_its_scope_or_a_viewer_is_refused_403(client: TestClient[Any, Any], tokens: Tokens,
                                                                      path: str) -> None:
