@@ -22,6 +22,7 @@ from counters.classify import CLASSES, signature
 from counters.digest import Digester
 from counters.explain import NotAnIdentifier, class_and_rule
 from counters.levels import next_level
+from counters.limits import new_record_refusal
 from counters.policy import is_excluded
 from counters.state import (ACTIVE, ASIDE, COUNTED, DEFAULT_TENANT, ELIGIBLE, KIND, Facts, LOGGED_IN, NEVER, SUBSCRIPTION_SCOPE,
                             UNCLASSIFIED, Group, Record, SubscriptionState)
@@ -72,6 +73,10 @@ def admission(state: SubscriptionState, person: Candidate) -> dict[str, Any]:
     if existing is not None and existing.kind & COUNTED:
         user_class, _ = class_and_rule(state, individuals.individual_of(state, person.record or ""))
         return _answer(state, user_class, {}, 0, "already counted: this record counts now")
+    if existing is None:
+        refused = new_record_refusal(state, person.runtime, person.provider)
+        if refused is not None:  # ingest would refuse the login that creates the record
+            return _adds_nothing(state, f"refused: {refused}")
     record = _as_admitted(existing, person)
     kind = individuals.kind_of(state.settings, record)
     if kind == ASIDE or not kind & COUNTED:
@@ -146,6 +151,11 @@ def _not_counted(state: SubscriptionState, record: Record) -> dict[str, Any]:
     why = ("not an end user: its provider is in excluded_providers" if record.provider in settings.excluded_providers
            else "not an end user: the record is marked excluded")
     assert is_excluded(record.provider, record.excluded, settings.excluded_providers)
+    return _adds_nothing(state, why)
+
+
+def _adds_nothing(state: SubscriptionState, why: str) -> dict[str, Any]:
+    """The answer for a person who would be no end user, or whose record ingest would refuse."""
     return {"subscription": state.subscription, "adds": False, "user_class": None, "count_after": None,
             "capacity": None, "level_after": None, "crosses": False, "count_before": None, "level_before": None,
             "joins": 0, "reason": why}

@@ -49,12 +49,18 @@ def refusal(state: SubscriptionState, change: Change) -> str | None:
     tombstone = state.tombstones.get(change.record)
     if tombstone is not None and change.time <= tombstone:
         return None  # ignored as older than the record's delete: it creates nothing
-    if change.runtime not in state.record_runtimes and len(state.record_runtimes) >= MAX_RECORD_RUNTIMES:
-        return (f"runtime: {change.runtime!r} would be a new runtime of subscription {change.subscription!r}, "
+    return new_record_refusal(state, change.runtime, change.provider)
+
+
+def new_record_refusal(state: SubscriptionState, runtime: str, provider: str) -> str | None:
+    """Why a new record of ``runtime`` and ``provider`` must be refused, or None: the bounds on the
+    distinct runtimes and providers of a subscription's records (the admission check asks too)."""
+    if runtime not in state.record_runtimes and len(state.record_runtimes) >= MAX_RECORD_RUNTIMES:
+        return (f"runtime: {runtime!r} would be a new runtime of subscription {state.subscription!r}, "
                 f"which has records in {MAX_RECORD_RUNTIMES:,} runtimes already (the limit per subscription)")
-    if change.provider not in state.record_providers and len(state.record_providers) >= MAX_RECORD_PROVIDERS:
-        return (f"provider: {change.provider!r} would be a new user provider of subscription "
-                f"{change.subscription!r}, which has records of {MAX_RECORD_PROVIDERS:,} providers already "
+    if provider not in state.record_providers and len(state.record_providers) >= MAX_RECORD_PROVIDERS:
+        return (f"provider: {provider!r} would be a new user provider of subscription "
+                f"{state.subscription!r}, which has records of {MAX_RECORD_PROVIDERS:,} providers already "
                 "(the limit per subscription)")
     return None
 

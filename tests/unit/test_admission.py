@@ -13,6 +13,7 @@ from hypothesis import given, strategies as st
 
 from counters import NotAnIdentifier, Replay, SubscriptionState, apply, to_change
 from counters.admission import admission, candidate
+from counters.limits import MAX_RECORD_PROVIDERS, LimitExceeded
 from schemas.codec import decode
 from schemas.events import parse_rfc3339
 from tests.fixtures.examples import REPLAY_NOW
@@ -112,6 +113,20 @@ def test_an_excluded_provider_is_no_end_user() -> None:
     answer = ask(replay, email="dev@example.com", provider="ITUsers", user_id="dev")
     assert (answer["adds"], answer["user_class"], answer["count_after"], answer["crosses"]) == (False, None, None, False)
     assert "excluded_providers" in answer["reason"]
+
+
+def test_a_new_record_that_ingest_would_refuse_adds_nothing_and_says_which_limit() -> None:
+    # BASE's records have one provider; these bring the subscription to the limit of distinct providers
+    replay = replayed(*BASE, *(login(f"u{n}", email=f"u{n}@example.com", provider=f"p{n}")
+                               for n in range(MAX_RECORD_PROVIDERS - 1)))
+    answer = ask(replay, email="new@example.com", provider="one-too-many", user_id="new")
+    assert (answer["adds"], answer["user_class"], answer["count_after"]) == (False, None, None)
+    assert answer["reason"].startswith("refused: provider: 'one-too-many' would be a new user provider")
+    state = copy.deepcopy(replay.states["acme"])
+    with pytest.raises(LimitExceeded):  # what ingest's login of that person meets
+        apply(state, to_change(decode(orjson.dumps(login("new", email="new@example.com", provider="one-too-many"))),
+                               replay.digest, 0))  # type: ignore[arg-type]
+    assert ask(replay, email="new@example.com", provider="p7", user_id="new")["adds"] is True
 
 
 def test_a_record_key_of_a_counted_record_adds_nothing_and_of_a_deactivated_one_adds() -> None:
