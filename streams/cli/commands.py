@@ -687,6 +687,45 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
     click.echo(explanation_text(answer))
 
 
+@main.command("admission")
+@click.argument("subscription")
+@click.option("--email", help="The person's email.")
+@click.option("--username", help="The person's username (login).")
+@click.option("--user-id", help="The record's user id, when the person has one already (with --runtime, --tenant, --provider).")
+@click.option("--runtime", default="default", show_default=True)
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--provider", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON, as the API gives it.")
+def admission_command(subscription: str, email: str | None, username: str | None, user_id: str | None, runtime: str,
+                      tenant: str, provider: str, as_json: bool) -> None:
+    """Would one more person add to a count of SUBSCRIPTION, and cross a capacity threshold? Applies
+    nothing. Answered from the committed state in Redis (the API answers from the counting worker's
+    memory, which may be one batch ahead); the identifiers are digested as ingest does (ENDUSERS_SECRET)."""
+    from counters import Digester, NotAnIdentifier, admission, candidate
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    digester = Digester(settings.digest_secret(), per_subscription=settings.digest_scope != "shared")
+    try:
+        person = candidate(digester, subscription, email=email, username=username, runtime=runtime, tenant=tenant,
+                           provider=provider, user_id=user_id)
+    except NotAnIdentifier as exc:
+        raise click.UsageError(str(exc)) from None
+    state = _known(_with_store(lambda store: store.fresh_state(subscription)), subscription)
+    _warn_if_other_digests(subscription, digester.fingerprint)
+    answer = admission(state, person)
+    if as_json:
+        _print_json(answer)
+        return
+    if answer["user_class"] is None:
+        click.echo(f"{subscription}: adds nothing ({answer['reason']})")
+        return
+    crossing = f", crosses to level {answer['level_after']}" if answer["crosses"] else ""
+    click.echo(f"{subscription}: {'adds one' if answer['adds'] else 'adds nothing'} ({answer['reason']}); "
+               f"{answer['user_class']} {answer['count_before']} -> {answer['count_after']} of "
+               f"{answer['capacity'] if answer['capacity'] is not None else 'unlimited'}{crossing}")
+
+
 def _state_and_sealer(subscription: str) -> tuple[Any, Any]:
     """The committed state of SUBSCRIPTION read afresh, and the sealer that opens its user ids."""
     from counters import Digester

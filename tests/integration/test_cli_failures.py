@@ -39,7 +39,7 @@ def stopped(tmp_path: Path) -> dict[str, str]:
 
 
 REDIS_COMMANDS = [["counts"], ["counts", "--json"], ["audit", "acme"], ["domains", "acme"], ["history", "acme"],
-                  ["explain", "acme", "--email", "ann@example.com"]]
+                  ["explain", "acme", "--email", "ann@example.com"], ["admission", "acme", "--email", "ann@example.com"]]
 KAFKA_COMMANDS = [["publish", "{events}"], ["config", "set", "acme", "--capacity-internal", "5"],
                   ["import-users", "{users}", "--subscription", "acme"]]
 

@@ -92,3 +92,10 @@ def test_excluded_accounts_and_external_domains_live(deployment_factory: Deploym
     assert marked["records"][0]["record"]["why_not_counted"] == "not an end user: the record is marked excluded"
     with httpx.Client(base_url=worker.url, timeout=5) as http:
         assert http.post("/api/v1/subscriptions/ops/explain", json={"email": "u3@partner.example"}).json() == explained
+    # the admission check from the terminal: the committed state gives the API's answer
+    asked = orjson.loads(deployment.cli("admission", "ops", "--email", "New@partner.example", "--json").stdout)
+    assert (asked["adds"], asked["user_class"], asked["count_after"]) == (True, "external", 6)
+    with httpx.Client(base_url=worker.url, timeout=5) as http:
+        assert http.post("/api/v1/subscriptions/ops/admission", json={"email": "new@partner.example"}).json() == asked
+    assert "adds one (a new individual); external 5 -> 6 of" in \
+        deployment.cli("admission", "ops", "--email", "new@partner.example").stdout.decode()
