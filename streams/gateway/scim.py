@@ -9,7 +9,8 @@ stored; the answer comes last. A crash between the two leaves the event counted 
 was: the client gets no answer and sends the request again, which computes the same resource id (a new
 User's id is derived from its userName) and the same version, so the same event id and the same state
 are published again (harmless: an upsert sets the state it carries), and then the resource is stored.
-Writes of one subscription are serialized in the process (a lock), so versions do not race within it.
+Writes of one subscription are serialized, in the process (a lock) and across gateways (a lease in
+Redis, ``ScimStore.writing``), so versions never race.
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ class ScimRoutes:
     async def create(self, request: web.Request) -> web.Response:
         subscription = _writer(request)
         user = mapping.parsed_user(_body(await request.read()), Context.RESOURCE_CREATION_REQUEST)
-        async with self._locks[subscription]:
+        async with self._locks[subscription], self.store.writing(subscription):
             if await self.store.id_of(subscription, user.user_name) is not None:
                 raise UniquenessException(detail=f"userName {user.user_name!r} is taken")
             attempt = 0
@@ -311,7 +312,7 @@ class ScimRoutes:
     async def _rewrite(self, request: web.Request, change: Callable[[Any], Any]) -> web.Response:
         """PUT and PATCH: the new state from the stored one, published, then stored."""
         subscription = request.match_info["subscription"]
-        async with self._locks[subscription]:
+        async with self._locks[subscription], self.store.writing(subscription):
             old = await self._existing(request)
             _check_version(request, old)
             user = change(mapping.UserResource.model_validate(old.document))
@@ -325,7 +326,7 @@ class ScimRoutes:
 
     async def delete(self, request: web.Request) -> web.Response:
         subscription = _writer(request)
-        async with self._locks[subscription]:
+        async with self._locks[subscription], self.store.writing(subscription):
             old = await self._existing(request)
             _check_version(request, old)
             event = mapping.delete_event(old.document["id"], old.version + 1, _target(request))

@@ -11,19 +11,31 @@ published event.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import LockError, RedisError
 
-from counters import Digester, Sealer
+from counters import Digester, Sealer, StoreUnavailable
 from streams.settings import WorkerSettings
 from streams.store.connect import AsyncClient, connect
 from streams.store.errors import translated
 
 PURPOSE = b"endusers scim resource sealing v1"
 """The HKDF info of the resources' key: not the key that seals the records' user ids."""
+
+LEASE_SECONDS = 30.0
+"""How long one gateway may hold a subscription's SCIM writes: longer than any write (Kafka's
+acknowledgement within 10 s, then two Redis calls), so the lease lapses only for a frozen gateway."""
+WAIT_SECONDS = 10.0
+"""How long a write waits for another gateway's write of the same subscription before answering 503."""
+
+log = logging.getLogger(__name__)
 
 _PUT = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -52,7 +64,7 @@ class Stored:
 
 def _keys(subscription: str) -> list[str]:
     base = "endusers:{%s}:scim:" % subscription
-    return [base + "users", base + "names"]
+    return [base + "users", base + "names", base + "writing"]
 
 
 class ScimStore:
@@ -89,6 +101,31 @@ class ScimStore:
             return None
         kept = orjson.loads(plain)
         return Stored(kept["resource"], int(kept["version"]))
+
+    @contextlib.asynccontextmanager
+    async def writing(self, subscription: str) -> AsyncIterator[None]:
+        """The subscription's SCIM writes, one at a time across every gateway: a lease in Redis
+        (``endusers:{acme}:scim:writing``, redis-py's lock: a token, set only if absent, released only
+        by its holder). A write reads the stored version and publishes the next, so two gateways writing
+        one User at once would publish one version twice. ``StoreUnavailable`` (503) when another
+        gateway holds it for ``WAIT_SECONDS`` or Redis does not answer."""
+        lease = self.client.lock(_keys(subscription)[2], timeout=LEASE_SECONDS, blocking_timeout=WAIT_SECONDS)
+        try:
+            held = await lease.acquire()
+        except RedisError as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if not held:
+            raise StoreUnavailable(f"another gateway has been writing the SCIM users of {subscription!r} "
+                                   f"for {WAIT_SECONDS:.0f} s")
+        try:
+            yield
+        finally:
+            try:
+                await lease.release()
+            except LockError:  # lapsed: this write outlived LEASE_SECONDS, and another may have begun
+                log.warning("the SCIM write lease of %r lapsed before its write ended", subscription)
+            except RedisError:
+                pass  # it lapses by itself
 
     @translated
     async def get(self, subscription: str, resource_id: str) -> Stored | None:

@@ -6,6 +6,7 @@ and the resources are sealed at rest."""
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -165,3 +166,26 @@ def test_a_create_retried_after_a_crash_between_the_ack_and_the_store_republishe
     retried = Scim(gateway, "acme", gateway.token).send("POST", "/Users", OKTA_CREATE)
     assert retried.status_code == 201 and retried.json()["id"] == first_id, retried.text
     assert counted(deployment, "acme") == (1, 1)  # one record: another id would be a second one
+
+
+def test_two_gateways_writing_one_user_at_once_publish_each_version_once(
+        deployment_factory: DeploymentFactory, gateways: list[Gateway]) -> None:
+    # each write reads the stored version and publishes the next: without the lease in Redis, two
+    # gateways read the same version and both publish its successor
+    deployment = deployment_factory()
+    first, second = start_gateway(deployment), start_gateway(deployment)
+    gateways += [first, second]
+    sides = [Scim(first, "acme", first.token), Scim(second, "acme", second.token)]
+    user = sides[0].send("POST", "/Users", {**OKTA_CREATE, "userName": "race@example.com"}).json()
+
+    def rename(n: int) -> int:
+        body = patch({"op": "replace", "path": "displayName", "value": f"Race {n}"})
+        return sides[n % 2].send("PATCH", f"/Users/{user['id']}", body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(rename, range(40)))
+    assert statuses == [200] * 40
+    assert sides[1].send("GET", f"/Users/{user['id']}").headers["ETag"] == 'W/"41"'
+    published = [orjson.loads(value)["id"] for _, value in deployment.read_topic("profiles")]
+    assert sorted(published, key=lambda i: int(i.rsplit(":", 1)[1])) == \
+        [f"scim:{user['id']}:{version}" for version in range(1, 42)]

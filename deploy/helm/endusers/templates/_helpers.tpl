@@ -201,14 +201,9 @@ Ingress host (the name providers post to), then gateway.allowedHosts. "*": any. 
 {{- end -}}
 {{- end -}}
 
-{{/* An Ingress needs the host providers post to: it is also the only name the gateway answers to from outside.
-SCIM writes of a subscription are serialized within one gateway process only: two replicas could store one
-version of a User and count another (docs/sources.md, SCIM provisioning). */}}
+{{/* An Ingress needs the host providers post to: it is also the only name the gateway answers to from outside. */}}
 {{- define "endusers.checkGateway" -}}
 {{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.host) -}}
 {{- fail "gateway.ingress.host is required with gateway.ingress.enabled: the name identity providers post to" -}}
-{{- end -}}
-{{- if and .Values.gateway.scim.enabled (gt (int .Values.gateway.replicaCount) 1) -}}
-{{- fail (printf "gateway.scim.enabled needs gateway.replicaCount 1 (not %d): SCIM writes of a subscription are serialized within one gateway process only, so two replicas could store one version of a User and count another" (int .Values.gateway.replicaCount)) -}}
 {{- end -}}
 {{- end -}}
