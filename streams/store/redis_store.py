@@ -659,7 +659,7 @@ def unpack_record(packed: bytes) -> Record:
     construction; a field time at distance 0 shares the ``updated`` int instead of a copy."""
     values = _unpackb(packed)
     if len(values) != _COMPACT:
-        return _unpack_listed(values)
+        values = _from_listed(values)
     updated = values[9]
     email, username = values[3], values[5]
     email_id, email_domain = (None, None) if email is None else \
@@ -684,37 +684,17 @@ def unpack_record(packed: bytes) -> Record:
                   default_tenant_t, excluded_t, values[0] << _FLAG_SHIFT, last_login, values[12])
 
 
-def _unpack_listed(values: list[Any]) -> Record:
-    """A record in a layout before the compact one: flags as booleans and runtime and provider always
-    spelled out, 12 items (before ``excluded``), 14 (before the last login and id) or 16."""
-    updated = values[11]
-    email, username = values[2], values[4]
-    email_id, email_domain = (None, None) if email is None else \
-        (email[0].hex(), None if email[1] is None else _intern(email[1]))
-    username_id, username_domain = (None, None) if username is None else \
-        (username[0].hex(), None if username[1] is None else _intern(username[1]))
-    age = values[3]
-    email_t = NEVER if age is None else updated if age == 0 else updated - age
-    age = values[5]
-    username_t = NEVER if age is None else updated if age == 0 else updated - age
-    age = values[7]
-    active_t = NEVER if age is None else updated if age == 0 else updated - age
-    age = values[9]
-    default_tenant_t = NEVER if age is None else updated if age == 0 else updated - age
-    flags = ACTIVE * values[6] | DEFAULT_TENANT * values[8] | LOGGED_IN * values[10]
-    if len(values) < 14:  # stored before ``excluded`` existed
-        excluded_t = NEVER
-    else:
-        flags |= EXCLUDED * values[12]
-        age = values[13]
-        excluded_t = NEVER if age is None else updated if age == 0 else updated - age
-    if len(values) < 16:  # stored before records kept their last login and id: never logged in, no id
-        return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                      username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
-    age = values[14]
-    last_login = NEVER if age is None else updated if age == 0 else updated - age
-    return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags, last_login, values[15])
+def _from_listed(values: list[Any]) -> list[Any]:
+    """A record in a layout before the compact one, in the compact one: flags as booleans, runtime and
+    provider always spelled out; 12 items (before ``excluded``), 14 (before the last login and sealed
+    id) or 16. What a layout lacked reads as unset (the flag off, the time ``NEVER``, no id)."""
+    bits = values[6] | values[8] << 1 | values[10] << 2
+    if len(values) < 14:
+        return [bits, *values[:6], values[7], values[9], values[11], None, None, None]
+    bits |= values[12] << 3
+    if len(values) < 16:
+        return [bits, *values[:6], values[7], values[9], values[11], values[13], None, None]
+    return [bits, *values[:6], values[7], values[9], values[11], values[13], values[14], values[15]]
 
 _unpackb = msgpack.unpackb
 _intern = sys.intern
