@@ -21,28 +21,35 @@ Figures (seconds, best of ``--repeat``):
 (``tests.fixtures.older_records``: 16-item lists, ids sealed with AES-GCM) and measures the same:
 ``listed_bytes_per_record`` and ``listed_load_s`` (``unpack_record`` reads both), the baseline of the
 same run.
+
+``--hash-only`` writes the records hash alone, each record as the store packs it but made without
+the engine (``at_rest``; its bytes are checked against committed ones), so that 10,000,000 records
+need no 6 GB state: ``redis_bytes_per_record`` (and with ``--listed`` the previous layout's), no load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
+import itertools
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import orjson
 
 from counters import engine
-from counters import Digester, to_change
+from counters import ACTIVE, DEFAULT_TENANT, LOGGED_IN, UNNAMED, Digester, to_change
 from counters.state import Record, SubscriptionState
 from schemas.changes import Change
 from schemas.codec import decode
 from streams.store.connect import AsyncClient
 from streams.store.keys import Keys
-from streams.store.redis_store import LOAD_CHUNK, RedisStore
+from streams.store.redis_store import LOAD_CHUNK, RedisStore, pack_record
 from tests.fixtures.older_records import pack_listed, seal_gcm
 
 SUBSCRIPTION = "bench-load"
@@ -70,6 +77,41 @@ def build(records: int) -> SubscriptionState:
                                    fields={"email": [digest(f"user{who}@{domain}"), domain],
                                            "user": digest.sealer.seal(record, "default", str(user))}))
     return state
+
+
+def at_rest(records: int, listed: bool) -> Iterator[tuple[bytes, bytes]]:
+    """Each record of ``build(records)`` as the store writes it, key and value (``listed``: as the
+    version before the compact layout did), made without the engine: for sizes whose state would not
+    fit in this process (``--hash-only``). The same bytes as the committed records (checked)."""
+    digest = Digester().for_subscription(SUBSCRIPTION)
+    for user in range(records):
+        who = user - 1 if user % 50 == 49 else user
+        domain = ("corp.example", "partner.example", "mail.example")[who % 3]
+        ref, time = digest("default", "default", "default", str(user)), 1_780_000_000_000_000 + user
+        record = Record(UNNAMED, UNNAMED, time, digest(f"user{who}@{domain}"), domain, time,
+                        flags=ACTIVE | DEFAULT_TENANT | LOGGED_IN, last_login=time)
+        if listed:
+            record.user = seal_gcm(digest.sealer, ref, UNNAMED, str(user))
+            yield bytes.fromhex(ref), pack_listed(record)
+        else:
+            record.user = base64.b64decode(digest.sealer.seal(ref, UNNAMED, str(user)))
+            yield bytes.fromhex(ref), pack_record(record)
+
+
+async def hash_only(store: RedisStore, records: int, listed: bool) -> float:
+    """Bytes per record of the records hash alone, written by pipelines into an emptied database."""
+    assert sorted(at_rest(2_000, False)) == sorted(
+        (bytes.fromhex(ref), pack_record(record)) for ref, record in build(2_000).records.items())
+    await store.redis.flushdb()
+    before, items = await used_memory(store.redis), at_rest(records, listed)
+    while chunk := list(itertools.islice(items, LOAD_CHUNK)):
+        pipe = store.redis.pipeline(transaction=False)
+        for key, value in chunk:
+            pipe.hset(Keys(SUBSCRIPTION).records, key, value)
+        await pipe.execute()
+    used = await used_memory(store.redis) - before
+    await store.redis.flushdb()
+    return round(used / records, 1)
 
 
 async def used_memory(redis: AsyncClient) -> int:
@@ -125,15 +167,23 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="keep the records already written (same N)")
     parser.add_argument("--listed", action="store_true", help="then the same records as stored before the compact layout")
+    parser.add_argument("--hash-only", action="store_true",
+                        help="only the bytes per record of the records hash, written without the engine (10M and up)")
     args = parser.parse_args()
     gc.set_threshold(100_000, 50, 1000)  # the worker's setting (streams/worker/app.py)
     url = os.environ.get("ENDUSERS_REDIS", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/13"
     store = RedisStore.from_url(url)
+    results: dict[str, Any] = {"records": args.records}
+    if args.hash_only:
+        results["redis_bytes_per_record"] = await hash_only(store, args.records, False)
+        if args.listed:
+            results["listed_bytes_per_record"] = await hash_only(store, args.records, True)
+        print(orjson.dumps(results).decode())
+        return await store.close()
     started = time.perf_counter()
     state = build(args.records)
     expected = state.summary()
     print(f"built {len(state.records)} records in {time.perf_counter() - started:.1f}s: {expected}")
-    results: dict[str, Any] = {"records": args.records}
     users = {ref: record.user for ref, record in state.records.items()}
     if not args.reuse or await store.redis.hlen(Keys(SUBSCRIPTION).records) != len(state.records):
         await store.redis.flushdb()
