@@ -696,6 +696,7 @@ def _from_listed(values: list[Any]) -> list[Any]:
         return [bits, *values[:6], values[7], values[9], values[11], values[13], None, None]
     return [bits, *values[:6], values[7], values[9], values[11], values[13], values[14], values[15]]
 
+
 _unpackb = msgpack.unpackb
 _intern = sys.intern
 
