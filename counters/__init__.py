@@ -39,7 +39,7 @@ from counters.history import (
 from counters.limits import LimitExceeded
 from counters.normalize import normalize_email, normalize_owned_domain, normalize_username
 from counters.replay import Replay, replay_lines
-from counters.sealing import Sealer
+from counters.sealing import UNNAMED, Sealer
 from counters.shared import shared_identifiers_report
 from counters.late import LateTally
 from counters.periods import closes_at, period_bounds
@@ -112,7 +112,7 @@ __all__ = [
     "shared_identifiers_report", "DomainsReport", "external_domains", "preview",
     "explanation", "explanation_text", "digests_of", "record_digest", "NotAnIdentifier",
     # who to reclaim seats from, and who is counted (counters/dormancy.py); the sealed user ids
-    "dormant", "roster", "DEFAULT_DORMANT_DAYS", "Sealer", "DORMANT_CSV_HEADER", "ROSTER_CSV_HEADER",
+    "dormant", "roster", "DEFAULT_DORMANT_DAYS", "Sealer", "UNNAMED", "DORMANT_CSV_HEADER", "ROSTER_CSV_HEADER",
     "dormant_csv_rows", "roster_csv_rows",
     # would one more person add to a count (counters/admission.py)
     "admission", "candidate", "Candidate",

@@ -157,8 +157,8 @@ class Record(msgspec.Struct, eq=False, gc=False):
 
 STORED = b""
 """``Record.user`` of a record whose sealed id is held by the store and not in memory: a worker
-counting from Redis keeps a record's sealed id (about 80 bytes, AES-GCM) only from the change that
-brought it until the commit that stored it (``release_users``). Only the admin's reports open it, and
+counting from Redis keeps a record's sealed id (AES-SIV, ``counters.sealing``: about 60 bytes as a
+Python object) only from the change that brought it until the commit that stored it (``release_users``). Only the admin's reports open it, and
 they read a committed state afresh (``fresh_state``), with the ids. Empty, so ``not record.user``
 says "none in memory", and one shared object."""
 

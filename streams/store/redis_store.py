@@ -40,6 +40,7 @@ from counters import (
     SubscriptionSettings,
     SubscriptionState,
     DAY_US,
+    UNNAMED,
     SOURCE_DAYS,
     SourceTally,
     LateTally,
@@ -620,58 +621,81 @@ class RedisStore(RedisReads, Store, DigestCheck):
 
 
 def pack_record(record: Record) -> bytes:
-    """A record at rest in about 75 bytes, plus its sealed id (about 60): msgpack, digests as 8 raw
-    bytes, each field time (the last login among them) as its distance back from the record's latest
-    time (usually 0, one byte), unset times as nil."""
+    """A record at rest in about 50 bytes, plus its sealed id (about 25 with the default tenant):
+    msgpack, digests as 8 raw bytes, each field time (the last login among them) as its distance back
+    from the record's latest time (usually 0, one byte), unset times as nil, the four flags as one
+    small int, a runtime or provider ``UNNAMED`` as nil.
+
+    Redis keeps the value in a jemalloc size class (an sds: 4 bytes more than the value): at most 76
+    bytes fit the 80-byte class, 77 to 92 the 96-byte one (docs/benchmarks.md, Redis memory)."""
     updated = record.updated
 
     def age(time: int) -> int | None:
         return None if time == NEVER else updated - time
 
-    email, username = record.email_id, record.username_id
+    email, username, runtime, provider = record.email_id, record.username_id, record.runtime, record.provider
     return bytes(msgpack.packb([
-        record.runtime, record.provider, None if email is None else [bytes.fromhex(email), record.email_domain],
-        age(record.email_t), None if username is None else [bytes.fromhex(username), record.username_domain],
-        age(record.username_t), record.active, age(record.active_t), record.default_tenant,
-        age(record.default_tenant_t), record.logged_in, updated, record.excluded, age(record.excluded_t),
+        (record.flags & _STORED_FLAGS) >> _FLAG_SHIFT, None if runtime == UNNAMED else runtime,
+        None if provider == UNNAMED else provider,
+        None if email is None else [bytes.fromhex(email), record.email_domain], age(record.email_t),
+        None if username is None else [bytes.fromhex(username), record.username_domain], age(record.username_t),
+        age(record.active_t), age(record.default_tenant_t), updated, age(record.excluded_t),
         age(record.last_login), record.user,
     ]))
 
 
+_STORED_FLAGS = ACTIVE | DEFAULT_TENANT | LOGGED_IN | EXCLUDED
+"""The flags a record keeps at rest (its kind is derived on load), stored shifted down to 0..15."""
+_FLAG_SHIFT = 4
+_COMPACT = 13
+"""The length of the layout ``pack_record`` writes; earlier layouts had 12, 14 or 16 items."""
+
+
 def unpack_record(packed: bytes) -> Record:
-    """The record ``pack_record`` stored (records stored before a field existed keep its default).
+    """The record ``pack_record`` stored, or one an earlier version stored (records stored before a
+    field existed keep its default).
 
     A takeover unpacks a million of these, so this is written for speed: one C decode, one C
     construction; a field time at distance 0 shares the ``updated`` int instead of a copy."""
     values = _unpackb(packed)
-    updated = values[11]
-    email, username = values[2], values[4]
+    if len(values) != _COMPACT:
+        values = _from_listed(values)
+    updated = values[9]
+    email, username = values[3], values[5]
     email_id, email_domain = (None, None) if email is None else \
         (email[0].hex(), None if email[1] is None else _intern(email[1]))
     username_id, username_domain = (None, None) if username is None else \
         (username[0].hex(), None if username[1] is None else _intern(username[1]))
-    age = values[3]
+    age = values[4]
     email_t = NEVER if age is None else updated if age == 0 else updated - age
-    age = values[5]
+    age = values[6]
     username_t = NEVER if age is None else updated if age == 0 else updated - age
     age = values[7]
     active_t = NEVER if age is None else updated if age == 0 else updated - age
-    age = values[9]
+    age = values[8]
     default_tenant_t = NEVER if age is None else updated if age == 0 else updated - age
-    flags = ACTIVE * values[6] | DEFAULT_TENANT * values[8] | LOGGED_IN * values[10]
-    if len(values) < 14:  # stored before ``excluded`` existed
-        excluded_t = NEVER
-    else:
-        flags |= EXCLUDED * values[12]
-        age = values[13]
-        excluded_t = NEVER if age is None else updated if age == 0 else updated - age
-    if len(values) < 16:  # stored before records kept their last login and id: never logged in, no id
-        return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                      username_domain, username_t, active_t, default_tenant_t, excluded_t, flags)
-    age = values[14]
+    age = values[10]
+    excluded_t = NEVER if age is None else updated if age == 0 else updated - age
+    age = values[11]
     last_login = NEVER if age is None else updated if age == 0 else updated - age
-    return Record(_intern(values[0]), _intern(values[1]), updated, email_id, email_domain, email_t, username_id,
-                  username_domain, username_t, active_t, default_tenant_t, excluded_t, flags, last_login, values[15])
+    runtime, provider = values[1], values[2]
+    return Record(UNNAMED if runtime is None else _intern(runtime), UNNAMED if provider is None else _intern(provider),
+                  updated, email_id, email_domain, email_t, username_id, username_domain, username_t, active_t,
+                  default_tenant_t, excluded_t, values[0] << _FLAG_SHIFT, last_login, values[12])
+
+
+def _from_listed(values: list[Any]) -> list[Any]:
+    """A record in a layout before the compact one, in the compact one: flags as booleans, runtime and
+    provider always spelled out; 12 items (before ``excluded``), 14 (before the last login and sealed
+    id) or 16. What a layout lacked reads as unset (the flag off, the time ``NEVER``, no id)."""
+    bits = values[6] | values[8] << 1 | values[10] << 2
+    if len(values) < 14:
+        return [bits, *values[:6], values[7], values[9], values[11], None, None, None]
+    bits |= values[12] << 3
+    if len(values) < 16:
+        return [bits, *values[:6], values[7], values[9], values[11], values[13], None, None]
+    return [bits, *values[:6], values[7], values[9], values[11], values[13], values[14], values[15]]
+
 
 _unpackb = msgpack.unpackb
 _intern = sys.intern

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -22,6 +21,7 @@ from streams.store.audit import AUDIT_BYTES, AUDIT_LENGTH
 from streams.store.redis_store import RedisStore, pack_record, unpack_record
 from tests.fixtures.examples import assert_counts_match, assert_events_match, example_files, expected_for
 from tests.fixtures.factories import changes, config, lines, login, profile
+from tests.fixtures.older_records import pack_listed
 from tests.fixtures.services import Services, empty_redis_db
 
 pytestmark = pytest.mark.integration
@@ -221,7 +221,7 @@ def test_records_stored_before_the_excluded_field_load_as_end_users() -> None:
     record.excluded, record.excluded_t = True, 4_000
     again = unpack_record(pack_record(record))
     assert (again.excluded, again.excluded_t) == (True, 4_000)
-    older = msgpack.packb(msgpack.unpackb(pack_record(record))[:12])  # as written before the field existed
+    older = pack_listed(record, 12)  # as written before the field existed
     assert (unpack_record(older).excluded, unpack_record(older).excluded_t) == (False, NEVER)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import msgpack
 import orjson
 
 from counters import NEVER, Digester, Replay, Sealer, dormant, roster
 from counters.dormancy import DAY
 from schemas.events import parse_rfc3339
 from streams.store.redis_store import pack_record, unpack_record
+from tests.fixtures.older_records import pack_listed
 
 NOW = parse_rfc3339("2026-12-01T00:00:00Z")
 
@@ -75,8 +75,7 @@ def test_changes_carry_the_sealed_id_never_the_plain_one() -> None:
 def test_a_record_stored_before_last_logins_were_kept_loads_as_never_logged_in_without_an_id() -> None:
     replay = _replay(login("1", "2026-11-01T00:00:00Z"))
     [record] = replay.states["acme"].records.values()
-    old_format = msgpack.packb(msgpack.unpackb(pack_record(record))[:14])
-    loaded = unpack_record(old_format)
+    loaded = unpack_record(pack_listed(record, 14))
     assert loaded.last_login == NEVER and loaded.user is None and loaded.logged_in
 
 
