@@ -97,3 +97,19 @@ def test_the_compiled_modules_exist_and_define_no_msgspec_struct() -> None:
         assert path.is_file(), name
         assert not _defines_a_struct(path), name
     assert _defines_a_struct(REPO / "counters" / "state.py")  # the check sees one
+
+
+def test_an_unchanged_build_of_touched_sources_is_dated_anew_instead_of_refused(tmp_path: Path) -> None:
+    """A checkout rewrites files without changing them: the stamp (their hashes) says the build is
+    theirs, so the compile step re-dates it (no compiler needed) and the import check passes again."""
+    compiled = tree_with_an_old_build(tmp_path)
+    os.utime(compiled, (1_000_000, 1_000_000))
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "mypyc.sha256").write_text(compile_script().stamp(tmp_path) + "\n")
+    assert stale_modules(tmp_path) == ["counters/engine.py"]
+    done = run_compile(tmp_path)  # no compiler on PATH: not needed
+    assert done.returncode == 0 and "up to date" in done.stderr, done.stderr
+    assert compiled.exists() and stale_modules(tmp_path) == []
+    (tmp_path / "counters" / "engine.py").write_text("CHANGED = True\n")  # a real change: not up to date
+    done = run_compile(tmp_path)
+    assert "warning" in done.stderr and not compiled.exists()
