@@ -18,12 +18,16 @@ COMMAND = "deploy/local/compile (or ENDUSERS_PURE_PYTHON=1 deploy/local/compile 
 
 
 def stale_modules(root: Path) -> list[str]:
-    """The sources under ``root``'s packages newer than their compiled module, as paths from ``root``."""
+    """The sources under ``root``'s packages newer than their compiled module, and the sources gone
+    (moved or deleted) whose compiled module is still there, as paths from ``root``. mypyc's shared
+    library (``*__mypyc``) has no source of its own."""
     stale = []
     for package in PACKAGES:
         for compiled in sorted((root / package).rglob("*.so")):
-            source = compiled.with_name(compiled.name.split(".")[0] + ".py")
-            if source.is_file() and source.stat().st_mtime > compiled.stat().st_mtime:
+            stem = compiled.name.split(".")[0]
+            source = compiled.with_name(stem + ".py")
+            if not stem.endswith("__mypyc") and (not source.is_file()
+                                                 or source.stat().st_mtime > compiled.stat().st_mtime):
                 stale.append(str(source.relative_to(root)))
     return stale
 
@@ -32,5 +36,5 @@ def refuse_stale(root: Path) -> None:
     """Raises ImportError naming the stale modules and the command that rebuilds them."""
     stale = stale_modules(root)
     if stale:
-        raise ImportError(f"{', '.join(stale)} changed after its compiled module was built, which would run "
-                          f"instead of it: run {COMMAND}")
+        raise ImportError(f"{', '.join(stale)} changed (or went) after its compiled module was built, which "
+                          f"would run instead of it: run {COMMAND}")
