@@ -17,7 +17,8 @@ from counters.digest import encode_parts
 from counters.replay import Replay
 from schemas.changes import Change, decode_batch, encode_batch
 from schemas.codec import Rejection, decode, validate
-from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent, _common_instant, _parse_rfc3339, parse_rfc3339
+from schemas.events import ConfigEvent, LoginEvent, ProfileEvent, VisitEvent
+from schemas.instants import _common_instant, _parse_rfc3339, parse_rfc3339
 
 EVENT_MODELS = (LoginEvent, ProfileEvent, VisitEvent, ConfigEvent)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
