@@ -123,7 +123,7 @@ def takeover(services: Services, tmp_path_factory: pytest.TempPathFactory) -> It
     """A worker that starts on a deployment where a large subscription is already committed, and
     adopts it, while its health and readiness are polled."""
     database = next(fixtures._databases)  # one deployment shared by this module's tests: a load takes a while
-    redis_url = services.redis_url.rsplit("/", 1)[0] + f"/{database}"
+    redis_url = services.redis_db_url(database)
     Redis.from_url(redis_url).flushdb()
     name = uuid.uuid4().hex[:8]
     tmp_path = tmp_path_factory.mktemp("takeover")

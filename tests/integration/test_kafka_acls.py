@@ -59,7 +59,7 @@ LICENSEES = ("acme", "globex")
 def secured(services: Services, secure_kafka: SecureKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredDeployment]:
     name = uuid.uuid4().hex[:8]
     prefix, app_id = f"t{name}", f"endusers-t{name}"
-    redis_url = services.redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
+    redis_url = services.redis_db_url(next(_databases))
     Redis.from_url(redis_url).flushdb()
     kafka = secure_kafka
     # onboarding the licensees: the operator creates their topics and grants each producer its own

@@ -19,12 +19,12 @@ from streams.store.redis_store import RedisStore
 from tests.fixtures.services import Services
 
 pytestmark = pytest.mark.integration
-TEST_DB = 15  # the store tests' database (tests run one at a time)
+TEST_DB = 15  # the store tests' database (one process runs its tests one at a time)
 
 
 @pytest.fixture
 async def redis_url(services: Services) -> AsyncIterator[str]:
-    url = services.redis_url.rsplit("/", 1)[0] + f"/{TEST_DB}"
+    url = services.redis_db_url(TEST_DB)
     client = Redis.from_url(url)
     await client.flushdb()
     yield url

@@ -19,7 +19,7 @@ SUITE_SERVICES = ("ENDUSERS_DATA", "ENDUSERS_KAFKA_PORT", "ENDUSERS_KAFKA_CONTRO
 
 
 def test_demo_prints_the_live_counts_of_the_sample_events(services: Services, tmp_path: Path) -> None:
-    redis_url = services.redis_url.rsplit("/", 1)[0] + "/14"
+    redis_url = services.redis_db_url(14)
     Redis.from_url(redis_url).flushdb()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),
            "ENDUSERS_TOPIC_PREFIX": f"demo{free_port()}", "ENDUSERS_APP_ID": f"demo-{free_port()}",

@@ -31,7 +31,7 @@ def secured(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tokens = directory / "tokens"
     names = {"admin": create_token(tokens, "admin", None), "viewer": create_token(tokens, "viewer", frozenset({"sec"})),
              "metrics": create_token(tokens, "viewer", None)}
-    redis_url = services.redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
+    redis_url = services.redis_db_url(next(_databases))
     Redis.from_url(redis_url).flushdb()
     name = uuid.uuid4().hex[:8]
     deployment = Deployment(services.kafka_bootstrap, redis_url, f"t{name}", f"endusers-t{name}", directory / name)

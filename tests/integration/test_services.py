@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.fixtures.services import Services
+from tests.fixtures.pipeline import free_port
+from tests.fixtures.services import Services, _exports, _run
 
 pytestmark = pytest.mark.integration
 
@@ -107,28 +109,35 @@ async def test_redis_set_get_and_lua(services: Services) -> None:
         await client.aclose()
 
 
-async def test_redis_data_survives_restart(services: Services) -> None:
+async def test_redis_data_survives_restart(tmp_path: Path) -> None:
+    """`restart-redis` keeps the data (AOF). On a Redis of this test's own (data folder and port), so
+    the restart never takes the suite's Redis from tests running in parallel processes."""
+    env = {**os.environ, "ENDUSERS_DATA": str(tmp_path), "ENDUSERS_REDIS_PORT": str(free_port())}
+    up = await asyncio.to_thread(_run, "up", "redis", env=env, timeout=120)
+    own = _exports(up.stdout)["ENDUSERS_REDIS"]
     key = _unique("it:durable")
-    client = aioredis.from_url(services.redis_url, decode_responses=True)
     try:
-        assert await client.config_get("appendonly") == {"appendonly": "yes"}
-        await client.set(f"{key}:s", "kept")
-        await client.hset(f"{key}:h", mapping={"org": "acme", "users": "42"})
-        pid_before = (await client.info("server"))["process_id"]
-    finally:
-        await client.aclose()
+        client = aioredis.from_url(own, decode_responses=True)
+        try:
+            assert await client.config_get("appendonly") == {"appendonly": "yes"}
+            await client.set(f"{key}:s", "kept")
+            await client.hset(f"{key}:h", mapping={"org": "acme", "users": "42"})
+            pid_before = (await client.info("server"))["process_id"]
+        finally:
+            await client.aclose()
 
-    await asyncio.to_thread(services.run, "restart-redis")
+        await asyncio.to_thread(_run, "restart-redis", env=env, timeout=120)
 
-    client = aioredis.from_url(services.redis_url, decode_responses=True)
-    try:
-        pid_after = (await client.info("server"))["process_id"]
-        assert pid_after != pid_before, "redis was not restarted"
-        assert await client.get(f"{key}:s") == "kept"
-        assert await client.hgetall(f"{key}:h") == {"org": "acme", "users": "42"}
+        client = aioredis.from_url(own, decode_responses=True)
+        try:
+            pid_after = (await client.info("server"))["process_id"]
+            assert pid_after != pid_before, "redis was not restarted"
+            assert await client.get(f"{key}:s") == "kept"
+            assert await client.hgetall(f"{key}:h") == {"org": "acme", "users": "42"}
+        finally:
+            await client.aclose()
     finally:
-        await client.delete(f"{key}:s", f"{key}:h")
-        await client.aclose()
+        await asyncio.to_thread(_run, "down", "redis", env=env, check=False, timeout=120)
 
 
 def test_services_env_prints_the_url_of_each_distributed_setup(services: Services) -> None:
