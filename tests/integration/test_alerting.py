@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.fixtures.generate import write_jsonl
 from tests.fixtures.monitoring import ALERTMANAGER, MONITORING, PROMETHEUS, alertmanager, prometheus, requires
-from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker, free_port
+from tests.fixtures.pipeline import Deployment, DeploymentFactory, Worker
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
