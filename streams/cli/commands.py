@@ -647,14 +647,24 @@ def history(subscription: str, first: str | None, last: str | None, hourly: bool
 
 
 
+def _person_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that name one person, as ingest keys them (``explain`` and ``admission``): an email,
+    a username, or a record's user id with its runtime, tenant and provider."""
+    for option in reversed((
+        click.option("--email", help="The person's email."),
+        click.option("--username", help="The person's username (login)."),
+        click.option("--user-id", help="One record's user id (with --runtime, --tenant, --provider)."),
+        click.option("--runtime", default="default", show_default=True),
+        click.option("--tenant", default="default", show_default=True),
+        click.option("--provider", default="default", show_default=True),
+    )):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("subscription")
-@click.option("--email", help="The person's email.")
-@click.option("--username", help="The person's username (login).")
-@click.option("--user-id", help="One record's user id (with --runtime, --tenant, --provider).")
-@click.option("--runtime", default="default", show_default=True)
-@click.option("--tenant", default="default", show_default=True)
-@click.option("--provider", default="default", show_default=True)
+@_person_options
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 def explain(subscription: str, email: str | None, username: str | None, user_id: str | None, runtime: str,
             tenant: str, provider: str, as_json: bool) -> None:
@@ -689,12 +699,7 @@ def explain(subscription: str, email: str | None, username: str | None, user_id:
 
 @main.command("admission")
 @click.argument("subscription")
-@click.option("--email", help="The person's email.")
-@click.option("--username", help="The person's username (login).")
-@click.option("--user-id", help="The record's user id, when the person has one already (with --runtime, --tenant, --provider).")
-@click.option("--runtime", default="default", show_default=True)
-@click.option("--tenant", default="default", show_default=True)
-@click.option("--provider", default="default", show_default=True)
+@_person_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON, as the API gives it.")
 def admission_command(subscription: str, email: str | None, username: str | None, user_id: str | None, runtime: str,
                       tenant: str, provider: str, as_json: bool) -> None:
